@@ -1,0 +1,151 @@
+"""Per-trajectory, counter-based random numbers for batched random systems.
+
+Random systems (products of random matrices, networks with fresh weights each
+step, input-driven RNNs, SGD) must give every trajectory in a batch its own,
+independent noise, and the noise of trajectory ``b`` must not depend on how
+many other trajectories run beside it: then a batch of B trajectories equals
+B single runs, a grid may split a batch any way it likes, and a CPU run
+matches a CUDA run draw for draw.
+
+A :class:`TrajectoryRNG` holds one 64-bit key per trajectory and a draw
+counter.  Draw number ``c``, element ``e`` of trajectory ``b`` is the
+stateless hash
+
+    z = mix64(key_b XOR mix64(c * 2**32 + e)),
+
+with ``mix64`` the SplitMix64 finaliser (Steele, Lea & Flood 2014, "Fast
+splittable pseudorandom number generators", OOPSLA), evaluated in int64
+tensor arithmetic on the device where the numbers are wanted.  Uniforms take
+the top 53 bits of ``z``; normals use Box-Muller on the two 32-bit halves of
+``z`` (tails truncated beyond 6.6 sigma, probability 4e-11).  Keys are
+``mix64(mix64(seed) + (b + 1) * GAMMA)`` for trajectory ``b`` of a run seeded
+with ``seed``, so different seeds give independent streams.
+
+Every call advances the counter by one, whatever the shape, so the sequence
+of draws, not their sizes, fixes which numbers a trajectory sees.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+_MASK64 = (1 << 64) - 1
+
+
+def _signed(c: int) -> int:
+    return c - (1 << 64) if c >= (1 << 63) else c
+
+
+_GAMMA = 0x9E3779B97F4A7C15
+_C1 = _signed(0xBF58476D1CE4E5B9)
+_C2 = _signed(0x94D049BB133111EB)
+
+
+def _srl(z: torch.Tensor, s: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic)."""
+    return (z >> s) & ((1 << (64 - s)) - 1)
+
+
+def mix64(z: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 finaliser on an int64 tensor (wrapping arithmetic)."""
+    z = (z ^ _srl(z, 30)) * _C1
+    z = (z ^ _srl(z, 27)) * _C2
+    return z ^ _srl(z, 31)
+
+
+def mix64_int(z: int) -> int:
+    """The same finaliser on a Python int (reference implementation)."""
+    z &= _MASK64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return z ^ (z >> 31)
+
+
+def trajectory_keys(seed: int, first: int, batch: int) -> list[int]:
+    """Keys of trajectories ``first .. first+batch-1`` of a run seeded ``seed``."""
+    base = mix64_int(int(seed))
+    return [_signed(mix64_int(base + (first + b + 1) * _GAMMA)) for b in range(batch)]
+
+
+class TrajectoryRNG:
+    """Independent random streams, one per trajectory of a batch.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the run.
+    batch : int
+        Number of trajectories.
+    first : int
+        Index of the first trajectory: ``TrajectoryRNG(s, 1, first=b)`` draws
+        exactly what trajectory ``b`` of ``TrajectoryRNG(s, B)`` draws.
+    device : torch device of the keys (numbers are produced there).
+
+    Draw with :meth:`normal` and :meth:`uniform`; results have shape
+    ``(batch, *shape)``.
+    """
+
+    def __init__(self, seed: int = 0, batch: int = 1, *, first: int = 0, device="cpu"):
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"seed must be an int, got {seed!r}")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        self.seed, self.first, self.batch = int(seed), int(first), int(batch)
+        self.device = torch.device(device)
+        self.keys = torch.tensor(trajectory_keys(seed, first, batch), dtype=torch.int64,
+                                 device=self.device)
+        self.counter = 0
+
+    @classmethod
+    def from_keys(cls, keys: Sequence[int] | torch.Tensor, device="cpu") -> "TrajectoryRNG":
+        self = cls.__new__(cls)
+        self.seed, self.first = None, None
+        self.keys = torch.as_tensor(keys, dtype=torch.int64, device=device).reshape(-1)
+        self.batch, self.device, self.counter = self.keys.numel(), torch.device(device), 0
+        return self
+
+    def to(self, device) -> "TrajectoryRNG":
+        """The same streams (same counter) producing numbers on ``device``."""
+        other = TrajectoryRNG.from_keys(self.keys.to(device), device=device)
+        other.seed, other.first, other.counter = self.seed, self.first, self.counter
+        return other
+
+    def subset(self, index) -> "TrajectoryRNG":
+        """Streams of the selected trajectories only, at the current counter."""
+        other = TrajectoryRNG.from_keys(self.keys[index], device=self.device)
+        other.counter = self.counter
+        return other
+
+    def _bits(self, shape: tuple[int, ...]) -> torch.Tensor:
+        n = math.prod(shape)
+        if n >= (1 << 32):
+            raise ValueError(f"one draw is limited to 2**32 numbers per trajectory, got {n}")
+        c = self.counter
+        self.counter += 1
+        ctr = torch.arange(n, dtype=torch.int64, device=self.device) + (c << 32)
+        z = mix64(self.keys[:, None] ^ mix64(ctr)[None, :])
+        return z.reshape((self.batch,) + tuple(shape))
+
+    def uniform(self, *shape: int, low: float = 0.0, high: float = 1.0,
+                dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Uniform numbers in the open interval (low, high), shape (batch, *shape)."""
+        z = self._bits(shape)
+        u = (_srl(z, 11).to(torch.float64) + 0.5) * 2.0 ** -53
+        return (low + (high - low) * u).to(dtype)
+
+    def normal(self, *shape: int, mean: float = 0.0, std: float = 1.0,
+               dtype: torch.dtype = torch.float64) -> torch.Tensor:
+        """Standard normal numbers (Box-Muller), shape (batch, *shape)."""
+        z = self._bits(shape)
+        hi = _srl(z, 32).to(torch.float64)
+        lo = (z & 0xFFFFFFFF).to(torch.float64)
+        u1 = (hi + 0.5) * 2.0 ** -32
+        u2 = (lo + 0.5) * 2.0 ** -32
+        g = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
+        return (mean + std * g).to(dtype)
+
+    def __repr__(self) -> str:
+        return (f"TrajectoryRNG(seed={self.seed}, batch={self.batch}, first={self.first}, "
+                f"counter={self.counter}, device={self.device})")

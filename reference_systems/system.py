@@ -1,0 +1,292 @@
+"""The System contract: batched maps and flows with tangent dynamics.
+
+A system advances a batch of states ``x`` of shape (B, d) and, for the
+Lyapunov spectrum, a batch of tangent frames ``V`` of shape (B, d, k):
+
+    x_{t+1} = F(x_t)            (map)       or one RK4 step of x' = f(x)  (flow)
+    V_{t+1} = DF(x_t) V_t       (the tangent map, J V, never J^T V)
+
+Rows of a batch never interact.  A random system (a random dynamical system
+x_{t+1} = F(x_t, xi_t)) draws xi_t once per step from a per-trajectory
+:class:`~reference_systems.noise.TrajectoryRNG` passed as ``generator``; the
+state and the tangent are advanced with the same xi_t.
+
+Exponents are in natural log, per step for maps and per unit time for flows
+(a flow's dt converts steps to time).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+from suite.errors import InvalidArgumentError
+from .noise import TrajectoryRNG
+from .reference import Reference
+from .rk4 import rk4_step, rk4_tangent_step
+
+KINDS = ("map", "flow")
+
+
+def _jvp_columns(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                 V: torch.Tensor, rowwise: bool = True) -> torch.Tensor:
+    """J_fn(x) @ V (B, d, k) by automatic differentiation (exact, no differences).
+
+    ``fn`` maps (B, d) -> (B, d) row by row.  When the frame is wide
+    (d <= 4k), the d x d Jacobian is formed by one reverse-mode pass over the
+    states repeated d times (one vector-Jacobian product per row of J) and
+    applied with a batched matmul: in torch this costs a fraction of forward
+    mode.  Otherwise the k columns are pushed through forward-mode JVPs
+    (torch.func.jvp, vmapped over columns), never forming J.  Random maps,
+    whose ``fn`` closes over per-trajectory noise of batch size B, cannot
+    repeat rows and always take the vmapped JVP.
+    """
+    B, d, k = V.shape
+    if rowwise and d <= 4 * k:
+        with torch.enable_grad():
+            xs = x.detach().unsqueeze(1).expand(B, d, d).reshape(B * d, d).requires_grad_(True)
+            rows = torch.eye(d, dtype=x.dtype, device=x.device).expand(B, d, d).reshape(B * d, d)
+            J = torch.autograd.grad(fn(xs), xs, rows)[0].reshape(B, d, d)
+        return torch.bmm(J, V)
+
+    def one(v):
+        return torch.func.jvp(fn, (x,), (v,))[1]
+    try:
+        return torch.func.vmap(one, in_dims=2, out_dims=2)(V)
+    except RuntimeError:
+        # functions vmap cannot trace (data-dependent control flow, .item(),
+        # in-place ops) still work column by column
+        return torch.stack([one(V[:, :, j]) for j in range(k)], dim=2)
+
+
+class System:
+    """Base class of every system; see the module docstring for the contract.
+
+    Subclasses implement :meth:`_step` and :meth:`_tangent`; the public
+    :meth:`step` and :meth:`tangent` check shapes first.
+
+    Attributes: ``name``, ``kind`` ('map' | 'flow'), ``dim``, ``dt`` (1 for
+    maps), ``params`` (dict), ``reference`` (:class:`Reference` or None),
+    ``meta`` (dict: ``source``, ``symplectic``, ``validation`` settings, ...),
+    ``is_random`` (noise drawn per step).
+    """
+
+    kind: str = "map"
+
+    def __init__(self, name: str, dim: int, *, dt: float = 1.0, reference: Optional[Reference] = None,
+                 sample_initial: Optional[Callable] = None, domain: Optional[Callable] = None,
+                 params: Optional[Dict[str, Any]] = None, is_random: bool = False, **meta):
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("name", name, "a non-empty string")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise InvalidArgumentError("dim", dim, "an integer >= 1")
+        if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) or dt <= 0:
+            raise InvalidArgumentError("dt", dt, "a finite number > 0")
+        if reference is not None and not isinstance(reference, Reference):
+            raise InvalidArgumentError("reference", reference, "None or a reference_systems.Reference")
+        if reference is not None and len(reference) > dim:
+            raise InvalidArgumentError("reference", reference, f"at most dim={dim} values")
+        self.name, self.dim, self.dt = name, dim, float(dt)
+        self.reference = reference
+        self.params = dict(params or {})
+        self.is_random = bool(is_random)
+        self.meta = meta
+        self._sample_initial = sample_initial
+        self._domain = domain
+
+    # -- checks ---------------------------------------------------------------
+    def _check_state(self, x: torch.Tensor, argument: str = "x") -> None:
+        if not isinstance(x, torch.Tensor):
+            raise InvalidArgumentError(argument, type(x).__name__, "a torch.Tensor of shape (B, d)")
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise InvalidArgumentError(f"{argument}.shape", tuple(x.shape),
+                                       f"(B, {self.dim}) for system {self.name!r}")
+        if not x.is_floating_point():
+            raise InvalidArgumentError(f"{argument}.dtype", x.dtype, "a floating dtype (float32, float64)")
+
+    def _check_frame(self, x: torch.Tensor, V: torch.Tensor) -> None:
+        if not isinstance(V, torch.Tensor) or V.ndim != 3 or V.shape[:2] != x.shape or V.shape[2] < 1:
+            raise InvalidArgumentError("V.shape", tuple(getattr(V, "shape", ())),
+                                       f"(B, {self.dim}, k) with B = x.shape[0] = {x.shape[0]}, k >= 1")
+        if V.dtype != x.dtype or V.device != x.device:
+            raise InvalidArgumentError("V", f"{V.dtype} on {V.device}",
+                                       f"the dtype and device of x ({x.dtype} on {x.device})")
+
+    def _check_generator(self, x: torch.Tensor, generator) -> TrajectoryRNG:
+        if not self.is_random:
+            return generator
+        if not isinstance(generator, TrajectoryRNG):
+            raise InvalidArgumentError(
+                "generator", generator,
+                f"a reference_systems.TrajectoryRNG: system {self.name!r} is random and "
+                "draws its noise per trajectory from it")
+        if generator.batch != x.shape[0]:
+            raise InvalidArgumentError("generator.batch", generator.batch,
+                                       f"x.shape[0] = {x.shape[0]}")
+        return generator.to(x.device) if generator.device != x.device else generator
+
+    # -- public contract -----------------------------------------------------
+    def step(self, x: torch.Tensor, generator: Optional[TrajectoryRNG] = None) -> torch.Tensor:
+        """One step of the dynamics, (B, d) -> (B, d)."""
+        self._check_state(x)
+        return self._step(x, self._check_generator(x, generator))
+
+    def tangent(self, x: torch.Tensor, V: torch.Tensor, generator: Optional[TrajectoryRNG] = None):
+        """One step of state and tangent frame: returns (x_next, DF(x) V)."""
+        self._check_state(x)
+        self._check_frame(x, V)
+        return self._tangent(x, V, self._check_generator(x, generator))
+
+    def jacobian(self, x: torch.Tensor, generator: Optional[TrajectoryRNG] = None) -> torch.Tensor:
+        """The one-step Jacobian DF(x), (B, d, d) (for a flow: of the RK4 step)."""
+        eye = torch.eye(self.dim, dtype=x.dtype, device=x.device).expand(x.shape[0], -1, -1)
+        return self.tangent(x, eye.contiguous(), generator)[1]
+
+    def sample_initial(self, batch: int, generator: Optional[TrajectoryRNG] = None) -> torch.Tensor:
+        """``batch`` initial states (B, d), on or near the attractor.
+
+        Drawn per trajectory from ``generator`` (a TrajectoryRNG; seed 0 if
+        None), so trajectory b's state does not depend on the batch size.
+        Without a system-specific sampler: 0.1 * N(0, 1) in every coordinate.
+        """
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise InvalidArgumentError("batch", batch, "an integer >= 1")
+        if generator is None:
+            generator = TrajectoryRNG(0, batch)
+        if generator.batch != batch:
+            raise InvalidArgumentError("generator.batch", generator.batch, f"batch = {batch}")
+        if self._sample_initial is None:
+            x = 0.1 * generator.normal(self.dim)
+        else:
+            x = self._sample_initial(batch, generator)
+        x = torch.as_tensor(x)
+        self._check_state(x, "sample_initial(...)")
+        if x.shape[0] != batch:
+            raise InvalidArgumentError("sample_initial(...).shape", tuple(x.shape), f"({batch}, {self.dim})")
+        return x
+
+    def in_domain(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,) bool: which states are finite and inside the system's domain."""
+        ok = torch.isfinite(x).all(dim=1)
+        if self._domain is not None:
+            ok = ok & self._domain(x)
+        return ok
+
+    @property
+    def label(self) -> str:
+        """Name with parameters, e.g. ``gaussian_products(N=8, sigma=1.0)``."""
+        if not self.params:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={_short(v)}' for k, v in self.params.items())})"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}: kind={self.kind}, dim={self.dim}, dt={self.dt}>"
+
+    def _step(self, x, generator):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _tangent(self, x, V, generator):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def _short(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)) or hasattr(v, "shape"):
+        return "<matrix>" if getattr(v, "ndim", 1) > 1 or any(isinstance(r, (list, tuple)) for r in v) else str(list(v))
+    return str(v)
+
+
+class Map(System):
+    """A discrete-time system x_{t+1} = step(x_t), exponents per step.
+
+    Parameters
+    ----------
+    name : str
+    step : callable (B, d) -> (B, d), a torch function acting row by row.
+        For a random map, ``step(x, xi)`` with ``xi = noise(generator, x)``.
+    dim : int
+    jacobian : optional callable x -> (B, d, d) (``jacobian(x, xi)`` for a
+        random map), the Jacobian DF(x) in the standard orientation
+        (row i = d F_i / d x).  Without it the tangent comes from
+        forward-mode automatic differentiation (torch.func.jvp).
+    reference : optional :class:`Reference`.
+    sample_initial : optional callable (batch, generator) -> (B, d).
+    noise : optional callable (generator, x) -> xi: makes the map random.
+    domain : optional callable x -> (B,) bool, False where a state has left
+        the set on which the dynamics is defined (reported, never averaged).
+    params : dict of the parameters, shown in tables.
+    **meta : anything else (``source``, ``symplectic=True``, ``validation``).
+    """
+
+    kind = "map"
+
+    def __init__(self, name: str, step: Callable, dim: int, jacobian: Optional[Callable] = None,
+                 reference: Optional[Reference] = None, sample_initial: Optional[Callable] = None, *,
+                 noise: Optional[Callable] = None, domain: Optional[Callable] = None,
+                 params: Optional[Dict[str, Any]] = None, **meta):
+        if not callable(step):
+            raise InvalidArgumentError("step", step, "a callable (B, d) -> (B, d)")
+        if jacobian is not None and not callable(jacobian):
+            raise InvalidArgumentError("jacobian", jacobian, "None or a callable x -> (B, d, d)")
+        dt = meta.pop("dt", 1)
+        if dt != 1:
+            raise InvalidArgumentError("dt", dt, "1 for a Map (its time unit is one step); "
+                                       "use Flow for a continuous-time system")
+        super().__init__(name, dim, dt=1.0, reference=reference, sample_initial=sample_initial,
+                         domain=domain, params=params, is_random=noise is not None, **meta)
+        self._f, self._jac, self._noise = step, jacobian, noise
+
+    def _bind(self, x, generator):
+        """The deterministic map of this step: x -> F(x) (noise drawn once)."""
+        if self._noise is None:
+            return self._f, self._jac
+        xi = self._noise(generator, x)
+        f = lambda y: self._f(y, xi)  # noqa: E731
+        jac = None if self._jac is None else (lambda y: self._jac(y, xi))
+        return f, jac
+
+    def _step(self, x, generator):
+        f, _ = self._bind(x, generator)
+        return f(x)
+
+    def _tangent(self, x, V, generator):
+        f, jac = self._bind(x, generator)
+        if jac is not None:
+            return f(x), torch.bmm(jac(x), V)
+        return f(x), _jvp_columns(f, x, V, rowwise=self._noise is None)
+
+
+class Flow(System):
+    """A continuous-time system x' = rhs(x), advanced by fixed-step RK4.
+
+    Exponents are per unit time: the estimator divides by T = steps * dt.
+    The tangent frame is advanced by the exact derivative of the same RK4 step
+    (see :mod:`reference_systems.rk4`), using ``jacobian(x) -> (B, d, d)`` of
+    the right-hand side when given and forward-mode autodiff otherwise.
+    """
+
+    kind = "flow"
+
+    def __init__(self, name: str, rhs: Callable, dim: int, dt: float, jacobian: Optional[Callable] = None,
+                 reference: Optional[Reference] = None, sample_initial: Optional[Callable] = None, *,
+                 domain: Optional[Callable] = None, params: Optional[Dict[str, Any]] = None, **meta):
+        if not callable(rhs):
+            raise InvalidArgumentError("rhs", rhs, "a callable (B, d) -> (B, d)")
+        if jacobian is not None and not callable(jacobian):
+            raise InvalidArgumentError("jacobian", jacobian, "None or a callable x -> (B, d, d)")
+        super().__init__(name, dim, dt=dt, reference=reference, sample_initial=sample_initial,
+                         domain=domain, params=params, **meta)
+        self.rhs, self._jac = rhs, jacobian
+
+    def _jvp(self, y, W):
+        if self._jac is not None:
+            return torch.bmm(self._jac(y), W)
+        return _jvp_columns(self.rhs, y, W)
+
+    def _step(self, x, generator):
+        return rk4_step(self.rhs, x, self.dt)
+
+    def _tangent(self, x, V, generator):
+        return rk4_tangent_step(self.rhs, self._jvp, x, V, self.dt)

@@ -1,0 +1,64 @@
+"""Errors raised by lyapbench.
+
+Every error names the argument (or the trajectory and step) at fault and,
+where there is a closed set of allowed values, lists them.  All derive from
+:class:`LyapbenchError` so a caller can catch the suite's own errors at once;
+argument errors also derive from :class:`ValueError` (or :class:`KeyError`
+for unknown names) so ordinary Python handling keeps working.
+"""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class LyapbenchError(Exception):
+    """Base class of every error the suite raises on purpose."""
+
+
+class InvalidArgumentError(LyapbenchError, ValueError):
+    """An argument is out of its allowed range or of the wrong kind."""
+
+    def __init__(self, argument: str, value, allowed: str):
+        self.argument, self.value, self.allowed = argument, value, allowed
+        super().__init__(f"invalid {argument}={value!r}: allowed {allowed}")
+
+
+class UnknownNameError(LyapbenchError, KeyError):
+    """A name that is not registered; the message suggests close matches."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]):
+        known = sorted(known)
+        self.kind, self.name, self.known = kind, name, known
+        close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        listing = ", ".join(known) if known else "(none registered)"
+        self.message = f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return self.message
+
+
+class DeviceError(LyapbenchError, ValueError):
+    """A device that cannot be used on this machine."""
+
+
+class TrajectoryError(LyapbenchError, ArithmeticError):
+    """A trajectory or its tangent frame became unusable.
+
+    Raised when a state or a tangent vector becomes non-finite, a state leaves
+    the system's domain, or the tangent frame collapses (a singular Jacobian),
+    instead of letting a NaN or an infinity reach a reported exponent.
+    ``trajectories`` are the offending batch indices, ``step`` the step counted
+    from the start of the run (transient included) at which it was detected.
+    """
+
+    def __init__(self, message: str, *, system: str | None = None,
+                 trajectories: list[int] | None = None, step: int | None = None):
+        self.system, self.trajectories, self.step = system, trajectories, step
+        super().__init__(message)
+
+
+class NotApplicableError(LyapbenchError, TypeError):
+    """An estimator cannot run on a system (it lacks what the estimator needs)."""

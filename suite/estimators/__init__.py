@@ -1,0 +1,60 @@
+"""Lyapunov-exponent estimators behind one contract.
+
+    from suite import estimators
+    estimators.names()                       # built-in and entry-point estimators
+    est = estimators.get("qr", reorth_every=1)
+    res = est.estimate(system, steps, transient=0, batch=1, k=None, seed=0,
+                       device="cpu", dtype=torch.float64)      # -> LyapunovResult
+
+Third-party estimators are found by ``package.module:attribute`` (a class,
+a factory or an instance) or through the entry-point group
+``lyapbench.estimators``.  An estimator is any object with
+``estimate(system, steps, *, transient, batch, k, seed, device, dtype)``
+returning a :class:`~suite.result.LyapunovResult`.
+"""
+from __future__ import annotations
+
+from typing import Any, List
+
+from ..errors import InvalidArgumentError
+from ..registry import Registry
+from .base import Estimator, GrowthAccumulator, RunConfig, check_run
+from .qr import QREstimator
+
+_REGISTRY = Registry("estimator", group="lyapbench.estimators")
+_REGISTRY.register("qr", QREstimator)
+
+
+def register(name: str, factory=None, *, overwrite: bool = False):
+    """Register an estimator class or factory under ``name`` (decorator or call)."""
+    return _REGISTRY.register(name, factory, overwrite=overwrite)
+
+
+def names() -> List[str]:
+    return _REGISTRY.names()
+
+
+def get(name: str, **hyperparameters) -> Any:
+    """Build the estimator ``name`` (registered, entry point, or ``module:attr``)."""
+    obj = _REGISTRY.factory(name)
+    if callable(obj) and not hasattr(obj, "estimate") or isinstance(obj, type):
+        try:
+            obj = obj(**hyperparameters)
+        except TypeError as exc:
+            raise InvalidArgumentError(f"hyperparameters of estimator {name!r}", hyperparameters,
+                                       f"those its constructor accepts ({exc})") from exc
+    elif hyperparameters:
+        raise InvalidArgumentError("hyperparameters", hyperparameters,
+                                   f"none: {name!r} names an estimator instance")
+    if not callable(getattr(obj, "estimate", None)):
+        raise InvalidArgumentError("estimator", name, "an object with an estimate(system, steps, ...) method")
+    return obj
+
+
+def label(est: Any) -> str:
+    """Short display name of an estimator object."""
+    return getattr(est, "name", None) or type(est).__name__
+
+
+__all__ = ["Estimator", "QREstimator", "GrowthAccumulator", "RunConfig", "check_run",
+           "register", "names", "get", "label"]

@@ -1,0 +1,239 @@
+"""What every estimator shares: argument checks, seeding, accumulation.
+
+Conventions (after scikit-learn): a constructor only stores its
+hyperparameters; :meth:`Estimator.get_params` returns them; all work happens
+in :meth:`Estimator.estimate`.  An estimator declares what it needs from a
+system in ``requires`` ('tangent', 'step' or 'series') and
+:meth:`Estimator.not_applicable` says why it cannot run on a given system.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import platform
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Optional, Tuple, Union
+
+import numpy as np
+import torch
+
+from reference_systems import System, TrajectoryRNG
+from ..errors import DeviceError, InvalidArgumentError, NotApplicableError, TrajectoryError
+from ..result import LyapunovResult
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+Seed = Union[int, Tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Checked arguments of one ``estimate`` call."""
+    steps: int
+    transient: int
+    batch: int
+    k: int
+    seed: int
+    first: int
+    device: torch.device
+    dtype: torch.dtype
+
+    def rng(self) -> TrajectoryRNG:
+        return TrajectoryRNG(self.seed, self.batch, first=self.first, device=self.device)
+
+
+def resolve_device(device) -> torch.device:
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DeviceError(f"invalid device={device!r}: allowed 'cpu', 'cuda', 'cuda:N'") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"invalid device={device!r}: CUDA is not available on this machine "
+                              "(torch.cuda.is_available() is False); allowed: 'cpu'")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"invalid device={device!r}: allowed cuda:0..cuda:{torch.cuda.device_count() - 1}")
+    elif dev.type != "cpu":
+        raise DeviceError(f"invalid device={device!r}: allowed 'cpu', 'cuda', 'cuda:N'")
+    return dev
+
+
+def resolve_dtype(dtype) -> torch.dtype:
+    if isinstance(dtype, str) and dtype in DTYPES:
+        return DTYPES[dtype]
+    if dtype in (torch.float32, torch.float64):
+        return dtype
+    raise InvalidArgumentError("dtype", dtype, "torch.float32, torch.float64, 'float32' or 'float64'")
+
+
+def _int(name: str, value, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InvalidArgumentError(name, value, f"an integer >= {low}")
+    return int(value)
+
+
+def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -> RunConfig:
+    """Check the arguments of ``estimate`` and return them normalised."""
+    if not isinstance(system, System):
+        raise InvalidArgumentError("system", type(system).__name__,
+                                   "a reference_systems.System (Map, Flow, or from rs.get / tasks.build)")
+    steps = _int("steps", steps, 1)
+    transient = _int("transient", transient, 0)
+    batch = _int("batch", batch, 1)
+    k = system.dim if k is None else k
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= system.dim:
+        raise InvalidArgumentError("k", k, f"None (all exponents) or an integer in 1..{system.dim} "
+                                   f"(the dimension of {system.name!r})")
+    if isinstance(seed, tuple) and len(seed) == 2:
+        seed, first = seed
+    else:
+        first = 0
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidArgumentError("seed", seed, "an integer, or (seed, first_trajectory)")
+    first = _int("seed[1] (first trajectory)", first, 0)
+    return RunConfig(steps, transient, batch, int(k), int(seed), first,
+                     resolve_device(device), resolve_dtype(dtype))
+
+
+def versions() -> Dict[str, str]:
+    from .. import __version__
+    return {"lyapbench": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class Estimator:
+    """Base class of the built-in estimators (third-party ones need only ``estimate``)."""
+
+    name: str = "estimator"
+    requires: str = "tangent"
+
+    def get_params(self) -> Dict[str, Any]:
+        """Hyperparameters, read back from the constructor's signature."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+    def not_applicable(self, system: System) -> Optional[str]:
+        """None if the estimator can run on ``system``, else the reason it cannot."""
+        if self.requires == "tangent" and not callable(getattr(system, "tangent", None)):
+            return f"{self.name} needs the tangent map, which {system.name!r} does not provide"
+        return None
+
+    def estimate(self, system: System, steps: int, *, transient: int = 0, batch: int = 1,
+                 k: Optional[int] = None, seed: Seed = 0, device="cpu",
+                 dtype=torch.float64) -> LyapunovResult:
+        cfg = check_run(system, steps, transient, batch, k, seed, device, dtype)
+        reason = self.not_applicable(system)
+        if reason:
+            raise NotApplicableError(reason)
+        t0 = time.perf_counter()
+        res = self._estimate(system, cfg)
+        synchronize(cfg.device)
+        res.wall_seconds = time.perf_counter() - t0
+        res.meta.update({
+            "estimator": self.name, "estimator_params": self.get_params(), "system": system.label,
+            "kind": system.kind, "dt": system.dt, "steps": cfg.steps, "transient": cfg.transient,
+            "T": cfg.steps * system.dt, "batch": cfg.batch, "k": cfg.k, "seed": cfg.seed,
+            "first_trajectory": cfg.first, "device": str(cfg.device), "dtype": str(cfg.dtype).replace("torch.", ""),
+            "versions": versions(),
+        })
+        return res
+
+    def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
+
+class GrowthAccumulator:
+    """Sums of log growth factors -> exponents, standard errors, history.
+
+    Feed it ``add(log_growth, steps_done)`` after every renormalisation, with
+    ``log_growth`` (B, k) the ln of the growth of each direction since the
+    previous call and ``steps_done`` the steps after the transient so far.
+    The exponent of trajectory b is sum(log_growth) / (steps * dt).
+
+    Standard error: across trajectories (std / sqrt(B), B - 1 degrees of
+    freedom) when B > 1; for B = 1 from ``n_blocks`` consecutive batch means
+    along the trajectory (std / sqrt(n_blocks), n_blocks - 1 degrees of
+    freedom), which assumes blocks much longer than the correlation time.
+    History is recorded at up to ``n_history`` renormalisations on a
+    logarithmic grid of steps.
+    """
+
+    def __init__(self, batch: int, k: int, steps: int, interval: int, dt: float, device,
+                 n_history: int = 64, n_blocks: int = 20):
+        self.steps, self.dt = steps, dt
+        ends = np.unique(np.minimum(np.arange(1, math.ceil(steps / interval) + 1) * interval, steps))
+        if batch == 1 and ends.size < 2:
+            raise InvalidArgumentError(
+                "steps", steps, f">= {2 * interval} when batch=1 (a standard error from batch means "
+                "along one trajectory needs at least two renormalisation intervals)")
+        grid = np.unique(np.geomspace(ends[0], steps, n_history).round())
+        self._history_at = set(int(ends[np.searchsorted(ends, g)]) for g in grid if g <= steps)
+        self.n_blocks = min(n_blocks, ends.size)
+        self.sums = torch.zeros(batch, k, dtype=torch.float64, device=device)
+        self.blocks = torch.zeros(batch, self.n_blocks, k, dtype=torch.float64, device=device)
+        self.block_steps = np.zeros(self.n_blocks)
+        self._last = 0
+        self._history, self._times = [], []
+
+    def add(self, log_growth: torch.Tensor, steps_done: int) -> None:
+        self.sums += log_growth
+        block = min(self.n_blocks - 1, (steps_done - 1) * self.n_blocks // self.steps)
+        self.blocks[:, block] += log_growth
+        self.block_steps[block] += steps_done - self._last
+        self._last = steps_done
+        if steps_done in self._history_at:
+            self._history.append(self.sums.mean(0) / (steps_done * self.dt))
+            self._times.append(steps_done * self.dt)
+
+    def result(self) -> LyapunovResult:
+        per_traj = (self.sums / (self.steps * self.dt)).cpu().numpy()
+        B = per_traj.shape[0]
+        if B > 1:
+            stderr = per_traj.std(axis=0, ddof=1) / math.sqrt(B)
+            method, dof = "across trajectories", B - 1
+        else:
+            means = self.blocks[0].cpu().numpy() / (self.block_steps[:, None] * self.dt)
+            stderr = means.std(axis=0, ddof=1) / math.sqrt(self.n_blocks)
+            method, dof = f"batch means ({self.n_blocks} blocks)", self.n_blocks - 1
+        history = torch.stack(self._history).cpu().numpy() if self._history else np.zeros((0, per_traj.shape[1]))
+        return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),
+                              wall_seconds=0.0, meta={"stderr_method": method, "stderr_dof": dof})
+
+
+def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Tensor],
+                 step: int, since: int, cfg: RunConfig) -> None:
+    """Raise :class:`TrajectoryError` if a state left the domain or a frame degenerated.
+
+    ``step`` counts from the start of the run (transient included); the
+    problem happened after step ``since`` and by step ``step``.
+    """
+    bad_state = ~system.in_domain(x)
+    bad = bad_state if log_growth is None else bad_state | ~torch.isfinite(log_growth).all(dim=1)
+    if not bool(bad.any()):
+        return
+    idx = torch.nonzero(bad).flatten().tolist()
+    traj = [cfg.first + i for i in idx]
+    where = f"at step {step}" if step - since <= 1 else f"between steps {since + 1} and {step}"
+    shown = ", ".join(map(str, traj[:8])) + (", ..." if len(traj) > 8 else "")
+    if bool(bad_state.any()):
+        i = int(torch.nonzero(bad_state).flatten()[0])
+        finite = bool(torch.isfinite(x[i]).all())
+        what = (f"left the domain {system.meta.get('domain_note', '')}".rstrip() if finite
+                else "diverged (non-finite state)")
+        msg = (f"system {system.label!r}: trajectory {shown} {what} {where} "
+               f"(state of trajectory {cfg.first + i}: {x[i].tolist()})")
+    else:
+        i = idx[0]
+        lg = log_growth[i].tolist()
+        what = ("the tangent frame collapsed (ln|R_ii| = -inf: the Jacobian is singular along the orbit)"
+                if all(not math.isnan(v) for v in lg) else "the tangent map became non-finite (NaN or inf in the Jacobian)")
+        msg = f"system {system.label!r}: trajectory {shown}: {what} {where} (ln|R_ii| = {lg})"
+    raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step)

@@ -1,0 +1,24 @@
+"""The one QR re-orthonormalisation step shared by every tangent estimator."""
+from __future__ import annotations
+
+import torch
+
+QR_METHODS = ("householder",)
+
+
+def qr_positive(V: torch.Tensor, method: str = "householder"):
+    """Re-orthonormalise a batch of frames V (B, d, k) = Q R with diag(R) > 0.
+
+    Returns ``Q`` (B, d, k) and ``log_growth`` = ln|R_ii| (B, k) in float64
+    (the growth of the i-th Gram-Schmidt direction since the last step).
+    The sign fix keeps Q continuous from step to step, so the frame converges
+    to the backward Lyapunov vectors.  ``householder`` is torch.linalg.qr
+    (LAPACK geqrf / cuSOLVER).  A zero R_ii (a frame collapsed by a singular
+    Jacobian) gives -inf, which the caller reports.
+    """
+    if method != "householder":
+        raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS}")
+    Q, R = torch.linalg.qr(V, mode="reduced")
+    diag = torch.diagonal(R, dim1=-2, dim2=-1)
+    sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)
+    return Q * sign.unsqueeze(-2), torch.log(diag.abs().to(torch.float64))
