@@ -60,6 +60,19 @@ def _jvp_columns(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
         return torch.stack([one(V[:, :, j]) for j in range(k)], dim=2)
 
 
+def _checked_jacobian(jacobian: Callable, x: torch.Tensor, name: str) -> torch.Tensor:
+    """Call a user's Jacobian and check it is a (B, d, d) tensor of x's dtype and device."""
+    J = jacobian(x)
+    B, d = x.shape
+    if not isinstance(J, torch.Tensor) or J.shape != (B, d, d):
+        raise InvalidArgumentError(f"jacobian of {name!r} returned shape", tuple(getattr(J, "shape", ())),
+                                   f"({B}, {d}, {d}) for states of shape ({B}, {d})")
+    if J.dtype != x.dtype or J.device != x.device:
+        raise InvalidArgumentError(f"jacobian of {name!r} returned", f"{J.dtype} on {J.device}",
+                                   f"the states' {x.dtype} on {x.device}")
+    return J
+
+
 class System:
     """Base class of every system; see the module docstring for the contract.
 
@@ -254,7 +267,7 @@ class Map(System):
     def _tangent(self, x, V, generator):
         f, jac = self._bind(x, generator)
         if jac is not None:
-            return f(x), torch.bmm(jac(x), V)
+            return f(x), torch.bmm(_checked_jacobian(jac, x, self.name), V)
         return f(x), _jvp_columns(f, x, V, rowwise=self._noise is None)
 
 
@@ -282,7 +295,7 @@ class Flow(System):
 
     def _jvp(self, y, W):
         if self._jac is not None:
-            return torch.bmm(self._jac(y), W)
+            return torch.bmm(_checked_jacobian(self._jac, y, self.name), W)
         return _jvp_columns(self.rhs, y, W)
 
     def _step(self, x, generator):

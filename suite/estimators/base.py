@@ -233,7 +233,11 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
     else:
         i = idx[0]
         lg = log_growth[i].tolist()
-        what = ("the tangent frame collapsed (ln|R_ii| = -inf: the Jacobian is singular along the orbit)"
-                if all(not math.isnan(v) for v in lg) else "the tangent map became non-finite (NaN or inf in the Jacobian)")
-        msg = f"system {system.label!r}: trajectory {shown}: {what} {where} (ln|R_ii| = {lg})"
+        if any(math.isnan(v) or v == math.inf for v in lg):
+            what = "the tangent map became non-finite (NaN or overflow in the Jacobian or the tangent vectors)"
+        else:
+            what = ("the tangent frame degenerated (some ln|R_ii| = -inf): the Jacobian is singular along the "
+                    "orbit, or the tangent vectors overflowed between re-orthonormalisations")
+        msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln|R_ii| = {lg}; "
+               f"state of trajectory {cfg.first + i}: {x[i].tolist()})")
     raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step)

@@ -1,0 +1,130 @@
+"""The ``lyapbench`` command line.
+
+    lyapbench validate [--quick] [--systems a,b] [--estimators qr] [--system-file F]
+    lyapbench list
+
+Exit status: 0 when every row passes, 1 when a row fails or a cell errors,
+2 for bad usage (unknown names, bad arguments).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import numpy as np
+
+import reference_systems as rs
+from . import estimators
+from .errors import LyapbenchError
+from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
+from .scoring import failed, summary
+from .tables import text_table
+from .tolerance import RULE
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _names(value: Optional[str]) -> Optional[List[str]]:
+    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _select_systems(args) -> List[rs.System]:
+    systems: List[rs.System] = []
+    names = _names(args.systems)
+    if names is None and not args.system_file:
+        names = rs.names()
+    for name in names or []:
+        systems.extend(rs.get(name, **v) for v in rs.variants(name)) if ":" not in name \
+            else systems.append(rs.get(name))
+    for spec in args.system_file or []:
+        from .plugins import load_systems
+        systems.extend(load_systems(spec))
+    return systems
+
+
+def cmd_validate(args) -> int:
+    systems = _select_systems(args)
+    est_names = _names(args.estimators) or estimators.names()
+    for name in est_names:  # fail fast on unknown names, before any work
+        estimators.get(name)
+    from .estimators.base import resolve_device, resolve_dtype
+    resolve_device(args.device)
+    resolve_dtype(args.dtype)
+    cells = validation_cells(systems, est_names, quick=args.quick, seed=args.seed,
+                             device=args.device, dtype=args.dtype)
+    out = Path(args.output_dir)
+    title = ("# Validation: reference systems x estimators\n\n"
+             f"Tolerance rule: `{RULE}`. Exponents in natural log, per step (maps) or per unit time (flows).\n\n")
+    rows = run_grid(cells, csv_path=None if args.no_write else out / "validation.csv",
+                    md_path=None if args.no_write else out / "validation.md", title=title,
+                    progress=None if args.quiet else sys.stderr)
+    print(text_table(with_display(rows), DISPLAY, DISPLAY_HEADERS))
+    counts = summary(rows)
+    print("summary: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+    if not args.no_write:
+        print(f"wrote {out / 'validation.csv'} and {out / 'validation.md'}")
+    bad = failed(rows)
+    for r in bad:
+        print(f"FAILED {r['system']} x {r['estimator']} #{r['index']}: {r['status']}"
+              + (f" {r['message']}" if r.get("message") else
+                 f" |error| {r['abs_error']:.3g} > tolerance {r['tolerance']:.3g}"), file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def cmd_list(args) -> int:
+    rows = []
+    for system in rs.catalogue():
+        ref = system.reference
+        rows.append({
+            "name": system.name, "kind": system.kind, "dim": system.dim,
+            "params": ", ".join(f"{k}={v}" for k, v in system.params.items() if k != "A"),
+            "provenance": ref.provenance if ref else "none",
+            "reference": (np.array2string(ref.values[:5], precision=5, separator=", ")
+                          + (" ..." if len(ref) > 5 else "")) if ref else "",
+            "source": ref.source if ref else system.meta.get("note", ""),
+        })
+    cols = ["name", "kind", "dim", "params", "provenance", "reference", "source"]
+    print(text_table(rows, cols))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lyapbench", description="Benchmark suite for Lyapunov-exponent estimators.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="run reference systems through estimators and judge every exponent")
+    v.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
+    v.add_argument("--systems", help="comma-separated system names (default: the whole catalogue)")
+    v.add_argument("--estimators", help="comma-separated estimator names or module:attr (default: all built-in)")
+    v.add_argument("--system-file", action="append", metavar="FILE|module:attr",
+                   help="add a user's systems (a .py file or module:attr); repeatable")
+    v.add_argument("--output-dir", default="results", help="where validation.csv/.md go (default: results)")
+    v.add_argument("--no-write", action="store_true", help="print only, write no files")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    v.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    v.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    v.set_defaults(func=cmd_validate)
+
+    ls = sub.add_parser("list", help="show the catalogue of reference systems")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LyapbenchError as exc:
+        print(f"lyapbench {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"lyapbench {args.command}: interrupted; finished cells are in the output files", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

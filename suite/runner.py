@@ -1,0 +1,119 @@
+"""Run a grid of (system, estimator) cells and keep every finished cell.
+
+Each cell runs one ``estimate`` call and is scored at once; after every
+cell the whole table so far is rewritten atomically (temporary file, then
+rename), so an interrupted grid never loses a finished cell.  A cell that
+raises becomes an ``error`` row (or ``not applicable``) and the grid goes on.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
+
+import torch
+
+from reference_systems import System
+from . import estimators as est_registry
+from .errors import NotApplicableError
+from .scoring import COLUMNS, failure, score
+from .tables import atomic_write, markdown, write_csv
+
+
+@dataclass
+class Cell:
+    system: System
+    estimator_name: str
+    estimator: Any
+    settings: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.system.label} x {self.estimator_name}"
+
+
+def validation_settings(system: System, quick: bool = False) -> Dict[str, int]:
+    """Steps, transient and batch for validating ``system``.
+
+    From ``system.meta['validation']`` where the system states them, else by
+    kind: maps 20,000 steps after a 1,000-step transient; flows T = 200 time
+    units after 20; batch 16.  ``quick`` divides steps and transient by 10
+    (tolerances widen accordingly: they are derived from the run).
+    """
+    if system.kind == "flow":
+        s = {"steps": math.ceil(200 / system.dt), "transient": math.ceil(20 / system.dt), "batch": 16}
+    else:
+        s = {"steps": 20_000, "transient": 1_000, "batch": 16}
+    s.update(system.meta.get("validation") or {})
+    if quick:
+        s["steps"] = max(200, s["steps"] // 10)
+        s["transient"] = s["transient"] // 10
+    return s
+
+
+def run_cell(cell: Cell) -> List[Dict[str, Any]]:
+    s = cell.settings
+    try:
+        res = cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
+                                      seed=s.get("seed", 0), device=s.get("device", "cpu"),
+                                      dtype=s.get("dtype", torch.float64))
+    except NotApplicableError as exc:
+        return failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
+    except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the grid goes on
+        return failure(cell.system, cell.estimator_name, s, exc)
+    return score(cell.system, cell.estimator_name, res)
+
+
+DISPLAY = ["system", "estimator", "index", "reference", "estimate_pm", "abs_error", "tolerance", "status"]
+DISPLAY_HEADERS = ["system", "estimator", "i", "reference", "estimate ± stderr", "abs error", "tolerance", "status"]
+
+
+def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    out = []
+    for r in rows:
+        r = dict(r)
+        if r.get("estimate") is not None:
+            r["estimate_pm"] = f"{r['estimate']:.6g} ± {r['stderr']:.2g}"
+        elif r.get("message"):
+            r["estimate_pm"] = r["message"][:120]
+        out.append(r)
+    return out
+
+
+def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path: Optional[Path] = None,
+             title: str = "", progress: Optional[TextIO] = sys.stderr,
+             on_cell: Optional[Callable[[Cell, List[Dict[str, Any]]], None]] = None) -> List[Dict[str, Any]]:
+    """Run every cell in order; rewrite the CSV and Markdown tables after each."""
+    rows: List[Dict[str, Any]] = []
+    t_start = time.perf_counter()
+    for n, cell in enumerate(cells, 1):
+        t0 = time.perf_counter()
+        cell_rows = run_cell(cell)
+        rows.extend(cell_rows)
+        if csv_path is not None:
+            write_csv(rows, csv_path, COLUMNS)
+        if md_path is not None:
+            atomic_write(md_path, title + markdown(with_display(rows), DISPLAY, DISPLAY_HEADERS))
+        if on_cell is not None:
+            on_cell(cell, cell_rows)
+        if progress is not None:
+            elapsed = time.perf_counter() - t_start
+            left = elapsed / n * (len(cells) - n)
+            statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
+            print(f"[{n}/{len(cells)}] {cell.label}: {statuses} ({time.perf_counter() - t0:.1f} s; "
+                  f"~{left:.0f} s left)", file=progress, flush=True)
+    return rows
+
+
+def validation_cells(systems: Sequence[System], estimator_names: Sequence[str], *, quick: bool = False,
+                     seed: int = 0, device: str = "cpu", dtype: str = "float64") -> List[Cell]:
+    cells = []
+    for name in estimator_names:
+        est = est_registry.get(name)
+        for system in systems:
+            settings = dict(validation_settings(system, quick), seed=seed, device=device, dtype=dtype)
+            cells.append(Cell(system, est_registry.label(est) if ":" in name else name, est, settings))
+    return cells

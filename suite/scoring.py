@@ -1,0 +1,82 @@
+"""LyapunovResult + Reference -> tidy rows, one per exponent.
+
+Statuses: ``pass`` / ``fail`` (compared with the reference under
+:mod:`suite.tolerance`), ``no reference`` (the system states none for this
+exponent: reported, not judged), ``error`` (the estimator raised: the
+message is kept), ``not applicable`` (the estimator cannot run on it).
+Only ``fail`` and ``error`` make a validation fail.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Dict, List
+
+import numpy as np
+
+from reference_systems import System
+from .provenance import git_sha
+from .result import LyapunovResult
+from .tolerance import tolerance
+
+COLUMNS = ["system", "estimator", "index", "reference", "ref_uncertainty", "provenance", "estimate",
+           "stderr", "abs_error", "tolerance", "status", "message", "kind", "T", "steps", "transient",
+           "batch", "seed", "stderr_dof", "dtype", "device", "wall_seconds", "git_sha", "versions", "source"]
+FAILING = ("fail", "error")
+
+
+def _base(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[str, Any]:
+    row = {c: None for c in COLUMNS}
+    ref = system.reference
+    row.update(system=system.label, estimator=estimator, kind=system.kind, git_sha=git_sha(),
+               provenance=ref.provenance if ref else None, source=ref.source if ref else None)
+    row.update({k: settings[k] for k in ("steps", "transient", "batch", "seed", "dtype", "device")
+                if k in settings})
+    if "steps" in settings:
+        row["T"] = settings["steps"] * system.dt
+    return row
+
+
+def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[str, Any]]:
+    """One row per estimated exponent, judged against ``system.reference``."""
+    meta = result.meta
+    base = _base(system, estimator, meta)
+    base.update(wall_seconds=result.wall_seconds, stderr_dof=meta.get("stderr_dof"),
+                versions=json.dumps(meta.get("versions", {}), sort_keys=True))
+    ref = system.reference
+    T = meta.get("T", result.times[-1] if result.times.size else math.nan)
+    n_ref = len(ref) if ref is not None else 0
+    tol = (tolerance(ref.uncertainty, result.stderr[:n_ref], meta.get("stderr_dof", 0), T, ref.bias_nats)
+           if n_ref else np.zeros(0))
+    rows = []
+    for i, (est, se) in enumerate(zip(result.exponents, result.stderr)):
+        row = dict(base, index=i + 1, estimate=float(est), stderr=float(se))
+        if i < n_ref and i < tol.size:
+            err = abs(est - ref.values[i])
+            row.update(reference=float(ref.values[i]), ref_uncertainty=float(ref.uncertainty[i]),
+                       abs_error=float(err), tolerance=float(tol[i]),
+                       status="pass" if err <= tol[i] else "fail")
+        else:
+            row.update(status="no reference",
+                       message=system.meta.get("note") or f"{system.name} states no reference for exponent {i + 1}")
+        rows.append(row)
+    return rows
+
+
+def failure(system: System, estimator: str, settings: Dict[str, Any], exc: BaseException,
+            status: str = "error") -> List[Dict[str, Any]]:
+    """A single row recording why a cell produced no estimate."""
+    row = _base(system, estimator, settings)
+    row.update(index=0, status=status, message=f"{type(exc).__name__}: {exc}")
+    return [row]
+
+
+def failed(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    return [r for r in rows if r["status"] in FAILING]
+
+
+def summary(rows: List[Dict[str, Any]]) -> Dict[str, int]:
+    out: Dict[str, int] = {}
+    for r in rows:
+        out[r["status"]] = out.get(r["status"], 0) + 1
+    return out

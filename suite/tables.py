@@ -1,0 +1,70 @@
+"""Tidy rows -> CSV and Markdown, written atomically."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Sequence
+
+import pandas as pd
+
+from .errors import InvalidArgumentError
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.name}-")
+    except OSError as exc:
+        raise InvalidArgumentError("output directory", str(path.parent),
+                                   f"a writable directory ({exc.strerror})") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def frame(rows: List[Dict[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def write_csv(rows: List[Dict[str, Any]], path: Path, columns: Sequence[str]) -> None:
+    atomic_write(path, frame(rows, columns).to_csv(index=False))
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3g}"
+    return str(v).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(rows: List[Dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+    """A GitHub-flavoured Markdown table of ``columns`` of ``rows``."""
+    headers = list(headers or columns)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(rows: List[Dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
+    """A fixed-width plain-text table for the terminal."""
+    headers = list(headers or columns)
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, h in enumerate(headers)]
+    line = lambda vals: "  ".join(v.ljust(w) for v, w in zip(vals, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(c) for c in cells]) + "\n"

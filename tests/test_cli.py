@@ -1,0 +1,118 @@
+"""`lyapbench validate` and `lyapbench list` end to end (exit codes, files, user systems)."""
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+import pytest
+
+from suite.cli import main
+from suite.scoring import COLUMNS
+
+USER_SYSTEMS = textwrap.dedent('''
+    import math, torch
+    import reference_systems as rs
+
+    def lozi_step(x):
+        return torch.stack([1 - 1.7 * x[:, 0].abs() + x[:, 1], 0.5 * x[:, 0]], 1)
+
+    # no Jacobian (autodiff), a reference for the exact sum only would need invariants: none here
+    lozi = rs.Map("lozi", step=lozi_step, dim=2, validation={"steps": 2000, "transient": 100, "batch": 8})
+    # a flow with an exact reference: x' = A x, exponents = real parts of eig(A) = -0.5, -1
+    decay = rs.Flow("decay", rhs=lambda x: torch.stack([-0.5 * x[:, 0], -1.0 * x[:, 1]], 1), dim=2, dt=0.05,
+                    reference=rs.Reference.make([-0.5, -1.0], [0.0, 0.0], "exact", "eigenvalues of diag(-0.5, -1)"),
+                    validation={"steps": 400, "transient": 400, "batch": 4})
+''')
+
+WRONG_REFERENCE = textwrap.dedent('''
+    import reference_systems as rs
+    SYSTEMS = [rs.get("henon")]
+    wrong = rs.Map("henon_wrong", step=SYSTEMS[0]._f, dim=2,
+                   sample_initial=lambda b, g: g.uniform(2, low=-0.1, high=0.1),
+                   reference=rs.Reference.make([0.45, -1.62319], [3e-5, 3e-5], "literature", "deliberately wrong"),
+                   validation={"steps": 3000, "transient": 200, "batch": 16})
+    SYSTEMS.append(wrong)
+''')
+
+
+def test_validate_selection_writes_tables_and_exits_0(tmp_path, capsys):
+    code = main(["validate", "--quick", "--systems", "henon,logistic", "--output-dir", str(tmp_path), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    df = pd.read_csv(tmp_path / "validation.csv")
+    assert list(df.columns) == COLUMNS
+    assert set(df.system.str.split("(").str[0]) == {"henon", "logistic"}
+    assert (df.status == "pass").all() and len(df) == 2 + 5
+    md = (tmp_path / "validation.md").read_text()
+    assert "estimate ± stderr" in md and "henon(a=1.4, b=0.3)" in md and "Tolerance rule" in md
+    assert "henon(a=1.4, b=0.3)" in out and "summary: 7 pass" in out
+
+
+def test_user_system_file_runs_through_validate(tmp_path, capsys):
+    f = tmp_path / "my_systems.py"
+    f.write_text(USER_SYSTEMS)
+    code = main(["validate", "--system-file", str(f), "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 0
+    df = pd.read_csv(tmp_path / "validation.csv")
+    lozi = df[df.system == "lozi"]
+    assert list(lozi.status) == ["no reference", "no reference"]
+    assert abs(lozi.estimate.iloc[0] - 0.470) < 0.01
+    decay = df[df.system == "decay"]
+    assert list(decay.status) == ["pass", "pass"]
+    # after a transient of 20 time units the frame is aligned to e^(-0.5 * 20) ~ 5e-5, so only
+    # that residual boundary term (/ T = 20) and RK4's O(dt^4) ~ 1e-7 remain
+    assert decay.abs_error.max() < 1e-5
+
+
+def test_failing_row_exits_1(tmp_path, capsys):
+    f = tmp_path / "wrong.py"
+    f.write_text(WRONG_REFERENCE)
+    code = main(["validate", "--system-file", str(f), "--estimators", "qr", "--output-dir", str(tmp_path),
+                 "--quiet"])
+    assert code == 1
+    df = pd.read_csv(tmp_path / "validation.csv")
+    assert set(df[df.system == "henon_wrong"].status) == {"fail", "pass"}
+    assert "FAILED henon_wrong x qr #1" in capsys.readouterr().err
+
+
+def test_error_cell_is_recorded_and_exits_1(tmp_path, capsys):
+    f = tmp_path / "escape.py"
+    f.write_text("import torch, reference_systems as rs\n"
+                 "esc = rs.Map('escape', step=lambda x: x * x + 1.0, dim=1, validation={'steps': 2000, 'batch': 2})\n")
+    code = main(["validate", "--system-file", str(f), "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 1
+    df = pd.read_csv(tmp_path / "validation.csv")
+    assert list(df.status) == ["error"] and "TrajectoryError" in df.message.iloc[0]
+
+
+@pytest.mark.parametrize("argv,pattern", [
+    (["validate", "--systems", "henonn"], "Did you mean 'henon'"),
+    (["validate", "--estimators", "qrr"], "Did you mean 'qr'"),
+    (["validate", "--system-file", "missing_file.py"], "system-file"),
+    (["validate", "--device", "tpu"], "device"),
+])
+def test_bad_usage_exits_2(argv, pattern, capsys, tmp_path):
+    assert main(argv + ["--output-dir", str(tmp_path)]) == 2
+    assert pattern in capsys.readouterr().err
+
+
+def test_argparse_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as info:
+        main(["validate", "--dtype", "float16"])
+    assert info.value.code == 2
+
+
+def test_list_shows_catalogue(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("henon", "lorenz63", "gaussian_products", "logistic", "linear_map"):
+        assert name in out
+    assert "Sprott" in out and "Newman" in out
+
+
+def test_console_script_entry_point(tmp_path):
+    """The installed `lyapbench` command (python -m suite.cli is the same code)."""
+    r = subprocess.run([sys.executable, "-m", "suite.cli", "validate", "--quick", "--systems", "linear_map",
+                        "--output-dir", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "summary: 4 pass" in r.stdout

@@ -1,0 +1,227 @@
+"""The QR estimator against exact values, invariants and its own contract."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import polygamma
+
+import reference_systems as rs
+from suite import estimators
+from suite.errors import DeviceError, InvalidArgumentError, TrajectoryError, UnknownNameError
+from suite.tolerance import tolerance
+
+QR = estimators.get("qr")
+
+
+def within_tolerance(system, res):
+    ref = system.reference
+    n = len(ref)
+    tol = tolerance(ref.uncertainty, res.stderr[:n], res.meta["stderr_dof"], res.meta["T"], ref.bias_nats)
+    err = np.abs(res.exponents[:n] - ref.values)
+    return err, tol
+
+
+@pytest.mark.parametrize("name,params,steps,transient,batch", [
+    ("logistic", {"r": 4.0}, 5_000, 100, 16),
+    ("logistic", {"r": 3.83}, 5_000, 500, 8),
+    ("henon", {}, 5_000, 500, 32),
+    ("linear_map", {}, 2_000, 200, 4),
+    ("gaussian_products", {"N": 2}, 5_000, 0, 16),
+    ("gaussian_products", {"N": 8}, 3_000, 0, 16),
+    ("lorenz63", {}, 5_000, 1_000, 256),
+])
+def test_builtin_reproduces_its_reference(name, params, steps, transient, batch):
+    system = rs.get(name, **params)
+    res = QR.estimate(system, steps, transient=transient, batch=batch, seed=11)
+    err, tol = within_tolerance(system, res)
+    assert np.all(err <= tol), (err, tol)
+    # the tolerance is not vacuous: it is far below the exponents' spacing / scale
+    assert np.all(tol < 0.1)
+
+
+def test_result_contract():
+    system = rs.get("henon")
+    res = QR.estimate(system, 2_000, transient=100, batch=5, seed=0)
+    assert res.exponents.shape == (2,) and res.stderr.shape == (2,) and res.per_trajectory.shape == (5, 2)
+    assert res.history.ndim == 2 and res.history.shape[1] == 2 and res.times.shape == res.history.shape[:1]
+    assert res.times[-1] == 2_000 and np.all(np.diff(res.times) > 0)
+    np.testing.assert_allclose(res.history[-1], res.exponents, rtol=1e-12)
+    for a in (res.exponents, res.stderr, res.per_trajectory, res.history, res.times):
+        assert isinstance(a, np.ndarray) and a.dtype == np.float64
+    assert res.wall_seconds > 0 and res.meta["stderr_dof"] == 4
+    assert res.meta["device"] == "cpu" and res.meta["dtype"] == "float64" and "torch" in res.meta["versions"]
+    np.testing.assert_allclose(res.stderr, res.per_trajectory.std(0, ddof=1) / math.sqrt(5))
+
+
+def test_flow_exponents_are_per_unit_time():
+    lor = rs.get("lorenz63", dt=0.01)
+    res = QR.estimate(lor, 500, transient=500, batch=2, seed=0, k=1)
+    assert res.meta["T"] == pytest.approx(5.0) and res.times[-1] == pytest.approx(5.0)
+
+
+def test_henon_sum_is_ln_b_on_every_trajectory():
+    res = QR.estimate(rs.get("henon"), 20_000, transient=1_000, batch=8, seed=3)
+    np.testing.assert_allclose(res.per_trajectory.sum(1), math.log(0.3), rtol=0, atol=1e-10)
+
+
+def lorenz_sum_error(dt):
+    lor = rs.get("lorenz63", dt=dt)
+    steps = round(20 / dt)
+    res = QR.estimate(lor, steps, transient=round(2 / dt), batch=4, seed=1)
+    return np.abs(res.per_trajectory.sum(1) + 41 / 3).max()
+
+
+def test_lorenz_sum_is_minus_41_over_3_within_rk4_error():
+    """Sum of exponents = <ln det dPhi> / dt = -41/3 + O(dt^4) for the RK4 map.
+
+    The O(dt^4) term is the only error (the QR sum is an identity), so
+    halving dt must shrink it ~16x; an Euler tangent would give O(dt).
+    """
+    e1, e2 = lorenz_sum_error(0.02), lorenz_sum_error(0.01)
+    # measured: 1.8e-3 at dt = 0.02, 1.0e-4 at dt = 0.01 (ratio 17); lambda^5 dt^4 / 120
+    # with |lambda| ~ 17 predicts 1e-4.  Below the reference's 5e-4 at the catalogue's dt.
+    assert e2 < 2e-4
+    assert e1 / e2 > 12, (e1, e2)
+
+
+def test_gaussian_products_stderr_is_calibrated():
+    """(estimate - exact) / stderr over 40 independent seeds behaves like N(0, 1).
+
+    The stderr itself matches the exact sqrt(psi'((N-i+1)/2) / (4 T B)).
+    """
+    N, T, B = 4, 400, 8
+    system = rs.get("gaussian_products", N=N)
+    exact = system.reference.values
+    exact_se = np.sqrt(polygamma(1, (N - np.arange(1, N + 1) + 1) / 2) / (4 * T * B))
+    z, se = [], []
+    for seed in range(40):
+        res = QR.estimate(system, T, batch=B, seed=seed)
+        z.append((res.exponents - exact) / res.stderr)
+        se.append(res.stderr)
+    z = np.concatenate(z)  # 160 values (the 4 exponents of one run are nearly independent)
+    assert abs(z.mean()) < 4 / math.sqrt(z.size) + 0.05
+    assert 0.8 < z.std() < 1.25
+    # mean stderr against the exact one (chi distribution with B-1 dof: E s ~ 0.96 sigma)
+    np.testing.assert_allclose(np.mean(se, axis=0), exact_se, rtol=0.08)
+
+
+@pytest.mark.parametrize("name,params", [("henon", {}), ("gaussian_products", {"N": 3}), ("lorenz63", {})])
+def test_batch_equals_single_runs(name, params):
+    system = rs.get(name, **params)
+    B = 4
+    batch = QR.estimate(system, 300, transient=50, batch=B, seed=5)
+    for b in range(B):
+        single = QR.estimate(system, 300, transient=50, batch=1, seed=(5, b))
+        np.testing.assert_allclose(single.per_trajectory[0], batch.per_trajectory[b], rtol=1e-12, atol=1e-14)
+
+
+def test_same_seed_same_result_different_seed_different():
+    system = rs.get("gaussian_products", N=3)
+    a = QR.estimate(system, 200, batch=3, seed=1)
+    b = QR.estimate(system, 200, batch=3, seed=1)
+    c = QR.estimate(system, 200, batch=3, seed=2)
+    assert np.array_equal(a.per_trajectory, b.per_trajectory)
+    assert not np.any(a.per_trajectory == c.per_trajectory)
+
+
+def test_user_map_autodiff_agrees_with_analytic():
+    from test_systems import lozi_jacobian, lozi_step
+    auto = rs.Map("lozi", step=lozi_step, dim=2)
+    exact = rs.Map("lozi", step=lozi_step, dim=2, jacobian=lozi_jacobian)
+    ra = QR.estimate(auto, 3_000, transient=200, batch=4, seed=0)
+    re = QR.estimate(exact, 3_000, transient=200, batch=4, seed=0)
+    np.testing.assert_allclose(ra.per_trajectory, re.per_trajectory, rtol=1e-10, atol=1e-12)
+    # Lozi (1.7, 0.5): lambda_1 ~ 0.470, and the sum is ln 0.5 exactly (det J = -b)
+    np.testing.assert_allclose(ra.per_trajectory.sum(1), math.log(0.5), atol=1e-10)
+
+
+def test_random_user_map_with_autodiff():
+    """A random map given only by its step (noise drawn per trajectory) runs by autodiff."""
+    N = 3
+    gp = rs.get("gaussian_products", N=N)
+    user = rs.Map("my_products", step=lambda x, M: torch.bmm(M, x.unsqueeze(-1)).squeeze(-1), dim=N,
+                  noise=lambda g, x: g.normal(N, N, dtype=x.dtype),
+                  sample_initial=lambda batch, g: torch.zeros(batch, N, dtype=torch.float64))
+    a = QR.estimate(gp, 300, batch=3, seed=4)
+    b = QR.estimate(user, 300, batch=3, seed=4)
+    np.testing.assert_allclose(a.per_trajectory, b.per_trajectory, rtol=1e-12)
+
+
+def test_float32_runs_and_accumulates_in_float64():
+    res = QR.estimate(rs.get("henon"), 3_000, transient=200, batch=16, seed=0, dtype=torch.float32)
+    assert res.exponents.dtype == np.float64 and res.meta["dtype"] == "float32"
+    np.testing.assert_allclose(res.exponents, [0.41922, -1.62319], atol=0.02)
+
+
+def test_batch_one_uses_batch_means():
+    res = QR.estimate(rs.get("henon"), 4_000, transient=200, batch=1, seed=0)
+    assert res.meta["stderr_method"].startswith("batch means") and res.meta["stderr_dof"] == 19
+    assert np.all(res.stderr > 0) and np.all(np.isfinite(res.stderr))
+
+
+def test_bad_arguments_raise_named_errors():
+    hen = rs.get("henon")
+    cases = [
+        (dict(steps=0), "steps"), (dict(steps=-5), "steps"), (dict(steps=10, transient=-1), "transient"),
+        (dict(steps=10, batch=0), "batch"), (dict(steps=10, k=3), r"k=3.*1\.\.2"),
+        (dict(steps=10, k=0), "k"), (dict(steps=10, dtype=torch.int32), "dtype"),
+        (dict(steps=10, seed="a"), "seed"), (dict(steps=1, batch=1), "batch=1"),
+    ]
+    for kwargs, pattern in cases:
+        steps = kwargs.pop("steps")
+        with pytest.raises(InvalidArgumentError, match=pattern):
+            QR.estimate(hen, steps, **kwargs)
+    with pytest.raises(InvalidArgumentError, match="system"):
+        QR.estimate("henon", 10)
+    with pytest.raises(InvalidArgumentError, match="reorth_every"):
+        estimators.get("qr", reorth_every=0)
+    with pytest.raises(UnknownNameError, match="Did you mean 'qr'"):
+        estimators.get("qrr")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_cuda_without_cuda_is_a_clear_error():
+    with pytest.raises(DeviceError, match="CUDA is not available"):
+        QR.estimate(rs.get("henon"), 10, device="cuda")
+    with pytest.raises(DeviceError, match="allowed"):
+        QR.estimate(rs.get("henon"), 10, device="tpu")
+
+
+def test_diverging_trajectory_is_reported_with_step_and_trajectory():
+    hen = rs.Map("henon_escape", step=rs.get("henon")._f, dim=2,
+                 sample_initial=lambda batch, g: torch.tensor([[0.0, 0.0]] * (batch - 1) + [[3.0, 0.0]],
+                                                              dtype=torch.float64))
+    with pytest.raises(TrajectoryError, match=r"trajectory 2\b.* at step \d+") as info:
+        QR.estimate(hen, 1_000, batch=3)
+    assert info.value.trajectories == [2] and 1 <= info.value.step < 20
+    # with k = 1 the frame stays finite longer: the state's divergence is what is caught
+    with pytest.raises(TrajectoryError, match=r"trajectory 2 diverged \(non-finite state\)"):
+        QR.estimate(hen, 1_000, batch=3, k=1)
+
+
+def test_non_finite_jacobian_is_reported():
+    bad = rs.Map("bad_jacobian", step=lambda x: 0.5 * x, dim=1,
+                 jacobian=lambda x: torch.where(x.abs() < 1e-3, float("nan"), 0.5).to(x.dtype).unsqueeze(-1))
+    with pytest.raises(TrajectoryError, match="non-finite") as info:
+        QR.estimate(bad, 100, batch=2)
+    assert info.value.step is not None
+
+
+def test_jacobian_of_wrong_shape_or_dtype_is_reported():
+    for jac, pattern in [(lambda x: x.unsqueeze(-1).float(), "float32"), (lambda x: x, "shape")]:
+        with pytest.raises(InvalidArgumentError, match=pattern):
+            QR.estimate(rs.Map("m", step=lambda x: 0.5 * x, dim=1, jacobian=jac), 10, batch=2)
+
+
+def test_singular_jacobian_is_reported_not_averaged():
+    # x -> x^2 from x = 0: J = 0, the frame collapses (ln|R| = -inf)
+    sq = rs.Map("square", step=lambda x: x ** 2, dim=1,
+                sample_initial=lambda batch, g: torch.zeros(batch, 1, dtype=torch.float64))
+    with pytest.raises(TrajectoryError, match="degenerated"):
+        QR.estimate(sq, 10, batch=1)
+
+
+def test_logistic_collapse_in_float32_is_reported():
+    with pytest.raises(TrajectoryError, match="left the domain 0 < x < 1"):
+        QR.estimate(rs.get("logistic"), 50_000, batch=16, seed=0, dtype=torch.float32)

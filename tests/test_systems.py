@@ -1,0 +1,149 @@
+"""The System contract: shapes, Jacobians, the RK4 tangent, the registry."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import reference_systems as rs
+from reference_systems.rk4 import rk4_step
+from suite.errors import InvalidArgumentError, UnknownNameError
+
+
+def lozi_step(x):
+    return torch.stack([1 - 1.7 * x[:, 0].abs() + x[:, 1], 0.5 * x[:, 0]], 1)
+
+
+def lozi_jacobian(x):
+    J = x.new_zeros(x.shape[0], 2, 2)
+    J[:, 0, 0] = -1.7 * torch.sign(x[:, 0])
+    J[:, 0, 1] = 1.0
+    J[:, 1, 0] = 0.5
+    return J
+
+
+def test_catalogue_builds_and_steps():
+    for system in rs.catalogue():
+        x = system.sample_initial(3, rs.TrajectoryRNG(1, 3))
+        assert x.shape == (3, system.dim) and x.dtype == torch.float64
+        V = torch.eye(system.dim, dtype=x.dtype).expand(3, -1, -1).contiguous()
+        g = rs.TrajectoryRNG(2, 3)
+        x1, V1 = system.tangent(x, V, g)
+        assert x1.shape == x.shape and V1.shape == V.shape
+        assert torch.isfinite(x1).all() and torch.isfinite(V1).all()
+        assert system.kind in ("map", "flow") and system.dt > 0
+        # step and tangent advance the state identically (same noise for random systems)
+        assert torch.equal(system.step(x, rs.TrajectoryRNG(2, 3)), x1)
+
+
+def test_every_reference_states_provenance_uncertainty_and_source():
+    for system in rs.catalogue():
+        ref = system.reference
+        if ref is None:
+            continue
+        assert ref.provenance in rs.PROVENANCES
+        assert ref.source.strip()
+        assert ref.uncertainty.shape == ref.values.shape and np.all(ref.uncertainty >= 0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_autodiff_tangent_equals_analytic_jacobian(dtype):
+    auto = rs.Map("lozi", lozi_step, dim=2)
+    exact = rs.Map("lozi", lozi_step, dim=2, jacobian=lozi_jacobian)
+    x = torch.tensor([[0.3, -0.2], [-0.7, 0.1], [0.05, 0.4]], dtype=dtype)
+    for k in (1, 2):
+        V = torch.randn(3, 2, k, dtype=dtype, generator=torch.Generator().manual_seed(k))
+        xa, Va = auto.tangent(x, V)
+        xe, Ve = exact.tangent(x, V)
+        assert torch.equal(xa, xe)
+        torch.testing.assert_close(Va, Ve, rtol=1e-6, atol=0)
+
+
+def test_lorenz_autodiff_equals_analytic_and_rk4_tangent_is_its_derivative():
+    lor = rs.get("lorenz63")
+    auto = rs.Flow("lorenz_auto", lor.rhs, dim=3, dt=lor.dt)
+    x = lor.sample_initial(4, rs.TrajectoryRNG(0, 4))
+    V = torch.eye(3, dtype=torch.float64).expand(4, 3, 3).contiguous()
+    _, Ja = auto.tangent(x, V)
+    _, Je = lor.tangent(x, V)
+    torch.testing.assert_close(Ja, Je, rtol=1e-12, atol=1e-12)
+    # central differences of the RK4 step itself (error O(eps^2) ~ 1e-10 relative)
+    eps = 1e-5
+    for j in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[j] = eps
+        fd = (rk4_step(lor.rhs, x + e, lor.dt) - rk4_step(lor.rhs, x - e, lor.dt)) / (2 * eps)
+        torch.testing.assert_close(Je[:, :, j], fd, rtol=1e-7, atol=1e-8)
+
+
+def test_euler_tangent_would_not_match_the_rk4_step():
+    """The check above can fail: a tangent from another scheme differs by O(dt^2)."""
+    lor = rs.get("lorenz63")
+    x = lor.sample_initial(2, rs.TrajectoryRNG(0, 2))
+    eye = torch.eye(3, dtype=torch.float64).expand(2, 3, 3)
+    _, J_rk4 = lor.tangent(x, eye.contiguous())
+    J_euler = eye + lor.dt * torch.autograd.functional.jacobian(lambda y: lor.rhs(y).sum(0), x).permute(1, 0, 2)
+    assert (J_rk4 - J_euler).abs().max() > 1e-4
+
+
+def test_register_user_system_and_get_it():
+    lozi = rs.Map("lozi_test", lozi_step, dim=2)
+    rs.register("lozi_test", lozi)
+    try:
+        assert "lozi_test" in rs.names()
+        assert rs.get("lozi_test") is lozi
+        with pytest.raises(InvalidArgumentError, match="no parameters"):
+            rs.get("lozi_test", a=1)
+    finally:
+        rs._REGISTRY.unregister("lozi_test")
+
+
+def test_unknown_names_and_parameters_are_reported():
+    with pytest.raises(UnknownNameError, match="Did you mean 'henon'"):
+        rs.get("henn")
+    with pytest.raises(InvalidArgumentError, match=r"parameter 'rr'.*\['r'\]"):
+        rs.get("logistic", rr=3.9)
+    with pytest.raises(InvalidArgumentError, match=r"r=4\.5.*\(0, 4\]"):
+        rs.get("logistic", r=4.5)
+    with pytest.raises(InvalidArgumentError, match="dt"):
+        rs.get("lorenz63", dt=-0.01)
+    with pytest.raises(InvalidArgumentError, match="dt"):
+        rs.Flow("f", lambda x: -x, dim=1, dt=float("nan"))
+    with pytest.raises(InvalidArgumentError, match="N"):
+        rs.get("gaussian_products", N=0)
+    with pytest.raises(InvalidArgumentError, match="diagonalisable"):
+        rs.get("linear_map", A=[[1.0, 1.0], [0.0, 1.0]])
+
+
+def test_wrong_state_shapes_are_reported():
+    hen = rs.get("henon")
+    with pytest.raises(InvalidArgumentError, match=r"x\.shape.*\(B, 2\)"):
+        hen.step(torch.zeros(3, 3, dtype=torch.float64))
+    with pytest.raises(InvalidArgumentError, match=r"x\.shape"):
+        hen.step(torch.zeros(2, dtype=torch.float64))
+    with pytest.raises(InvalidArgumentError, match=r"V\.shape"):
+        hen.tangent(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, 2, dtype=torch.float64))
+    with pytest.raises(InvalidArgumentError, match="dtype"):
+        hen.step(torch.zeros(3, 2, dtype=torch.int64))
+
+
+def test_random_system_requires_a_trajectory_rng():
+    gp = rs.get("gaussian_products", N=3)
+    x = gp.sample_initial(2)
+    with pytest.raises(InvalidArgumentError, match="TrajectoryRNG"):
+        gp.step(x)
+
+
+def test_reference_rejects_missing_provenance():
+    with pytest.raises(ValueError, match="provenance"):
+        rs.Reference.make([0.1], [0.0], "guessed", "me")
+    with pytest.raises(ValueError, match="source"):
+        rs.Reference.make([0.1], [0.0], "exact", " ")
+    with pytest.raises(ValueError, match="uncertainty"):
+        rs.Reference.make([0.1, 0.2], [0.0, -1.0], "exact", "x")
+
+
+def test_newman_spectrum_n1_is_mean_log_abs_normal():
+    from reference_systems.random_products import newman_spectrum
+    # E ln|sigma z| = ln sigma - (gamma + ln 2) / 2 for z ~ N(0, 1)
+    assert newman_spectrum(1, 2.0)[0] == pytest.approx(math.log(2.0) - (np.euler_gamma + math.log(2)) / 2, abs=1e-14)
