@@ -1,10 +1,14 @@
-"""Flows with known exponents: Lorenz-63."""
+"""Flows with known exponents: Lorenz-63, Rossler, Lorenz-96, linear ODEs."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
+from suite.errors import InvalidArgumentError
 from . import register
-from ._checks import finite
+from ._checks import finite, positive_int
 from .reference import Reference
 from .system import Flow
 
@@ -53,3 +57,135 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
 
 
 register("lorenz63", lorenz63)
+
+
+def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) -> Flow:
+    """Rossler: x' = -y - z, y' = x + a y, z' = b + z (x - c); exponents per unit time.
+
+    At (0.2, 0.2, 5.7): lambda_1 = 0.0714 +- 3e-4 (Sprott, "Chaos and
+    Time-Series Analysis", OUP 2003, table A.1), lambda_2 = 0 (exact),
+    lambda_3 = -5.3900 +- 1e-3 from the exact sum rule
+    lambda_1 + lambda_2 + lambda_3 = <div f> = a - c + <x>, with
+    <x> = 0.1814 +- 0.0003 measured here (512 trajectories x 1000 time units;
+    dt = 0.01 and 0.005 agree; tests/test_catalogue.py re-measures it).
+    Sprott's lambda_3 = -5.3943 violates that sum rule by 0.0043 (16 standard
+    errors), so it is not used.  J = [[0, -1, -1], [1, a, 0], [z, 0, x - c]].
+    The gap lambda_1 - lambda_2 = 0.07 aligns the frame slowly: validation
+    uses a transient of 100 time units.  dt = 0.02: the RK4 error of the
+    volume rate is below 1e-4 (measured).
+    """
+    a, b, c = finite("a", a), finite("b", b), finite("c", c)
+    dt = finite("dt", dt, low=0.0, low_open=True)
+    ref = None
+    if (a, b, c) == (0.2, 0.2, 5.7):
+        ref = Reference.make([0.0714, 0.0, -5.3900], [3e-4, 0.0, 1e-3], "computed",
+                             "lambda_1: Sprott, Chaos and Time-Series Analysis (OUP 2003), table A.1; "
+                             "lambda_2 = 0 exact; lambda_3 = a - c + <x> - lambda_1 with <x> = 0.1814 +- 0.0003 "
+                             "measured by lyapbench (Sprott's -5.3943 violates this sum rule)")
+
+    def rhs(x):
+        X, Y, Z = x[:, 0], x[:, 1], x[:, 2]
+        return torch.stack([-Y - Z, X + a * Y, b + Z * (X - c)], dim=1)
+
+    def jacobian(x):
+        J = x.new_zeros(x.shape[0], 3, 3)
+        J[:, 0, 1], J[:, 0, 2] = -1.0, -1.0
+        J[:, 1, 0], J[:, 1, 1] = 1.0, a
+        J[:, 2, 0], J[:, 2, 2] = x[:, 2], x[:, 0] - c
+        return J
+
+    def sample_initial(batch, g):
+        # near the attractor's quiet part (orbits from far away can escape to infinity)
+        xy = g.normal(2) + torch.tensor([0.0, -5.0], dtype=torch.float64, device=g.device)
+        return torch.cat([xy, g.uniform(1, high=0.5)], dim=1)
+
+    return Flow("rossler", rhs, dim=3, dt=dt, jacobian=jacobian, reference=ref, sample_initial=sample_initial,
+                params={"a": a, "b": b, "c": c, "dt": dt},
+                validation={"steps": 10_000, "transient": 5_000, "batch": 256})
+
+
+register("rossler", rossler)
+
+
+def lorenz96(N: int = 40, F: float = 8.0, dt: float = 0.01) -> Flow:
+    """Lorenz-96: x_i' = (x_{i+1} - x_{i-2}) x_{i-1} - x_i + F, i cyclic; per unit time.
+
+    At N = 40, F = 8 the leading exponents are 1.689, 1.480, 1.308, 1.151,
+    1.009 (computed, +-0.01; lyapbench DESIGN.md §3), 13 are positive and the
+    Kaplan-Yorke dimension is 27.07.  div f = -N for any N and F, so the sum
+    of all exponents is -N exactly (up to RK4's O(dt^4)).  Jacobian:
+    J_{i,i-2} = -x_{i-1}, J_{i,i-1} = x_{i+1} - x_{i-2}, J_{i,i} = -1,
+    J_{i,i+1} = x_{i-1}.
+    """
+    N = positive_int("N", N, low=4)
+    F, dt = finite("F", F), finite("dt", dt, low=0.0, low_open=True)
+    ref = None
+    if (N, F) == (40, 8.0):
+        ref = Reference.make([1.689, 1.480, 1.308, 1.151, 1.009], [0.01] * 5, "computed",
+                             "long full-spectrum runs (lyapbench DESIGN.md §3); cross-checked by a slow test",
+                             extra={"n_positive": 13, "kaplan_yorke": 27.07})
+    idx = torch.arange(N)
+    ip1, im1, im2 = (idx + 1) % N, (idx - 1) % N, (idx - 2) % N
+
+    def rhs(x):
+        return (x[:, ip1] - x[:, im2]) * x[:, im1] - x + F
+
+    def jacobian(x):
+        J = x.new_zeros(x.shape[0], N, N)
+        J[:, idx, im2] = -x[:, im1]
+        J[:, idx, im1] = x[:, ip1] - x[:, im2]
+        J[:, idx, idx] = -1.0
+        J[:, idx, ip1] = x[:, im1]
+        return J
+
+    def sample_initial(batch, g):
+        return F + g.normal(N)
+
+    return Flow("lorenz96", rhs, dim=N, dt=dt, jacobian=jacobian, reference=ref, sample_initial=sample_initial,
+                params={"N": N, "F": F, "dt": dt}, divergence=-float(N),
+                note=None if ref else f"no reference exponents are known to lyapbench for N={N}, F={F}",
+                validation={"steps": 5_000, "transient": 1_000, "batch": 8})
+
+
+register("lorenz96", lorenz96)
+
+_DEFAULT_ODE = [[-0.1, -1.0, 0.7],
+                [1.0, -0.1, 0.0],
+                [0.0, 0.0, -0.5]]
+
+
+def linear_ode(A=None, dt: float = 0.05) -> Flow:
+    """Linear ODE x' = A x; exponents = real parts of the eigenvalues of A (exact, per unit time).
+
+    The state stays at the fixed point 0, where the tangent dynamics is the
+    linear flow itself (no zero exponent).  RK4 advances the tangent by the
+    exact matrix p4(A dt) = sum_{n<=4} (A dt)^n / n!, whose exponents are
+    ln|p4(mu_i dt)| / dt: that known deviation from Re mu_i is the stated
+    uncertainty.  Default A: non-normal, eigenvalues -0.1 +- i and -0.5.
+    """
+    A = np.asarray(_DEFAULT_ODE if A is None else A, dtype=np.float64)
+    dt = finite("dt", dt, low=0.0, low_open=True)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1 or not np.all(np.isfinite(A)):
+        raise InvalidArgumentError("A", A.tolist() if A.ndim <= 2 else A.shape, "a finite square matrix")
+    mu, P = np.linalg.eig(A)
+    cond = np.linalg.cond(P)
+    if not np.isfinite(cond) or cond > 1e8:
+        raise InvalidArgumentError("A", A.tolist(), f"a diagonalisable matrix (eigenvector condition number "
+                                   f"{cond:.3g} > 1e8: Jordan blocks converge only like ln T / T)")
+    z = mu * dt
+    rk4 = np.log(np.abs(1 + z + z ** 2 / 2 + z ** 3 / 6 + z ** 4 / 24)) / dt
+    order = np.argsort(-mu.real)
+    values, deviation = mu.real[order], np.abs(rk4 - mu.real)[order]
+    ref = Reference(values, deviation + 1e-12, "exact",
+                    "real parts of the eigenvalues of A; uncertainty = |ln|p4(mu dt)|/dt - Re mu|, "
+                    "the RK4 map's exactly known deviation", bias_nats=max(1.0, float(np.log(cond))))
+    At = torch.as_tensor(A)
+    d = A.shape[0]
+    return Flow("linear_ode", rhs=lambda x: x @ At.to(x).T, dim=d, dt=dt,
+                jacobian=lambda x: At.to(x).expand(x.shape[0], d, d), reference=ref,
+                sample_initial=lambda batch, g: torch.zeros(batch, d, dtype=torch.float64, device=g.device),
+                params={"A": A.tolist(), "dt": dt}, divergence=float(np.trace(A)), zero_exponent=False,
+                validation={"steps": 2_000, "transient": 400, "batch": 4})
+
+
+register("linear_ode", linear_ode)

@@ -5,19 +5,23 @@ import torch
 
 QR_METHODS = ("householder",)
 
-
 def qr_positive(V: torch.Tensor, method: str = "householder"):
     """Re-orthonormalise a batch of frames V (B, d, k) = Q R with diag(R) > 0.
 
     Returns ``Q`` (B, d, k) and ``log_growth`` = ln|R_ii| (B, k) in float64
     (the growth of the i-th Gram-Schmidt direction since the last step).
     The sign fix keeps Q continuous from step to step, so the frame converges
-    to the backward Lyapunov vectors.  ``householder`` is torch.linalg.qr
-    (LAPACK geqrf / cuSOLVER).  A zero R_ii (a frame collapsed by a singular
-    Jacobian) gives -inf, which the caller reports.
+    to the backward Lyapunov vectors.  ``householder``: Householder
+    reflections, torch.linalg.qr (LAPACK geqrf / cuSOLVER); for k = 1 the
+    same result is simply v / |v|.  A zero R_ii (a frame collapsed by a singular Jacobian)
+    gives -inf, which the caller reports.
     """
-    if method != "householder":
+    if method not in QR_METHODS:
         raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS}")
+    k = V.shape[-1]
+    if k == 1:
+        r = torch.linalg.vector_norm(V, dim=-2)  # (B, 1)
+        return V / r.unsqueeze(-1), torch.log(r.to(torch.float64))
     Q, R = torch.linalg.qr(V, mode="reduced")
     diag = torch.diagonal(R, dim1=-2, dim2=-1)
     sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)

@@ -19,6 +19,7 @@ import torch
 from reference_systems import System
 from . import estimators as est_registry
 from .errors import NotApplicableError
+from .invariants import invariant_rows
 from .scoring import COLUMNS, failure, score
 from .tables import atomic_write, markdown, write_csv
 
@@ -39,14 +40,15 @@ def validation_settings(system: System, quick: bool = False) -> Dict[str, int]:
     """Steps, transient and batch for validating ``system``.
 
     From ``system.meta['validation']`` where the system states them, else by
-    kind: maps 20,000 steps after a 1,000-step transient; flows T = 200 time
-    units after 20; batch 16.  ``quick`` divides steps and transient by 10
+    kind: maps 5,000 steps after a 500-step transient, batch 64 (a wide batch
+    is nearly free, a long loop is not); flows T = 200 time units after 20,
+    batch 16.  ``quick`` divides steps and transient by 10
     (tolerances widen accordingly: they are derived from the run).
     """
     if system.kind == "flow":
         s = {"steps": math.ceil(200 / system.dt), "transient": math.ceil(20 / system.dt), "batch": 16}
     else:
-        s = {"steps": 20_000, "transient": 1_000, "batch": 16}
+        s = {"steps": 5_000, "transient": 500, "batch": 64}
     s.update(system.meta.get("validation") or {})
     if quick:
         s["steps"] = max(200, s["steps"] // 10)
@@ -64,11 +66,16 @@ def run_cell(cell: Cell) -> List[Dict[str, Any]]:
         return failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the grid goes on
         return failure(cell.system, cell.estimator_name, s, exc)
-    return score(cell.system, cell.estimator_name, res)
+    rows = score(cell.system, cell.estimator_name, res)
+    try:
+        rows += invariant_rows(cell.system, cell.estimator_name, res, s)
+    except Exception as exc:  # noqa: BLE001
+        rows += failure(cell.system, cell.estimator_name, s, exc)
+    return rows
 
 
-DISPLAY = ["system", "estimator", "index", "reference", "estimate_pm", "abs_error", "tolerance", "status"]
-DISPLAY_HEADERS = ["system", "estimator", "i", "reference", "estimate ± stderr", "abs error", "tolerance", "status"]
+DISPLAY = ["system", "estimator", "quantity", "index", "reference", "estimate_pm", "abs_error", "tolerance", "status"]
+DISPLAY_HEADERS = ["system", "estimator", "quantity", "i", "reference", "estimate ± stderr", "abs error", "tolerance", "status"]
 
 
 def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:

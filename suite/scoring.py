@@ -17,15 +17,16 @@ import numpy as np
 from reference_systems import System
 from .provenance import git_sha
 from .result import LyapunovResult
-from .tolerance import tolerance
+from .tolerance import roundoff, tolerance
 
-COLUMNS = ["system", "estimator", "index", "reference", "ref_uncertainty", "provenance", "estimate",
+COLUMNS = ["system", "estimator", "quantity", "index", "reference", "ref_uncertainty", "provenance", "estimate",
            "stderr", "abs_error", "tolerance", "status", "message", "kind", "T", "steps", "transient",
            "batch", "seed", "stderr_dof", "dtype", "device", "wall_seconds", "git_sha", "versions", "source"]
 FAILING = ("fail", "error")
 
 
-def _base(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[str, Any]:
+def base_row(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[str, Any]:
+    """A row with the cell's identity and settings filled in, everything else None."""
     row = {c: None for c in COLUMNS}
     ref = system.reference
     row.update(system=system.label, estimator=estimator, kind=system.kind, git_sha=git_sha(),
@@ -34,28 +35,37 @@ def _base(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[str,
                 if k in settings})
     if "steps" in settings:
         row["T"] = settings["steps"] * system.dt
+    if "versions" in settings:
+        row["versions"] = json.dumps(settings["versions"], sort_keys=True)
+    return row
+
+
+def judge(row: Dict[str, Any], reference: float, uncertainty: float, estimate: float, stderr: float,
+          tol: float) -> Dict[str, Any]:
+    """Fill in the comparison of ``estimate`` with ``reference`` under tolerance ``tol``."""
+    err = abs(estimate - reference)
+    row.update(reference=float(reference), ref_uncertainty=float(uncertainty), estimate=float(estimate),
+               stderr=float(stderr), abs_error=float(err), tolerance=float(tol),
+               status="pass" if err <= tol else "fail")
     return row
 
 
 def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[str, Any]]:
     """One row per estimated exponent, judged against ``system.reference``."""
     meta = result.meta
-    base = _base(system, estimator, meta)
-    base.update(wall_seconds=result.wall_seconds, stderr_dof=meta.get("stderr_dof"),
-                versions=json.dumps(meta.get("versions", {}), sort_keys=True))
+    base = base_row(system, estimator, meta)
+    base.update(quantity="exponent", wall_seconds=result.wall_seconds, stderr_dof=meta.get("stderr_dof"))
     ref = system.reference
     T = meta.get("T", result.times[-1] if result.times.size else math.nan)
     n_ref = len(ref) if ref is not None else 0
     tol = (tolerance(ref.uncertainty, result.stderr[:n_ref], meta.get("stderr_dof", 0), T, ref.bias_nats)
+           + roundoff(meta.get("dtype", "float64"), float(np.abs(ref.values).max()), 1, system.dt, meta.get("steps", 0))
            if n_ref else np.zeros(0))
     rows = []
     for i, (est, se) in enumerate(zip(result.exponents, result.stderr)):
         row = dict(base, index=i + 1, estimate=float(est), stderr=float(se))
         if i < n_ref and i < tol.size:
-            err = abs(est - ref.values[i])
-            row.update(reference=float(ref.values[i]), ref_uncertainty=float(ref.uncertainty[i]),
-                       abs_error=float(err), tolerance=float(tol[i]),
-                       status="pass" if err <= tol[i] else "fail")
+            judge(row, ref.values[i], ref.uncertainty[i], est, se, tol[i])
         else:
             row.update(status="no reference",
                        message=system.meta.get("note") or f"{system.name} states no reference for exponent {i + 1}")
@@ -66,8 +76,8 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
 def failure(system: System, estimator: str, settings: Dict[str, Any], exc: BaseException,
             status: str = "error") -> List[Dict[str, Any]]:
     """A single row recording why a cell produced no estimate."""
-    row = _base(system, estimator, settings)
-    row.update(index=0, status=status, message=f"{type(exc).__name__}: {exc}")
+    row = base_row(system, estimator, settings)
+    row.update(quantity="exponent", index=0, status=status, message=f"{type(exc).__name__}: {exc}")
     return [row]
 
 

@@ -18,6 +18,9 @@ nu degrees of freedom, against a reference value with uncertainty u_i:
                  reference states otherwise: 0 for Gaussian products, whose
                  QR estimate is exactly unbiased; ln cond(P) for linear maps).
 
+plus a floating-point round-off bound (:func:`roundoff`), which matters only
+for exactly-known quantities estimated with zero spread (tent map, sum rules).
+
 Not included: the O(dt^4) difference between the RK4 map's exponents and the
 flow's (for Lorenz-63 at dt = 0.01 the sum of the exponents is off by 1.0e-4,
 measured in tests/test_qr_estimator.py; below the reference's 5e-4), and
@@ -43,6 +46,22 @@ def tolerance(uncertainty, stderr, dof: float, T: float, bias_nats: float = 1.0)
     u = np.asarray(uncertainty, dtype=np.float64)
     s = np.asarray(stderr, dtype=np.float64)
     return u + t_quantile(dof) * s + bias_nats / float(T)
+
+
+def roundoff(dtype, scale: float, n: int, dt: float = 1.0, steps: int = 0) -> float:
+    """Floating-point bound for a quantity that should hold exactly (sum rule, ln mu).
+
+    Each renormalisation computes ln R_ii of a frame whose entries are O(1)
+    with a backward-stable QR: an error of O(d eps) per step, i.e. O(d eps / dt)
+    per unit time, on top of O(eps) relative to the exponents' scale; and the
+    float64 running sums over ``steps`` renormalisations add up to
+    steps * eps64 relative error (naive summation).  Bound:
+    100 n eps (scale + 1/dt) + n steps eps64 scale, the factor 100 a safety
+    margin over the Householder backward-error constant.
+    """
+    eps = float(np.finfo(np.float32 if str(dtype).endswith("float32") else np.float64).eps)
+    eps64 = float(np.finfo(np.float64).eps)
+    return 100.0 * n * eps * (scale + 1.0 / dt) + n * steps * eps64 * scale
 
 
 RULE = ("tolerance = reference uncertainty + t(1 - 1e-4/2, dof) * stderr + bias_nats / T  "

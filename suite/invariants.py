@@ -1,0 +1,132 @@
+"""Invariant checks that hold for any system, reported beside the reference rows.
+
+* **sum rule**: sum_i lambda_i = < ln|det DF(x)| > / dt, the mean rate of
+  phase-space volume change along the dynamics (for a flow advanced by RK4,
+  DF is the RK4 step's Jacobian, so the identity is exact for the map the
+  estimator sees; it equals <div f> up to O(dt^4)).  The right-hand side is
+  exact where the system states a constant ``log_abs_det`` (maps, e.g.
+  Henon ln b), otherwise it is measured on independent trajectories
+  (seed + 1) and carries its own standard error.  Needs the full spectrum.
+* **zero exponent**: an autonomous flow off a fixed point has an exponent 0
+  (the direction along the flow).  The exponent closest to 0 is compared
+  with 0.  Skipped where the system states ``zero_exponent=False`` or where
+  the independent trajectories sit on a fixed point (|f(x)| < 1e-8 (1 + |x|)).
+* **symplectic pairing**: for a map declared ``symplectic=True``,
+  lambda_i + lambda_{d+1-i} = 0 for i = 1..d/2.  Needs the full spectrum.
+
+Each check is a row with the same columns as an exponent row and is judged
+by the same tolerance rule (suite.tolerance), with the bias term of the
+quantity (0 for the sum: the sum of ln R_ii over a full frame is ln|det| of
+the product exactly, with no boundary term; 2 b / T for a pair) plus a
+floating-point round-off term.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from reference_systems import System, TrajectoryRNG
+from .estimators.base import resolve_device, resolve_dtype
+from .result import LyapunovResult
+from .scoring import base_row, judge
+from .tolerance import roundoff, t_quantile
+
+FIXED_POINT_RTOL = 1e-8
+
+
+@dataclass
+class VolumeRate:
+    """<ln|det DF|>/dt on independent trajectories: mean, stderr, dof; end states' speed."""
+    mean: float
+    stderr: float
+    dof: int
+    at_fixed_point: bool
+
+
+@torch.no_grad()
+def volume_rate(system: System, steps: int, *, transient: int = 0, batch: int = 8, seed: int = 1,
+                device="cpu", dtype=torch.float64) -> VolumeRate:
+    """Mean of (1/(steps dt)) sum_t ln|det DF(x_t)| over ``batch`` independent trajectories."""
+    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    rng = TrajectoryRNG(seed, batch, device=device)
+    x = system.sample_initial(batch, rng).to(device, dtype)
+    for _ in range(transient):
+        x = system.step(x, rng)
+    eye = torch.eye(system.dim, dtype=dtype, device=device).expand(batch, -1, -1).contiguous()
+    total = torch.zeros(batch, dtype=torch.float64, device=device)
+    for _ in range(steps):
+        x, J = system.tangent(x, eye, rng)
+        total += torch.linalg.slogdet(J.to(torch.float64)).logabsdet
+    rates = (total / (steps * system.dt)).cpu().numpy()
+    if not np.all(np.isfinite(rates)):
+        raise ArithmeticError(f"ln|det DF| is not finite along the trajectories of {system.label!r}")
+    at_fp = False
+    if system.kind == "flow":
+        speed = system.rhs(x).norm(dim=1) / (1 + x.norm(dim=1))
+        at_fp = bool((speed < FIXED_POINT_RTOL).all())
+    stderr = float(rates.std(ddof=1) / math.sqrt(batch)) if batch > 1 else 0.0
+    return VolumeRate(float(rates.mean()), stderr, batch - 1, at_fp)
+
+
+def _spread(values: np.ndarray, fallback: float) -> float:
+    """Standard error of the mean of per-trajectory values (fallback for one trajectory)."""
+    return float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else fallback
+
+
+def invariant_rows(system: System, estimator: str, result: LyapunovResult,
+                   settings: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Rows for every invariant that applies to ``system`` and ``result``."""
+    per = result.per_trajectory
+    k, d = result.k, system.dim
+    steps = result.meta.get("steps", settings["steps"])
+    T = steps * system.dt
+    dof = result.meta.get("stderr_dof", per.shape[0] - 1)
+    dtype = result.meta.get("dtype", settings.get("dtype", "float64"))
+    base = base_row(system, estimator, dict(result.meta, versions=result.meta.get("versions", {})))
+    base.update(wall_seconds=result.wall_seconds, stderr_dof=dof)
+    scale = float(np.abs(result.exponents).sum()) + 1.0
+    rows = []
+    bias = system.reference.bias_nats if system.reference is not None else 1.0
+
+    vol: Optional[VolumeRate] = None
+    needs_run = (k == d and "log_abs_det" not in system.meta) or system.kind == "flow"
+    if needs_run:
+        vol = volume_rate(system, max(100, settings["steps"] // 8), transient=settings.get("transient", 0),
+                          batch=max(2, min(settings.get("batch", 8), 64)), seed=int(settings.get("seed", 0)) + 1,
+                          device=settings.get("device", "cpu"), dtype=settings.get("dtype", "float64"))
+
+    if k == d:
+        sums = per.sum(axis=1)
+        est, se = float(sums.mean()), _spread(sums, float(result.stderr.sum()))
+        if "log_abs_det" in system.meta:
+            ref, u_ref, how = float(system.meta["log_abs_det"]) / system.dt, 0.0, "ln|det DF| (exact constant)"
+        else:
+            ref, u_ref = vol.mean, t_quantile(vol.dof) * vol.stderr
+            how = f"<ln|det DF|>/dt on {vol.dof + 1} independent trajectories: {vol.mean:.6g} ± {vol.stderr:.2g}"
+        tol = u_ref + t_quantile(dof) * se + roundoff(dtype, scale, d, system.dt, steps)
+        rows.append(judge(dict(base, quantity="sum rule", index=0, message=f"sum of exponents vs {how}"),
+                          ref, u_ref, est, se, tol))
+
+    zero_declared = system.meta.get("zero_exponent")
+    if system.kind == "flow" and zero_declared is not False and (zero_declared or not vol.at_fixed_point):
+        i = int(np.argmin(np.abs(result.exponents)))
+        if k == d or i < k - 1:  # with k < d the zero exponent may not be among those estimated
+            est, se = float(result.exponents[i]), float(result.stderr[i])
+            tol = t_quantile(dof) * se + bias / T + roundoff(dtype, scale, 1, system.dt, steps)
+            rows.append(judge(dict(base, quantity="zero exponent", index=i + 1,
+                                   message="autonomous flow off a fixed point: the exponent closest to 0"),
+                              0.0, 0.0, est, se, tol))
+
+    if system.meta.get("symplectic") and k == d and d % 2 == 0:
+        for i in range(d // 2):
+            pair = per[:, i] + per[:, d - 1 - i]
+            est, se = float(pair.mean()), _spread(pair, float(result.stderr[i] + result.stderr[d - 1 - i]))
+            tol = t_quantile(dof) * se + 2 * bias / T + roundoff(dtype, scale, 2, system.dt, steps)
+            rows.append(judge(dict(base, quantity="symplectic pair", index=i + 1,
+                                   message=f"lambda_{i + 1} + lambda_{d - i} = 0 (symplectic map)"),
+                              0.0, 0.0, est, se, tol))
+    return rows
