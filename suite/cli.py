@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import List, Optional
 
 import numpy as np
+import torch
 
 import reference_systems as rs
 from . import estimators
-from .errors import LyapbenchError
+from .errors import InvalidArgumentError, LyapbenchError
 from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
 from .scoring import failed, summary
 from .tables import text_table
@@ -44,7 +45,16 @@ def _select_systems(args) -> List[rs.System]:
     return systems
 
 
+def _set_threads(threads: Optional[int]) -> None:
+    if threads is None:
+        return
+    if threads < 1:
+        raise InvalidArgumentError("--threads", threads, "an integer >= 1")
+    torch.set_num_threads(threads)
+
+
 def cmd_validate(args) -> int:
+    _set_threads(args.threads)
     systems = _select_systems(args)
     est_names = _names(args.estimators) or estimators.names()
     for name in est_names:  # fail fast on unknown names, before any work
@@ -106,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     v.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     v.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    v.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice). On a machine shared with other "
+                        "busy processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
     v.set_defaults(func=cmd_validate)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")

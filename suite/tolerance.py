@@ -64,5 +64,5 @@ def roundoff(dtype, scale: float, n: int, dt: float = 1.0, steps: int = 0) -> fl
     return 100.0 * n * eps * (scale + 1.0 / dt) + n * steps * eps64 * scale
 
 
-RULE = ("tolerance = reference uncertainty + t(1 - 1e-4/2, dof) * stderr + bias_nats / T  "
+RULE = ("tolerance = reference uncertainty + t(1 - 1e-4/2, dof) * stderr + bias_nats / T + round-off  "
         "(bias_nats = 1 nat unless the reference states its own)")
