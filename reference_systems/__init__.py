@@ -98,7 +98,7 @@ def catalogue() -> List[System]:
 
 
 # the built-in catalogue registers itself on import
-from . import flows, maps, random_products  # noqa: E402,F401
+from . import flows, maps, networks, random_products  # noqa: E402,F401
 
 __all__ = ["System", "Map", "Flow", "Reference", "PROVENANCES", "TrajectoryRNG",
            "register", "names", "get", "variants", "catalogue"]

@@ -56,7 +56,7 @@ def _set_threads(threads: Optional[int]) -> None:
 def cmd_validate(args) -> int:
     _set_threads(args.threads)
     systems = _select_systems(args)
-    est_names = _names(args.estimators) or estimators.names()
+    est_names = _names(args.estimators) or estimators.validation_defaults()
     for name in est_names:  # fail fast on unknown names, before any work
         estimators.get(name)
     from .estimators.base import resolve_device, resolve_dtype
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run reference systems through estimators and judge every exponent")
     v.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
     v.add_argument("--systems", help="comma-separated system names (default: the whole catalogue)")
-    v.add_argument("--estimators", help="comma-separated estimator names or module:attr (default: all built-in)")
+    v.add_argument("--estimators", help="comma-separated estimator names or module:attr (default: qr, two_trajectory)")
     v.add_argument("--system-file", action="append", metavar="FILE|module:attr",
                    help="add a user's systems (a .py file or module:attr); repeatable")
     v.add_argument("--output-dir", default="results", help="where validation.csv/.md go (default: results)")

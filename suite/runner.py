@@ -79,9 +79,19 @@ DISPLAY_HEADERS = ["system", "estimator", "quantity", "i", "reference", "estimat
 
 
 def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    out = []
+    """Rows for reading: ``estimate ± stderr`` in one column, and a run of exponents
+    without reference in one cell folded into a single row (the CSV keeps them all)."""
+    out: List[Dict[str, Any]] = []
     for r in rows:
         r = dict(r)
+        prev = out[-1] if out else None
+        if (r["status"] == "no reference" and r.get("quantity") == "exponent" and prev is not None
+                and prev["status"] == "no reference" and prev.get("quantity") == "exponent"
+                and (prev["system"], prev["estimator"]) == (r["system"], r["estimator"])):
+            first = str(prev["index"]).split("–")[0]
+            prev["index"] = f"{first}–{r['index']}"
+            prev["estimate_pm"] = "no reference; estimates in the CSV"
+            continue
         if r.get("estimate") is not None:
             r["estimate_pm"] = f"{r['estimate']:.6g} ± {r['stderr']:.2g}"
         elif r.get("message"):

@@ -42,10 +42,15 @@ def test_validate_selection_writes_tables_and_exits_0(tmp_path, capsys):
     df = pd.read_csv(tmp_path / "validation.csv")
     assert list(df.columns) == COLUMNS
     assert set(df.system.str.split("(").str[0]) == {"henon", "logistic"}
-    assert (df.status == "pass").all() and len(df) == 2 + 5
+    assert (df.status == "pass").all()
+    assert set(df.estimator) == {"qr", "two_trajectory"}  # the default estimators
+    qr = df[df.estimator == "qr"]
+    assert len(qr[qr.quantity == "exponent"]) == 2 + 5 and len(qr[qr.quantity == "sum rule"]) == 1 + 5
+    # largest exponent only; for the 1-D logistic map that is the full spectrum, with its sum rule
+    assert len(df[df.estimator == "two_trajectory"]) == 1 + 5 + 5
     md = (tmp_path / "validation.md").read_text()
     assert "estimate ± stderr" in md and "henon(a=1.4, b=0.3)" in md and "Tolerance rule" in md
-    assert "henon(a=1.4, b=0.3)" in out and "summary: 7 pass" in out
+    assert "henon(a=1.4, b=0.3)" in out and "summary: 24 pass" in out
 
 
 def test_user_system_file_runs_through_validate(tmp_path, capsys):
@@ -54,11 +59,13 @@ def test_user_system_file_runs_through_validate(tmp_path, capsys):
     code = main(["validate", "--system-file", str(f), "--output-dir", str(tmp_path), "--quiet"])
     assert code == 0
     df = pd.read_csv(tmp_path / "validation.csv")
+    df = df[df.estimator == "qr"]
     lozi = df[df.system == "lozi"]
-    assert list(lozi.status) == ["no reference", "no reference"]
+    assert list(lozi.status) == ["no reference", "no reference", "pass"]  # the sum rule still applies
     assert abs(lozi.estimate.iloc[0] - 0.470) < 0.01
     decay = df[df.system == "decay"]
-    assert list(decay.status) == ["pass", "pass"]
+    assert list(decay.status) == ["pass", "pass", "pass"]  # two exponents and the sum rule
+    assert "zero exponent" not in set(decay.quantity)  # converges to its fixed point: no zero exponent
     # after a transient of 20 time units the frame is aligned to e^(-0.5 * 20) ~ 5e-5, so only
     # that residual boundary term (/ T = 20) and RK4's O(dt^4) ~ 1e-7 remain
     assert decay.abs_error.max() < 1e-5
@@ -82,7 +89,8 @@ def test_error_cell_is_recorded_and_exits_1(tmp_path, capsys):
     code = main(["validate", "--system-file", str(f), "--output-dir", str(tmp_path), "--quiet"])
     assert code == 1
     df = pd.read_csv(tmp_path / "validation.csv")
-    assert list(df.status) == ["error"] and "TrajectoryError" in df.message.iloc[0]
+    assert list(df.status) == ["error", "error"]  # one per default estimator
+    assert all("TrajectoryError" in m and "trajectory 0, 1" in m and "at step" in m for m in df.message)
 
 
 @pytest.mark.parametrize("argv,pattern", [
@@ -115,4 +123,4 @@ def test_console_script_entry_point(tmp_path):
     r = subprocess.run([sys.executable, "-m", "suite.cli", "validate", "--quick", "--systems", "linear_map",
                         "--output-dir", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "summary: 4 pass" in r.stdout
+    assert "summary: 6 pass" in r.stdout  # qr: 4 exponents + sum rule; two_trajectory: 1

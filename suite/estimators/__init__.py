@@ -19,10 +19,25 @@ from typing import Any, List
 from ..errors import InvalidArgumentError
 from ..registry import Registry
 from .base import Estimator, GrowthAccumulator, RunConfig, check_run
+from .jvp_qr import JVPQREstimator
 from .qr import QREstimator
+from .two_trajectory import TwoTrajectoryEstimator
 
 _REGISTRY = Registry("estimator", group="lyapbench.estimators")
-_REGISTRY.register("qr", QREstimator)
+_BUILTIN = (QREstimator, JVPQREstimator, TwoTrajectoryEstimator)
+for _cls in _BUILTIN:
+    _REGISTRY.register(_cls.name, _cls)
+
+
+def validation_defaults() -> List[str]:
+    """Built-in estimators that ``lyapbench validate`` runs when none are named.
+
+    ``jvp_qr`` is left out by default: it computes exactly what ``qr`` does
+    (the tests hold them to 1e-12 on every catalogue system) through
+    torch.func, whose per-call overhead would multiply the run time; name it
+    with ``--estimators jvp_qr`` to validate it.
+    """
+    return [c.name for c in _BUILTIN if c.in_default_validation]
 
 
 def register(name: str, factory=None, *, overwrite: bool = False):
@@ -56,5 +71,5 @@ def label(est: Any) -> str:
     return getattr(est, "name", None) or type(est).__name__
 
 
-__all__ = ["Estimator", "QREstimator", "GrowthAccumulator", "RunConfig", "check_run",
+__all__ = ["Estimator", "QREstimator", "JVPQREstimator", "TwoTrajectoryEstimator", "GrowthAccumulator", "RunConfig", "check_run",
            "register", "names", "get", "label"]

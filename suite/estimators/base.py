@@ -111,6 +111,7 @@ class Estimator:
 
     name: str = "estimator"
     requires: str = "tangent"
+    in_default_validation: bool = True
 
     def get_params(self) -> Dict[str, Any]:
         """Hyperparameters, read back from the constructor's signature."""
@@ -209,7 +210,7 @@ class GrowthAccumulator:
 
 
 def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Tensor],
-                 step: int, since: int, cfg: RunConfig) -> None:
+                 step: int, since: int, cfg: RunConfig, growth_of: str = "the tangent frame") -> None:
     """Raise :class:`TrajectoryError` if a state left the domain or a frame degenerated.
 
     ``step`` counts from the start of the run (transient included); the
@@ -234,10 +235,10 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
         i = idx[0]
         lg = log_growth[i].tolist()
         if any(math.isnan(v) or v == math.inf for v in lg):
-            what = "the tangent map became non-finite (NaN or overflow in the Jacobian or the tangent vectors)"
+            what = f"{growth_of} became non-finite (NaN or overflow in the Jacobian or the tangent vectors)"
         else:
-            what = ("the tangent frame degenerated (some ln|R_ii| = -inf): the Jacobian is singular along the "
-                    "orbit, or the tangent vectors overflowed between re-orthonormalisations")
-        msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln|R_ii| = {lg}; "
+            what = (f"{growth_of} degenerated (a growth factor of 0, ln = -inf): the Jacobian is singular "
+                    "along the orbit, or the vectors over- or underflowed between renormalisations")
+        msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln growth = {lg}; "
                f"state of trajectory {cfg.first + i}: {x[i].tolist()})")
     raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step)

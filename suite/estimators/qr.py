@@ -58,7 +58,7 @@ class QREstimator(Estimator):
 
         last = 0
         for t in range(1, cfg.transient + 1):
-            x, Q = system.tangent(x, Q, rng)
+            x, Q = self._advance(system, x, Q, rng)
             if t % m == 0 or t == cfg.transient:
                 Q, log_growth = qr_positive(Q, self.method)
                 check_finite(system, x, log_growth, t, last, cfg)
@@ -66,10 +66,14 @@ class QREstimator(Estimator):
 
         acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device)
         for s in range(1, cfg.steps + 1):
-            x, Q = system.tangent(x, Q, rng)
+            x, Q = self._advance(system, x, Q, rng)
             if s % m == 0 or s == cfg.steps:
                 Q, log_growth = qr_positive(Q, self.method)
                 check_finite(system, x, log_growth, cfg.transient + s, last, cfg)
                 last = cfg.transient + s
                 acc.add(log_growth, s)
         return acc.result()
+
+    def _advance(self, system: System, x: torch.Tensor, Q: torch.Tensor, rng):
+        """One step of state and frame: the system's tangent map DF(x) Q."""
+        return system.tangent(x, Q, rng)
