@@ -166,6 +166,9 @@ def _refill_shift(mu: int, fold: bool):
     a point typical of the invariant (Lebesgue) measure those digits are iid
     uniform, so the entering digit is drawn from the trajectory's random
     stream.  ``fold`` reflects the upper half (tent map): n -> mu^m - 1 - n.
+    The step is piecewise constant in x (it goes through floor), so its
+    derivative comes from the analytic Jacobian, and the system says
+    ``differentiable_step=False`` to estimators that differentiate ``step``.
     """
     def noise(g, x):
         return torch.floor(g.uniform(1, dtype=torch.float64) * mu).to(x.dtype)
@@ -206,7 +209,7 @@ def tent(mu: float = 2.0) -> Map:
                   domain=lambda x: ((x >= 0) & (x <= 1)).all(dim=1), domain_note="0 <= x <= 1")
     if mu == 2.0:
         step, noise = _refill_shift(2, fold=True)
-        return Map("tent", step, jacobian=jacobian, noise=noise, **common)
+        return Map("tent", step, jacobian=jacobian, noise=noise, differentiable_step=False, **common)
     return Map("tent", lambda x: mu * torch.minimum(x, 1.0 - x), jacobian=jacobian, **common)
 
 
@@ -230,7 +233,7 @@ def bernoulli(mu: float = 2.0) -> Map:
                   domain=lambda x: ((x >= 0) & (x < 1)).all(dim=1), domain_note="0 <= x < 1")
     if mu == int(mu):
         step, noise = _refill_shift(int(mu), fold=False)
-        return Map("bernoulli", step, noise=noise, **common)
+        return Map("bernoulli", step, noise=noise, differentiable_step=False, **common)
     return Map("bernoulli", lambda x: torch.remainder(mu * x, 1.0), **common)
 
 

@@ -1,0 +1,68 @@
+"""The built-in estimators agree with each other where their methods overlap."""
+import math
+
+import numpy as np
+import pytest
+
+import reference_systems as rs
+from suite import estimators
+from suite.errors import InvalidArgumentError, NotApplicableError
+from suite.tolerance import t_quantile
+
+QR, JVP, TWO = estimators.get("qr"), estimators.get("jvp_qr"), estimators.get("two_trajectory")
+
+
+def test_registry_lists_builtins_and_validation_defaults():
+    assert {"qr", "jvp_qr", "two_trajectory"} <= set(estimators.names())
+    assert estimators.validation_defaults() == ["qr", "two_trajectory"]
+
+
+@pytest.mark.parametrize("system", rs.catalogue(), ids=lambda s: s.label)
+def test_jvp_qr_equals_qr_on_every_catalogue_system(system):
+    """Same method, tangent by JVP of the step instead of the system's Jacobian: equal to round-off."""
+    reason = JVP.not_applicable(system)
+    if reason:
+        assert system.meta.get("differentiable_step") is False
+        with pytest.raises(NotApplicableError):
+            JVP.estimate(system, 10)
+        return
+    k = min(system.dim, 8)
+    a = QR.estimate(system, 60, transient=20, batch=2, seed=3, k=k)
+    b = JVP.estimate(system, 60, transient=20, batch=2, seed=3, k=k)
+    np.testing.assert_allclose(b.per_trajectory, a.per_trajectory, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name,params,steps,batch", [
+    ("henon", {}, 4_000, 32), ("logistic", {"r": 3.9}, 4_000, 32), ("standard_map", {}, 2_000, 32),
+    ("lorenz63", {}, 3_000, 64), ("gaussian_products", {"N": 4}, 2_000, 16),
+])
+def test_two_trajectory_agrees_with_qr_lambda_1(name, params, steps, batch):
+    system = rs.get(name, **params)
+    transient = 500
+    a = QR.estimate(system, steps, transient=transient, batch=batch, seed=1)
+    b = TWO.estimate(system, steps, transient=transient, batch=batch, seed=2)
+    T = steps * system.dt
+    # independent runs (different seeds): joint stderr, plus each method's boundary term (1 nat / T)
+    # and the finite separation's O(d0) ~ 1e-8 bias
+    tol = t_quantile(batch - 1) * math.hypot(a.stderr[0], b.stderr[0]) + 2 / T + 1e-6
+    assert abs(a.exponents[0] - b.exponents[0]) <= tol, (a, b, tol)
+
+
+def test_two_trajectory_on_same_trajectories_matches_qr_closely():
+    """Same seed: same initial states; the neighbour's direction aligns with the QR frame's first vector."""
+    hen = rs.get("henon")
+    a = QR.estimate(hen, 3_000, transient=300, batch=4, seed=0, k=1)
+    b = TWO.estimate(hen, 3_000, transient=300, batch=4, seed=0)
+    np.testing.assert_allclose(a.per_trajectory, b.per_trajectory, atol=1e-6)
+
+
+def test_two_trajectory_contract_and_errors():
+    res = TWO.estimate(rs.get("logistic"), 2_000, transient=100, batch=16, seed=0)
+    assert res.exponents.shape == (1,) and res.per_trajectory.shape == (16, 1)
+    assert abs(res.exponents[0] - math.log(2)) < 1e-3
+    with pytest.raises(InvalidArgumentError, match="largest exponent"):
+        TWO.estimate(rs.get("lorenz63"), 100, k=2)
+    with pytest.raises(InvalidArgumentError, match="d0"):
+        estimators.get("two_trajectory", d0=-1.0)
+    with pytest.raises(InvalidArgumentError, match="renorm_every"):
+        estimators.get("two_trajectory", renorm_every=0)
