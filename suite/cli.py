@@ -89,13 +89,15 @@ def cmd_list(args) -> int:
         ref = system.reference
         rows.append({
             "name": system.name, "kind": system.kind, "dim": system.dim,
-            "params": ", ".join(f"{k}={v}" for k, v in system.params.items() if k != "A"),
+            "params": ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in system.params.items() if k != "A"),
             "provenance": ref.provenance if ref else "none",
+            "uncertainty": f"±{ref.uncertainty.max():.2g}" if ref else "",
             "reference": (np.array2string(ref.values[:5], precision=5, separator=", ")
                           + (" ..." if len(ref) > 5 else "")) if ref else "",
             "source": ref.source if ref else system.meta.get("note", ""),
         })
-    cols = ["name", "kind", "dim", "params", "provenance", "reference", "source"]
+    cols = ["name", "kind", "dim", "params", "provenance", "reference", "uncertainty", "source"]
     print(text_table(rows, cols))
     return EXIT_OK
 

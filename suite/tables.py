@@ -46,21 +46,22 @@ def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _fmt(v: Any) -> str:
+def _fmt(v: Any, markdown: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
         return f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.3g}"
-    return str(v).replace("|", "\\|").replace("\n", " ")
+    text = str(v).replace("\n", " ")
+    return text.replace("|", "\\|") if markdown else text
 
 
 def markdown(rows: List[Dict[str, Any]], columns: Sequence[str], headers: Sequence[str] | None = None) -> str:
     """A GitHub-flavoured Markdown table of ``columns`` of ``rows``."""
     headers = list(headers or columns)
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(r.get(c), markdown=True) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
