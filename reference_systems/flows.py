@@ -54,7 +54,7 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
                 sample_initial=sample_initial,
                 params={"sigma": sigma, "rho": rho, "beta": beta, "dt": dt},
                 divergence=-(sigma + 1.0 + beta),
-                validation={"steps": 10_000, "transient": 1_000, "batch": 512})
+                validation={"steps": 10_000, "transient": 1_000, "batch": 256})
 
 
 register("lorenz63", lorenz63)
