@@ -66,3 +66,20 @@ def test_two_trajectory_contract_and_errors():
         estimators.get("two_trajectory", d0=-1.0)
     with pytest.raises(InvalidArgumentError, match="renorm_every"):
         estimators.get("two_trajectory", renorm_every=0)
+
+
+@pytest.mark.parametrize("name,params", [("henon", {}), ("lorenz63", {}), ("gaussian_products", {"N": 6}),
+                                         ("lorenz96", {})])
+def test_qr_householder_and_mgs_agree(name, params):
+    system = rs.get(name, **params)
+    a = estimators.get("qr", method="householder").estimate(system, 300, transient=50, batch=3, seed=2)
+    b = estimators.get("qr", method="mgs").estimate(system, 300, transient=50, batch=3, seed=2)
+    np.testing.assert_allclose(b.per_trajectory, a.per_trajectory, rtol=1e-9, atol=1e-9)
+
+
+def test_reorth_every_changes_nothing_when_no_direction_is_lost():
+    """Renormalising every 5 steps instead of every step: the same sums (QR of a product telescopes)."""
+    hen = rs.get("henon")
+    a = estimators.get("qr", reorth_every=1).estimate(hen, 1_000, transient=100, batch=3, seed=0)
+    b = estimators.get("qr", reorth_every=5).estimate(hen, 1_000, transient=100, batch=3, seed=0)
+    np.testing.assert_allclose(b.per_trajectory, a.per_trajectory, rtol=1e-8, atol=1e-9)

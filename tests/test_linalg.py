@@ -25,6 +25,15 @@ def test_qr_positive_matches_lapack(d, k, dtype, tol):
     torch.testing.assert_close(Q.transpose(1, 2) @ Q, torch.eye(k, dtype=dtype).expand(7, k, k), rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("d,k", [(2, 2), (5, 3), (12, 12)])
+def test_mgs_matches_householder(d, k):
+    V = torch.randn(4, d, k, dtype=torch.float64, generator=torch.Generator().manual_seed(d + k))
+    Qh, lh = qr_positive(V, "householder")
+    Qm, lm = qr_positive(V, "mgs")
+    torch.testing.assert_close(Qm, Qh, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(lm, lh, rtol=1e-12, atol=1e-12)
+
+
 def test_collapsed_frame_gives_minus_inf():
     V = torch.zeros(2, 3, 2, dtype=torch.float64)
     V[:, 0, 0] = 1.0
@@ -34,5 +43,5 @@ def test_collapsed_frame_gives_minus_inf():
 
 
 def test_unknown_method():
-    with pytest.raises(ValueError, match="householder"):
+    with pytest.raises(ValueError, match="householder.*mgs"):
         qr_positive(torch.randn(1, 2, 2), method="givens")

@@ -33,8 +33,9 @@ class QREstimator(Estimator):
         Steps between re-orthonormalisations, m.  Keep m * dt * (lambda_1 -
         lambda_k) well below ~30 (ln of the float64 range), or the lower
         directions are lost to round-off.
-    method : 'householder'
-        QR factorisation (see :func:`suite.linalg.qr_positive`).
+    method : 'householder' or 'mgs'
+        QR factorisation: Householder reflections (LAPACK) or modified
+        Gram-Schmidt (see :func:`suite.linalg.qr_positive`).
     """
 
     name = "qr"
