@@ -1,0 +1,71 @@
+"""suite.checks.check_estimator: passes for the built-ins, fails with a useful message for broken ones."""
+import math
+
+import numpy as np
+import pytest
+
+from suite import estimators
+from suite.checks import check_estimator
+from suite.estimators import QREstimator
+
+
+@pytest.mark.parametrize("name", ["qr", "two_trajectory", "jvp_qr"])
+def test_builtins_pass(name):
+    report = check_estimator(estimators.get(name))
+    assert not report.failed
+    assert {r[0] for r in report.results} == {"contract", "batch", "reproducible", "linear_map", "logistic",
+                                              "gaussian_products", "gaussian_products stderr"}
+    assert all(r[1] == "pass" for r in report.results), str(report)
+
+
+class Bits(QREstimator):
+    """Reports log2 instead of natural log."""
+    name = "bits"
+
+    def _estimate(self, system, cfg):
+        res = super()._estimate(system, cfg)
+        for a in ("exponents", "stderr", "per_trajectory", "history"):
+            setattr(res, a, getattr(res, a) / math.log(2))
+        return res
+
+
+class Overconfident(QREstimator):
+    name = "overconfident"
+
+    def _estimate(self, system, cfg):
+        res = super()._estimate(system, cfg)
+        res.stderr = res.stderr / 10
+        return res
+
+
+class CrossTalk(QREstimator):
+    """Every trajectory reports the batch mean: trajectories are not independent."""
+    name = "crosstalk"
+
+    def _estimate(self, system, cfg):
+        res = super()._estimate(system, cfg)
+        res.per_trajectory = np.repeat(res.per_trajectory.mean(0, keepdims=True), res.per_trajectory.shape[0], 0)
+        return res
+
+
+class ZeroStderr(QREstimator):
+    name = "zero_stderr"
+
+    def _estimate(self, system, cfg):
+        res = super()._estimate(system, cfg)
+        res.stderr = np.zeros_like(res.stderr)
+        return res
+
+
+@pytest.mark.parametrize("broken,check,words", [
+    (Bits(), "logistic", "off"),
+    (Overconfident(), "gaussian_products stderr", "not calibrated"),
+    (CrossTalk(), "batch", "depends on the other trajectories"),
+    (ZeroStderr(), "contract", "never a silent 0"),
+])
+def test_broken_estimators_fail_with_a_message(broken, check, words):
+    with pytest.raises(AssertionError, match=broken.name):
+        check_estimator(broken)
+    report = check_estimator(broken, raise_on_failure=False)
+    failed = {name: msg for name, status, msg in report.results if status == "fail"}
+    assert check in failed and words in failed[check], str(report)
