@@ -148,6 +148,7 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True) -> CheckRe
             with np.errstate(divide="ignore", invalid="ignore"):
                 zs.append((res.exponents[:n] - exact_values[:n]) / res.stderr[:n])
         z = np.concatenate(zs)
+        assert np.all(np.isfinite(z)), "stderr is zero or non-finite, so (estimate - exact)/stderr is not finite"
         # z ~ t(7): sd 1.18, mean 0 (se 1.18 / sqrt(n)); the spread is checked first, since an
         # overconfident stderr inflates both
         assert 0.7 < z.std() < 1.8, (f"stderr not calibrated: sd of (estimate - exact)/stderr = {z.std():.3f} "
