@@ -1,6 +1,7 @@
 """The ``lyapbench`` command line.
 
     lyapbench validate [--quick] [--systems a,b] [--estimators qr] [--system-file F]
+    lyapbench compare  [--estimators qr,pkg.mod:Mine] [--systems a,b] [--seeds 0,1] [--steps N]
     lyapbench list
 
 Exit status: 0 when every row passes, 1 when a row fails or a cell errors,
@@ -53,7 +54,8 @@ def _set_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
-def cmd_validate(args) -> int:
+def _prepare(args):
+    """Shared by validate and compare: threads, systems, checked estimator names, device and dtype."""
     _set_threads(args.threads)
     systems = _select_systems(args)
     est_names = _names(args.estimators) or estimators.validation_defaults()
@@ -62,6 +64,11 @@ def cmd_validate(args) -> int:
     from .estimators.base import resolve_device, resolve_dtype
     resolve_device(args.device)
     resolve_dtype(args.dtype)
+    return systems, est_names
+
+
+def cmd_validate(args) -> int:
+    systems, est_names = _prepare(args)
     cells = validation_cells(systems, est_names, quick=args.quick, seed=args.seed,
                              device=args.device, dtype=args.dtype)
     out = Path(args.output_dir)
@@ -80,6 +87,45 @@ def cmd_validate(args) -> int:
         print(f"FAILED {r['system']} x {r['estimator']} #{r['index']}: {r['status']}"
               + (f" {r['message']}" if r.get("message") else
                  f" |error| {r['abs_error']:.3g} > tolerance {r['tolerance']:.3g}"), file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from .compare import COMPARE_COLUMNS, summarise
+    from .runner import run_cell
+    from .tables import markdown, write_csv, atomic_write
+    from .scoring import COLUMNS
+    systems, est_names = _prepare(args)
+    seeds = [int(v) for v in _names(args.seeds)] if args.seeds else [0]
+    cells = []
+    for seed in seeds:
+        for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
+                                     dtype=args.dtype):
+            if args.steps is not None:
+                if args.steps < 1:
+                    raise InvalidArgumentError("--steps", args.steps, "an integer >= 1")
+                cell.settings["steps"] = args.steps
+            cells.append(cell)
+    out = Path(args.output_dir)
+    all_rows, summaries = [], []
+    for n, cell in enumerate(cells, 1):
+        rows, res = run_cell(cell, keep_result=True)
+        all_rows += rows
+        summaries.append(summarise(cell.system, rows, res))
+        if not args.no_write:  # every finished cell is kept
+            write_csv(all_rows, out / "compare_rows.csv", COLUMNS)
+            write_csv(summaries, out / "compare.csv", COMPARE_COLUMNS)
+            atomic_write(out / "compare.md", "# Estimator comparison\n\n" + markdown(summaries, COMPARE_COLUMNS[:-1]))
+        if not args.quiet:
+            print(f"[{n}/{len(cells)}] {cell.label} (seed {cell.settings['seed']}): {summaries[-1]['status']}",
+                  file=sys.stderr, flush=True)
+    print(text_table(summaries, COMPARE_COLUMNS[:-1]))
+    bad = [s for s in summaries if s["status"] in ("fail", "error")]
+    for s_ in bad:
+        print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} {s_['message']}",
+              file=sys.stderr)
+    if not args.no_write:
+        print(f"wrote {out / 'compare.csv'}, {out / 'compare.md'} and {out / 'compare_rows.csv'}")
     return EXIT_FAIL if bad else EXIT_OK
 
 
@@ -107,21 +153,27 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     v = sub.add_parser("validate", help="run reference systems through estimators and judge every exponent")
-    v.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
-    v.add_argument("--systems", help="comma-separated system names (default: the whole catalogue)")
-    v.add_argument("--estimators", help="comma-separated estimator names or module:attr (default: qr, two_trajectory)")
-    v.add_argument("--system-file", action="append", metavar="FILE|module:attr",
-                   help="add a user's systems (a .py file or module:attr); repeatable")
-    v.add_argument("--output-dir", default="results", help="where validation.csv/.md go (default: results)")
-    v.add_argument("--no-write", action="store_true", help="print only, write no files")
+    c = sub.add_parser("compare", help="estimators side by side: errors, honesty of the stderr, time, speed")
+    for q in (v, c):
+        q.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
+        q.add_argument("--systems", help="comma-separated system names (default: the whole catalogue)")
+        q.add_argument("--estimators", "--estimator", dest="estimators",
+                       help="comma-separated estimator names or module:attr (default: qr, two_trajectory)")
+        q.add_argument("--system-file", action="append", metavar="FILE|module:attr",
+                       help="add a user's systems (a .py file or module:attr); repeatable")
+        q.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
+        q.add_argument("--no-write", action="store_true", help="print only, write no files")
+        q.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+        q.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+        q.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+        q.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: torch's choice). On a machine shared with other busy "
+                            "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    v.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    v.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
-    v.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice). On a machine shared with other "
-                        "busy processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
     v.set_defaults(func=cmd_validate)
+    c.add_argument("--seeds", help="comma-separated seeds, one cell per seed (default: 0)")
+    c.add_argument("--steps", type=int, help="steps per trajectory for every system (default: its validation budget)")
+    c.set_defaults(func=cmd_compare)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
     ls.set_defaults(func=cmd_list)

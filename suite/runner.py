@@ -56,22 +56,25 @@ def validation_settings(system: System, quick: bool = False) -> Dict[str, int]:
     return s
 
 
-def run_cell(cell: Cell) -> List[Dict[str, Any]]:
+def run_cell(cell: Cell, keep_result: bool = False):
+    """Run, score and check one cell; returns its rows (and the LyapunovResult if asked)."""
     s = cell.settings
+    res = None
     try:
         res = cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
                                       seed=s.get("seed", 0), device=s.get("device", "cpu"),
                                       dtype=s.get("dtype", torch.float64))
     except NotApplicableError as exc:
-        return failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
+        rows = failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the grid goes on
-        return failure(cell.system, cell.estimator_name, s, exc)
-    rows = score(cell.system, cell.estimator_name, res)
-    try:
-        rows += invariant_rows(cell.system, cell.estimator_name, res, s)
-    except Exception as exc:  # noqa: BLE001
-        rows += failure(cell.system, cell.estimator_name, s, exc)
-    return rows
+        rows = failure(cell.system, cell.estimator_name, s, exc)
+    else:
+        rows = score(cell.system, cell.estimator_name, res)
+        try:
+            rows += invariant_rows(cell.system, cell.estimator_name, res, s)
+        except Exception as exc:  # noqa: BLE001
+            rows += failure(cell.system, cell.estimator_name, s, exc)
+    return (rows, res) if keep_result else rows
 
 
 DISPLAY = ["system", "estimator", "quantity", "index", "reference", "estimate_pm", "abs_error", "tolerance", "status"]

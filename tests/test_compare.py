@@ -1,0 +1,42 @@
+"""`lyapbench compare`: plug-ins side by side, a wrong one flagged, one summary row per cell."""
+import numpy as np
+import pandas as pd
+
+import reference_systems as rs
+from suite.cli import main
+from suite.compare import time_to_accuracy
+from suite.result import LyapunovResult
+
+
+def test_transposed_jacobian_plugin_is_flagged_on_lorenz(tmp_path, capsys):
+    code = main(["compare", "--quick", "--systems", "lorenz63", "--estimators", "qr,wrong_estimators:Transposed",
+                 "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 1
+    df = pd.read_csv(tmp_path / "compare.csv").set_index("estimator")
+    assert df.loc["qr", "status"] == "pass" and df.loc["transposed", "status"] == "fail"
+    assert df.loc["transposed", "lambda1_error"] > 0.1  # J^T on Lorenz: lambda_1 ~0.66 instead of 0.906
+    assert df.loc["transposed", "worst_error_over_tol"] > 1 > df.loc["qr", "worst_error_over_tol"]
+    assert "FAILED lorenz63" in capsys.readouterr().err
+    rows = pd.read_csv(tmp_path / "compare_rows.csv")
+    assert set(rows.estimator) == {"qr", "transposed"} and (tmp_path / "compare.md").read_text().count("|") > 20
+
+
+def test_seeds_give_one_row_each_and_all_pass(tmp_path):
+    code = main(["compare", "--quick", "--systems", "henon", "--seeds", "0,1,2", "--steps", "2000",
+                 "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 0
+    df = pd.read_csv(tmp_path / "compare.csv")
+    assert sorted(df.seed) == [0, 0, 1, 1, 2, 2] and (df.status == "pass").all() and (df["T"] == 2000).all()
+    # the two estimators follow the same trajectories for a seed: identical lambda_1 to 1e-6
+    pivot = df.pivot(index="seed", columns="estimator", values="lambda1_error")
+    np.testing.assert_allclose(pivot["qr"], pivot["two_trajectory"], atol=1e-6)
+
+
+def test_time_to_accuracy_from_history():
+    system = rs.get("logistic")
+    ref = np.log(2)
+    hist = np.array([[ref + 0.5], [ref - 0.02], [ref + 0.005], [ref - 0.001], [ref + 0.0001]])
+    res = LyapunovResult(hist[-1], np.array([1e-3]), hist[-1:], hist, np.array([1.0, 10, 100, 1000, 10000]), 0.0)
+    assert time_to_accuracy(system, res, 1e-2) == 100.0
+    assert time_to_accuracy(system, res, 1e-6) is None
+    assert time_to_accuracy(rs.get("logistic", r=3.5), res) is None  # no reference
