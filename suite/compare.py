@@ -9,8 +9,9 @@ which is fast, and which is confidently wrong:
 * ``worst_error``: the largest abs error over the exponents with a reference;
 * ``worst_error_over_tol``: the same, as a fraction of each row's tolerance
   (> 1 fails);
-* ``max_z``: max |error| / stderr: far above ~4 means the stated
-  uncertainty is not honest (confidently wrong);
+* ``max_z``: max |error| / stderr over rows with a non-zero stderr: far
+  above ~4 means the stated uncertainty is not honest (confidently wrong),
+  unless the finite-T bias dominates a short run;
 * ``sum_residual``: abs(sum of exponents - <ln|det DF|>/dt) where the full
   spectrum was estimated;
 * ``t_to_1e-2``: the time T from which the running estimate of lambda_1 stays
@@ -62,8 +63,8 @@ def summarise(system: System, rows: List[Dict[str, Any]], result: Optional[Lyapu
         ses = np.array([r["stderr"] for r in judged])
         out["worst_error"] = float(errs.max())
         out["worst_error_over_tol"] = float((errs / tols).max())
-        with np.errstate(divide="ignore"):
-            out["max_z"] = float(np.max(np.where(ses > 0, errs / ses, np.inf)))
+        spread = ses > 0  # |error| / stderr is undefined where every trajectory gave the same value
+        out["max_z"] = float(np.max(errs[spread] / ses[spread])) if spread.any() else None
         lam1 = [r for r in judged if r["index"] == 1]
         out["lambda1_error"] = lam1[0]["abs_error"] if lam1 else None
     sums = [r for r in rows if r["quantity"] == "sum rule"]
