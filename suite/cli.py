@@ -22,7 +22,8 @@ from . import estimators
 from .errors import InvalidArgumentError, LyapbenchError
 from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
 from .scoring import failed, summary
-from .tables import text_table
+from .compare import COMPARE_COLUMNS, summarise
+from .tables import atomic_write, markdown, text_table, write_csv
 from .tolerance import RULE
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -38,8 +39,10 @@ def _select_systems(args) -> List[rs.System]:
     if names is None and not args.system_file:
         names = rs.names()
     for name in names or []:
-        systems.extend(rs.get(name, **v) for v in rs.variants(name)) if ":" not in name \
-            else systems.append(rs.get(name))
+        if ":" in name:
+            systems.append(rs.get(name))
+        else:
+            systems.extend(rs.get(name, **v) for v in rs.variants(name))
     for spec in args.system_file or []:
         from .plugins import load_systems
         systems.extend(load_systems(spec))
@@ -91,36 +94,30 @@ def cmd_validate(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import COMPARE_COLUMNS, summarise
-    from .runner import run_cell
-    from .tables import markdown, write_csv, atomic_write
-    from .scoring import COLUMNS
     systems, est_names = _prepare(args)
+    if args.steps is not None and args.steps < 1:
+        raise InvalidArgumentError("--steps", args.steps, "an integer >= 1")
     seeds = [int(v) for v in _names(args.seeds)] if args.seeds else [0]
     cells = []
     for seed in seeds:
         for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
                                      dtype=args.dtype):
             if args.steps is not None:
-                if args.steps < 1:
-                    raise InvalidArgumentError("--steps", args.steps, "an integer >= 1")
                 cell.settings["steps"] = args.steps
             cells.append(cell)
     out = Path(args.output_dir)
-    all_rows, summaries = [], []
-    for n, cell in enumerate(cells, 1):
-        rows, res = run_cell(cell, keep_result=True)
-        all_rows += rows
-        summaries.append(summarise(cell.system, rows, res))
-        if not args.no_write:  # every finished cell is kept
-            write_csv(all_rows, out / "compare_rows.csv", COLUMNS)
+    summaries = []
+
+    def keep_summary(cell, rows, result):  # every finished cell is kept
+        summaries.append(summarise(cell.system, rows, result))
+        if not args.no_write:
             write_csv(summaries, out / "compare.csv", COMPARE_COLUMNS)
             atomic_write(out / "compare.md", "# Estimator comparison\n\n" + markdown(summaries, COMPARE_COLUMNS[:-1]))
-        if not args.quiet:
-            print(f"[{n}/{len(cells)}] {cell.label} (seed {cell.settings['seed']}): {summaries[-1]['status']}",
-                  file=sys.stderr, flush=True)
+
+    run_grid(cells, csv_path=None if args.no_write else out / "compare_rows.csv",
+             progress=None if args.quiet else sys.stderr, on_cell=keep_summary)
     print(text_table(summaries, COMPARE_COLUMNS[:-1]))
-    bad = [s for s in summaries if s["status"] in ("fail", "error")]
+    bad = [s_ for s_ in summaries if s_["status"] in ("fail", "error")]
     for s_ in bad:
         print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} {s_['message']}",
               file=sys.stderr)

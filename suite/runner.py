@@ -105,20 +105,23 @@ def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path: Optional[Path] = None,
              title: str = "", progress: Optional[TextIO] = sys.stderr,
-             on_cell: Optional[Callable[[Cell, List[Dict[str, Any]]], None]] = None) -> List[Dict[str, Any]]:
-    """Run every cell in order; rewrite the CSV and Markdown tables after each."""
+             on_cell: Optional[Callable[[Cell, List[Dict[str, Any]], Any], None]] = None) -> List[Dict[str, Any]]:
+    """Run every cell in order; rewrite the CSV and Markdown tables after each.
+
+    ``on_cell(cell, rows, result)`` is called after each cell (result None if it raised).
+    """
     rows: List[Dict[str, Any]] = []
     t_start = time.perf_counter()
     for n, cell in enumerate(cells, 1):
         t0 = time.perf_counter()
-        cell_rows = run_cell(cell)
+        cell_rows, result = run_cell(cell, keep_result=True)
         rows.extend(cell_rows)
         if csv_path is not None:
             write_csv(rows, csv_path, COLUMNS)
         if md_path is not None:
             atomic_write(md_path, title + markdown(with_display(rows), DISPLAY, DISPLAY_HEADERS))
         if on_cell is not None:
-            on_cell(cell, cell_rows)
+            on_cell(cell, cell_rows, result)
         if progress is not None:
             elapsed = time.perf_counter() - t_start
             left = elapsed / n * (len(cells) - n)
