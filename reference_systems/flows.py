@@ -6,9 +6,8 @@ import math
 import numpy as np
 import torch
 
-from suite.errors import InvalidArgumentError
 from . import register
-from ._checks import finite, positive_int
+from ._checks import diagonalisable, finite, positive_int
 from .reference import Reference
 from .system import Flow
 
@@ -169,22 +168,15 @@ def linear_ode(A=None, dt: float = 0.05) -> Flow:
     ln|p4(mu_i dt)| / dt: that known deviation from Re mu_i is the stated
     uncertainty.  Default A: non-normal, eigenvalues -0.1 +- i and -0.5.
     """
-    A = np.asarray(_DEFAULT_ODE if A is None else A, dtype=np.float64)
+    A, mu, log_cond = diagonalisable("A", A, _DEFAULT_ODE)
     dt = finite("dt", dt, low=0.0, low_open=True)
-    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1 or not np.all(np.isfinite(A)):
-        raise InvalidArgumentError("A", A.tolist() if A.ndim <= 2 else A.shape, "a finite square matrix")
-    mu, P = np.linalg.eig(A)
-    cond = np.linalg.cond(P)
-    if not np.isfinite(cond) or cond > 1e8:
-        raise InvalidArgumentError("A", A.tolist(), f"a diagonalisable matrix (eigenvector condition number "
-                                   f"{cond:.3g} > 1e8: Jordan blocks converge only like ln T / T)")
     z = mu * dt
     rk4 = np.log(np.abs(1 + z + z ** 2 / 2 + z ** 3 / 6 + z ** 4 / 24)) / dt
     order = np.argsort(-mu.real)
     values, deviation = mu.real[order], np.abs(rk4 - mu.real)[order]
     ref = Reference(values, deviation + 1e-12, "exact",
                     "real parts of the eigenvalues of A; uncertainty = |ln|p4(mu dt)|/dt - Re mu|, "
-                    "the RK4 map's exactly known deviation", bias_nats=max(1.0, float(np.log(cond))))
+                    "the RK4 map's exactly known deviation", bias_nats=max(1.0, log_cond))
     At = torch.as_tensor(A)
     d = A.shape[0]
     return Flow("linear_ode", rhs=lambda x: x @ At.to(x).T, dim=d, dt=dt,

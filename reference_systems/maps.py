@@ -8,7 +8,7 @@ import torch
 
 from suite.errors import InvalidArgumentError
 from . import register
-from ._checks import finite
+from ._checks import diagonalisable, finite
 from .reference import Reference
 from .system import Map
 
@@ -119,21 +119,13 @@ def linear_map(A=None) -> Map:
     defective A (Jordan block) cond(P) is infinite and the estimate converges
     only like ln T / T, so defective matrices are refused.
     """
-    A = np.asarray(_DEFAULT_A if A is None else A, dtype=np.float64)
-    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] < 1 or not np.all(np.isfinite(A)):
-        raise InvalidArgumentError("A", A.tolist() if A.ndim <= 2 else A.shape,
-                                   "a finite square matrix (nested list or array)")
-    mu, P = np.linalg.eig(A)
+    A, mu, log_cond = diagonalisable("A", A, _DEFAULT_A)
     if np.any(mu == 0):
         raise InvalidArgumentError("A", A.tolist(), "a non-singular matrix (a zero eigenvalue has exponent -inf)")
-    cond = np.linalg.cond(P)
-    if not np.isfinite(cond) or cond > 1e8:
-        raise InvalidArgumentError("A", A.tolist(), "a diagonalisable matrix (eigenvector condition "
-                                   f"number {cond:.3g} > 1e8: Jordan blocks converge only like ln T / T)")
     values = np.sort(np.log(np.abs(mu)))[::-1]
     d = A.shape[0]
     ref = Reference(values, np.full(d, 1e-12), "exact", "ln|eigenvalues of A| (numpy.linalg.eig, rounding ~1e-12)",
-                    bias_nats=max(1.0, float(np.log(cond))))
+                    bias_nats=max(1.0, log_cond))
     At = torch.as_tensor(A)
 
     def jacobian(x):
