@@ -34,7 +34,7 @@ import numpy as np
 import reference_systems as rs
 from .errors import NotApplicableError
 from .result import LyapunovResult
-from .tolerance import roundoff, tolerance
+from .scoring import score
 
 
 @dataclass
@@ -68,18 +68,12 @@ def _assert_contract(res: Any, batch: int) -> None:
 
 
 def _compare_exact(system, res: LyapunovResult) -> None:
-    ref = system.reference
-    n = min(len(ref), res.exponents.size)
-    T = float(res.meta.get("T", res.times[-1] if res.times.size else np.nan))
-    dof = res.meta.get("stderr_dof", res.per_trajectory.shape[0] - 1)
-    tol = (tolerance(ref.uncertainty[:n], res.stderr[:n], dof, T, ref.bias_nats)
-           + roundoff(res.meta.get("dtype", "float64"), float(np.abs(ref.values).max()), 1, system.dt,
-                      int(res.meta.get("steps", 0))))
-    err = np.abs(res.exponents[:n] - ref.values[:n])
-    bad = np.nonzero(err > tol)[0]
-    assert bad.size == 0, (f"{system.label}: exponent(s) {[int(i) + 1 for i in bad]} off: estimate "
-                           f"{res.exponents[:n][bad]} vs exact {ref.values[:n][bad]} (|error| {err[bad]} > "
-                           f"tolerance {tol[bad]}, T = {T:g})")
+    """Judge ``res`` against the system's exact values exactly as ``validate`` does (suite.scoring)."""
+    bad = [r for r in score(system, "checked", res) if r["status"] == "fail"]
+    assert not bad, (f"{system.label}: exponent(s) {[r['index'] for r in bad]} off: estimate "
+                     f"{[r['estimate'] for r in bad]} vs exact {[r['reference'] for r in bad]} (|error| "
+                     f"{[r['abs_error'] for r in bad]} > tolerance {[r['tolerance'] for r in bad]}, "
+                     f"T = {res.meta.get('T', res.times[-1] if res.times.size else np.nan):g})")
 
 
 def check_estimator(estimator: Any, *, raise_on_failure: bool = True) -> CheckReport:

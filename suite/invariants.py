@@ -111,7 +111,7 @@ def invariant_rows(system: System, estimator: str, result: LyapunovResult,
     T = steps * system.dt
     dof = result.meta.get("stderr_dof", per.shape[0] - 1)
     dtype = result.meta.get("dtype", settings.get("dtype", "float64"))
-    base = base_row(system, estimator, dict(result.meta, versions=result.meta.get("versions", {})))
+    base = base_row(system, estimator, result.meta)
     base.update(wall_seconds=result.wall_seconds, stderr_dof=dof)
     scale = float(np.abs(result.exponents).sum()) + 1.0
     rows = []

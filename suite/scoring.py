@@ -53,18 +53,20 @@ def judge(row: Dict[str, Any], reference: float, uncertainty: float, estimate: f
 def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[str, Any]]:
     """One row per estimated exponent, judged against ``system.reference``."""
     meta = result.meta
+    # a plug-in that states no degrees of freedom gets those of a stderr across its trajectories
+    dof = meta.get("stderr_dof", result.per_trajectory.shape[0] - 1)
     base = base_row(system, estimator, meta)
-    base.update(quantity="exponent", wall_seconds=result.wall_seconds, stderr_dof=meta.get("stderr_dof"))
+    base.update(quantity="exponent", wall_seconds=result.wall_seconds, stderr_dof=dof)
     ref = system.reference
     T = meta.get("T", result.times[-1] if result.times.size else math.nan)
-    n_ref = len(ref) if ref is not None else 0
-    tol = (tolerance(ref.uncertainty, result.stderr[:n_ref], meta.get("stderr_dof", 0), T, ref.bias_nats)
+    n_ref = min(len(ref), result.exponents.size) if ref is not None else 0
+    tol = (tolerance(ref.uncertainty[:n_ref], result.stderr[:n_ref], dof, T, ref.bias_nats)
            + roundoff(meta.get("dtype", "float64"), float(np.abs(ref.values).max()), 1, system.dt, meta.get("steps", 0))
            if n_ref else np.zeros(0))
     rows = []
     for i, (est, se) in enumerate(zip(result.exponents, result.stderr)):
         row = dict(base, index=i + 1, estimate=float(est), stderr=float(se))
-        if i < n_ref and i < tol.size:
+        if i < n_ref:
             judge(row, ref.values[i], ref.uncertainty[i], est, se, tol[i])
         else:
             row.update(status="no reference",
