@@ -51,9 +51,9 @@ def summarise(system: System, rows: List[Dict[str, Any]], result: Optional[Lyapu
     out.update(system=first["system"], estimator=first["estimator"], seed=first.get("seed"),
                wall_seconds=first.get("wall_seconds"), T=first.get("T"), batch=first.get("batch"))
     statuses = {r["status"] for r in rows}
-    if "error" in statuses or "not applicable" in statuses:
-        out.update(status="error" if "error" in statuses else "not applicable",
-                   message="; ".join(r["message"] for r in rows if r["status"] in ("error", "not applicable")))
+    unrun = [st for st in ("error", "not installed", "not applicable") if st in statuses]
+    if unrun:
+        out.update(status=unrun[0], message="; ".join(r["message"] for r in rows if r["status"] in unrun))
         if result is None:
             return out
     judged = [r for r in rows if r["quantity"] == "exponent" and r["status"] in ("pass", "fail")]

@@ -62,3 +62,12 @@ class TrajectoryError(LyapbenchError, ArithmeticError):
 
 class NotApplicableError(LyapbenchError, TypeError):
     """An estimator cannot run on a system (it lacks what the estimator needs)."""
+
+
+class NotInstalledError(LyapbenchError, ImportError):
+    """An optional package that an estimator (a peer-library adapter) needs is not installed."""
+
+    def __init__(self, package: str, extra: str = "peers"):
+        self.package, self.extra = package, extra
+        super().__init__(f"the package {package!r} is not installed; install it with "
+                         f"`pip install lyapbench[{extra}]` (or `pip install {package}`)")

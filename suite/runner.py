@@ -18,7 +18,7 @@ import torch
 
 from reference_systems import System
 from . import estimators as est_registry
-from .errors import NotApplicableError
+from .errors import NotApplicableError, NotInstalledError
 from .invariants import invariant_rows
 from .scoring import COLUMNS, failure, score
 from .tables import atomic_write, markdown, write_csv
@@ -64,6 +64,8 @@ def run_cell(cell: Cell, keep_result: bool = False):
         res = cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
                                       seed=s.get("seed", 0), device=s.get("device", "cpu"),
                                       dtype=s.get("dtype", torch.float64))
+    except NotInstalledError as exc:
+        rows = failure(cell.system, cell.estimator_name, s, exc, status="not installed")
     except NotApplicableError as exc:
         rows = failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the grid goes on

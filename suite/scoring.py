@@ -3,7 +3,8 @@
 Statuses: ``pass`` / ``fail`` (compared with the reference under
 :mod:`suite.tolerance`), ``no reference`` (the system states none for this
 exponent: reported, not judged), ``error`` (the estimator raised: the
-message is kept), ``not applicable`` (the estimator cannot run on it).
+message is kept), ``not applicable`` (the estimator cannot run on it),
+``not installed`` (a peer-library adapter whose package is missing).
 Only ``fail`` and ``error`` make a validation fail.
 """
 from __future__ import annotations
@@ -60,7 +61,11 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
     ref = system.reference
     T = meta.get("T", result.times[-1] if result.times.size else math.nan)
     n_ref = min(len(ref), result.exponents.size) if ref is not None else 0
+    # an estimator's own stated systematic-error bound (time-series fits), 0 for the Benettin methods
+    method_bias = np.broadcast_to(np.asarray(meta.get("method_bias", 0.0), dtype=np.float64),
+                                  result.exponents.shape)
     tol = (tolerance(ref.uncertainty[:n_ref], result.stderr[:n_ref], dof, T, ref.bias_nats)
+           + method_bias[:n_ref]
            + roundoff(meta.get("dtype", "float64"), float(np.abs(ref.values).max()), 1, system.dt, meta.get("steps", 0))
            if n_ref else np.zeros(0))
     rows = []

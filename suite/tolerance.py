@@ -18,7 +18,10 @@ nu degrees of freedom, against a reference value with uncertainty u_i:
                  reference states otherwise: 0 for Gaussian products, whose
                  QR estimate is exactly unbiased; ln cond(P) for linear maps).
 
-plus a floating-point round-off bound (:func:`roundoff`), which matters only
+plus the estimator's own stated systematic-error bound where it gives one
+(``result.meta['method_bias']``, per exponent: the time-series estimators
+state how far their fitted slope moves over the admissible fit regions; the
+Benettin estimators state none, i.e. 0), and a floating-point round-off bound (:func:`roundoff`), which matters only
 for exactly-known quantities estimated with zero spread (tent map, sum rules).
 
 Not included: the O(dt^4) difference between the RK4 map's exponents and the
@@ -64,5 +67,5 @@ def roundoff(dtype, scale: float, n: int, dt: float = 1.0, steps: int = 0) -> fl
     return 100.0 * n * eps * (scale + 1.0 / dt) + n * steps * eps64 * scale
 
 
-RULE = ("tolerance = reference uncertainty + t(1 - 1e-4/2, dof) * stderr + bias_nats / T + round-off  "
-        "(bias_nats = 1 nat unless the reference states its own)")
+RULE = ("tolerance = reference uncertainty + t(1 - 1e-4/2, dof) * stderr + bias_nats / T + method_bias + round-off  "
+        "(method_bias: the estimator's stated systematic bound, 0 for tangent/two-trajectory methods; bias_nats = 1 nat unless the reference states its own)")

@@ -1,0 +1,64 @@
+"""Scalar time series observed from a system, for the time-series estimators.
+
+The suite generates the data itself: ``observe`` draws ``batch`` initial
+states exactly as every other estimator does (``system.sample_initial``
+seeded from the run's seed), runs the transient with ``system.step`` and then
+records one coordinate of the state every ``every`` steps.  The series are
+float64 numpy arrays of shape (B, n); their sampling interval is
+``every * system.dt`` (steps for maps, time units for flows), so exponents
+fitted per sample are divided by it to give the suite's units.
+"""
+from __future__ import annotations
+
+from typing import Tuple
+
+import numpy as np
+import torch
+
+from reference_systems import System
+from .errors import InvalidArgumentError
+
+
+def check_coordinate(system: System, coordinate) -> int:
+    if isinstance(coordinate, bool) or not isinstance(coordinate, (int, np.integer)) \
+            or not 0 <= coordinate < system.dim:
+        raise InvalidArgumentError("coordinate", coordinate,
+                                   f"an integer in 0..{system.dim - 1} (a coordinate of {system.name!r})")
+    return int(coordinate)
+
+
+@torch.no_grad()
+def observe(system: System, cfg, n: int, *, coordinate: int = 0, every: int = 1) -> Tuple[np.ndarray, float]:
+    """``n`` samples of ``x[:, coordinate]`` after ``cfg.transient`` steps, every ``every`` steps.
+
+    ``cfg`` is the run's :class:`~suite.estimators.base.RunConfig` (batch,
+    seed, device, dtype).  Returns the (B, n) float64 series and the sampling
+    interval ``every * dt``.  A trajectory that diverges or leaves the
+    system's domain raises :class:`~suite.errors.TrajectoryError` naming the
+    step and the trajectory.
+    """
+    from .estimators.base import check_finite  # the estimators package imports this module
+
+    coordinate = check_coordinate(system, coordinate)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise InvalidArgumentError("every", every, "an integer >= 1 (steps between samples)")
+    rng = cfg.rng()
+    x = system.sample_initial(cfg.batch, rng).to(cfg.device, cfg.dtype)
+    check_finite(system, x, None, 0, 0, cfg)
+    last = 0
+    for t in range(1, cfg.transient + 1):
+        x = system.step(x, rng)
+        if t % 100 == 0 or t == cfg.transient:
+            check_finite(system, x, None, t, last, cfg)
+            last = t
+    out = torch.empty(cfg.batch, n, dtype=cfg.dtype, device=cfg.device)
+    t = cfg.transient
+    for i in range(n):
+        for _ in range(every):
+            x = system.step(x, rng)
+            t += 1
+        out[:, i] = x[:, coordinate]
+        if (i + 1) % 100 == 0 or i == n - 1:
+            check_finite(system, x, None, t, last, cfg)
+            last = t
+    return out.cpu().to(torch.float64).numpy(), every * system.dt
