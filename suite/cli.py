@@ -10,6 +10,8 @@ Exit status: 0 when every row passes, 1 when a row fails or a cell errors,
 from __future__ import annotations
 
 import argparse
+import ast
+import re
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -30,7 +32,37 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _names(value: Optional[str]) -> Optional[List[str]]:
-    return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+    """Split a comma-separated list, leaving commas inside parentheses alone."""
+    if value is None:
+        return None
+    parts, depth, cur = [], 0, ""
+    for ch in value:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [v.strip() for v in parts if v.strip()]
+
+
+def _system_spec(spec: str):
+    """``name`` or ``name(param=value, ...)`` -> (name, params or None); values are Python literals."""
+    m = re.fullmatch(r"([^()]+)\((.*)\)", spec)
+    if not m:
+        return spec, None
+    params = {}
+    for item in filter(None, (i.strip() for i in m.group(2).split(","))):
+        key, sep, val = item.partition("=")
+        try:
+            params[key.strip()] = ast.literal_eval(val.strip())
+        except (ValueError, SyntaxError):
+            sep = ""
+        if not sep or not key.strip().isidentifier():
+            raise InvalidArgumentError("--systems", spec, "name or name(param=value, ...) with Python literal "
+                                       "values, e.g. lorenz63(dt=0.04)")
+    return m.group(1).strip(), params
 
 
 def _select_systems(args) -> List[rs.System]:
@@ -38,8 +70,11 @@ def _select_systems(args) -> List[rs.System]:
     names = _names(args.systems)
     if names is None and not args.system_file:
         names = rs.names()
-    for name in names or []:
-        if ":" in name:
+    for spec in names or []:
+        name, params = _system_spec(spec)
+        if params is not None:
+            systems.append(rs.get(name, **params))
+        elif ":" in name:
             systems.append(rs.get(name))
         else:
             systems.extend(rs.get(name, **v) for v in rs.variants(name))
@@ -95,15 +130,17 @@ def cmd_validate(args) -> int:
 
 def cmd_compare(args) -> int:
     systems, est_names = _prepare(args)
-    if args.steps is not None and args.steps < 1:
-        raise InvalidArgumentError("--steps", args.steps, "an integer >= 1")
+    for key in ("steps", "batch", "k"):
+        if getattr(args, key) is not None and getattr(args, key) < 1:
+            raise InvalidArgumentError(f"--{key}", getattr(args, key), "an integer >= 1")
     seeds = [int(v) for v in _names(args.seeds)] if args.seeds else [0]
     cells = []
     for seed in seeds:
         for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
                                      dtype=args.dtype):
-            if args.steps is not None:
-                cell.settings["steps"] = args.steps
+            for key in ("steps", "batch", "k"):
+                if getattr(args, key) is not None:
+                    cell.settings[key] = getattr(args, key)
             cells.append(cell)
     out = Path(args.output_dir)
     summaries = []
@@ -153,7 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="estimators side by side: errors, honesty of the stderr, time, speed")
     for q in (v, c):
         q.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
-        q.add_argument("--systems", help="comma-separated system names (default: the whole catalogue)")
+        q.add_argument("--systems", help="comma-separated system names, each optionally with parameters, "
+                                         "e.g. henon,lorenz63(dt=0.04) (default: the whole catalogue in its "
+                                         "validation variants)")
         q.add_argument("--estimators", "--estimator", dest="estimators",
                        help="comma-separated estimator names or module:attr (default: qr, two_trajectory)")
         q.add_argument("--system-file", action="append", metavar="FILE|module:attr",
@@ -170,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
     c.add_argument("--seeds", help="comma-separated seeds, one cell per seed (default: 0)")
     c.add_argument("--steps", type=int, help="steps per trajectory for every system (default: its validation budget)")
+    c.add_argument("--batch", type=int, help="trajectories per cell (default: the system's validation batch)")
+    c.add_argument("--k", type=int, help="number of exponents, largest first (default: all); estimators "
+                                         "are judged on the exponents they return")
     c.set_defaults(func=cmd_compare)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")

@@ -62,7 +62,7 @@ def run_cell(cell: Cell, keep_result: bool = False):
     res = None
     try:
         res = cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
-                                      seed=s.get("seed", 0), device=s.get("device", "cpu"),
+                                      k=s.get("k"), seed=s.get("seed", 0), device=s.get("device", "cpu"),
                                       dtype=s.get("dtype", torch.float64))
     except NotInstalledError as exc:
         rows = failure(cell.system, cell.estimator_name, s, exc, status="not installed")

@@ -124,3 +124,16 @@ def test_console_script_entry_point(tmp_path):
                         "--output-dir", str(tmp_path), "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "summary: 6 pass" in r.stdout  # qr: 4 exponents + sum rule; two_trajectory: 1
+
+
+def test_system_parameters_on_the_command_line(tmp_path, capsys):
+    code = main(["compare", "--systems", "logistic(r=4.0),henon(a=1.4, b=0.3)", "--steps", "300", "--k", "1",
+                 "--batch", "8", "--estimators", "qr", "--no-write", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "logistic(r=4)" in out and "henon(a=1.4, b=0.3)" in out
+    for bad in ["henon(a=)", "henon(1.4)", "henon(a=1.4"]:
+        assert main(["compare", "--systems", bad, "--no-write", "--quiet"]) == 2
+        assert "--systems" in capsys.readouterr().err or bad == "henon(a=1.4"
+    assert main(["compare", "--systems", "henon(c=1)", "--no-write", "--quiet"]) == 2  # unknown parameter
+    assert main(["compare", "--systems", "henon", "--k", "0", "--no-write", "--quiet"]) == 2

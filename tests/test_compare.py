@@ -40,3 +40,26 @@ def test_time_to_accuracy_from_history():
     assert time_to_accuracy(system, res, 1e-2) == 100.0
     assert time_to_accuracy(system, res, 1e-6) is None
     assert time_to_accuracy(rs.get("logistic", r=3.5), res) is None  # no reference
+
+
+def test_frozen_jacobian_plugin_is_flagged_on_lorenz_at_coarse_step(tmp_path):
+    """Tangents integrated by a different scheme than the trajectory (J frozen over each RK4 step).
+
+    At the catalogue's dt = 0.01 the frozen-Jacobian bias on Lorenz-63 is ~1e-4
+    on lambda_1 and ~2e-6 on lambda_2 (measured on paired runs): below the
+    literature uncertainty, so it does not matter there.  At dt = 0.04 it does:
+    the RK4 map's lambda_2 is still 0 (qr: -1e-4 +- 9e-5 at T = 1000) while
+    the frozen tangent gives +5.6e-3 +- 1e-4.  Only lambda_1, lambda_2 are
+    judged (k = 2): the flow's literature lambda_3 does not hold for the RK4
+    map at dt = 0.04 (its sum rule is off by 0.035), for any estimator.
+    """
+    code = main(["compare", "--systems", "lorenz63(dt=0.04)", "--estimators", "qr,wrong_estimators:FrozenJacobian",
+                 "--k", "2", "--steps", "12500", "--batch", "64", "--threads", "1",
+                 "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 1
+    df = pd.read_csv(tmp_path / "compare.csv").set_index("estimator")
+    assert df.loc["qr", "status"] == "pass" and df.loc["frozen_jacobian", "status"] == "fail"
+    rows = pd.read_csv(tmp_path / "compare_rows.csv")
+    frozen = rows[(rows.estimator == "frozen_jacobian") & (rows["index"] == 2)].iloc[0]
+    assert frozen.status == "fail" and frozen.estimate > 3e-3 and frozen.abs_error > 2 * frozen.tolerance
+    assert set(rows[rows.estimator == "qr"]["index"]) == {1, 2}

@@ -12,3 +12,26 @@ class Transposed(QREstimator):
         eye = torch.eye(system.dim, dtype=x.dtype, device=x.device).expand(x.shape[0], -1, -1).contiguous()
         x_next, J = system.tangent(x, eye, rng)
         return x_next, J.transpose(1, 2) @ Q
+
+
+class FrozenJacobian(QREstimator):
+    """Advances the tangent frame of a flow with the Jacobian frozen at the start of each step.
+
+    P = I + J dt + (J dt)^2/2 + (J dt)^3/6 + (J dt)^4/24 with J = Df(x_n): the
+    fourth-order Taylor series of exp(J(x_n) dt), i.e. RK4 applied to the
+    linearised equation dV/dt = J(x_n) V with J held fixed over the step,
+    while the state moves with RK4 of the full flow.  A common shortcut that
+    is not the derivative of the map the trajectory follows: its error is
+    O(dt^2) per step, O(dt) in the exponents.
+    """
+    name = "frozen_jacobian"
+
+    def _advance(self, system, x, Q, rng):
+        B, d = x.shape
+        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(B, -1, -1).contiguous()
+        J = system._jvp(x, eye) * system.dt
+        P, term = eye.clone(), eye
+        for n in range(1, 5):
+            term = term @ J / n
+            P = P + term
+        return system.step(x, rng), P @ Q
