@@ -10,9 +10,8 @@ Exit status: 0 when every row passes, 1 when a row fails or a cell errors,
 from __future__ import annotations
 
 import argparse
-import ast
-import re
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -22,6 +21,7 @@ import torch
 import reference_systems as rs
 from . import estimators
 from .errors import InvalidArgumentError, LyapbenchError
+from .specs import parse_spec, split_list
 from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
 from .scoring import failed, summary
 from .compare import COMPARE_COLUMNS, summarise
@@ -32,37 +32,7 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
 
 def _names(value: Optional[str]) -> Optional[List[str]]:
-    """Split a comma-separated list, leaving commas inside parentheses alone."""
-    if value is None:
-        return None
-    parts, depth, cur = [], 0, ""
-    for ch in value:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [v.strip() for v in parts if v.strip()]
-
-
-def _system_spec(spec: str):
-    """``name`` or ``name(param=value, ...)`` -> (name, params or None); values are Python literals."""
-    m = re.fullmatch(r"([^()]+)\((.*)\)", spec)
-    if not m:
-        return spec, None
-    params = {}
-    for item in filter(None, (i.strip() for i in m.group(2).split(","))):
-        key, sep, val = item.partition("=")
-        try:
-            params[key.strip()] = ast.literal_eval(val.strip())
-        except (ValueError, SyntaxError):
-            sep = ""
-        if not sep or not key.strip().isidentifier():
-            raise InvalidArgumentError("--systems", spec, "name or name(param=value, ...) with Python literal "
-                                       "values, e.g. lorenz63(dt=0.04)")
-    return m.group(1).strip(), params
+    return split_list(value)
 
 
 def _select_systems(args) -> List[rs.System]:
@@ -71,7 +41,7 @@ def _select_systems(args) -> List[rs.System]:
     if names is None and not args.system_file:
         names = rs.names()
     for spec in names or []:
-        name, params = _system_spec(spec)
+        name, params = parse_spec(spec, "--systems")
         if params is not None:
             systems.append(rs.get(name, **params))
         elif ":" in name:
@@ -97,8 +67,8 @@ def _prepare(args):
     _set_threads(args.threads)
     systems = _select_systems(args)
     est_names = _names(args.estimators) or estimators.validation_defaults()
-    for name in est_names:  # fail fast on unknown names, before any work
-        estimators.get(name)
+    for name in est_names:  # fail fast on unknown names and bad hyperparameters, before any work
+        estimators.from_spec(name)
     from .estimators.base import resolve_device, resolve_dtype
     resolve_device(args.device)
     resolve_dtype(args.dtype)
@@ -163,6 +133,70 @@ def cmd_compare(args) -> int:
     return EXIT_FAIL if bad else EXIT_OK
 
 
+PROFILES = {
+    # quick: every code path once in about a minute on a laptop; full: the tables committed under results/
+    "quick": {"systems": "henon,lorenz63,random_rnn", "batch": "1,256", "dims": "64", "k": "all"},
+    "full": {"systems": "henon,lorenz63,random_rnn,gaussian_products", "batch": "1,16,256,4096,65536",
+             "dims": "16,64,256,1024", "k": "all,1"},
+}
+
+
+def cmd_throughput(args) -> int:
+    from . import throughput as tp
+    from .estimators.base import resolve_device, resolve_dtype
+    _set_threads(args.threads)
+    prof = PROFILES[args.profile]
+    device = resolve_device(args.device)
+    dtypes = [resolve_dtype(d) for d in split_list(args.dtype)]
+    ints = {}
+    for key in ("batch", "dims"):
+        try:
+            ints[key] = [int(v) for v in split_list(getattr(args, key) or prof[key])]
+        except ValueError:
+            raise InvalidArgumentError(f"--{key}", getattr(args, key), "comma-separated integers >= 1") from None
+        if min(ints[key]) < 1:
+            raise InvalidArgumentError(f"--{key}", getattr(args, key), "comma-separated integers >= 1")
+    try:
+        ks = [None if v == "all" else int(v) for v in split_list(args.k or prof["k"])]
+    except ValueError:
+        raise InvalidArgumentError("--k", args.k, "comma-separated integers >= 1 or 'all'") from None
+    est_names = split_list(args.estimators) or ["qr", "jvp_qr"]
+    for name in est_names:
+        estimators.from_spec(name)
+    systems = split_list(args.systems or prof["systems"])
+    for spec in systems:  # fail fast on unknown names
+        rs.get(parse_spec(spec, "--systems")[0]) if "(" not in spec else None
+    grid = tp.cases(systems, est_names, ints["batch"], ints["dims"], ks)
+    out = Path(args.output_dir)
+    stem = f"throughput_{tp.slug(device)}" + ("" if args.profile == "full" else f"_{args.profile}")
+    rows = []
+    t_start = time.perf_counter()
+    for dtype in dtypes:
+        for n, case in enumerate(grid, 1):
+            row = tp.run_case(case, device, dtype, min_seconds=args.min_seconds, repeats=args.repeats)
+            rows.append(row)
+            if not args.no_write:
+                write_csv(rows, out / f"{stem}.csv", tp.COLUMNS)
+                atomic_write(out / f"{stem}.md", f"# Throughput on {row['device_name'] or device}\n\n"
+                             + tp.README + markdown(rows, tp.DISPLAY))
+            if not args.quiet:
+                done = len(rows)
+                left = (time.perf_counter() - t_start) / done * (len(grid) * len(dtypes) - done)
+                rate = f"{row['traj_steps_per_s']:.3g} traj-steps/s" if row["status"] == "ok" else row["status"]
+                print(f"[{done}/{len(grid) * len(dtypes)}] {row['system']} x {row['estimator']} B={row['batch']} "
+                      f"k={row['k']} {row['dtype']}: {rate} (~{left:.0f} s left)", file=sys.stderr, flush=True)
+    print(text_table(rows, tp.DISPLAY))
+    if not args.no_write:
+        from .plots import throughput_figure
+        throughput_figure(rows, out / f"{stem}.png", f"lyapbench throughput on {rows[0]['device_name'] if rows else device}"
+                          f" at {rows[0]['git_sha'] if rows else ''}")
+        print(f"wrote {out / (stem + '.csv')}, {out / (stem + '.md')} and {out / (stem + '.png')}")
+    bad = [r for r in rows if r["status"] == "error"]
+    for r in bad:
+        print(f"ERROR {r['system']} x {r['estimator']} B={r['batch']}: {r['message']}", file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
+
+
 def cmd_list(args) -> int:
     rows = []
     for system in rs.catalogue():
@@ -213,6 +247,25 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--k", type=int, help="number of exponents, largest first (default: all); estimators "
                                          "are judged on the exponents they return")
     c.set_defaults(func=cmd_compare)
+
+    t = sub.add_parser("throughput", help="steps per second over batch, dimension and k; fraction of peak")
+    t.add_argument("--profile", choices=sorted(PROFILES), default="quick",
+                   help="grid preset: quick (default, about a minute) or full (the committed tables)")
+    t.add_argument("--systems", help="comma-separated systems; those whose factory takes N are run at every --dims")
+    t.add_argument("--estimators", "--estimator", dest="estimators",
+                   help="comma-separated estimators, name or name(param=value) (default: qr,jvp_qr)")
+    t.add_argument("--batch", help="comma-separated batch sizes")
+    t.add_argument("--dims", help="comma-separated dimensions for systems that scale with N")
+    t.add_argument("--k", help="comma-separated numbers of exponents, or 'all'")
+    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    t.add_argument("--dtype", default="float64", help="float64, float32 or both comma-separated")
+    t.add_argument("--min-seconds", type=float, default=0.2, help="target duration of each timed repeat")
+    t.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    t.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
+    t.add_argument("--no-write", action="store_true", help="print only, write no files")
+    t.add_argument("--quiet", action="store_true", help="no per-case progress lines")
+    t.set_defaults(func=cmd_throughput)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
     ls.set_defaults(func=cmd_list)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-QR_METHODS = ("householder", "mgs")
+QR_METHODS = ("householder", "mgs", "cholqr2")
 
 
 def _mgs(V: torch.Tensor):
@@ -20,6 +20,33 @@ def _mgs(V: torch.Tensor):
         diag.append(r)
     return torch.stack(qs, dim=2), torch.stack(diag, dim=1)
 
+def _cholqr2(V: torch.Tensor):
+    """CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto, ScalA 2014; Yamamoto et al.,
+    ETNA 44 (2015)): two passes of R = chol(V^T V)^T, Q = V R^-1; diag(R) = diag(R2) diag(R1).
+
+    Three matrix products and two k x k Choleskys per pass: on a GPU mostly
+    GEMM, far faster than Householder for d >> k.  Stable (orthogonality
+    O(eps)) when cond(V) < ~eps^-1/2 (1e8 in float64, 3e3 in float32).  Returns
+    None where that cannot be guaranteed: a Cholesky breakdown, or
+    max/min diag(R1) (a lower bound of cond(V)) above eps^-1/2 / 10; the
+    caller then falls back to Householder.
+    """
+    eps = torch.finfo(V.dtype).eps
+    Vt = V.transpose(-2, -1)
+    L1, info = torch.linalg.cholesky_ex(Vt @ V)
+    d1 = torch.diagonal(L1, dim1=-2, dim2=-1)
+    ratio = d1.max(dim=-1).values / d1.min(dim=-1).values
+    if bool((info != 0).any() | ~(ratio < 0.1 / eps ** 0.5).all()):  # also catches NaN
+        return None
+    # Q1 = V L1^-T: solve Q1 L1^T = V from the right
+    Q1 = torch.linalg.solve_triangular(L1.transpose(-2, -1), V, upper=True, left=False)
+    L2, info = torch.linalg.cholesky_ex(Q1.transpose(-2, -1) @ Q1)
+    if bool((info != 0).any()):
+        return None
+    Q = torch.linalg.solve_triangular(L2.transpose(-2, -1), Q1, upper=True, left=False)
+    return Q, d1 * torch.diagonal(L2, dim1=-2, dim2=-1)
+
+
 def qr_positive(V: torch.Tensor, method: str = "householder"):
     """Re-orthonormalise a batch of frames V (B, d, k) = Q R with diag(R) > 0.
 
@@ -31,7 +58,9 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     same result is simply v / |v|.  ``mgs``: modified Gram-Schmidt, k
     batched column sweeps (orthogonality degrades like cond(V) eps, fine for
     frames re-orthonormalised often).  A zero R_ii (a frame collapsed by a singular Jacobian)
-    gives -inf, which the caller reports.
+    gives -inf, which the caller reports.  ``cholqr2``: CholeskyQR2 (see
+    :func:`_cholqr2`), falling back to Householder for a batch whose frames
+    are too ill-conditioned for it.
     """
     if method not in QR_METHODS:
         raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS}")
@@ -42,6 +71,10 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     if method == "mgs":
         Q, diag = _mgs(V)
         return Q, torch.log(diag.to(torch.float64))
+    if method == "cholqr2":
+        out = _cholqr2(V)
+        if out is not None:
+            return out[0], torch.log(out[1].to(torch.float64))
     Q, R = torch.linalg.qr(V, mode="reduced")
     diag = torch.diagonal(R, dim1=-2, dim2=-1)
     sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)

@@ -137,8 +137,9 @@ def validation_cells(systems: Sequence[System], estimator_names: Sequence[str], 
                      seed: int = 0, device: str = "cpu", dtype: str = "float64") -> List[Cell]:
     cells = []
     for name in estimator_names:
-        est = est_registry.get(name)
+        est = est_registry.from_spec(name)
+        shown = est_registry.label(est) if ":" in name and "(" not in name else name
         for system in systems:
             settings = dict(validation_settings(system, quick), seed=seed, device=device, dtype=dtype)
-            cells.append(Cell(system, est_registry.label(est) if ":" in name else name, est, settings))
+            cells.append(Cell(system, shown, est, settings))
     return cells

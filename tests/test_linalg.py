@@ -34,6 +34,29 @@ def test_mgs_matches_householder(d, k):
     torch.testing.assert_close(lm, lh, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
+def test_cholqr2_matches_householder(dtype, tol):
+    V = torch.randn(6, 300, 40, dtype=dtype, generator=torch.Generator().manual_seed(3))
+    Qh, lh = qr_positive(V, "householder")
+    Qc, lc = qr_positive(V, "cholqr2")
+    torch.testing.assert_close(Qc, Qh, rtol=tol, atol=tol)
+    torch.testing.assert_close(lc, lh, rtol=tol, atol=tol)
+    torch.testing.assert_close(Qc.transpose(1, 2) @ Qc, torch.eye(40, dtype=dtype).expand(6, 40, 40), rtol=tol, atol=tol)
+
+
+def test_cholqr2_falls_back_to_householder_on_ill_conditioned_frames():
+    """cond(V) = 1e12 > eps^-1/2: CholeskyQR2 would lose orthogonality, so Householder is used."""
+    g = torch.Generator().manual_seed(4)
+    U, _ = torch.linalg.qr(torch.randn(3, 50, 8, dtype=torch.float64, generator=g))
+    W, _ = torch.linalg.qr(torch.randn(3, 8, 8, dtype=torch.float64, generator=g))
+    V = U * torch.logspace(0, -12, 8, dtype=torch.float64) @ W
+    from suite.linalg import _cholqr2
+    assert _cholqr2(V) is None
+    Qc, lc = qr_positive(V, "cholqr2")
+    Qh, lh = qr_positive(V, "householder")
+    assert torch.equal(Qc, Qh) and torch.equal(lc, lh)
+
+
 def test_collapsed_frame_gives_minus_inf():
     V = torch.zeros(2, 3, 2, dtype=torch.float64)
     V[:, 0, 0] = 1.0
@@ -43,5 +66,5 @@ def test_collapsed_frame_gives_minus_inf():
 
 
 def test_unknown_method():
-    with pytest.raises(ValueError, match="householder.*mgs"):
+    with pytest.raises(ValueError, match="householder.*mgs.*cholqr2"):
         qr_positive(torch.randn(1, 2, 2), method="givens")

@@ -66,10 +66,17 @@ def get(name: str, **hyperparameters) -> Any:
     return obj
 
 
+def from_spec(spec: str) -> Any:
+    """Build an estimator from ``name`` or ``name(param=value, ...)`` (command-line form)."""
+    from ..specs import parse_spec
+    name, params = parse_spec(spec, "--estimators")
+    return get(name, **(params or {}))
+
+
 def label(est: Any) -> str:
     """Short display name of an estimator object."""
     return getattr(est, "name", None) or type(est).__name__
 
 
 __all__ = ["Estimator", "QREstimator", "JVPQREstimator", "TwoTrajectoryEstimator", "GrowthAccumulator", "RunConfig", "check_run",
-           "register", "names", "get", "label"]
+           "register", "names", "get", "from_spec", "label"]

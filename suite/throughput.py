@@ -1,0 +1,238 @@
+"""Throughput of estimators: steps per second over batch, dimension and k, with the
+fraction of the hardware limit.
+
+One measurement (:func:`measure`) runs ``estimator.estimate`` on a system
+with ``transient=0`` and the given batch B, number of exponents k, device
+and dtype, in the manner of ``torch.utils.benchmark``: one warm-up call
+(lazy initialisation, allocator, kernel selection), a probe that sizes the
+run so that each repeat lasts about ``min_seconds``, then ``repeats`` timed
+calls; the reported time per step is the median of ``wall_seconds / steps``
+(``estimate`` synchronises the device before it stops its clock).  Rates:
+
+* ``steps_per_s``            steps of the whole batch per second;
+* ``traj_steps_per_s``       B x steps_per_s;
+* ``exponent_steps_per_s``   B x k x steps_per_s.
+
+Peak memory: on CUDA the allocator's peak (``torch.cuda.max_memory_allocated``
+after a reset) during the timed calls; on the CPU the process's peak
+resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``
+before the timed calls), which includes the interpreter and torch
+(a few hundred MB).
+
+Fraction of the hardware limit.  The work counted per step and trajectory
+is the dense tangent product plus the QR re-orthonormalisation, a lower
+bound of what any QR-based estimator must do:
+
+    flops = s * 2 d^2 k + (4 d k^2 - 4/3 k^3) / m
+
+with s = 1 for maps and 4 for RK4 flows (one Jacobian product per stage),
+m the re-orthonormalisation interval (``reorth_every``, 1 if the estimator
+has none) and the QR cost that of Householder with Q formed (Golub & Van
+Loan, Matrix Computations, 4th ed., sec. 5.2).  Jacobian formation and the
+nonlinearity are not counted.  ``gemm_flops_per_s`` is the rate of a large
+dense matrix product in the same dtype on the same device, measured in the
+same run (the practical peak); ``fraction_of_gemm`` = achieved model flops /
+that rate.  Where the device is one whose nominal peak is known
+(:data:`NOMINAL_PEAK`) ``fraction_of_nominal`` is given too.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import statistics
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+import reference_systems as rs
+from reference_systems import System
+from . import estimators as est_registry
+from .estimators.base import resolve_device, resolve_dtype, synchronize, versions
+from .provenance import git_sha
+
+COLUMNS = ["system", "estimator", "d", "k", "batch", "device", "device_name", "dtype", "status",
+           "seconds_per_step", "steps_per_s", "traj_steps_per_s", "exponent_steps_per_s", "steps_timed",
+           "repeats", "model_gflop_per_step", "achieved_gflop_per_s", "gemm_gflop_per_s", "fraction_of_gemm",
+           "fraction_of_nominal", "peak_mem_mb", "message", "git_sha", "versions"]
+
+# Nominal dense peaks (flop/s) without sparsity.  float32 is plain FP32 (torch
+# leaves TF32 off for matmul by default); float64 is the FP64 tensor-core peak
+# that cuBLAS DGEMM uses.  Source: NVIDIA H100 Tensor Core GPU datasheet
+# (SXM5 / PCIe columns); H200 datasheet (same compute as H100 SXM5).
+NOMINAL_PEAK = {
+    "H100 80GB HBM3": {"float32": 67e12, "float64": 67e12},
+    "H100 PCIe": {"float32": 51e12, "float64": 51e12},
+    "H200": {"float32": 67e12, "float64": 67e12},
+}
+
+
+DISPLAY = ["system", "estimator", "k", "batch", "dtype", "status", "steps_per_s", "traj_steps_per_s",
+           "achieved_gflop_per_s", "fraction_of_gemm", "fraction_of_nominal", "peak_mem_mb"]
+README = ("Median of timed repeats after a warm-up; `estimate` synchronises the device. Rates: steps of the whole "
+          "batch, trajectory-steps (x B) per second. `fraction_of_gemm`: model flops per step (dense tangent "
+          "product s*2d^2k + Householder QR (4dk^2 - 4k^3/3)/m) over the time, against a dense matrix product "
+          "measured in the same run; `fraction_of_nominal`: against the datasheet peak where known. "
+          "Peak memory: CUDA allocator peak, or the process's peak resident set on the CPU. "
+          "See suite/throughput.py.\n\n")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} torch threads)"
+
+
+def nominal_peak(device: torch.device, dtype: torch.dtype) -> Optional[float]:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peaks in NOMINAL_PEAK.items():
+        if key in name:
+            return peaks[str(dtype).replace("torch.", "")]
+    return None
+
+
+_GEMM_CACHE: Dict[Any, float] = {}
+
+
+def gemm_rate(device: torch.device, dtype: torch.dtype, n: Optional[int] = None, repeats: int = 5) -> float:
+    """Measured flop/s of an n x n matrix product (median of ``repeats``), cached per device and dtype."""
+    key = (str(device), dtype)
+    if key in _GEMM_CACHE:
+        return _GEMM_CACHE[key]
+    n = n or (8192 if device.type == "cuda" else 1024)
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        synchronize(device)
+        times.append(time.perf_counter() - t0)
+    _GEMM_CACHE[key] = 2.0 * n ** 3 / statistics.median(times)
+    return _GEMM_CACHE[key]
+
+
+def model_flops_per_step(system: System, k: int, reorth_every: int = 1) -> float:
+    """Dense tangent product + Householder QR per step and trajectory (module docstring)."""
+    d = system.dim
+    stages = 4 if system.kind == "flow" else 1
+    return stages * 2.0 * d * d * k + (4.0 * d * k * k - 4.0 / 3.0 * k ** 3) / max(1, reorth_every)
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current resident set (Linux >= 4.0)
+        except OSError:
+            pass
+
+
+def _peak_memory_mb(device: torch.device) -> Optional[float]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2 ** 20
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, device="cpu",
+            dtype=torch.float64, min_seconds: float = 0.2, repeats: int = 5, max_steps: int = 100_000,
+            seed: int = 0) -> Dict[str, Any]:
+    """Time ``estimator`` on ``system`` (see the module docstring); returns one row."""
+    dev, dt_ = resolve_device(device), resolve_dtype(dtype)
+    k = system.dim if k is None else k
+    probe = 10
+
+    def run(steps):
+        return estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=dev,
+                                  dtype=dt_).wall_seconds
+
+    run(probe)  # warm-up
+    t_probe = run(probe) / probe
+    steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
+    _reset_peak_memory(dev)
+    per_step = statistics.median(run(steps) / steps for _ in range(repeats))
+    reorth = getattr(estimator, "reorth_every", 1) or 1
+    model = model_flops_per_step(system, k, reorth) * batch
+    achieved = model / per_step
+    gemm = gemm_rate(dev, dt_)
+    nominal = nominal_peak(dev, dt_)
+    return {
+        "d": system.dim, "k": k, "batch": batch, "device": str(dev), "device_name": device_name(dev),
+        "dtype": str(dt_).replace("torch.", ""), "status": "ok", "seconds_per_step": per_step,
+        "steps_per_s": 1.0 / per_step, "traj_steps_per_s": batch / per_step,
+        "exponent_steps_per_s": batch * k / per_step, "steps_timed": steps, "repeats": repeats,
+        "model_gflop_per_step": model / 1e9, "achieved_gflop_per_s": achieved / 1e9,
+        "gemm_gflop_per_s": gemm / 1e9, "fraction_of_gemm": achieved / gemm,
+        "fraction_of_nominal": achieved / nominal if nominal else None,
+        "peak_mem_mb": _peak_memory_mb(dev),
+    }
+
+
+def scales_with_dimension(name: str) -> bool:
+    """A catalogue system whose factory takes ``N``, its state dimension (random_rnn, lorenz96, ...)."""
+    from reference_systems import _REGISTRY  # noqa: PLC0415
+    try:
+        factory = _REGISTRY.factory(name)
+    except Exception:  # noqa: BLE001
+        return False
+    return callable(factory) and "N" in inspect.signature(factory).parameters
+
+
+def cases(systems: Sequence[str], estimators: Sequence[str], batches: Sequence[int], dims: Sequence[int],
+          ks: Sequence[Optional[int]]) -> List[Dict[str, Any]]:
+    """The grid: every system (at every d in ``dims`` if it scales) x estimator x batch x k (k <= d)."""
+    from .specs import parse_spec
+    out = []
+    for spec in systems:
+        name, params = parse_spec(spec, "--systems")
+        variants = ([dict(params or {}, N=d) for d in dims] if scales_with_dimension(name) and
+                    "N" not in (params or {}) else [params or {}])
+        for p in variants:
+            for est in estimators:
+                for b in batches:
+                    for k in ks:
+                        out.append({"system": name, "params": p, "estimator": est, "batch": b, "k": k})
+    return out
+
+
+def run_case(case: Dict[str, Any], device, dtype, **kw) -> Dict[str, Any]:
+    """Measure one case; a failure (k > d, out of memory, not applicable) becomes a row with its message."""
+    row: Dict[str, Any] = {c: None for c in COLUMNS}
+    row.update(estimator=case["estimator"], batch=case["batch"], device=str(device),
+               dtype=str(dtype).replace("torch.", ""), git_sha=git_sha(), versions=str(versions()))
+    try:
+        system = rs.get(case["system"], **case["params"])
+        row.update(system=system.label, d=system.dim)
+        k = case["k"]
+        if k is not None and k > system.dim:
+            row.update(status="skipped", k=k, message=f"k={k} > d={system.dim}")
+            return row
+        est = est_registry.from_spec(case["estimator"])
+        row.update(measure(est, system, batch=case["batch"], k=k, device=device, dtype=dtype, **kw))
+    except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
+        row.update(status="out of memory", message=str(exc).splitlines()[0])
+        torch.cuda.empty_cache()
+    except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
+        row.update(status="error", message=f"{type(exc).__name__}: {exc}")
+    return row
+
+
+def slug(device: torch.device) -> str:
+    """File-name part naming the device: 'cpu' or e.g. 'cuda-nvidia-h100-80gb-hbm3'."""
+    if device.type != "cuda":
+        return "cpu"
+    return "cuda-" + "".join(c if c.isalnum() else "-" for c in torch.cuda.get_device_name(device).lower()).strip("-")
