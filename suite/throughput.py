@@ -154,7 +154,7 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
     """Time ``estimator`` on ``system`` (see the module docstring); returns one row."""
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
     k = system.dim if k is None else k
-    probe = 10
+    probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
     def run(steps):
         return estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=dev,

@@ -178,6 +178,7 @@ class GrowthAccumulator:
         grid = np.unique(np.geomspace(ends[0], steps, n_history).round())
         self._history_at = set(int(ends[np.searchsorted(ends, g)]) for g in grid if g <= steps)
         self.n_blocks = min(n_blocks, ends.size)
+        self._n_ends, self._calls = ends.size, 0
         self.sums = torch.zeros(batch, k, dtype=torch.float64, device=device)
         self.blocks = torch.zeros(batch, self.n_blocks, k, dtype=torch.float64, device=device)
         self.block_steps = np.zeros(self.n_blocks)
@@ -186,7 +187,9 @@ class GrowthAccumulator:
 
     def add(self, log_growth: torch.Tensor, steps_done: int) -> None:
         self.sums += log_growth
-        block = min(self.n_blocks - 1, (steps_done - 1) * self.n_blocks // self.steps)
+        # blocks by renormalisation count, so that none is empty whatever steps and interval are
+        block = self._calls * self.n_blocks // self._n_ends
+        self._calls += 1
         self.blocks[:, block] += log_growth
         self.block_steps[block] += steps_done - self._last
         self._last = steps_done
