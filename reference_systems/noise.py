@@ -63,6 +63,20 @@ def mix64_int(z: int) -> int:
     return z ^ (z >> 31)
 
 
+def canonical_device(device) -> torch.device:
+    """``torch.device(device)`` with a CUDA index filled in ('cuda' -> 'cuda:N', N the current device).
+
+    Tensors always report an indexed device ('cuda:0'), and torch.device('cuda')
+    != torch.device('cuda:0'); comparing canonical devices avoids treating the
+    same GPU as two devices.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda" and dev.index is None:
+        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
+        dev = torch.device("cuda", index)
+    return dev
+
+
 def trajectory_keys(seed: int, first: int, batch: int) -> list[int]:
     """Keys of trajectories ``first .. first+batch-1`` of a run seeded ``seed``."""
     base = mix64_int(int(seed))
@@ -93,7 +107,7 @@ class TrajectoryRNG:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self.seed, self.first, self.batch = int(seed), int(first), int(batch)
-        self.device = torch.device(device)
+        self.device = canonical_device(device)
         self.keys = torch.tensor(trajectory_keys(seed, first, batch), dtype=torch.int64,
                                  device=self.device)
         self.counter = 0
@@ -103,7 +117,7 @@ class TrajectoryRNG:
         self = cls.__new__(cls)
         self.seed, self.first = None, None
         self.keys = torch.as_tensor(keys, dtype=torch.int64, device=device).reshape(-1)
-        self.batch, self.device, self.counter = self.keys.numel(), torch.device(device), 0
+        self.batch, self.device, self.counter = self.keys.numel(), canonical_device(device), 0
         return self
 
     def to(self, device) -> "TrajectoryRNG":
@@ -111,6 +125,12 @@ class TrajectoryRNG:
         other = TrajectoryRNG.from_keys(self.keys.to(device), device=device)
         other.seed, other.first, other.counter = self.seed, self.first, self.counter
         return other
+
+    def move_(self, device) -> "TrajectoryRNG":
+        """Move these streams to ``device`` in place (the counter stays shared with the caller)."""
+        self.device = canonical_device(device)
+        self.keys = self.keys.to(self.device)
+        return self
 
     def subset(self, index) -> "TrajectoryRNG":
         """Streams of the selected trajectories only, at the current counter."""

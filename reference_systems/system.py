@@ -137,7 +137,12 @@ class System:
         if generator.batch != x.shape[0]:
             raise InvalidArgumentError("generator.batch", generator.batch,
                                        f"x.shape[0] = {x.shape[0]}")
-        return generator.to(x.device) if generator.device != x.device else generator
+        if generator.device != x.device:
+            # in place: a copy would draw from a counter that never advances in the caller's
+            # generator, i.e. the same noise every step (the bug this line once had on CUDA,
+            # where torch.device('cuda') != x.device == torch.device('cuda:0'))
+            generator.move_(x.device)
+        return generator
 
     # -- public contract -----------------------------------------------------
     def step(self, x: torch.Tensor, generator: Optional[TrajectoryRNG] = None) -> torch.Tensor:

@@ -38,3 +38,29 @@ def test_distributions():
     # consecutive draws are uncorrelated
     z2 = g.normal(50_000).flatten().numpy()
     assert abs(float((z * z2).mean())) < 5 / math.sqrt(z.size)
+
+
+def test_cuda_device_names_are_canonical_without_a_gpu():
+    from reference_systems.noise import canonical_device
+    assert canonical_device("cuda") == torch.device("cuda", 0) if not torch.cuda.is_available() else True
+    assert canonical_device("cpu") == torch.device("cpu")
+
+
+def test_a_generator_on_another_device_is_moved_in_place_and_keeps_advancing():
+    """Regression: System.step once copied a generator whose device differed from the state's
+    (torch.device('cuda') vs 'cuda:0'), so the caller's counter never advanced and a random
+    system drew the same noise at every step (Gaussian products on CUDA: lambda_1 off by 0.13).
+    Simulated on the CPU by a generator whose device label differs from the state's."""
+    import reference_systems as rs
+    system = rs.get("gaussian_products", N=3)
+    g = TrajectoryRNG(0, 2)
+    g.device = torch.device("meta")  # any label != x.device
+    x = torch.zeros(2, 3, dtype=torch.float64)
+    system.step(x, g)
+    system.step(x, g)
+    assert g.counter == 2 and g.device == torch.device("cpu") and g.keys.device.type == "cpu"
+    # the same draws as a generator that lived on the CPU all along
+    h = TrajectoryRNG(0, 2)
+    h.normal(3, 3)
+    h.normal(3, 3)
+    torch.testing.assert_close(g.normal(3, 3), h.normal(3, 3), rtol=0, atol=0)

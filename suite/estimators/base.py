@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
+from reference_systems.noise import canonical_device
 from ..errors import DeviceError, InvalidArgumentError, NotApplicableError, TrajectoryError
 from ..result import LyapunovResult
 
@@ -53,6 +54,7 @@ def resolve_device(device) -> torch.device:
                               "(torch.cuda.is_available() is False); allowed: 'cpu'")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise DeviceError(f"invalid device={device!r}: allowed cuda:0..cuda:{torch.cuda.device_count() - 1}")
+        dev = canonical_device(dev)  # 'cuda' -> 'cuda:N', the device tensors report
     elif dev.type != "cpu":
         raise DeviceError(f"invalid device={device!r}: allowed 'cpu', 'cuda', 'cuda:N'")
     return dev
