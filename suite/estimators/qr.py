@@ -33,15 +33,17 @@ class QREstimator(Estimator):
         Steps between re-orthonormalisations, m.  Keep m * dt * (lambda_1 -
         lambda_k) well below ~30 (ln of the float64 range), or the lower
         directions are lost to round-off.
-    method : 'householder' or 'mgs'
-        QR factorisation: Householder reflections (LAPACK) or modified
-        Gram-Schmidt (see :func:`suite.linalg.qr_positive`).
+    method : 'auto', 'householder', 'mgs' or 'cholqr2'
+        QR factorisation (see :func:`suite.linalg.qr_positive`): Householder
+        reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
+        CholeskyQR2 with a Householder fallback for ill-conditioned frames;
+        'auto' (default) takes Householder on the CPU and CholeskyQR2 on CUDA.
     """
 
     name = "qr"
     requires = "tangent"
 
-    def __init__(self, reorth_every: int = 1, method: str = "householder"):
+    def __init__(self, reorth_every: int = 1, method: str = "auto"):
         if isinstance(reorth_every, bool) or not isinstance(reorth_every, int) or reorth_every < 1:
             raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1")
         if method not in QR_METHODS:
