@@ -24,27 +24,41 @@ def _cholqr2(V: torch.Tensor):
     """CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto, ScalA 2014; Yamamoto et al.,
     ETNA 44 (2015)): two passes of R = chol(V^T V)^T, Q = V R^-1; diag(R) = diag(R2) diag(R1).
 
-    Three matrix products and two k x k Choleskys per pass: on a GPU mostly
-    GEMM, far faster than Householder for d >> k.  Stable (orthogonality
-    O(eps)) when cond(V) < ~eps^-1/2 (1e8 in float64, 3e3 in float32).  Returns
-    None where that cannot be guaranteed: a Cholesky breakdown, or
-    max/min diag(R1) (a lower bound of cond(V)) above eps^-1/2 / 10; the
-    caller then falls back to Householder.
+    Two matrix products, two k x k Choleskys and two triangular solves per
+    pass: on a GPU mostly GEMM, far faster than Householder for d >> k and
+    than batched Householder for many small frames.  Stable (orthogonality
+    O(eps)) when cond(V) < ~eps^-1/2 (1e8 in float64, 3e3 in float32).
+    Returns Q, diag(R) and ``ok`` (B,): False for a frame where that cannot
+    be guaranteed (a Cholesky breakdown, or max/min diag(R1), a lower bound
+    of cond(V), above eps^-1/2 / 10, or a non-finite result); the caller
+    redoes those frames another way.
     """
     eps = torch.finfo(V.dtype).eps
-    Vt = V.transpose(-2, -1)
-    L1, info = torch.linalg.cholesky_ex(Vt @ V)
+    L1, info1 = torch.linalg.cholesky_ex(V.transpose(-2, -1) @ V)
     d1 = torch.diagonal(L1, dim1=-2, dim2=-1)
-    ratio = d1.max(dim=-1).values / d1.min(dim=-1).values
-    if bool((info != 0).any() | ~(ratio < 0.1 / eps ** 0.5).all()):  # also catches NaN
-        return None
+    ok = (info1 == 0) & (d1.max(dim=-1).values < (0.1 / eps ** 0.5) * d1.min(dim=-1).values)
     # Q1 = V L1^-T: solve Q1 L1^T = V from the right
     Q1 = torch.linalg.solve_triangular(L1.transpose(-2, -1), V, upper=True, left=False)
-    L2, info = torch.linalg.cholesky_ex(Q1.transpose(-2, -1) @ Q1)
-    if bool((info != 0).any()):
-        return None
+    L2, info2 = torch.linalg.cholesky_ex(Q1.transpose(-2, -1) @ Q1)
     Q = torch.linalg.solve_triangular(L2.transpose(-2, -1), Q1, upper=True, left=False)
-    return Q, d1 * torch.diagonal(L2, dim1=-2, dim2=-1)
+    diag = d1 * torch.diagonal(L2, dim1=-2, dim2=-1)
+    ok = ok & (info2 == 0) & torch.isfinite(diag).all(dim=-1)
+    return Q, diag, ok
+
+
+def _fallback(V: torch.Tensor):
+    """QR of frames CholeskyQR2 cannot take: Householder on the CPU or for wide frames;
+    on CUDA with k <= 64, modified Gram-Schmidt twice (batched vector sweeps; "twice is
+    enough", Giraud, Langou & Rozloznik 2005), since batched small Householder QRs run one
+    after another there."""
+    if V.is_cuda and V.shape[-1] <= 64:
+        Q1, d1 = _mgs(V)
+        Q, d2 = _mgs(Q1)
+        return Q, d1 * d2
+    Q, R = torch.linalg.qr(V, mode="reduced")
+    diag = torch.diagonal(R, dim1=-2, dim2=-1)
+    sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)
+    return Q * sign.unsqueeze(-2), diag.abs()
 
 
 def qr_positive(V: torch.Tensor, method: str = "householder"):
@@ -60,8 +74,8 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     frames re-orthonormalised often).  ``auto`` (the default of the
     estimators): Householder on the CPU, CholeskyQR2 on CUDA.  A zero R_ii (a frame collapsed by a singular Jacobian)
     gives -inf, which the caller reports.  ``cholqr2``: CholeskyQR2 (see
-    :func:`_cholqr2`), falling back to Householder for a batch whose frames
-    are too ill-conditioned for it.
+    :func:`_cholqr2`); the frames too ill-conditioned for it are redone by
+    :func:`_fallback` (Householder, or Gram-Schmidt twice on CUDA).
     """
     if method not in QR_METHODS:
         raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS}")
@@ -77,9 +91,12 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
         Q, diag = _mgs(V)
         return Q, torch.log(diag.to(torch.float64))
     if method == "cholqr2":
-        out = _cholqr2(V)
-        if out is not None:
-            return out[0], torch.log(out[1].to(torch.float64))
+        Q, diag, ok = _cholqr2(V)
+        if not bool(ok.all()):  # redo only the frames CholeskyQR2 cannot take
+            bad = torch.nonzero(~ok).flatten()
+            Qb, db = _fallback(V[bad])
+            Q, diag = Q.index_copy(0, bad, Qb), diag.index_copy(0, bad, db)
+        return Q, torch.log(diag.to(torch.float64))
     Q, R = torch.linalg.qr(V, mode="reduced")
     diag = torch.diagonal(R, dim1=-2, dim2=-1)
     sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)

@@ -50,11 +50,20 @@ def test_cholqr2_falls_back_to_householder_on_ill_conditioned_frames():
     U, _ = torch.linalg.qr(torch.randn(3, 50, 8, dtype=torch.float64, generator=g))
     W, _ = torch.linalg.qr(torch.randn(3, 8, 8, dtype=torch.float64, generator=g))
     V = U * torch.logspace(0, -12, 8, dtype=torch.float64) @ W
-    from suite.linalg import _cholqr2
-    assert _cholqr2(V) is None
+    from suite.linalg import _cholqr2, _mgs
+    V[1] = U[1]  # one well-conditioned frame beside two bad ones
+    assert _cholqr2(V)[2].tolist() == [False, True, False]
     Qc, lc = qr_positive(V, "cholqr2")
     Qh, lh = qr_positive(V, "householder")
-    assert torch.equal(Qc, Qh) and torch.equal(lc, lh)
+    torch.testing.assert_close(Qc, Qh, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(lc, lh, rtol=1e-9, atol=1e-9)
+    # the CUDA fallback, Gram-Schmidt twice, on the bad frames: orthonormal to eps and the same ln R_ii
+    Q1, d1 = _mgs(V)
+    Q2, d2 = _mgs(Q1)
+    torch.testing.assert_close(Q2.transpose(1, 2) @ Q2, torch.eye(8, dtype=torch.float64).expand(3, 8, 8),
+                               rtol=0, atol=1e-14)
+    # ln R_ii of the weakest direction is determined to eps * cond(V) = 2.2e-4 by any backward-stable QR
+    torch.testing.assert_close(torch.log(d1 * d2), lh, rtol=0, atol=2.2e-4)
 
 
 def test_collapsed_frame_gives_minus_inf():
