@@ -27,12 +27,17 @@ def _cholqr2(V: torch.Tensor):
     Two matrix products, two k x k Choleskys and two triangular solves per
     pass: on a GPU mostly GEMM, far faster than Householder for d >> k and
     than batched Householder for many small frames.  Stable (orthogonality
-    O(eps)) when cond(V) < ~eps^-1/2 (1e8 in float64, 3e3 in float32).
+    O(eps)) when cond(V) < ~eps^-1/2 = 1e8; float32 frames are factorised in
+    float64 (a float64 GEMM on O(d k) data, cheap next to the tangent
+    product) and Q is rounded back, so they get the same range.
     Returns Q, diag(R) and ``ok`` (B,): False for a frame where that cannot
     be guaranteed (a Cholesky breakdown, or max/min diag(R1), a lower bound
     of cond(V), above eps^-1/2 / 10, or a non-finite result); the caller
     redoes those frames another way.
     """
+    dtype = V.dtype
+    if dtype == torch.float32:  # Gram and Cholesky in float64: stable up to cond ~1e8, not 3e3
+        V = V.to(torch.float64)
     eps = torch.finfo(V.dtype).eps
     L1, info1 = torch.linalg.cholesky_ex(V.transpose(-2, -1) @ V)
     d1 = torch.diagonal(L1, dim1=-2, dim2=-1)
@@ -43,7 +48,7 @@ def _cholqr2(V: torch.Tensor):
     Q = torch.linalg.solve_triangular(L2.transpose(-2, -1), Q1, upper=True, left=False)
     diag = d1 * torch.diagonal(L2, dim1=-2, dim2=-1)
     ok = ok & (info2 == 0) & torch.isfinite(diag).all(dim=-1)
-    return Q, diag, ok
+    return Q.to(dtype), diag, ok
 
 
 def _fallback(V: torch.Tensor):

@@ -165,6 +165,7 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
     steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
     _reset_peak_memory(dev)
     per_step = statistics.median(run(steps) / steps for _ in range(repeats))
+    peak_mb = _peak_memory_mb(dev)  # before the GEMM below allocates its own buffers
     reorth = getattr(estimator, "reorth_every", 1) or 1
     model = model_flops_per_step(system, k, reorth) * batch
     achieved = model / per_step
@@ -178,7 +179,7 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
         "model_gflop_per_step": model / 1e9, "achieved_gflop_per_s": achieved / 1e9,
         "gemm_gflop_per_s": gemm / 1e9, "fraction_of_gemm": achieved / gemm,
         "fraction_of_nominal": achieved / nominal if nominal else None,
-        "peak_mem_mb": _peak_memory_mb(dev),
+        "peak_mem_mb": peak_mb,
     }
 
 

@@ -31,8 +31,10 @@ class QREstimator(Estimator):
     ---------------
     reorth_every : int >= 1
         Steps between re-orthonormalisations, m.  Keep m * dt * (lambda_1 -
-        lambda_k) well below ~30 (ln of the float64 range), or the lower
-        directions are lost to round-off.
+        lambda_k) well below ln(1/eps) (36 in float64, 16 in float32), or the
+        lower directions are lost to round-off: Henon (lambda_1 - lambda_2 =
+        2.04) with m = 10 in float32 collapses its frame, which is reported
+        as a TrajectoryError.
     method : 'auto', 'householder', 'mgs' or 'cholqr2'
         QR factorisation (see :func:`suite.linalg.qr_positive`): Householder
         reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
