@@ -100,7 +100,7 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
         if not bool(ok.all()):  # redo only the frames CholeskyQR2 cannot take
             bad = torch.nonzero(~ok).flatten()
             Qb, db = _fallback(V[bad])
-            Q, diag = Q.index_copy(0, bad, Qb), diag.index_copy(0, bad, db)
+            Q, diag = Q.index_copy(0, bad, Qb), diag.index_copy(0, bad, db.to(diag.dtype))
         return Q, torch.log(diag.to(torch.float64))
     Q, R = torch.linalg.qr(V, mode="reduced")
     diag = torch.diagonal(R, dim1=-2, dim2=-1)

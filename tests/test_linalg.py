@@ -44,6 +44,19 @@ def test_cholqr2_matches_householder(dtype, tol):
     torch.testing.assert_close(Qc.transpose(1, 2) @ Qc, torch.eye(40, dtype=dtype).expand(6, 40, 40), rtol=tol, atol=tol)
 
 
+def test_cholqr2_mixed_good_and_bad_float32_frames():
+    """float32 frames, one beyond CholeskyQR2's range (cond 1e12): masks and dtypes stay consistent."""
+    g = torch.Generator().manual_seed(5)
+    U, _ = torch.linalg.qr(torch.randn(2, 40, 6, dtype=torch.float64, generator=g))
+    V = U.clone()
+    V[0] = U[0] * torch.logspace(0, -12, 6, dtype=torch.float64)
+    Q, lg = qr_positive(V.float(), "cholqr2")
+    Qh, lh = qr_positive(V.float(), "householder")
+    assert Q.dtype == torch.float32 and lg.dtype == torch.float64
+    torch.testing.assert_close(lg[1], lh[1], rtol=0, atol=1e-5)
+    torch.testing.assert_close(lg[0, :3], lh[0, :3], rtol=0, atol=1e-4)
+
+
 def test_cholqr2_falls_back_to_householder_on_ill_conditioned_frames():
     """cond(V) = 1e12 > eps^-1/2: CholeskyQR2 would lose orthogonality, so Householder is used."""
     g = torch.Generator().manual_seed(4)
