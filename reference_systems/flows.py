@@ -13,6 +13,20 @@ from .system import Flow
 
 _LORENZ_STANDARD = (10.0, 28.0, 8.0 / 3.0)
 
+# Right-hand sides written with + - * only, so that ONE definition serves torch
+# tensors (the RK4 flow), plain floats and SymEngine/SymPy symbols: a flow's
+# ``meta['symbolic_rhs'](ys)`` maps a list of d scalars or symbols to the list
+# of the d components of f (used by peer libraries that compile the equations,
+# e.g. jitcode; suite/peers).
+
+
+def _lorenz63_f(X, Y, Z, sigma, rho, beta):
+    return sigma * (Y - X), X * (rho - Z) - Y, X * Y - beta * Z
+
+
+def _rossler_f(X, Y, Z, a, b, c):
+    return -Y - Z, X + a * Y, b + Z * (X - c)
+
 
 def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt: float = 0.01) -> Flow:
     """Lorenz-63: x' = sigma (y - x), y' = x (rho - z) - y, z' = x y - beta z.
@@ -33,8 +47,10 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
                              "the zero exponent is exact")
 
     def rhs(x):
-        X, Y, Z = x[:, 0], x[:, 1], x[:, 2]
-        return torch.stack([sigma * (Y - X), X * (rho - Z) - Y, X * Y - beta * Z], dim=1)
+        return torch.stack(_lorenz63_f(x[:, 0], x[:, 1], x[:, 2], sigma, rho, beta), dim=1)
+
+    def symbolic_rhs(ys):
+        return list(_lorenz63_f(*ys, sigma, rho, beta))
 
     const = torch.tensor([[-sigma, sigma, 0.0], [rho, -1.0, 0.0], [0.0, 0.0, -beta]], dtype=torch.float64)
 
@@ -52,7 +68,7 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     return Flow("lorenz63", rhs, dim=3, dt=dt, jacobian=jacobian, reference=ref,
                 sample_initial=sample_initial,
                 params={"sigma": sigma, "rho": rho, "beta": beta, "dt": dt},
-                divergence=-(sigma + 1.0 + beta),
+                divergence=-(sigma + 1.0 + beta), symbolic_rhs=symbolic_rhs,
                 validation={"steps": 10_000, "transient": 1_000, "batch": 256})
 
 
@@ -86,8 +102,10 @@ def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) ->
                              "the zero exponent is exact")
 
     def rhs(x):
-        X, Y, Z = x[:, 0], x[:, 1], x[:, 2]
-        return torch.stack([-Y - Z, X + a * Y, b + Z * (X - c)], dim=1)
+        return torch.stack(_rossler_f(x[:, 0], x[:, 1], x[:, 2], a, b, c), dim=1)
+
+    def symbolic_rhs(ys):
+        return list(_rossler_f(*ys, a, b, c))
 
     const = torch.tensor([[0.0, -1.0, -1.0], [1.0, a, 0.0], [0.0, 0.0, -c]], dtype=torch.float64)
 
@@ -105,7 +123,7 @@ def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) ->
         return torch.cat([r * torch.cos(theta), r * torch.sin(theta), g.uniform(1, high=0.5)], dim=1)
 
     return Flow("rossler", rhs, dim=3, dt=dt, jacobian=jacobian, reference=ref, sample_initial=sample_initial,
-                params={"a": a, "b": b, "c": c, "dt": dt},
+                params={"a": a, "b": b, "c": c, "dt": dt}, symbolic_rhs=symbolic_rhs,
                 validation={"steps": 6_000, "transient": 4_000, "batch": 256})
 
 
@@ -135,6 +153,10 @@ def lorenz96(N: int = 40, F: float = 8.0, dt: float = 0.01) -> Flow:
     def rhs(x):
         return (x[:, ip1] - x[:, im2]) * x[:, im1] - x + F
 
+    def symbolic_rhs(ys):
+        # the same formula component by component (the torch rhs above is its vectorised form)
+        return [(ys[(i + 1) % N] - ys[(i - 2) % N]) * ys[(i - 1) % N] - ys[i] + F for i in range(N)]
+
     def jacobian(x):
         J = x.new_zeros(x.shape[0], N, N)
         J[:, idx, im2] = -x[:, im1]
@@ -147,7 +169,7 @@ def lorenz96(N: int = 40, F: float = 8.0, dt: float = 0.01) -> Flow:
         return F + g.normal(N)
 
     return Flow("lorenz96", rhs, dim=N, dt=dt, jacobian=jacobian, reference=ref, sample_initial=sample_initial,
-                params={"N": N, "F": F, "dt": dt}, divergence=-float(N),
+                params={"N": N, "F": F, "dt": dt}, divergence=-float(N), symbolic_rhs=symbolic_rhs,
                 note=None if ref else f"no reference exponents are known to lyapbench for N={N}, F={F}",
                 validation={"steps": 3_000, "transient": 500, "batch": 8})
 
@@ -179,10 +201,17 @@ def linear_ode(A=None, dt: float = 0.05) -> Flow:
                     "the RK4 map's exactly known deviation", bias_nats=max(1.0, log_cond))
     At = torch.as_tensor(A)
     d = A.shape[0]
+    rows = A.tolist()
+
+    def symbolic_rhs(ys):
+        # x' = A x component by component (the torch rhs is x @ A^T)
+        return [sum((a_ij * y_j for a_ij, y_j in zip(row, ys) if a_ij != 0), 0 * ys[0]) for row in rows]
+
     return Flow("linear_ode", rhs=lambda x: x @ At.to(x).T, dim=d, dt=dt,
                 jacobian=lambda x: At.to(x).expand(x.shape[0], d, d), reference=ref,
                 sample_initial=lambda batch, g: torch.zeros(batch, d, dtype=torch.float64, device=g.device),
                 params={"A": A.tolist(), "dt": dt}, divergence=float(np.trace(A)), zero_exponent=False,
+                symbolic_rhs=symbolic_rhs,
                 validation={"steps": 2_000, "transient": 400, "batch": 4})
 
 

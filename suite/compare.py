@@ -16,7 +16,9 @@ which is fast, and which is confidently wrong:
   spectrum was estimated;
 * ``t_to_1e-2``: the time T from which the running estimate of lambda_1 stays
   within 1e-2 of the reference (from the run's history; empty if never);
-* ``wall_seconds`` and ``status`` (``fail`` if any row failed, ``error`` or
+* ``wall_seconds`` and ``status`` (``fail`` if any row failed,
+  ``inconclusive`` if none failed but a row passed only through the
+  estimator's own wide ``method_bias``, ``error``, ``not installed`` or
   ``not applicable`` if the cell produced no estimate).
 """
 from __future__ import annotations
@@ -56,7 +58,7 @@ def summarise(system: System, rows: List[Dict[str, Any]], result: Optional[Lyapu
         out.update(status=unrun[0], message="; ".join(r["message"] for r in rows if r["status"] in unrun))
         if result is None:
             return out
-    judged = [r for r in rows if r["quantity"] == "exponent" and r["status"] in ("pass", "fail")]
+    judged = [r for r in rows if r["quantity"] == "exponent" and r["status"] in ("pass", "fail", "inconclusive")]
     if judged:
         errs = np.array([r["abs_error"] for r in judged])
         tols = np.array([r["tolerance"] for r in judged])
@@ -73,7 +75,9 @@ def summarise(system: System, rows: List[Dict[str, Any]], result: Optional[Lyapu
     out["t_to_1e-2"] = time_to_accuracy(system, result)
     failing = [r for r in rows if r["status"] == "fail"]
     if out["status"] is None:
-        out["status"] = "fail" if failing else ("pass" if judged or sums else "no reference")
+        inconclusive = any(r["status"] == "inconclusive" for r in rows)
+        out["status"] = ("fail" if failing else "inconclusive" if inconclusive else
+                         "pass" if judged or sums else "no reference")
     if failing:
         out["message"] = "; ".join(f"{r['quantity']} {r['index']}: |error| {r['abs_error']:.3g} > "
                                    f"tolerance {r['tolerance']:.3g}" for r in failing[:4])

@@ -60,6 +60,16 @@ class TrajectoryError(LyapbenchError, ArithmeticError):
         super().__init__(message)
 
 
+class SeriesError(LyapbenchError, ArithmeticError):
+    """An observed time series cannot support a time-series estimate.
+
+    Raised by the delay-embedding estimators for a constant or non-finite
+    series, a series whose points have no neighbour at a positive distance
+    (e.g. an orbit settled on a periodic cycle), or a divergence curve with no
+    rise to fit (no positive exponent to detect), instead of reporting a NaN.
+    """
+
+
 class NotApplicableError(LyapbenchError, TypeError):
     """An estimator cannot run on a system (it lacks what the estimator needs)."""
 

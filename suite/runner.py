@@ -141,5 +141,7 @@ def validation_cells(systems: Sequence[System], estimator_names: Sequence[str], 
         shown = est_registry.label(est) if ":" in name and "(" not in name else name
         for system in systems:
             settings = dict(validation_settings(system, quick), seed=seed, device=device, dtype=dtype)
+            if callable(getattr(est, "run_settings", None)):  # an estimator that needs other run lengths
+                settings.update(est.run_settings(system, quick))
             cells.append(Cell(system, shown, est, settings))
     return cells

@@ -4,7 +4,11 @@ Statuses: ``pass`` / ``fail`` (compared with the reference under
 :mod:`suite.tolerance`), ``no reference`` (the system states none for this
 exponent: reported, not judged), ``error`` (the estimator raised: the
 message is kept), ``not applicable`` (the estimator cannot run on it),
-``not installed`` (a peer-library adapter whose package is missing).
+``not installed`` (a peer-library adapter whose package is missing),
+``inconclusive`` (within tolerance, but only because the estimator's own
+stated systematic bound ``method_bias`` is wider than
+INCONCLUSIVE_FRACTION = 10% of the exponent's scale, max(|reference_i|,
+|reference_1|): such a row neither passes nor fails the estimator).
 Only ``fail`` and ``error`` make a validation fail.
 """
 from __future__ import annotations
@@ -24,6 +28,7 @@ COLUMNS = ["system", "estimator", "quantity", "index", "reference", "ref_uncerta
            "stderr", "abs_error", "tolerance", "status", "message", "kind", "T", "steps", "transient",
            "batch", "seed", "stderr_dof", "dtype", "device", "wall_seconds", "git_sha", "versions", "source"]
 FAILING = ("fail", "error")
+INCONCLUSIVE_FRACTION = 0.1
 
 
 def base_row(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[str, Any]:
@@ -34,7 +39,9 @@ def base_row(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[s
                provenance=ref.provenance if ref else None, source=ref.source if ref else None)
     row.update({k: settings[k] for k in ("steps", "transient", "batch", "seed", "dtype", "device")
                 if k in settings})
-    if "steps" in settings:
+    if "T" in settings:  # a result's own duration (a time series sampled every few steps)
+        row["T"] = settings["T"]
+    elif "steps" in settings:
         row["T"] = settings["steps"] * system.dt
     if "versions" in settings:
         row["versions"] = json.dumps(settings["versions"], sort_keys=True)
@@ -73,6 +80,11 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
         row = dict(base, index=i + 1, estimate=float(est), stderr=float(se))
         if i < n_ref:
             judge(row, ref.values[i], ref.uncertainty[i], est, se, tol[i])
+            scale = max(abs(ref.values[i]), abs(ref.values[0]))
+            if row["status"] == "pass" and method_bias[i] > INCONCLUSIVE_FRACTION * scale:
+                row.update(status="inconclusive",
+                           message=f"within tolerance only through the estimator's stated method_bias "
+                                   f"{method_bias[i]:.3g} > {INCONCLUSIVE_FRACTION:g} x {scale:.3g}")
         else:
             row.update(status="no reference",
                        message=system.meta.get("note") or f"{system.name} states no reference for exponent {i + 1}")

@@ -19,13 +19,23 @@ from typing import Any, List
 from ..errors import InvalidArgumentError
 from ..registry import Registry
 from .base import Estimator, GrowthAccumulator, RunConfig, check_run
+from .eckmann import EckmannEstimator
 from .jvp_qr import JVPQREstimator
+from .kantz import KantzEstimator
 from .qr import QREstimator
+from .rosenstein import RosensteinEstimator
 from .two_trajectory import TwoTrajectoryEstimator
 
 _REGISTRY = Registry("estimator", group="lyapbench.estimators")
-_BUILTIN = (QREstimator, JVPQREstimator, TwoTrajectoryEstimator)
+_BUILTIN = (QREstimator, JVPQREstimator, TwoTrajectoryEstimator, RosensteinEstimator, KantzEstimator,
+            EckmannEstimator)
 for _cls in _BUILTIN:
+    _REGISTRY.register(_cls.name, _cls)
+
+# peer-library adapters (the `peers` extra): registered always, their packages imported only in estimate
+from ..peers.adapters import ADAPTERS as _PEERS  # noqa: E402
+
+for _cls in _PEERS:
     _REGISTRY.register(_cls.name, _cls)
 
 
@@ -78,5 +88,6 @@ def label(est: Any) -> str:
     return getattr(est, "name", None) or type(est).__name__
 
 
-__all__ = ["Estimator", "QREstimator", "JVPQREstimator", "TwoTrajectoryEstimator", "GrowthAccumulator", "RunConfig", "check_run",
+__all__ = ["Estimator", "QREstimator", "JVPQREstimator", "TwoTrajectoryEstimator", "RosensteinEstimator",
+           "KantzEstimator", "EckmannEstimator", "GrowthAccumulator", "RunConfig", "check_run",
            "register", "names", "get", "from_spec", "label"]

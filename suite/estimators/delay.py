@@ -1,0 +1,138 @@
+"""What the delay-embedding (time-series) estimators share: hyperparameters, data, units.
+
+A time-series estimator sees only a scalar series observed from the system
+(:func:`suite.series.observe`): coordinate ``coordinate`` of the state every
+``sample_every`` steps after the transient.  Semantics of the ``estimate``
+arguments for these estimators:
+
+* ``steps``: the number of samples of each series (its length n), so a
+  series spans ``steps * sample_every`` steps, T = steps * sample_every * dt
+  (``meta['T']`` states it; exponents per step for maps, per unit time for
+  flows: per-sample slopes are divided by the sampling interval
+  Delta = sample_every * dt);
+* ``batch``: the number of independent series, each from its own initial
+  state; ``per_trajectory`` holds one estimate per series and the standard
+  error is taken across them (B - 1 degrees of freedom), or, for batch = 1,
+  from blocks along the single series (see the estimator);
+* ``device`` / ``dtype``: where the series is generated; the analysis runs on
+  CPU in numpy float64 (scipy's cKDTree finds the neighbours).
+
+Shared hyperparameters (validated in the constructor):
+
+m : int >= 1, default 3
+    Embedding dimension (3 suits low-dimensional chaos such as Henon or
+    Lorenz-63; Takens' sufficient condition is m > 2 D_box).
+lag : int >= 1 or None, default None
+    Delay between coordinates, in samples.  None: the first lag at which the
+    autocorrelation falls below 1 - 1/e (Rosenstein et al. 1993).
+theiler : int >= 0 or None, default None
+    Theiler window in samples: a neighbour j of point i must have |i - j| >
+    theiler.  None: the mean period of the series, 1 / mean frequency of its
+    power spectrum (Rosenstein et al. 1993).
+coordinate : int >= 0, default 0
+    Which state coordinate is observed.
+sample_every : int >= 1, default 1
+    Steps of the system between samples.
+
+The lag and Theiler window used (given or automatic) are recorded in
+``meta['embedding']``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+import torch
+
+from reference_systems import System
+from ..embedding import check_int, check_series, default_lag, default_theiler
+from ..errors import InvalidArgumentError
+from ..series import check_coordinate, observe
+from ..result import LyapunovResult
+from .base import Estimator, RunConfig, Seed
+
+
+class DelayEmbeddingEstimator(Estimator):
+    """Base of the time-series estimators (Rosenstein, Kantz, Eckmann)."""
+
+    requires = "series"
+    in_default_validation = False
+
+    def _init_embedding(self, m, lag, theiler, coordinate, sample_every) -> None:
+        self.m = check_int("m", m, 1)
+        self.lag = check_int("lag", lag, 1, allow_none=True, what=" (samples)")
+        self.theiler = check_int("theiler", theiler, 0, allow_none=True, what=" (samples)")
+        self.coordinate = check_int("coordinate", coordinate, 0)
+        self.sample_every = check_int("sample_every", sample_every, 1, what=" (steps between samples)")
+
+    def not_applicable(self, system: System) -> Optional[str]:
+        if not callable(getattr(system, "step", None)):
+            return f"{self.name} observes a series generated with the system's step map, which it lacks"
+        return None
+
+    def estimate(self, system: System, steps: int, *, transient: int = 0, batch: int = 1,
+                 k: Optional[int] = None, seed: Seed = 0, device="cpu", dtype=torch.float64) -> LyapunovResult:
+        res = super().estimate(system, steps, transient=transient, batch=batch, k=k, seed=seed,
+                               device=device, dtype=dtype)
+        # a series of `steps` samples spans steps * sample_every steps of the system
+        res.meta["T"] = res.meta["steps"] * self.sample_every * system.dt
+        res.meta["series_length"] = res.meta["steps"]
+        return res
+
+    def run_settings(self, system: System, quick: bool = False) -> Dict[str, int]:
+        """Steps (samples), transient and batch for validate/compare grids.
+
+        The runner's defaults suit tangent methods (many short trajectories);
+        a delay embedding needs few long series whose neighbours have had time
+        to separate: maps 5,000 samples x 8 series, flows T = 200 time units
+        x 16 series (``quick``: 4 and 8 series, the same length, since a
+        shorter series has no linear region to fit).
+        """
+        if system.kind == "flow":
+            out = {"steps": round(200 / (system.dt * self.sample_every)), "transient": round(20 / system.dt),
+                   "batch": 16}
+        else:
+            out = {"steps": 5_000, "transient": 500, "batch": 8}
+        if quick:
+            out["batch"] //= 2
+        return out
+
+    def _largest_only(self, system: System, cfg: RunConfig) -> None:
+        if cfg.k != 1 and cfg.k != system.dim:
+            raise InvalidArgumentError("k", cfg.k, f"1 (or None): {self.name} estimates the largest exponent only")
+
+    def _series(self, system: System, cfg: RunConfig) -> Tuple[np.ndarray, float]:
+        """The run's (B, n) series (checked: finite, not constant) and the sampling interval Delta."""
+        check_coordinate(system, self.coordinate)
+        x, dt_sample = observe(system, cfg, cfg.steps, coordinate=self.coordinate, every=self.sample_every)
+        return check_series(x), float(dt_sample)
+
+    def _embedding(self, x: np.ndarray) -> Tuple[int, int, dict]:
+        """(lag, theiler, meta): given, or automatic from the batch (module docstring)."""
+        lag = self.lag if self.lag is not None else default_lag(x)
+        theiler = self.theiler if self.theiler is not None else default_theiler(x)
+        n = x.shape[1]
+        M = n - (self.m - 1) * lag
+        if M < 2 * theiler + 8:
+            raise InvalidArgumentError(
+                "steps", n, f">= {(self.m - 1) * lag + 2 * theiler + 8} samples for m={self.m}, lag={lag}, "
+                f"theiler={theiler}: a delay vector needs neighbours outside its Theiler window")
+        meta = {"m": self.m, "lag": lag, "lag_auto": self.lag is None, "theiler": theiler,
+                "theiler_auto": self.theiler is None, "coordinate": self.coordinate,
+                "sample_every": self.sample_every, "embedded_points": M}
+        return lag, theiler, meta
+
+    @staticmethod
+    def _empty_history(k: int):
+        return np.zeros((0, k)), np.zeros(0)
+
+
+def check_positive_float(name: str, value, allow_none: bool = False) -> Optional[float]:
+    """A finite float > 0 (or None where allowed), else InvalidArgumentError naming ``name``."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
+            or not math.isfinite(float(value)) or value <= 0:
+        raise InvalidArgumentError(name, value, "a finite number > 0" + (" or None" if allow_none else ""))
+    return float(value)

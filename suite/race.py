@@ -1,0 +1,150 @@
+"""Time to accuracy on Lorenz-63: lyapbench against jitcode and lyapynov, side by side in one run.
+
+The question a user asks is not "how many steps per second" but "how long
+until the whole spectrum is right to eps".  For each contender the race
+runs Lorenz-63 (sigma, rho, beta = 10, 28, 8/3; reference 0.9056, 0,
+-14.5723, Sprott 2003, +-5e-4) with trajectory length T = T0, 2 T0, 4 T0,
+... and stops at the first run whose every exponent satisfies
+
+    |estimate - reference| + 2 stderr <= eps        (default eps = 2e-3)
+
+(the 2 stderr keeps a lucky short run from counting).  The contender's
+time is that run's wall time, the time a user who knows the T needed spends
+(earlier, shorter runs are not added); jitcode's one-off compilation of its
+C module is added to it.  A contender that has not reached eps when its
+cumulative time passes ``budget_s`` is reported as not reached, with the
+error it got; its time-to-eps is then only bounded below.
+
+Contenders:
+
+* ``lyapbench``: the fastest CPU configuration, ``qr(reorth_every=10)``
+  (Householder QR every 10 RK4 steps, dt = 0.01, which keeps
+  10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off), batch 256,
+  float64, every trajectory one RK4 step per torch op;
+* ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince
+  (rtol = atol = 1e-10), through :mod:`suite.peers.jitcode_adapter`,
+  batch 8 trajectories run one after another (the cost is B T either way);
+* ``lyapynov``: ``lyapynov.LCE`` on a ``ContinuousDS`` given hand-written
+  numpy f and Jacobian (its own RK4 with dt = 0.01, the fastest way to
+  call it; through the suite's generic torch adapter it is ~6x slower),
+  batch 8.
+
+All start from the suite's initial states (``sample_initial`` with the same
+seed) after a transient of 10 time units; ratios are taken from this one
+run on one machine, so load on the machine affects all contenders alike
+only to first order: rerun to see the spread.
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+import reference_systems as rs
+from .errors import NotInstalledError
+from .estimators.base import check_run
+from .result import LyapunovResult
+
+COLUMNS = ["contender", "T", "batch", "wall_seconds", "compile_seconds", "worst_error_plus_2se", "worst_abs_error",
+           "lambda1", "lambda2", "lambda3", "reached"]
+TRANSIENT_TIME = 10.0
+
+
+def _lyapbench(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
+    from . import estimators
+    return estimators.get("qr", reorth_every=10).estimate(system, steps, transient=transient, batch=batch, seed=seed)
+
+
+def _jitcode(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
+    from . import estimators
+    return estimators.get("jitcode_lyap").estimate(system, steps, transient=transient, batch=batch, seed=seed)
+
+
+def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
+    """lyapynov.LCE with numpy Lorenz f and Jacobian, one trajectory after another."""
+    try:
+        import lyapynov
+    except ImportError:
+        raise NotInstalledError("lyapynov") from None
+    s, r, b = (system.params[k] for k in ("sigma", "rho", "beta"))
+    dt = system.dt
+
+    def f(x, t):
+        return np.array([s * (x[1] - x[0]), x[0] * (r - x[2]) - x[1], x[0] * x[1] - b * x[2]])
+
+    def jac(x, t):
+        return np.array([[-s, s, 0.0], [r - x[2], -1.0, -x[0]], [x[1], x[0], -b]])
+
+    cfg = check_run(system, steps, transient, batch, None, seed, "cpu", torch.float64)
+    x0 = system.sample_initial(batch, cfg.rng()).numpy()
+    t0 = time.perf_counter()
+    per = []
+    for i in range(batch):
+        ds = lyapynov.ContinuousDS(x0[i].copy(), 0.0, f, jac, dt)
+        ds.forward(transient, False)
+        per.append(np.asarray(lyapynov.LCE(ds, 3, 0, steps, False)))
+    wall = time.perf_counter() - t0
+    per = np.array(per)
+    stderr = per.std(axis=0, ddof=1) / math.sqrt(batch)
+    return LyapunovResult(per.mean(axis=0), stderr, per, np.zeros((0, 3)), np.zeros(0), wall,
+                          {"stderr_dof": batch - 1})
+
+
+CONTENDERS: Dict[str, Dict[str, Any]] = {
+    "lyapbench": {"run": _lyapbench, "batch": 256, "T0": 25.0},
+    "jitcode": {"run": _jitcode, "batch": 8, "T0": 100.0},
+    "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0},
+}
+
+
+def race(eps: float = 2e-3, budget_s: float = 300.0, seed: int = 0, contenders: Optional[List[str]] = None,
+         on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
+    """Run every contender to ``eps`` (module docstring); one row per run."""
+    system = rs.get("lorenz63")
+    ref = system.reference.values
+    transient = round(TRANSIENT_TIME / system.dt)
+    rows = []
+    for name in contenders or list(CONTENDERS):
+        spec = CONTENDERS[name]
+        T, spent, compile_s = spec["T0"], 0.0, 0.0
+        while True:
+            row = {c: None for c in COLUMNS}
+            row.update(contender=name, T=T, batch=spec["batch"])
+            try:
+                res = spec["run"](system, round(T / system.dt), transient, spec["batch"], seed)
+            except NotInstalledError as exc:
+                row.update(reached="not installed: " + str(exc))
+                rows.append(row)
+                if on_row:
+                    on_row(row)
+                break
+            compile_s = max(compile_s, float(res.meta.get("compile_seconds", 0.0) or 0.0))
+            err = np.abs(res.exponents - ref)
+            worst = float(np.max(err + 2 * res.stderr))
+            spent += res.wall_seconds
+            reached = worst <= eps
+            row.update(wall_seconds=res.wall_seconds, compile_seconds=compile_s, worst_error_plus_2se=worst,
+                       worst_abs_error=float(err.max()), lambda1=float(res.exponents[0]),
+                       lambda2=float(res.exponents[1]), lambda3=float(res.exponents[2]),
+                       reached="yes" if reached else ("no (budget spent)" if spent > budget_s else "no"))
+            rows.append(row)
+            if on_row:
+                on_row(row)
+            if reached or spent > budget_s:
+                break
+            T *= 2
+    return rows
+
+
+def time_to_eps(rows: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
+    """Wall time (compilation included) of each contender's first run that reached eps; None if none."""
+    out: Dict[str, Optional[float]] = {}
+    for r in rows:
+        if r["reached"] == "yes":
+            out[r["contender"]] = r["wall_seconds"] + (r["compile_seconds"] or 0.0)
+        else:
+            out.setdefault(r["contender"], None)
+    return out
