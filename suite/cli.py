@@ -21,6 +21,7 @@ import torch
 import reference_systems as rs
 from . import estimators
 from .errors import InvalidArgumentError, LyapbenchError
+from .provenance import git_sha
 from .specs import parse_spec, split_list
 from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
 from .scoring import failed, summary
@@ -202,6 +203,48 @@ def cmd_throughput(args) -> int:
     return EXIT_FAIL if bad else EXIT_OK
 
 
+def cmd_race(args) -> int:
+    from . import race as rc
+    _set_threads(args.threads)
+    names = split_list(args.contenders) or list(rc.CONTENDERS)
+    for n in names:
+        if n not in rc.CONTENDERS:
+            from .errors import UnknownNameError
+            raise UnknownNameError("contender", n, rc.CONTENDERS)
+    if not args.eps > 0:
+        raise InvalidArgumentError("--eps", args.eps, "a number > 0")
+    out = Path(args.output_dir)
+    rows: list = []
+
+    def keep(row):
+        rows.append(row)
+        if not args.no_write:
+            write_csv(rows, out / "race_lorenz63.csv", rc.COLUMNS)
+        if not args.quiet:
+            shown = "" if row["wall_seconds"] is None else (f"T={row['T']:g} B={row['batch']}: {row['wall_seconds']:.2f} s, "
+                                                           f"worst |err|+2se = {row['worst_error_plus_2se']:.2g}, ")
+            print(f"{row['contender']}: {shown}reached {row['reached']}", file=sys.stderr, flush=True)
+
+    rc.race(args.eps, args.budget, args.seed, names, on_row=keep)
+    times = rc.time_to_eps(rows)
+    lines = [f"# Time to worst exponent error <= {args.eps:g} on Lorenz-63 (suite/race.py)\n",
+             "Each contender runs T = T0, 2 T0, ... until |error| + 2 stderr <= eps for all three exponents; "
+             "its time is that run's wall time (jitcode's compilation added). Machine: "
+             f"{rows[0].get('device', '') if rows else ''}{torch.get_num_threads()} torch threads; git {git_sha()}.\n",
+             markdown(rows, rc.COLUMNS), "\n| contender | time to eps (s) | ratio to lyapbench |", "|---|---|---|"]
+    base = times.get("lyapbench")
+    for name, t in times.items():
+        ratio = (f"{t / base:.1f}x" if t and base else
+                 (f"> {sum(r['wall_seconds'] or 0 for r in rows if r['contender'] == name) / base:.1f}x (not reached)"
+                  if base else "n/a"))
+        lines.append(f"| {name} | {'not reached' if t is None else f'{t:.2f}'} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if not args.no_write:
+        atomic_write(out / "race_lorenz63.md", text)
+    return EXIT_OK
+
+
 def cmd_list(args) -> int:
     rows = []
     for system in rs.catalogue():
@@ -273,6 +316,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "profile instead of replacing it")
     t.add_argument("--quiet", action="store_true", help="no per-case progress lines")
     t.set_defaults(func=cmd_throughput)
+
+    r = sub.add_parser("race", help="time to a given accuracy on Lorenz-63: lyapbench vs jitcode vs lyapynov")
+    r.add_argument("--eps", type=float, default=2e-3, help="target worst exponent error (default 2e-3)")
+    r.add_argument("--budget", type=float, default=300.0, help="seconds per contender before giving up")
+    r.add_argument("--contenders", help="comma-separated subset of lyapbench,jitcode,lyapynov")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    r.add_argument("--output-dir", default="results", help="where race_lorenz63.{csv,md} go (default: results)")
+    r.add_argument("--no-write", action="store_true", help="print only, write no files")
+    r.add_argument("--quiet", action="store_true", help="no per-run progress lines")
+    r.set_defaults(func=cmd_race)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
     ls.set_defaults(func=cmd_list)

@@ -19,7 +19,7 @@ Contenders:
 
 * ``lyapbench``: the fastest CPU configuration, ``qr(reorth_every=10)``
   (Householder QR every 10 RK4 steps, dt = 0.01, which keeps
-  10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off), batch 256,
+  10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off), batch 1024,
   float64, every trajectory one RK4 step per torch op;
 * ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince
   (rtol = atol = 1e-10), through :mod:`suite.peers.jitcode_adapter`,
@@ -94,7 +94,7 @@ def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> Lyap
 
 
 CONTENDERS: Dict[str, Dict[str, Any]] = {
-    "lyapbench": {"run": _lyapbench, "batch": 256, "T0": 25.0},
+    "lyapbench": {"run": _lyapbench, "batch": 1024, "T0": 25.0},
     "jitcode": {"run": _jitcode, "batch": 8, "T0": 100.0},
     "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0},
 }

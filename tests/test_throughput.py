@@ -1,0 +1,69 @@
+"""`lyapbench throughput` and `lyapbench race`: rows, files, model flops, bad input (no timing asserted)."""
+import pandas as pd
+import pytest
+
+import reference_systems as rs
+from suite import estimators
+from suite.cli import main
+from suite.throughput import COLUMNS, measure, model_flops_per_step, scales_with_dimension
+
+
+def test_model_flops_counts_tangent_product_and_qr():
+    henon, lorenz = rs.get("henon"), rs.get("lorenz63")
+    # map, d = k = 2: 2 d^2 k = 16, Householder 4 d k^2 - 4/3 k^3 = 32 - 32/3
+    assert model_flops_per_step(henon, 2) == pytest.approx(16 + 32 - 32 / 3)
+    # flow: four RK4 stages; QR every 10 steps
+    assert model_flops_per_step(lorenz, 3, 10) == pytest.approx(4 * 2 * 27 * 3 / 3 + (4 * 27 - 4 / 3 * 27) / 10)
+
+
+def test_measure_gives_consistent_rates():
+    row = measure(estimators.get("qr"), rs.get("henon"), batch=8, min_seconds=0.02, repeats=2)
+    assert row["status"] == "ok" and row["k"] == 2 and row["batch"] == 8
+    assert row["traj_steps_per_s"] == pytest.approx(8 * row["steps_per_s"])
+    assert row["exponent_steps_per_s"] == pytest.approx(2 * row["traj_steps_per_s"])
+    assert row["steps_per_s"] == pytest.approx(1 / row["seconds_per_step"])
+    assert 0 < row["fraction_of_gemm"] < 1 and row["fraction_of_nominal"] is None
+    assert row["peak_mem_mb"] is None or row["peak_mem_mb"] > 10
+
+
+def test_scalable_systems_are_those_with_N():
+    assert scales_with_dimension("random_rnn") and scales_with_dimension("gaussian_products")
+    assert not scales_with_dimension("henon") and not scales_with_dimension("no_such_system")
+
+
+def test_throughput_command_writes_table_and_figure(tmp_path):
+    argv = ["throughput", "--systems", "henon,random_rnn", "--dims", "8,16", "--estimators", "qr,jvp_qr",
+            "--batch", "1,4", "--k", "all,32", "--min-seconds", "0.01", "--repeats", "1", "--quiet",
+            "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    df = pd.read_csv(tmp_path / "throughput_cpu_quick.csv")
+    assert list(df.columns) == COLUMNS
+    # henon 2 est x 2 batch x 2 k + random_rnn 2 d x 2 est x 2 batch x 2 k
+    assert len(df) == 8 + 16
+    assert set(df.status) == {"ok", "skipped"}  # k = 32 > d is skipped, not an error
+    assert (df[df.status == "ok"].traj_steps_per_s > 0).all()
+    assert set(df[df.system.str.startswith("random_rnn")].d) == {8, 16}
+    assert (tmp_path / "throughput_cpu_quick.png").stat().st_size > 5000
+    assert "| system |" in (tmp_path / "throughput_cpu_quick.md").read_text()
+    # --append adds to the table instead of replacing it
+    assert main(argv[:2] + ["henon", "--batch", "2", "--estimators", "qr", "--k", "all", "--min-seconds", "0.01",
+                            "--repeats", "1", "--quiet", "--append", "--output-dir", str(tmp_path)]) == 0
+    assert len(pd.read_csv(tmp_path / "throughput_cpu_quick.csv")) == 25
+
+
+@pytest.mark.parametrize("bad,named", [(["--batch", "0"], "--batch"), (["--dims", "x"], "--dims"),
+                                       (["--k", "two"], "--k"), (["--estimators", "qrr"], "'qrr'"),
+                                       (["--systems", "henonn"], "'henonn'"), (["--dtype", "float16"], "dtype"),
+                                       (["--device", "tpu"], "device")])
+def test_throughput_bad_input_is_a_usage_error(bad, named, capsys):
+    assert main(["throughput", "--no-write", "--quiet"] + bad) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_race_command_with_lyapbench_alone(tmp_path):
+    """The race loop and its table; the peers are raced in results/race_lorenz63.md (needs jitcode, lyapynov)."""
+    assert main(["race", "--contenders", "lyapbench", "--eps", "0.5", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    df = pd.read_csv(tmp_path / "race_lorenz63.csv")
+    assert list(df.contender) == ["lyapbench"] and df.reached.iloc[0] == "yes"
+    assert abs(df.lambda1.iloc[0] - 0.9056) < 0.5 and "time to eps" in (tmp_path / "race_lorenz63.md").read_text()
+    assert main(["race", "--contenders", "fastest", "--no-write"]) == 2
