@@ -1,0 +1,210 @@
+"""asv (airspeed velocity) benchmarks of lyapbench: speed, memory and accuracy history.
+
+Run from the repository root (configuration: ``asv.conf.json``)::
+
+    asv run --python=same --set-commit-hash HEAD   # this venv; results saved for HEAD
+    asv run --python=same --quick                  # one call each, nothing saved (smoke)
+    asv run HEAD^!                                 # build HEAD in its own virtualenv
+    asv continuous main HEAD                       # exit 1 on a regression
+    asv publish && asv preview                     # the history as a web page
+
+(With ``--python=same`` asv saves results only when ``--set-commit-hash`` names the
+commit; they are filed under the environment ``existing-<path of the python>``.)
+
+Modules
+-------
+``bench_estimators``  ``time_estimate`` / ``peakmem_estimate`` (one ``estimate`` call)
+                      and ``track_seconds_per_step`` (seconds per step of a timed run),
+                      over system x estimator x batch x d.
+``bench_accuracy``    ``track_abs_error_lambda1`` (nats): |lambda_1 - reference| at fixed
+                      settings and seed 0 (deterministic), so the history shows accuracy
+                      regressions.
+
+asv counts lower as better for every ``time_*``, ``peakmem_*`` and ``track_*``
+benchmark, so only costs and errors are tracked (never rates or accuracies).
+
+Profiles (environment variable ``LYAPBENCH_ASV_PROFILE``)
+--------------------------------------------------------
+``quick`` (default)  small sizes, each benchmark call well under a second on one CPU
+                     thread: random_rnn d in {16, 64}, batch in {1, 16}, 20 steps
+                     after a transient of 10; accuracy with 400 steps, batch 16.
+``full``             larger sizes for a GPU or a big CPU: random_rnn d in
+                     {64, 256, 1024}, batch in {1, 256, 4096} (a combination whose
+                     tangent frames, batch x d x d float64, exceed 4 GiB is skipped),
+                     50 steps after 20; accuracy with 20,000 steps, batch 64, and
+                     every estimator.
+
+The profile changes what a benchmark of the same name measures.  Keep the
+two histories apart: record the full profile under its own machine name
+(``asv machine --machine NAME-full --yes``, then
+``LYAPBENCH_ASV_PROFILE=full asv run --machine NAME-full ...``).  asv also
+rewrites ``results/asv/benchmarks.json`` (the parameter grid that ``asv publish``
+draws) on every run, so after a full-profile run restore it
+(``git checkout results/asv/benchmarks.json``) or re-run the quick profile
+before publishing or committing the quick history.
+
+Other environment variables
+---------------------------
+``LYAPBENCH_ASV_DEVICE``   ``cpu`` (default) or ``cuda``/``cuda:N``: where estimators run.
+                           ``peakmem_*`` is always the process's peak resident set
+                           (host memory, including the interpreter and torch).
+``LYAPBENCH_ASV_THREADS``  torch CPU threads while a benchmark runs: default 1 in the
+                           quick profile (per-step overhead dominates small sizes, and
+                           one thread keeps timings steady on a shared machine), torch's
+                           own default in the full profile; ``0`` = torch's default.
+
+d is the state dimension: henon runs at d = 2 and lorenz63 at d = 3 only, random_rnn
+(the random tanh network, N = d) at the profile's sizes; other combinations, and
+those that do not apply, are skipped (``NotImplementedError`` in ``setup``, asv's way).
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+# imported here, not in setup: asv's forkserver imports the suite once and forks a
+# process per benchmark and parameter set, so they are loaded once (~2 s for torch)
+import torch
+
+try:  # torch.func (jvp_qr) imports torch._dynamo on its first call: 1.5-2 s per process otherwise
+    import torch._dynamo  # noqa: F401
+except Exception:  # noqa: BLE001 - an optimisation only
+    pass
+
+import reference_systems as rs
+from suite import estimators
+from suite.specs import parse_spec
+
+PROFILE_ENV = "LYAPBENCH_ASV_PROFILE"
+DEVICE_ENV = "LYAPBENCH_ASV_DEVICE"
+THREADS_ENV = "LYAPBENCH_ASV_THREADS"
+
+#: estimators timed, as ``estimators.from_spec`` strings
+ESTIMATORS = ["qr", "qr(reorth_every=10)", "jvp_qr", "two_trajectory"]
+#: fixed-dimension systems and their state dimension
+FIXED_DIM = {"henon": 2, "lorenz63": 3}
+#: the system whose dimension is a parameter (its factory's N)
+SCALABLE = "random_rnn"
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    dims: Tuple[int, ...]            # random_rnn sizes
+    batches: Tuple[int, ...]
+    steps: int                       # estimate(): steps after the transient
+    transient: int
+    threads: Optional[int]           # torch CPU threads (None: torch's default)
+    max_frame_bytes: float           # skip batch x d x d float64 frames beyond this
+    tp_min_seconds: float            # track_seconds_per_step: seconds per timed repeat
+    tp_repeats: int
+    acc_steps: int                   # track_abs_error_lambda1 settings
+    acc_transient: int
+    acc_batch: int
+    acc_estimators: Tuple[str, ...]
+    timeout: float                   # asv's per-benchmark timeout (seconds)
+
+
+PROFILES = {
+    "quick": Profile("quick", dims=(16, 64), batches=(1, 16), steps=20, transient=10, threads=1,
+                     max_frame_bytes=2 ** 30, tp_min_seconds=0.02, tp_repeats=3,
+                     acc_steps=400, acc_transient=100, acc_batch=16,
+                     acc_estimators=("qr", "two_trajectory"), timeout=120.0),
+    "full": Profile("full", dims=(64, 256, 1024), batches=(1, 256, 4096), steps=50, transient=20,
+                    threads=None, max_frame_bytes=4 * 2 ** 30, tp_min_seconds=0.2, tp_repeats=5,
+                    acc_steps=20_000, acc_transient=1_000, acc_batch=64,
+                    acc_estimators=tuple(ESTIMATORS), timeout=1800.0),
+}
+
+
+def profile() -> Profile:
+    """The profile named by ``LYAPBENCH_ASV_PROFILE`` (default ``quick``)."""
+    name = os.environ.get(PROFILE_ENV, "quick").strip().lower() or "quick"
+    if name not in PROFILES:
+        raise ValueError(f"{PROFILE_ENV}={name!r}: allowed {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+PROFILE = profile()
+
+
+def device() -> str:
+    return os.environ.get(DEVICE_ENV, "cpu").strip() or "cpu"
+
+
+def threads(p: Profile = PROFILE) -> Optional[int]:
+    """torch CPU threads for a benchmark: ``LYAPBENCH_ASV_THREADS`` or the profile's."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        n = int(raw)
+        return n if n > 0 else None
+    return p.threads
+
+
+def system_dims(p: Profile = PROFILE) -> list:
+    """Values of the ``d`` parameter: the fixed systems' dimensions, then random_rnn's sizes."""
+    return sorted(set(FIXED_DIM.values()) | set(p.dims))
+
+
+def build_system(name: str, d: int):
+    """The system ``name`` at state dimension ``d``; NotImplementedError where it has no such d."""
+    if name in FIXED_DIM:
+        if d != FIXED_DIM[name]:
+            raise NotImplementedError(f"{name} has d = {FIXED_DIM[name]} only")
+        return rs.get(name)
+    if name == SCALABLE:
+        if d not in PROFILE.dims:
+            raise NotImplementedError(f"{name} runs at d in {PROFILE.dims}")
+        return rs.get(name, N=d)
+    raise NotImplementedError(f"unknown benchmark system {name!r}")
+
+
+def build_estimator(spec: str, system):
+    """``estimators.from_spec(spec)``; NotImplementedError where it does not apply to ``system``."""
+    est = estimators.from_spec(spec)
+    reason = getattr(est, "not_applicable", lambda s: None)(system)
+    if reason:
+        raise NotImplementedError(reason)
+    return est
+
+
+class ThreadsMixin:
+    """Sets torch's CPU threads for the benchmark and restores them in teardown."""
+
+    _saved_threads: Optional[int] = None
+
+    def _set_threads(self) -> None:
+        n = threads()
+        self._saved_threads = torch.get_num_threads()
+        if n is not None:
+            torch.set_num_threads(n)
+
+    def teardown(self, *params) -> None:
+        if self._saved_threads is not None:
+            torch.set_num_threads(self._saved_threads)
+            self._saved_threads = None
+
+
+def seconds_per_step(estimator, system, *, batch: int, device: str = "cpu", min_seconds: float = 0.2,
+                     repeats: int = 5, max_steps: int = 100_000, seed: int = 0) -> float:
+    """Median seconds per step of ``estimate(system, steps, transient=0, batch=B)``.
+
+    The protocol of :func:`suite.throughput.measure` (a warm-up, a probe that sizes
+    the run so that each repeat lasts about ``min_seconds``, the median of
+    ``wall_seconds / steps`` over ``repeats`` calls) without its GEMM reference
+    measurement, which would dominate a small benchmark (asv runs each one in a
+    fresh process).
+    """
+    probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
+
+    def run(steps: int) -> float:
+        return estimator.estimate(system, steps, transient=0, batch=batch, seed=seed,
+                                  device=device).wall_seconds
+
+    run(probe)  # warm-up
+    t_probe = run(probe) / probe
+    steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
+    return statistics.median(run(steps) / steps for _ in range(repeats))

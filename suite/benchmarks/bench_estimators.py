@@ -1,0 +1,65 @@
+"""Speed and memory of one ``estimate`` call, over system x estimator x batch x d.
+
+Benchmarks (class ``Estimate``; asv counts lower as better for all of them):
+
+``time_estimate``           wall time of ``est.estimate(system, steps, transient=...,
+                            batch=B, seed=0)`` (asv's timer: a warm-up, then repeated
+                            samples; the first call's lazy initialisation is not timed, except
+                            with --quick, which times one call);
+``peakmem_estimate``        the process's peak resident set after one such call
+                            (bytes; includes the interpreter and torch);
+``track_seconds_per_step``  seconds per step (unit "seconds") of a timed run sized to
+                            about ``tp_min_seconds`` per repeat, median of repeats: the
+                            protocol of ``suite.throughput.measure`` without its GEMM
+                            reference (see ``suite.benchmarks.seconds_per_step``).
+
+Parameters: system in henon (d = 2), lorenz63 (d = 3), random_rnn (d = N); estimator
+in qr, qr(reorth_every=10), jvp_qr, two_trajectory; batch B; d the state dimension.
+Sizes, steps and transient come from the profile (``LYAPBENCH_ASV_PROFILE``):
+
+* ``quick`` (default): d in {2, 3, 16, 64}, B in {1, 16}, 20 steps after 10, one
+  torch thread; every call well under a second on a CPU core;
+* ``full``: d in {2, 3, 64, 256, 1024}, B in {1, 256, 4096}, 50 steps after 20;
+  meant for a GPU (``LYAPBENCH_ASV_DEVICE=cuda``); a tangent estimator whose frames
+  (batch x d x d float64) exceed 4 GiB is skipped (d = 1024 at B = 4096).
+
+Combinations that do not exist (henon at d = 64) or do not apply are skipped by
+raising ``NotImplementedError`` in ``setup``.  See ``suite/benchmarks/__init__.py``.
+"""
+from __future__ import annotations
+
+from . import ESTIMATORS, FIXED_DIM, PROFILE, SCALABLE, ThreadsMixin, build_estimator, build_system, \
+    device, seconds_per_step, system_dims
+
+
+class Estimate(ThreadsMixin):
+    params = [list(FIXED_DIM) + [SCALABLE], list(ESTIMATORS), list(PROFILE.batches), system_dims()]
+    param_names = ["system", "estimator", "batch", "d"]
+    timeout = PROFILE.timeout
+
+    def setup(self, system, estimator, batch, d):
+        self.system = build_system(system, d)
+        self.est = build_estimator(estimator, self.system)
+        # QR estimators carry a d x d frame per trajectory, two_trajectory two states
+        frame_bytes = 8.0 * batch * d * (d if hasattr(self.est, "reorth_every") else 2)
+        if frame_bytes > PROFILE.max_frame_bytes:
+            raise NotImplementedError(f"batch x d x d frames of {frame_bytes / 2 ** 30:.1f} GiB exceed "
+                                      f"the profile's {PROFILE.max_frame_bytes / 2 ** 30:.0f} GiB")
+        self.device = device()
+        self._set_threads()
+
+    def _estimate(self, batch):
+        return self.est.estimate(self.system, PROFILE.steps, transient=PROFILE.transient, batch=batch,
+                                 seed=0, device=self.device)
+
+    def time_estimate(self, system, estimator, batch, d):
+        self._estimate(batch)
+
+    def peakmem_estimate(self, system, estimator, batch, d):
+        self._estimate(batch)
+
+    def track_seconds_per_step(self, system, estimator, batch, d):
+        return seconds_per_step(self.est, self.system, batch=batch, device=self.device,
+                                min_seconds=PROFILE.tp_min_seconds, repeats=PROFILE.tp_repeats)
+
+    track_seconds_per_step.unit = "seconds"
