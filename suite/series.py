@@ -28,6 +28,25 @@ def check_coordinate(system: System, coordinate) -> int:
 
 
 @torch.no_grad()
+def run_transient(system: System, x: torch.Tensor, rng, cfg) -> torch.Tensor:
+    """Advance ``x`` by ``cfg.transient`` steps of ``system.step``, checking it every 100 steps.
+
+    A trajectory that diverges or leaves the domain raises
+    :class:`~suite.errors.TrajectoryError` naming the step and the trajectory.
+    """
+    from .estimators.base import check_finite  # the estimators package imports this module
+
+    check_finite(system, x, None, 0, 0, cfg)
+    last = 0
+    for t in range(1, cfg.transient + 1):
+        x = system.step(x, rng)
+        if t % 100 == 0 or t == cfg.transient:
+            check_finite(system, x, None, t, last, cfg)
+            last = t
+    return x
+
+
+@torch.no_grad()
 def observe(system: System, cfg, n: int, *, coordinate: int = 0, every: int = 1) -> Tuple[np.ndarray, float]:
     """``n`` samples of ``x[:, coordinate]`` after ``cfg.transient`` steps, every ``every`` steps.
 
@@ -43,14 +62,8 @@ def observe(system: System, cfg, n: int, *, coordinate: int = 0, every: int = 1)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise InvalidArgumentError("every", every, "an integer >= 1 (steps between samples)")
     rng = cfg.rng()
-    x = system.sample_initial(cfg.batch, rng).to(cfg.device, cfg.dtype)
-    check_finite(system, x, None, 0, 0, cfg)
-    last = 0
-    for t in range(1, cfg.transient + 1):
-        x = system.step(x, rng)
-        if t % 100 == 0 or t == cfg.transient:
-            check_finite(system, x, None, t, last, cfg)
-            last = t
+    x = run_transient(system, system.sample_initial(cfg.batch, rng).to(cfg.device, cfg.dtype), rng, cfg)
+    last = cfg.transient
     out = torch.empty(cfg.batch, n, dtype=cfg.dtype, device=cfg.device)
     t = cfg.transient
     for i in range(n):

@@ -35,7 +35,7 @@ import torch
 
 from reference_systems import System, TrajectoryRNG
 from ..errors import InvalidArgumentError, LyapbenchError, NotInstalledError
-from ..estimators.base import Estimator, GrowthAccumulator, RunConfig, check_finite
+from ..estimators.base import Estimator, GrowthAccumulator, RunConfig
 from ..result import LyapunovResult
 
 EXTRA = "peers"
@@ -157,15 +157,9 @@ class PeerEstimator(Estimator):
     @torch.no_grad()
     def start_states(self, system: System, cfg: RunConfig) -> Tuple[np.ndarray, TrajectoryRNG]:
         """The batch's initial states after the transient, (B, d) float64, and their generator."""
+        from ..series import run_transient
         rng = cfg.rng()
-        x = system.sample_initial(cfg.batch, rng).to("cpu", torch.float64)
-        check_finite(system, x, None, 0, 0, cfg)
-        last = 0
-        for t in range(1, cfg.transient + 1):
-            x = system.step(x, rng)
-            if t % 100 == 0 or t == cfg.transient:
-                check_finite(system, x, None, t, last, cfg)
-                last = t
+        x = run_transient(system, system.sample_initial(cfg.batch, rng).to("cpu", torch.float64), rng, cfg)
         return x.numpy().copy(), rng
 
     def finish(self, res: LyapunovResult, peer_warnings: Sequence[str] = (), **meta) -> LyapunovResult:
