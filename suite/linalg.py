@@ -20,6 +20,7 @@ def _mgs(V: torch.Tensor):
         diag.append(r)
     return torch.stack(qs, dim=2), torch.stack(diag, dim=1)
 
+
 def _cholqr2(V: torch.Tensor):
     """CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto, ScalA 2014; Yamamoto et al.,
     ETNA 44 (2015)): two passes of R = chol(V^T V)^T, Q = V R^-1; diag(R) = diag(R2) diag(R1).
