@@ -46,7 +46,7 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from ..embedding import check_int, check_series, default_lag, default_theiler
+from ..embedding import check_int, check_series, default_lag, default_theiler, delay_embed
 from ..errors import InvalidArgumentError
 from ..series import check_coordinate, observe
 from ..result import LyapunovResult
@@ -107,6 +107,12 @@ class DelayEmbeddingEstimator(Estimator):
         check_coordinate(system, self.coordinate)
         x, dt_sample = observe(system, cfg, cfg.steps, coordinate=self.coordinate, every=self.sample_every)
         return check_series(x), float(dt_sample)
+
+    def _embedded_series(self, system: System, cfg: RunConfig):
+        """The run's series x (B, n), its delay vectors Y (B, M, m), Delta, lag, theiler and their meta."""
+        x, dt_sample = self._series(system, cfg)
+        lag, theiler, emb = self._embedding(x)
+        return x, delay_embed(x, self.m, lag), dt_sample, lag, theiler, emb
 
     def _embedding(self, x: np.ndarray) -> Tuple[int, int, dict]:
         """(lag, theiler, meta): given, or automatic from the batch (module docstring)."""

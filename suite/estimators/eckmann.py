@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from ..embedding import check_int, delay_embed, neighbours
+from ..embedding import check_int, neighbours
 from ..errors import InvalidArgumentError, SeriesError
 from ..linalg import qr_positive
 from ..result import LyapunovResult
@@ -209,10 +209,8 @@ class EckmannEstimator(DelayEmbeddingEstimator):
         return acc
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:
-        x, dt_sample = self._series(system, cfg)
-        lag, theiler, emb = self._embedding(x)
+        x, Y, dt_sample, lag, theiler, emb = self._embedded_series(system, cfg)
         s = self.evolve if self.evolve is not None else lag
-        Y = delay_embed(x, self.m, lag)
         B, M, m = Y.shape
         kk = min(cfg.k, m)
         p = n_terms(m, self.order)

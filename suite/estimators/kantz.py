@@ -7,7 +7,7 @@ import numpy as np
 
 from reference_systems import System
 from .. import divergence
-from ..embedding import check_int, delay_embed, neighbours
+from ..embedding import check_int, neighbours
 from ..errors import SeriesError
 from ..result import LyapunovResult
 from .base import RunConfig
@@ -106,9 +106,7 @@ class KantzEstimator(DelayEmbeddingEstimator):
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:
         self._largest_only(system, cfg)
-        x, dt_sample = self._series(system, cfg)
-        lag, theiler, emb = self._embedding(x)
-        Y = delay_embed(x, self.m, lag)                       # (B, M, m)
+        x, Y, dt_sample, lag, theiler, emb = self._embedded_series(system, cfg)    # Y: (B, M, m)
         B, M, _ = Y.shape
         n = self.n_neighbors
         series, ref, nbrs, y_sat = [], [], [], np.empty(B)
