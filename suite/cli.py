@@ -39,7 +39,8 @@ def _names(value: Optional[str]) -> Optional[List[str]]:
 def _select_systems(args) -> List[rs.System]:
     systems: List[rs.System] = []
     names = _names(args.systems)
-    if names is None and not args.system_file:
+    task_patterns = _names(getattr(args, "tasks", None))
+    if names is None and not args.system_file and not task_patterns:
         names = rs.names()
     for spec in names or []:
         name, params = parse_spec(spec, "--systems")
@@ -52,6 +53,9 @@ def _select_systems(args) -> List[rs.System]:
     for spec in args.system_file or []:
         from .plugins import load_systems
         systems.extend(load_systems(spec))
+    if task_patterns:
+        import tasks
+        systems.extend(tasks.build(t) for t in tasks.select(task_patterns))
     return systems
 
 
@@ -99,7 +103,7 @@ def cmd_validate(args) -> int:
     return EXIT_FAIL if bad else EXIT_OK
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args, stem: str = "compare", heading: str = "Estimator comparison") -> int:
     systems, est_names = _prepare(args)
     for key in ("steps", "batch", "k"):
         if getattr(args, key) is not None and getattr(args, key) < 1:
@@ -119,10 +123,10 @@ def cmd_compare(args) -> int:
     def keep_summary(cell, rows, result):  # every finished cell is kept
         summaries.append(summarise(cell.system, rows, result))
         if not args.no_write:
-            write_csv(summaries, out / "compare.csv", COMPARE_COLUMNS)
-            atomic_write(out / "compare.md", "# Estimator comparison\n\n" + markdown(summaries, COMPARE_COLUMNS[:-1]))
+            write_csv(summaries, out / f"{stem}.csv", COMPARE_COLUMNS)
+            atomic_write(out / f"{stem}.md", f"# {heading}\n\n" + markdown(summaries, COMPARE_COLUMNS[:-1]))
 
-    run_grid(cells, csv_path=None if args.no_write else out / "compare_rows.csv",
+    run_grid(cells, csv_path=None if args.no_write else out / f"{stem}_rows.csv",
              progress=None if args.quiet else sys.stderr, on_cell=keep_summary)
     print(text_table(summaries, COMPARE_COLUMNS[:-1]))
     bad = [s_ for s_ in summaries if s_["status"] in ("fail", "error")]
@@ -130,7 +134,7 @@ def cmd_compare(args) -> int:
         print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} {s_['message']}",
               file=sys.stderr)
     if not args.no_write:
-        print(f"wrote {out / 'compare.csv'}, {out / 'compare.md'} and {out / 'compare_rows.csv'}")
+        print(f"wrote {out / (stem + '.csv')}, {out / (stem + '.md')} and {out / (stem + '_rows.csv')}")
     return EXIT_FAIL if bad else EXIT_OK
 
 
@@ -245,6 +249,62 @@ def cmd_race(args) -> int:
     return EXIT_OK
 
 
+def cmd_tasks(args) -> int:
+    """lyapbench tasks list | reference | score | features."""
+    import tasks
+    ids = tasks.select(_names(args.tasks))
+    out = Path(args.output_dir)
+    if args.action == "list":
+        rows = []
+        for tid in ids:
+            row = tasks.get(tid).describe()
+            rec = tasks.read(tid)
+            row["reference"] = (f"lambda_1 = {rec['values'][0]:.4g} +- {rec['uncertainty'][0]:.2g} "
+                                f"({rec['k']} of {rec['dim']}; {rec['created'][:10]})" if rec else "missing")
+            rows.append(row)
+        print(text_table(rows, ["id", "checkpoint", "params", "reference", "description"]))
+        return EXIT_OK
+    if args.action == "reference":
+        from .task_references import compute
+        _set_threads(args.threads)
+        bad = []
+        for n, tid in enumerate(ids, 1):
+            system = tasks.build(tid)
+            st = system.meta["reference_status"]
+            if args.check or (st == "fresh" and not args.force):
+                print(f"[{n}/{len(ids)}] {tid}: {st}", file=sys.stderr, flush=True)
+                if st != "fresh":
+                    bad.append(f"{tid}: {st}")
+                continue
+            t0 = time.perf_counter()
+            try:
+                rec = compute(tid, device=args.device)
+            except ArithmeticError as exc:  # not confirmed, or a trajectory diverged: reported, nothing written
+                bad.append(f"{tid}: {exc}")
+                print(f"[{n}/{len(ids)}] {tid}: FAILED {exc}", file=sys.stderr, flush=True)
+                continue
+            print(f"[{n}/{len(ids)}] {tid}: lambda_1 = {rec['values'][0]:.5g} +- {rec['uncertainty'][0]:.2g}, "
+                  f"two-trajectory {rec['confirmation']['lambda1']:.5g} ({time.perf_counter() - t0:.0f} s) "
+                  f"-> {tasks.reference_path(tid)}", file=sys.stderr, flush=True)
+        for line in bad:
+            print(f"NOT FRESH {line}", file=sys.stderr)
+        return EXIT_FAIL if bad else EXIT_OK
+    if args.action == "score":
+        args.systems, args.system_file, args.tasks = None, None, ",".join(ids)
+        return cmd_compare(args, stem="tasks_compare", heading="Estimators on the tasks (computed references)")
+    from .task_report import FEATURE_COLUMNS, feature_rows, figures
+    rows = feature_rows(ids)
+    print(text_table(rows, FEATURE_COLUMNS[:-2]))
+    if not args.no_write:
+        write_csv(rows, out / "tasks_features.csv", FEATURE_COLUMNS)
+        paths = figures(rows, out / "figures")
+        atomic_write(out / "tasks_features.md", "# Spectrum features of the tasks (from their computed references)\n\n"
+                     + markdown(rows, FEATURE_COLUMNS) + "\n" + "".join(f"![{p.stem}](figures/{p.name})\n" for p in paths))
+        print(f"wrote {out / 'tasks_features.csv'}, {out / 'tasks_features.md'} and "
+              + ", ".join(str(p) for p in paths))
+    return EXIT_OK
+
+
 def cmd_list(args) -> int:
     rows = []
     for system in rs.catalogue():
@@ -279,6 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="comma-separated estimator names or module:attr (default: qr, two_trajectory)")
         q.add_argument("--system-file", action="append", metavar="FILE|module:attr",
                        help="add a user's systems (a .py file or module:attr); repeatable")
+        q.add_argument("--tasks", help="comma-separated task ids, globs ('rnn/*') or tags ('tag:gain-sweep'); "
+                                       "without --systems only the tasks are run")
         q.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
         q.add_argument("--no-write", action="store_true", help="print only, write no files")
         q.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
@@ -327,6 +389,29 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-write", action="store_true", help="print only, write no files")
     r.add_argument("--quiet", action="store_true", help="no per-run progress lines")
     r.set_defaults(func=cmd_race)
+
+    tk = sub.add_parser("tasks", help="the task registry: list, compute references, score estimators, features")
+    tk.add_argument("action", choices=["list", "reference", "score", "features"],
+                    help="list: the tasks and their references; reference: compute missing or stale references "
+                         "(--force: all, --check: only report, exit 1 if any is not fresh); score: estimators on "
+                         "the tasks (as compare); features: spectrum features against loss, gain, learning rate")
+    tk.add_argument("--tasks", help="comma-separated task ids, globs ('rnn/*') or tags ('tag:gain-sweep') "
+                                    "(default: all)")
+    tk.add_argument("--force", action="store_true", help="reference: recompute even fresh references")
+    tk.add_argument("--check", action="store_true", help="reference: compute nothing, report freshness")
+    tk.add_argument("--estimators", "--estimator", dest="estimators",
+                    help="score: comma-separated estimators (default: qr, two_trajectory and the series ones)")
+    tk.add_argument("--quick", action="store_true", help="score: 10x shorter runs on stationary tasks")
+    tk.add_argument("--seeds", help="score: comma-separated seeds (default: 0)")
+    for key in ("steps", "batch", "k"):
+        tk.add_argument(f"--{key}", type=int, help=f"score: {key} for every task (default: the task's own)")
+    tk.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    tk.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    tk.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    tk.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
+    tk.add_argument("--no-write", action="store_true", help="print only, write no files")
+    tk.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    tk.set_defaults(func=cmd_tasks)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
     ls.set_defaults(func=cmd_list)
