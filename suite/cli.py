@@ -168,9 +168,12 @@ def cmd_throughput(args) -> int:
     est_names = split_list(args.estimators) or ["qr", "jvp_qr"]
     for name in est_names:
         estimators.from_spec(name)
-    systems = split_list(args.systems or prof["systems"])
+    systems = split_list(args.systems or ("" if args.tasks else prof["systems"])) or []
     for spec in systems:  # fail fast on unknown names
         rs.get(parse_spec(spec, "--systems")[0]) if "(" not in spec else None
+    if args.tasks:
+        import tasks
+        systems += ["task:" + t for t in tasks.select(split_list(args.tasks))]
     grid = tp.cases(systems, est_names, ints["batch"], ints["dims"], ks)
     out = Path(args.output_dir)
     stem = f"throughput_{tp.slug(device)}" + ("" if args.profile == "full" else f"_{args.profile}")
@@ -362,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", choices=sorted(PROFILES), default="quick",
                    help="grid preset: quick (default, about a minute) or full (the committed tables)")
     t.add_argument("--systems", help="comma-separated systems; those whose factory takes N are run at every --dims")
+    t.add_argument("--tasks", help="comma-separated task ids, globs or tag:NAME (at their own size); "
+                                   "without --systems only the tasks are measured")
     t.add_argument("--estimators", "--estimator", dest="estimators",
                    help="comma-separated estimators, name or name(param=value) (default: qr,jvp_qr)")
     t.add_argument("--batch", help="comma-separated batch sizes")

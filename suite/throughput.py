@@ -199,6 +199,10 @@ def cases(systems: Sequence[str], estimators: Sequence[str], batches: Sequence[i
     from .specs import parse_spec
     out = []
     for spec in systems:
+        if spec.startswith("task:"):  # a registered task, at its own size
+            out.extend({"system": spec, "params": {}, "estimator": est, "batch": b, "k": k}
+                       for est in estimators for b in batches for k in ks)
+            continue
         name, params = parse_spec(spec, "--systems")
         variants = ([dict(params or {}, N=d) for d in dims] if scales_with_dimension(name) and
                     "N" not in (params or {}) else [params or {}])
@@ -216,7 +220,11 @@ def run_case(case: Dict[str, Any], device, dtype, **kw) -> Dict[str, Any]:
     row.update(estimator=case["estimator"], batch=case["batch"], device=str(device),
                dtype=str(dtype).replace("torch.", ""), git_sha=git_sha(), versions=str(versions()))
     try:
-        system = rs.get(case["system"], **case["params"])
+        if case["system"].startswith("task:"):
+            import tasks
+            system = tasks.build(case["system"][5:], with_reference=False)
+        else:
+            system = rs.get(case["system"], **case["params"])
         row.update(system=system.label, d=system.dim)
         k = case["k"]
         if k is not None and k > system.dim:
