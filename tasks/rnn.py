@@ -22,8 +22,8 @@ torch's default initialisation under ``torch.manual_seed(seed)``; the
 weights at the start ('init'), half-way ('mid') and at the end ('end') are
 kept with the held-out loss and score at each.  Trained weights are cached
 on disk (``$LYAPBENCH_CACHE`` or ``~/.cache/lyapbench``), keyed by the
-training configuration and this module's source, so a change to the
-training code retrains.  Untrained networks across a gain g use
+training configuration and the source of this module and tasks.sequences,
+so a change to the training code or the data retrains.  Untrained networks across a gain g use
 W_hh ~ N(0, g^2 / H), W_ih ~ N(0, 1), zero biases (the edge of chaos of the
 undriven network is g = 1; input drive moves it to larger g: Molgedey,
 Schuchhardt & Schuster 1992).
@@ -76,7 +76,9 @@ def cell_step(family: str, cell: nn.Module, params: Dict[str, torch.Tensor], u: 
 
 
 def _source_hash() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:12]
+    """Hash of the code that determines trained weights (this module and the tasks' data)."""
+    here = Path(__file__).resolve().parent
+    return hashlib.sha256(b"".join((here / f).read_bytes() for f in ("rnn.py", "sequences.py"))).hexdigest()[:12]
 
 
 def cache_dir() -> Path:
