@@ -190,3 +190,20 @@ def test_compare_accepts_tasks_beside_systems(tmp_path):
     df = pd.read_csv(tmp_path / "compare.csv")
     assert code == 0 and set(df.system) == {"henon(a=1.4, b=0.3)", "rnn/tanh-copy-h16-end-v1"}
     assert json.loads(json.dumps(list(df.status))) == ["pass", "pass"]
+
+
+def test_tasks_features_table_and_figures(tmp_path):
+    """The scientific table: features from the references, and the figures, written and non-empty."""
+    ids = "rnn/tanh-copy-h64-*,tag:gain-sweep"
+    assert cli.main(["tasks", "features", "--tasks", ids, "--output-dir", str(tmp_path)]) == 0
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "tasks_features.csv").set_index("task")
+    assert (df.reference == "fresh").all()
+    gains = df.dropna(subset=["gain"]).sort_values("gain")
+    assert gains.lambda1.iloc[0] < 0 < gains.lambda1.iloc[-1]          # the sweep crosses the edge of chaos
+    assert (np.diff(gains.lambda1.to_numpy()) > 0).all()                # lambda_1 grows with the gain
+    trained = df.loc["rnn/tanh-copy-h64-end-v1"]
+    assert trained.loss < 0.01 and trained.score == 1.0 and trained.kaplan_yorke == 0.0
+    for name in ("tasks_lambda1_vs_gain.png", "tasks_features_vs_loss.png"):
+        assert (tmp_path / "figures" / name).stat().st_size > 10_000
+    assert "figures/tasks_lambda1_vs_gain.png" in (tmp_path / "tasks_features.md").read_text()
