@@ -10,6 +10,10 @@ stated systematic bound ``method_bias`` is wider than
 INCONCLUSIVE_FRACTION = 10% of the exponent's scale, max(|reference_i|,
 |reference_1|): such a row neither passes nor fails the estimator).
 Only ``fail`` and ``error`` make a validation fail.
+
+A system with ``meta['fixed_horizon']`` (a training map: its reference is
+the finite-time exponent of one stated horizon) is judged only on runs of
+that horizon; other runs are ``no reference``, saying why.
 """
 from __future__ import annotations
 
@@ -66,6 +70,13 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
     base = base_row(system, estimator, meta)
     base.update(quantity="exponent", wall_seconds=result.wall_seconds, stderr_dof=dof)
     ref = system.reference
+    note = None
+    horizon = system.meta.get("validation") if system.meta.get("fixed_horizon") else None
+    if ref is not None and horizon and (meta.get("steps"), meta.get("transient")) != (horizon.get("steps"),
+                                                                                      horizon.get("transient")):
+        ref = None  # a finite-time reference holds for its own horizon only
+        note = (f"the reference holds for the task's horizon (transient {horizon.get('transient')}, steps "
+                f"{horizon.get('steps')}); this run used transient {meta.get('transient')}, steps {meta.get('steps')}")
     T = meta.get("T", result.times[-1] if result.times.size else math.nan)
     n_ref = min(len(ref), result.exponents.size) if ref is not None else 0
     # an estimator's own stated systematic-error bound (time-series fits), 0 for the Benettin methods
@@ -87,7 +98,7 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
                                    f"{method_bias[i]:.3g} > {INCONCLUSIVE_FRACTION:g} x {scale:.3g}")
         else:
             row.update(status="no reference",
-                       message=system.meta.get("note") or f"{system.name} states no reference for exponent {i + 1}")
+                       message=note or system.meta.get("note") or f"{system.name} states no reference for exponent {i + 1}")
         rows.append(row)
     return rows
 

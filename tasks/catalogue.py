@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 from .spec import TaskSpec
 from . import register
 from .rnn import driven_rnn
+from .training_map import training_map_task
 
 # brief, deterministic training (float64 Adam on the CPU, seconds per network)
 _SCHEDULE = {"optimizer": "adam", "lr": 0.01, "steps": 300, "batch": 32, "length": 40}
@@ -57,3 +58,28 @@ _rnn("tanh", "copy", 512, "end", k=8, schedule={**_SCHEDULE, "lr": 0.001, "steps
 # the edge of chaos: untrained networks across the gain, driven by the copy task's inputs
 for _g in (0.5, 1.0, 1.5, 2.0, 3.0):
     _rnn("tanh", "copy", 128, "untrained", gain=_g, k=16)
+
+
+def _mlp(lr: float, *, sgd_batch: Optional[int] = None, weight_decay: float = 0.0, regime: str) -> None:
+    """Training of the 4-10-3 sigmoid MLP on Iris as a map (tasks.training_map), one learning rate."""
+    opt = f"sgd{sgd_batch}" if sgd_batch else "gd"
+    wd = f"-wd{weight_decay:g}" if weight_decay else ""
+    params = {"lr": lr, "hidden": 10, "sgd_batch": sgd_batch, "weight_decay": weight_decay,
+              # the finite-time horizon (training steps 1000..3000) and the leading 4 exponents
+              "validation": {"steps": 2_000, "transient": 1_000, "batch": 8, "k": 4}}
+    register(TaskSpec(f"mlp/iris-h10-{opt}{wd}-lr{lr:g}-v1", "mlp-" + opt + wd, "iris", training_map_task,
+                      schedule={"optimizer": opt, "lr": lr, "weight_decay": weight_decay, "sgd_batch": sgd_batch},
+                      checkpoint="training map", seed=0, tags=("training-map", opt, regime), params=params,
+                      description=f"{'mini-batch SGD' if sgd_batch else 'full-batch GD'} training map of a 4-10-3 MLP "
+                                  f"on Iris, lr {lr:g}{', weight decay ' + format(weight_decay, 'g') if weight_decay else ''}"
+                                  f" ({regime})"))
+
+
+# the learning-rate sweep of Danovski, Soriano & Lacasa (2024): regimes measured in tasks/training_map.py
+for _lr, _regime in ((0.1, "regular"), (1.0, "regular"), (10.0, "edge-of-stability"), (30.0, "intermittent"),
+                     (100.0, "chaotic"), (150.0, "chaotic")):
+    _mlp(_lr, regime=_regime)
+# weight decay lifts the H + 1 structural zero exponents: a strictly negative lambda_1 where training is regular
+_mlp(10.0, weight_decay=0.01, regime="regular")
+_mlp(30.0, weight_decay=0.01, regime="chaotic")
+_mlp(50.0, sgd_batch=16, regime="chaotic")
