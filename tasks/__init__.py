@@ -45,7 +45,12 @@ def names() -> List[str]:
 
 def get(task_id: str) -> TaskSpec:
     """The TaskSpec of ``task_id`` (unknown ids get a "did you mean" error)."""
-    return optional_spec(_REGISTRY.factory(task_id), task_id)
+    spec = optional_spec(_REGISTRY.factory(task_id), task_id)
+    if spec.id != task_id and ":" not in task_id:
+        raise InvalidArgumentError(f"task registered as {task_id!r}", spec.id,
+                                   "a TaskSpec whose id equals the name it is registered under "
+                                   "(an entry point's name must be the task id)")
+    return spec
 
 
 def build(task_id: str, *, with_reference: bool = True, **params):

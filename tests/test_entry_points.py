@@ -1,4 +1,4 @@
-"""Third-party estimators and systems found through entry points, in a fresh interpreter.
+"""Third-party estimators, systems and tasks found through entry points, in a fresh interpreter.
 
 A fake installed distribution (a ``*.dist-info`` folder with an
 ``entry_points.txt``) is put on PYTHONPATH, exactly what ``pip install`` of
@@ -31,17 +31,22 @@ def test_entry_point_estimator_and_system_are_discovered(tmp_path):
             return rs.Map("my_logistic", lambda x: 4 * x * (1 - x), dim=1,
                           jacobian=lambda x: (4 - 8 * x)[:, :, None], reference=ref,
                           sample_initial=lambda b, g: 0.05 + 0.9 * g.uniform(1))
+
+        import tasks
+        MY_TASK = tasks.TaskSpec("mine/logistic-v1", "map", "none", lambda spec: my_logistic(), tags=("mine",))
     '''))
     dist = tmp_path / "my_le_pkg-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-le-pkg\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text(
-        "[lyapbench.estimators]\nmy_qr = my_le_pkg:MyQR\n\n[lyapbench.systems]\nmy_logistic = my_le_pkg:my_logistic\n")
+        "[lyapbench.estimators]\nmy_qr = my_le_pkg:MyQR\n\n[lyapbench.systems]\nmy_logistic = my_le_pkg:my_logistic\n"
+        "\n[lyapbench.tasks]\nmine/logistic-v1 = my_le_pkg:MY_TASK\n")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
-    code = ("from suite import estimators; import reference_systems as rs; "
-            "print('my_qr' in estimators.names(), 'my_logistic' in rs.names())")
+    code = ("from suite import estimators; import reference_systems as rs, tasks; "
+            "print('my_qr' in estimators.names(), 'my_logistic' in rs.names(), "
+            "tasks.select(['tag:mine']) == ['mine/logistic-v1'], tasks.build('mine/logistic-v1').dim == 1)")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
-    assert out.stdout.split() == ["True", "True"], out.stderr
+    assert out.stdout.split() == ["True"] * 4, out.stderr
     res = subprocess.run([sys.executable, "-m", "suite.cli", "compare", "--systems", "my_logistic,henon(a=1.4)",
                           "--estimators", "my_qr,qr", "--steps", "400", "--batch", "4", "--quiet",
                           "--output-dir", str(tmp_path / "out")],
