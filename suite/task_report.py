@@ -75,17 +75,22 @@ def figures(rows: List[Dict[str, Any]], directory: Path) -> List[Path]:
     ckpt_rows = [r for r in have if r["loss"] is not None and r["lr"] is None]
     if ckpt_rows:
         fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+        order = {"init": 0, "mid": 1, "end": 2}
+        families = sorted({r["task"].rsplit("-", 2)[0] for r in ckpt_rows})
+        colours = {fam: f"C{i}" for i, fam in enumerate(families)}
         for (key, label), ax in zip([("lambda1", "lambda_1"), ("mean_exponent", "mean exponent"),
                                      ("kaplan_yorke", "Kaplan-Yorke dimension")], axes):
-            for fam in sorted({r["task"].rsplit("-", 2)[0] for r in ckpt_rows}):
-                pts = [(r["loss"], r[key], r["checkpoint"]) for r in ckpt_rows
-                       if r["task"].rsplit("-", 2)[0] == fam and r[key] is not None]
+            for fam in families:
+                pts = sorted(((r["loss"], r[key], r["checkpoint"]) for r in ckpt_rows
+                              if r["task"].rsplit("-", 2)[0] == fam and r[key] is not None),
+                             key=lambda p: order.get(p[2], 3))
                 if not pts:
                     continue
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=fam.replace("rnn/", ""))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", color=colours[fam],
+                        label=fam.replace("rnn/", ""))
                 for x, y, c in pts:
                     ax.annotate(c, (x, y), fontsize=6)
-            ax.set(xscale="log", xlabel="held-out task loss", ylabel=label)
+            ax.set(xscale="log", xlabel="held-out task loss (init -> mid -> end)", ylabel=label)
             ax.grid(True, which="both", alpha=0.3)
         axes[0].legend(fontsize=7)
         fig.suptitle("RNN spectrum features against task loss across checkpoints")
