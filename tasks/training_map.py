@@ -155,8 +155,10 @@ k <= 12 and ~0.1 s per step for the full spectrum (k = 83); the
 two-trajectory estimator ~1.2 ms per step.  :data:`REGIMES` lists suggested
 settings.
 
-No reference value of the exponents is known beyond the structural zeros;
-the system carries no Reference.
+No closed-form value of the exponents is known beyond the structural zeros:
+:func:`gd_training_map` carries no Reference; registered as a task
+(:func:`training_map_task`, tasks.catalogue) it gets a computed one for its
+stated horizon (tasks.references).
 """
 from __future__ import annotations
 
