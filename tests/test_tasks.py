@@ -242,3 +242,21 @@ def test_fixed_horizon_task_is_judged_only_on_its_horizon():
     res = estimators.get("qr").estimate(system, 40, transient=10, batch=2, k=1, seed=0)
     rows = score(system, "qr", res)
     assert [r["status"] for r in rows] == ["no reference"] and "horizon" in rows[0]["message"]
+
+
+@pytest.mark.parametrize("task_id", ["rnn/gru-xor-h64-end-v1", "rnn/lstm-adding-h32-end-v1",
+                                     "mlp/iris-h10-sgd16-lr50-v1"])
+def test_matrix_free_estimator_agrees_on_tasks(task_id):
+    """jvp_qr (tangents by JVPs of the step) equals qr (the system's tangent) on random task maps."""
+    system = tasks.build(task_id, hidden=6)
+    a = estimators.get("qr").estimate(system, 60, transient=10, batch=3, k=4, seed=5)
+    b = estimators.get("jvp_qr").estimate(system, 60, transient=10, batch=3, k=4, seed=5)
+    assert np.allclose(a.per_trajectory, b.per_trajectory, rtol=0, atol=1e-10)
+
+
+def test_task_runs_in_float32():
+    """Device/dtype agnostic: a float32 run of a trained task agrees with float64 to float32 accuracy."""
+    system = tasks.build("rnn/tanh-copy-h16-end-v1")
+    a = estimators.get("qr").estimate(system, 400, transient=50, batch=4, seed=2)
+    b = estimators.get("qr").estimate(system, 400, transient=50, batch=4, seed=2, dtype=torch.float32)
+    assert np.abs(a.exponents - b.exponents).max() < 1e-3
