@@ -116,6 +116,7 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
             for key in ("steps", "batch", "k"):
                 if getattr(args, key) is not None:
                     cell.settings[key] = getattr(args, key)
+                    cell.settings["k_is_default"] &= key != "k"
             cells.append(cell)
     out = Path(args.output_dir)
     summaries = []

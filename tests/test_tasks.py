@@ -260,3 +260,16 @@ def test_task_runs_in_float32():
     a = estimators.get("qr").estimate(system, 400, transient=50, batch=4, seed=2)
     b = estimators.get("qr").estimate(system, 400, transient=50, batch=4, seed=2, dtype=torch.float32)
     assert np.abs(a.exponents - b.exponents).max() < 1e-3
+
+
+def test_largest_exponent_estimator_runs_on_a_task_with_a_default_k(tmp_path):
+    """A task states k (the leading exponents its reference covers); two_trajectory gives lambda_1 there
+    instead of refusing k, while an explicit --k it cannot honour is still an error."""
+    tid = "rnn/tanh-copyinput-h128-g1-untrained-v1"
+    args = ["compare", "--tasks", tid, "--estimators", "two_trajectory", "--quick", "--quiet",
+            "--output-dir", str(tmp_path)]
+    import pandas as pd
+    assert cli.main(args) == 0
+    assert list(pd.read_csv(tmp_path / "compare.csv").status) == ["pass"]
+    assert cli.main(args + ["--k", "3"]) == 1
+    assert "largest exponent only" in pd.read_csv(tmp_path / "compare.csv").message[0]
