@@ -166,7 +166,9 @@ class GrowthAccumulator:
     along the trajectory (std / sqrt(n_blocks), n_blocks - 1 degrees of
     freedom), which assumes blocks much longer than the correlation time.
     History is recorded at up to ``n_history`` renormalisations on a
-    logarithmic grid of steps.
+    logarithmic grid of steps; with B > 1, ``meta['history_stderr']`` (n, k)
+    holds the running estimate's standard error across trajectories at the
+    same times (convergence in T from one run, suite.convergence).
     """
 
     def __init__(self, batch: int, k: int, steps: int, interval: int, dt: float, device,
@@ -185,7 +187,7 @@ class GrowthAccumulator:
         self.blocks = torch.zeros(batch, self.n_blocks, k, dtype=torch.float64, device=device)
         self.block_steps = np.zeros(self.n_blocks)
         self._last = 0
-        self._history, self._times = [], []
+        self._history, self._times, self._history_se = [], [], []
 
     def add(self, log_growth: torch.Tensor, steps_done: int) -> None:
         self.sums += log_growth
@@ -196,7 +198,10 @@ class GrowthAccumulator:
         self.block_steps[block] += steps_done - self._last
         self._last = steps_done
         if steps_done in self._history_at:
-            self._history.append(self.sums.mean(0) / (steps_done * self.dt))
+            running = self.sums / (steps_done * self.dt)
+            self._history.append(running.mean(0))
+            if running.shape[0] > 1:  # the running estimate's stderr across trajectories, for convergence in T
+                self._history_se.append(running.std(0) / math.sqrt(running.shape[0]))
             self._times.append(steps_done * self.dt)
 
     def result(self) -> LyapunovResult:
@@ -210,8 +215,11 @@ class GrowthAccumulator:
             stderr = means.std(axis=0, ddof=1) / math.sqrt(self.n_blocks)
             method, dof = f"batch means ({self.n_blocks} blocks)", self.n_blocks - 1
         history = torch.stack(self._history).cpu().numpy() if self._history else np.zeros((0, per_traj.shape[1]))
+        meta = {"stderr_method": method, "stderr_dof": dof}
+        if self._history_se:
+            meta["history_stderr"] = torch.stack(self._history_se).cpu().numpy()
         return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),
-                              wall_seconds=0.0, meta={"stderr_method": method, "stderr_dof": dof})
+                              wall_seconds=0.0, meta=meta)
 
 
 def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Tensor],

@@ -1,0 +1,97 @@
+"""Convergence in T from one run's running history: bias and noise terms, and T_eps.
+
+A Benettin-type estimate over time T of an exponent with true value lambda
+behaves as
+
+    lambda(T) - lambda = a / T + (noise of standard deviation c / sqrt(T)),
+
+the first term the finite-time bias (a boundary term of O(1) nats: the
+initial frame's alignment, the end points), the second the fluctuation of a
+time average of a mixing sequence (c^2 = the integrated autocorrelation of
+the local growth rates; for products of N x N Gaussian matrices exactly
+c^2 = psi'((N - i + 1) / 2) / 4 per trajectory, Newman 1986).  With B
+trajectories the mean's noise is c / sqrt(B T).
+
+From a result's ``history`` (running mean over trajectories at ``times``)
+and ``meta['history_stderr']`` (its standard error across trajectories at the
+same times, recorded by GrowthAccumulator when B > 1):
+
+* :func:`fit_bias_noise` fits c (nats per sqrt(time), for the mean of the
+  batch) by least squares of stderr on 1/sqrt(T), then a (nats) by
+  generalised least squares of the error on 1/T with the covariance of a
+  running mean, Cov(e(T_i), e(T_j)) = c^2 / max(T_i, T_j) (the points of
+  one run's history share their noise); each with its standard error;
+* :func:`t_epsilon` is the smallest history time T from which on
+  |error| + 2 stderr < eps holds at every later history time (None: not
+  reached within the run).
+
+Units: natural log; T in steps for maps, time units for flows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class BiasNoiseFit:
+    """error(T) ~ bias / T + noise / sqrt(T): the fitted terms and their standard errors."""
+    bias: float
+    bias_stderr: float
+    noise: float
+    noise_stderr: float
+    n_points: int
+
+
+def _curve(times, errors, stderrs):
+    T = np.asarray(times, dtype=np.float64)
+    e = np.asarray(errors, dtype=np.float64)
+    s = np.asarray(stderrs, dtype=np.float64)
+    if T.ndim != 1 or e.shape != T.shape or s.shape != T.shape:
+        raise InvalidArgumentError("times, errors, stderrs", (T.shape, e.shape, s.shape), "three 1-D arrays of one length")
+    if T.size == 0 or np.any(~np.isfinite(T)) or np.any(T <= 0) or np.any(np.diff(T) <= 0):
+        raise InvalidArgumentError("times", T.tolist()[:5], "finite, positive and increasing history times")
+    if np.any(~np.isfinite(e)) or np.any(~np.isfinite(s)) or np.any(s < 0):
+        raise InvalidArgumentError("errors/stderrs", (e.tolist()[:5], s.tolist()[:5]),
+                                   "finite errors and finite stderrs >= 0")
+    return T, e, s
+
+
+def fit_bias_noise(times: Sequence[float], errors: Sequence[float], stderrs: Sequence[float]) -> BiasNoiseFit:
+    """Fit stderr(T) = noise / sqrt(T) (least squares), then error(T) = bias / T (generalised least squares)."""
+    T, e, s = _curve(times, errors, stderrs)
+    if T.size < 3:
+        raise InvalidArgumentError("times", T.tolist(), "at least 3 history points to fit two terms")
+    y = 1.0 / np.sqrt(T)
+    noise = float(np.sum(y * s) / np.sum(y * y))
+    resid = s - noise * y
+    noise_se = float(math.sqrt(np.sum(resid ** 2) / max(T.size - 1, 1) / np.sum(y * y)))
+    # bias by generalised least squares: the running errors of one run share their noise, a running
+    # mean of (nearly) uncorrelated increments has Cov(e(T_i), e(T_j)) = noise^2 / max(T_i, T_j)
+    x = 1.0 / T
+    cov = max(noise, 1e-300) ** 2 / np.maximum.outer(T, T)
+    cov[np.diag_indices_from(cov)] *= 1.0 + 1e-9  # keeps it positive definite for equal-noise neighbours
+    cx = np.linalg.solve(cov, x)
+    info = float(x @ cx)
+    bias = float(cx @ e / info)
+    bias_se = float(math.sqrt(1.0 / info))
+    return BiasNoiseFit(bias, bias_se, noise, noise_se, int(T.size))
+
+
+def t_epsilon(times: Sequence[float], errors: Sequence[float], stderrs: Sequence[float],
+              eps: float) -> Optional[float]:
+    """Smallest history T from which |error| + 2 stderr < eps at every later history time, else None."""
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
+        raise InvalidArgumentError("eps", eps, "a finite number > 0")
+    T, e, s = _curve(times, errors, stderrs)
+    bad = np.nonzero(np.abs(e) + 2.0 * s >= eps)[0]
+    if bad.size == 0:
+        return float(T[0])
+    if bad[-1] + 1 >= T.size:
+        return None
+    return float(T[bad[-1] + 1])
