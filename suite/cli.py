@@ -139,6 +139,50 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
     return EXIT_FAIL if bad else EXIT_OK
 
 
+def cmd_convergence(args) -> int:
+    from .convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, convergence_rows
+    from .plots import convergence_figure
+    systems, est_names = _prepare(args)
+    seeds = [int(v) for v in _names(args.seeds)] if args.seeds else [0]
+    cells = []
+    for seed in seeds:
+        for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
+                                     dtype=args.dtype):
+            for key in ("steps", "batch"):
+                if getattr(args, key) is not None:
+                    cell.settings[key] = getattr(args, key)
+            cells.append(cell)
+    out = Path(args.output_dir)
+    curves, summaries = [], []
+
+    def keep(cell, rows, result):
+        if result is not None:
+            c, s_ = convergence_rows(cell.system, cell.estimator_name, cell.settings.get("seed", 0), result)
+        else:
+            c, s_ = [], [{**dict.fromkeys(SUMMARY_COLUMNS), "system": cell.system.label,
+                          "estimator": cell.estimator_name, "seed": cell.settings.get("seed", 0),
+                          "status": rows[0]["status"], "message": rows[0].get("message")}]
+        curves.extend(c)
+        summaries.extend(s_)
+        if not args.no_write:
+            write_csv(curves, out / "convergence.csv", CURVE_COLUMNS)
+            atomic_write(out / "convergence.md", "# Convergence in T\n\nbias: fitted a in error = a/T (nats); "
+                         "noise: fitted c in stderr = c/sqrt(T) for the batch mean; T_eps: smallest history T "
+                         "from which |error| + 2 stderr < eps (suite/convergence.py).\n\n"
+                         + markdown(summaries, SUMMARY_COLUMNS[:-1]))
+
+    run_grid(cells, progress=None if args.quiet else sys.stderr, on_cell=keep)
+    print(text_table(summaries, SUMMARY_COLUMNS[:-1]))
+    if not args.no_write:
+        for label in dict.fromkeys(r["system"] for r in curves):
+            slug = "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
+            convergence_figure([r for r in curves if r["system"] == label],
+                               [r for r in summaries if r["system"] == label],
+                               out / "figures" / f"convergence_{slug}.png", f"convergence in T: {label}")
+        print(f"wrote {out / 'convergence.csv'}, {out / 'convergence.md'} and {out / 'figures'}/convergence_*.png")
+    return EXIT_OK
+
+
 PROFILES = {
     # quick: every code path once in about a minute on a laptop; full: the tables committed under results/
     "quick": {"systems": "henon,lorenz63,random_rnn", "batch": "1,256", "dims": "64", "k": "all"},
@@ -334,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="run reference systems through estimators and judge every exponent")
     c = sub.add_parser("compare", help="estimators side by side: errors, honesty of the stderr, time, speed")
-    for q in (v, c):
+    cv = sub.add_parser("convergence", help="error against T from each run's history: bias and noise fit, T_eps")
+    for q in (v, c, cv):
         q.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
         q.add_argument("--systems", help="comma-separated system names, each optionally with parameters, "
                                          "e.g. henon,lorenz63(dt=0.04) (default: the whole catalogue in its "
@@ -361,6 +406,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--k", type=int, help="number of exponents, largest first (default: all); estimators "
                                          "are judged on the exponents they return")
     c.set_defaults(func=cmd_compare)
+    cv.add_argument("--seeds", help="comma-separated seeds, one run per seed (default: 0)")
+    cv.add_argument("--steps", type=int, help="steps per trajectory (default: the system's validation budget)")
+    cv.add_argument("--batch", type=int, help="trajectories per run (default: the system's validation batch; "
+                                               "at least 2 for a running stderr)")
+    cv.set_defaults(func=cmd_convergence)
 
     t = sub.add_parser("throughput", help="steps per second over batch, dimension and k; fraction of peak")
     t.add_argument("--profile", choices=sorted(PROFILES), default="quick",

@@ -20,7 +20,11 @@ same times, recorded by GrowthAccumulator when B > 1):
   batch) by least squares of stderr on 1/sqrt(T), then a (nats) by
   generalised least squares of the error on 1/T with the covariance of a
   running mean, Cov(e(T_i), e(T_j)) = c^2 / max(T_i, T_j) (the points of
-  one run's history share their noise); each with its standard error;
+  one run's history share their noise); each with its standard error.
+  Under that covariance (a Brownian motion in 1/T) the estimate of a reduces
+  to T_1 e(T_1), the earliest history point, with stderr c sqrt(T_1): the
+  bias is identifiable only where it is not yet swamped by the noise, and
+  a late history adds nothing to it;
 * :func:`t_epsilon` is the smallest history time T from which on
   |error| + 2 stderr < eps holds at every later history time (None: not
   reached within the run).
@@ -95,3 +99,46 @@ def t_epsilon(times: Sequence[float], errors: Sequence[float], stderrs: Sequence
     if bad[-1] + 1 >= T.size:
         return None
     return float(T[bad[-1] + 1])
+
+
+EPSILONS = (1e-1, 1e-2, 1e-3)
+CURVE_COLUMNS = ["system", "estimator", "seed", "index", "T", "estimate", "reference", "error", "stderr"]
+SUMMARY_COLUMNS = ["system", "estimator", "seed", "index", "reference", "ref_uncertainty", "T_max", "batch",
+                   "bias", "bias_stderr", "noise", "noise_stderr", "T_1e-1", "T_1e-2", "T_1e-3", "status", "message"]
+
+
+def convergence_rows(system, estimator: str, seed: int, result, max_index: int = 3):
+    """(curve rows, summary rows) of one result against ``system.reference``, exponents 1..max_index.
+
+    Summary status: ``ok``, or ``no reference`` / ``no stderr history`` (batch 1: the running
+    stderr is not recorded) with nothing fitted.
+    """
+    curves, summaries = [], []
+    ref = system.reference
+    se_hist = (result.meta or {}).get("history_stderr")
+    n = min(result.exponents.size, max_index)
+    for i in range(n):
+        base = {"system": system.label, "estimator": estimator, "seed": seed, "index": i + 1}
+        summary = dict.fromkeys(SUMMARY_COLUMNS)
+        summary.update(base, T_max=float(result.times[-1]) if result.times.size else None,
+                       batch=int(result.per_trajectory.shape[0]))
+        if ref is None or i >= len(ref):
+            summary.update(status="no reference", message="the system states no reference for this exponent")
+        elif se_hist is None or result.times.size < 3:
+            summary.update(reference=float(ref.values[i]), ref_uncertainty=float(ref.uncertainty[i]),
+                           status="no stderr history",
+                           message="the run recorded no running stderr (batch 1, or an estimator without history)")
+        else:
+            err = result.history[:, i] - ref.values[i]
+            se = np.asarray(se_hist)[:, i]
+            curves += [dict(base, T=float(t), estimate=float(h), reference=float(ref.values[i]), error=float(e),
+                            stderr=float(s)) for t, h, e, s in zip(result.times, result.history[:, i], err, se)]
+            fit = fit_bias_noise(result.times, err, se)
+            summary.update(reference=float(ref.values[i]), ref_uncertainty=float(ref.uncertainty[i]),
+                           bias=fit.bias, bias_stderr=fit.bias_stderr, noise=fit.noise,
+                           noise_stderr=fit.noise_stderr, status="ok")
+            for eps in EPSILONS:
+                t = t_epsilon(result.times, err, se, eps)
+                summary[f"T_{eps:.0e}".replace("e-0", "e-")] = t if t is not None else "not reached"
+        summaries.append(summary)
+    return curves, summaries

@@ -47,3 +47,31 @@ def throughput_figure(rows: List[Dict[str, Any]], path: Path, title: str) -> Pat
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def convergence_figure(curves: List[Dict[str, Any]], summaries: List[Dict[str, Any]], path: Path,
+                       title: str) -> Path:
+    """|error| (solid) and 2 stderr (dashed) against T, log-log, one line per (estimator, exponent),
+    with each exponent's reference uncertainty as a shaded band from 0."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lines: Dict[Any, list] = {}
+    for r in curves:
+        lines.setdefault((r["estimator"], r["seed"], r["index"]), []).append(r)
+    for n, ((est, seed, i), pts) in enumerate(sorted(lines.items(), key=str)):
+        T = [p["T"] for p in pts]
+        colour = f"C{n % 10}"
+        ax.plot(T, [abs(p["error"]) for p in pts], color=colour, label=f"{est} λ{i} (seed {seed})")
+        ax.plot(T, [2 * p["stderr"] for p in pts], color=colour, ls="--", lw=0.8)
+    for s in summaries:
+        if s.get("ref_uncertainty"):
+            ax.axhspan(0, s["ref_uncertainty"], color="grey", alpha=0.08)
+    ax.set(xscale="log", yscale="log", xlabel="T (steps for maps, time for flows)",
+           ylabel="|error| (solid), 2 stderr (dashed)", title=title)
+    if ax.lines:
+        ax.legend(fontsize=6)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -62,3 +62,20 @@ def test_noise_term_on_gaussian_products_is_newmans_variance():
         exact = math.sqrt(polygamma(1, (N - i) / 2) / (4 * B))
         assert abs(fit.noise / exact - 1) < 4 / math.sqrt(2 * (B - 1)), (i, fit.noise, exact)
         assert abs(fit.bias) < 4 * fit.bias_stderr, (i, fit)
+
+
+def test_convergence_command_writes_tables_and_figures(tmp_path):
+    from suite import cli
+    import pandas as pd
+    code = cli.main(["convergence", "--systems", "gaussian_products(N=4)", "--estimators", "qr", "--steps", "400",
+                     "--batch", "32", "--seeds", "0,1", "--quiet", "--output-dir", str(tmp_path)])
+    assert code == 0
+    curves = pd.read_csv(tmp_path / "convergence.csv")
+    assert set(curves.seed) == {0, 1} and set(curves["index"]) == {1, 2, 3}
+    assert np.allclose(curves.error, curves.estimate - curves.reference)
+    md = (tmp_path / "convergence.md").read_text()
+    assert md.count("| ok |") == 6
+    assert (tmp_path / "figures" / "convergence_gaussian_products_N_4__sigma_1.png").stat().st_size > 10_000
+    assert cli.main(["convergence", "--systems", "henon", "--estimators", "qr", "--steps", "400", "--batch", "1",
+                     "--quiet", "--output-dir", str(tmp_path)]) == 0
+    assert "no stderr history" in (tmp_path / "convergence.md").read_text()
