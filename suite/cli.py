@@ -103,9 +103,9 @@ def cmd_validate(args) -> int:
     return EXIT_FAIL if bad else EXIT_OK
 
 
-def cmd_compare(args, stem: str = "compare", heading: str = "Estimator comparison") -> int:
-    systems, est_names = _prepare(args)
-    for key in ("steps", "batch", "k"):
+def _seeded_cells(args, systems, est_names, overrides) -> list:
+    """The validation grid once per ``--seeds`` value, with the command-line ``overrides`` applied."""
+    for key in overrides:
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise InvalidArgumentError(f"--{key}", getattr(args, key), "an integer >= 1")
     seeds = [int(v) for v in _names(args.seeds)] if args.seeds else [0]
@@ -113,11 +113,17 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
     for seed in seeds:
         for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
                                      dtype=args.dtype):
-            for key in ("steps", "batch", "k"):
+            for key in overrides:
                 if getattr(args, key) is not None:
                     cell.settings[key] = getattr(args, key)
                     cell.settings["k_is_default"] &= key != "k"
             cells.append(cell)
+    return cells
+
+
+def cmd_compare(args, stem: str = "compare", heading: str = "Estimator comparison") -> int:
+    systems, est_names = _prepare(args)
+    cells = _seeded_cells(args, systems, est_names, ("steps", "batch", "k"))
     out = Path(args.output_dir)
     summaries = []
 
@@ -143,15 +149,7 @@ def cmd_convergence(args) -> int:
     from .convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, convergence_rows
     from .plots import convergence_figure
     systems, est_names = _prepare(args)
-    seeds = [int(v) for v in _names(args.seeds)] if args.seeds else [0]
-    cells = []
-    for seed in seeds:
-        for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
-                                     dtype=args.dtype):
-            for key in ("steps", "batch"):
-                if getattr(args, key) is not None:
-                    cell.settings[key] = getattr(args, key)
-            cells.append(cell)
+    cells = _seeded_cells(args, systems, est_names, ("steps", "batch"))
     out = Path(args.output_dir)
     curves, summaries = [], []
 
