@@ -17,8 +17,10 @@ A reference is used only if it still describes the task:
   and noise, so any code change that alters the dynamics (the training,
   the input distribution, the cell) is caught, while edits that do not
   (comments, refactoring) leave the reference valid.  The tolerance, 1e-6
-  relative, is far above the float64 round-off of a different thread count
-  in training (~1e-12 measured) and far below any real change.
+  relative, is far above float64 round-off in the training (the probes of
+  references generated with one torch thread match networks retrained from
+  scratch with two; the fused torch.nn layers and a loop over their cells
+  gave probes equal to ~1e-13) and far below any real change.
 
 Otherwise the task is built without a reference, and the note says why
 (``missing`` or ``stale: ...``).
