@@ -370,6 +370,18 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def _grid_run_args(q: argparse.ArgumentParser) -> None:
+    """Where a grid's tables go, device, dtype, progress and threads: shared by the grid commands."""
+    q.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
+    q.add_argument("--no-write", action="store_true", help="print only, write no files")
+    q.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    q.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    q.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    q.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice). On a machine shared with other busy "
+                        "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lyapbench", description="Benchmark suite for Lyapunov-exponent estimators.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -388,14 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="add a user's systems (a .py file or module:attr); repeatable")
         q.add_argument("--tasks", help="comma-separated task ids, globs ('rnn/*') or tags ('tag:gain-sweep'); "
                                        "without --systems only the tasks are run")
-        q.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
-        q.add_argument("--no-write", action="store_true", help="print only, write no files")
-        q.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-        q.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-        q.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
-        q.add_argument("--threads", type=int, default=None,
-                       help="torch CPU threads (default: torch's choice). On a machine shared with other busy "
-                            "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
+        _grid_run_args(q)
     v.add_argument("--seed", type=int, default=0)
     v.set_defaults(func=cmd_validate)
     c.add_argument("--seeds", help="comma-separated seeds, one cell per seed (default: 0)")
@@ -454,17 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--force", action="store_true", help="reference: recompute even fresh references")
     tk.add_argument("--check", action="store_true", help="reference: compute nothing, report freshness")
     tk.add_argument("--estimators", "--estimator", dest="estimators",
-                    help="score: comma-separated estimators (default: qr, two_trajectory and the series ones)")
+                    help="score: comma-separated estimators (default: qr, two_trajectory)")
     tk.add_argument("--quick", action="store_true", help="score: 10x shorter runs on stationary tasks")
     tk.add_argument("--seeds", help="score: comma-separated seeds (default: 0)")
     for key in ("steps", "batch", "k"):
         tk.add_argument(f"--{key}", type=int, help=f"score: {key} for every task (default: the task's own)")
-    tk.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    tk.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    tk.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    tk.add_argument("--output-dir", default="results", help="where the tables go (default: results)")
-    tk.add_argument("--no-write", action="store_true", help="print only, write no files")
-    tk.add_argument("--quiet", action="store_true", help="no per-cell progress lines")
+    _grid_run_args(tk)
     tk.set_defaults(func=cmd_tasks)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
