@@ -2,6 +2,9 @@
 
     lyapbench validate [--quick] [--systems a,b] [--estimators qr] [--system-file F]
     lyapbench compare  [--estimators qr,pkg.mod:Mine] [--systems a,b] [--seeds 0,1] [--steps N]
+    lyapbench convergence | throughput | race | tasks ...
+    lyapbench regress  [--update-baseline] [--baseline-dir results/baseline] [--seed N]
+    lyapbench report   [--results-dir results]
     lyapbench list
 
 Exit status: 0 when every row passes, 1 when a row fails or a cell errors,
@@ -21,11 +24,11 @@ import torch
 import reference_systems as rs
 from . import estimators
 from .errors import InvalidArgumentError, LyapbenchError
-from .provenance import git_sha
-from .specs import parse_spec, split_list
+from .provenance import git_sha, row_provenance
+from .specs import build_systems, parse_spec, split_list
 from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
 from .scoring import failed, summary
-from .compare import COMPARE_COLUMNS, summarise
+from .compare import COMPARE_COLUMNS, COMPARE_DISPLAY, summarise
 from .tables import atomic_write, markdown, text_table, write_csv
 from .tolerance import RULE
 
@@ -37,26 +40,7 @@ def _names(value: Optional[str]) -> Optional[List[str]]:
 
 
 def _select_systems(args) -> List[rs.System]:
-    systems: List[rs.System] = []
-    names = _names(args.systems)
-    task_patterns = _names(getattr(args, "tasks", None))
-    if names is None and not args.system_file and not task_patterns:
-        names = rs.names()
-    for spec in names or []:
-        name, params = parse_spec(spec, "--systems")
-        if params is not None:
-            systems.append(rs.get(name, **params))
-        elif ":" in name:
-            systems.append(rs.get(name))
-        else:
-            systems.extend(rs.get(name, **v) for v in rs.variants(name))
-    for spec in args.system_file or []:
-        from .plugins import load_systems
-        systems.extend(load_systems(spec))
-    if task_patterns:
-        import tasks
-        systems.extend(tasks.build(t) for t in tasks.select(task_patterns))
-    return systems
+    return build_systems(_names(args.systems), args.system_file, _names(getattr(args, "tasks", None)))
 
 
 def _set_threads(threads: Optional[int]) -> None:
@@ -131,11 +115,11 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
         summaries.append(summarise(cell.system, rows, result))
         if not args.no_write:
             write_csv(summaries, out / f"{stem}.csv", COMPARE_COLUMNS)
-            atomic_write(out / f"{stem}.md", f"# {heading}\n\n" + markdown(summaries, COMPARE_COLUMNS[:-1]))
+            atomic_write(out / f"{stem}.md", f"# {heading}\n\n" + markdown(summaries, COMPARE_DISPLAY))
 
     run_grid(cells, csv_path=None if args.no_write else out / f"{stem}_rows.csv",
              progress=None if args.quiet else sys.stderr, on_cell=keep_summary)
-    print(text_table(summaries, COMPARE_COLUMNS[:-1]))
+    print(text_table(summaries, COMPARE_DISPLAY))
     bad = [s_ for s_ in summaries if s_["status"] in ("fail", "error")]
     for s_ in bad:
         print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} {s_['message']}",
@@ -146,7 +130,7 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
 
 
 def cmd_convergence(args) -> int:
-    from .convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, convergence_rows
+    from .convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, SUMMARY_DISPLAY, convergence_rows
     from .plots import convergence_figure
     systems, est_names = _prepare(args)
     cells = _seeded_cells(args, systems, est_names, ("steps", "batch"))
@@ -159,26 +143,78 @@ def cmd_convergence(args) -> int:
         else:
             c, s_ = [], [{**dict.fromkeys(SUMMARY_COLUMNS), "system": cell.system.label,
                           "estimator": cell.estimator_name, "seed": cell.settings.get("seed", 0),
-                          "status": rows[0]["status"], "message": rows[0].get("message")}]
+                          "status": rows[0]["status"], "message": rows[0].get("message"),
+                          **row_provenance(cell.settings)}]
         curves.extend(c)
         summaries.extend(s_)
         if not args.no_write:
             write_csv(curves, out / "convergence.csv", CURVE_COLUMNS)
+            write_csv(summaries, out / "convergence_summary.csv", SUMMARY_COLUMNS)
             atomic_write(out / "convergence.md", "# Convergence in T\n\nbias: fitted a in error = a/T (nats); "
                          "noise: fitted c in stderr = c/sqrt(T) for the batch mean; T_eps: smallest history T "
                          "from which |error| + 2 stderr < eps (suite/convergence.py).\n\n"
-                         + markdown(summaries, SUMMARY_COLUMNS[:-1]))
+                         + markdown(summaries, SUMMARY_DISPLAY))
 
     run_grid(cells, progress=None if args.quiet else sys.stderr, on_cell=keep)
-    print(text_table(summaries, SUMMARY_COLUMNS[:-1]))
+    print(text_table(summaries, SUMMARY_DISPLAY))
     if not args.no_write:
         for label in dict.fromkeys(r["system"] for r in curves):
             slug = "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
             convergence_figure([r for r in curves if r["system"] == label],
                                [r for r in summaries if r["system"] == label],
                                out / "figures" / f"convergence_{slug}.png", f"convergence in T: {label}")
-        print(f"wrote {out / 'convergence.csv'}, {out / 'convergence.md'} and {out / 'figures'}/convergence_*.png")
+        print(f"wrote {out / 'convergence.csv'}, {out / 'convergence_summary.csv'}, {out / 'convergence.md'} and {out / 'figures'}/convergence_*.png")
     return EXIT_OK
+
+
+def cmd_regress(args) -> int:
+    """Run the baseline's grid (or a new one with --update-baseline) and compare; exit 1 on a regression."""
+    from . import regress as rg
+    _set_threads(args.threads)
+    base_dir = Path(args.baseline_dir)
+    out = Path(args.output_dir)
+    changes = dict(systems=args.systems, tasks=args.tasks, estimators=args.estimators, seed=args.seed,
+                   steps=args.steps, batch=args.batch, device=args.device, dtype=args.dtype,
+                   quick=None if args.length is None else args.length == "quick",
+                   throughput=False if args.no_throughput else None, min_seconds=args.min_seconds,
+                   repeats=args.repeats)
+    if args.systems is not None or args.tasks is not None:  # as for compare: the systems and tasks named, only
+        changes.update(systems=args.systems or "", tasks=args.tasks or "")
+    base = None if args.update_baseline else rg.read_measurement(base_dir)
+    grid = (base.grid if base is not None else rg.RegressGrid()).override(**changes)
+    for name in split_list(grid.estimators):  # fail fast on unknown names, before any work
+        estimators.from_spec(name)
+    from .estimators.base import resolve_device, resolve_dtype
+    resolve_device(grid.device)
+    resolve_dtype(grid.dtype)
+    run_dir = None if args.no_write else out / "regress_run"
+    now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir)
+    if args.update_baseline:
+        target = base_dir
+        if args.no_write:
+            print("--no-write: the baseline was not written", file=sys.stderr)
+            return EXIT_OK
+        rg.promote(run_dir, target)
+        errors = [r for r in now.accuracy if r["status"] == "error"]
+        print(f"wrote the baseline to {target}: {len(now.accuracy)} accuracy rows, {len(now.convergence)} "
+              f"convergence rows, {len(now.throughput)} throughput rows ({now.info['seconds']:.0f} s, commit "
+              f"{now.info['git_sha']})")
+        for r in errors:
+            print(f"note: the baseline records an error cell {r['system']} x {r['estimator']}: {r['message']}",
+                  file=sys.stderr)
+        return EXIT_OK
+    verdicts = rg.compare(base, now)
+    bad = rg.regressions(verdicts)
+    if not args.no_write:
+        write_csv(verdicts, out / "regress.csv", rg.VERDICT_COLUMNS)
+        atomic_write(out / "regress.md", rg.report(verdicts, base, now))
+    counts = {k: sum(v["verdict"] == k for v in verdicts) for k in ("ok", "regression", "not compared")}
+    print("regress: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+          + (f"; wrote {out / 'regress.md'}, {out / 'regress.csv'} and {run_dir}/" if not args.no_write else ""))
+    for v in bad:
+        what = f"{v['quantity']} {v['index']}" + (f" eps={v['eps']:g}" if v.get("eps") else "")
+        print(f"REGRESSION {v['check']}: {v['system']} x {v['estimator']} {what}: {v['reason']}", file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
 
 
 PROFILES = {
@@ -466,6 +502,29 @@ def build_parser() -> argparse.ArgumentParser:
         tk.add_argument(f"--{key}", type=int, help=f"score: {key} for every task (default: the task's own)")
     _grid_run_args(tk)
     tk.set_defaults(func=cmd_tasks)
+
+    rg = sub.add_parser("regress", help="run the baseline's grid again and compare: accuracy, T_eps, throughput; "
+                                         "exit 1 on a regression")
+    rg.add_argument("--update-baseline", action="store_true",
+                    help="run the grid (the default one, or as given) and write it as the new baseline")
+    rg.add_argument("--baseline-dir", default="results/baseline", help="where the baseline lives "
+                                                                        "(default: results/baseline)")
+    rg.add_argument("--systems", help="override the baseline's systems (comma-separated specs)")
+    rg.add_argument("--tasks", help="override the baseline's tasks (ids, globs or tag:NAME)")
+    rg.add_argument("--estimators", "--estimator", dest="estimators", help="override the baseline's estimators")
+    rg.add_argument("--seed", type=int, help="seed of this run (default: the baseline's)")
+    rg.add_argument("--length", choices=["quick", "full"], help="quick: validation budgets / 10 (the default grid); "
+                                                                "full: the validation budgets")
+    rg.add_argument("--steps", type=int, help="steps per trajectory for every cell")
+    rg.add_argument("--batch", type=int, help="trajectories per cell")
+    rg.add_argument("--no-throughput", action="store_true", help="do not time the cells (accuracy and T_eps only)")
+    rg.add_argument("--min-seconds", type=float, help="duration of each timed repeat (default 0.1)")
+    rg.add_argument("--repeats", type=int, help="timed repeats per cell; the median is kept (default 5)")
+    _grid_run_args(rg)
+    for a in rg._actions:  # device and dtype default to the baseline's
+        if a.dest in ("device", "dtype"):
+            a.default = None
+    rg.set_defaults(func=cmd_regress)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
     ls.set_defaults(func=cmd_list)

@@ -28,10 +28,12 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from reference_systems import System
+from .provenance import PROVENANCE_COLUMNS
 from .result import LyapunovResult
 
-COMPARE_COLUMNS = ["system", "estimator", "seed", "status", "lambda1_error", "worst_error", "worst_error_over_tol",
-                   "max_z", "sum_residual", "t_to_1e-2", "wall_seconds", "T", "batch", "message"]
+COMPARE_DISPLAY = ["system", "estimator", "seed", "status", "lambda1_error", "worst_error", "worst_error_over_tol",
+                   "max_z", "sum_residual", "t_to_1e-2", "wall_seconds", "T", "batch"]
+COMPARE_COLUMNS = COMPARE_DISPLAY + ["message", *PROVENANCE_COLUMNS]
 
 
 def time_to_accuracy(system: System, result: Optional[LyapunovResult], eps: float = 1e-2) -> Optional[float]:
@@ -51,7 +53,8 @@ def summarise(system: System, rows: List[Dict[str, Any]], result: Optional[Lyapu
     first = rows[0]
     out = {c: None for c in COMPARE_COLUMNS}
     out.update(system=first["system"], estimator=first["estimator"], seed=first.get("seed"),
-               wall_seconds=first.get("wall_seconds"), T=first.get("T"), batch=first.get("batch"))
+               wall_seconds=first.get("wall_seconds"), T=first.get("T"), batch=first.get("batch"),
+               **{c: first.get(c) for c in PROVENANCE_COLUMNS})
     statuses = {r["status"] for r in rows}
     unrun = [st for st in ("error", "not installed", "not applicable") if st in statuses]
     if unrun:

@@ -40,6 +40,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import InvalidArgumentError
+from .provenance import PROVENANCE_COLUMNS, row_provenance
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,11 @@ def t_epsilon(times: Sequence[float], errors: Sequence[float], stderrs: Sequence
 
 
 EPSILONS = (1e-1, 1e-2, 1e-3)
-CURVE_COLUMNS = ["system", "estimator", "seed", "index", "T", "estimate", "reference", "error", "stderr"]
-SUMMARY_COLUMNS = ["system", "estimator", "seed", "index", "reference", "ref_uncertainty", "T_max", "batch",
-                   "bias", "bias_stderr", "noise", "noise_stderr", "T_1e-1", "T_1e-2", "T_1e-3", "status", "message"]
+CURVE_COLUMNS = ["system", "estimator", "seed", "index", "T", "estimate", "reference", "error", "stderr",
+                 *PROVENANCE_COLUMNS]
+SUMMARY_DISPLAY = ["system", "estimator", "seed", "index", "reference", "ref_uncertainty", "T_max", "batch",
+                   "bias", "bias_stderr", "noise", "noise_stderr", "T_1e-1", "T_1e-2", "T_1e-3", "status"]
+SUMMARY_COLUMNS = SUMMARY_DISPLAY + ["message", *PROVENANCE_COLUMNS]
 
 
 def convergence_rows(system, estimator: str, seed: int, result, max_index: int = 3):
@@ -118,7 +121,8 @@ def convergence_rows(system, estimator: str, seed: int, result, max_index: int =
     se_hist = (result.meta or {}).get("history_stderr")
     n = min(result.exponents.size, max_index)
     for i in range(n):
-        base = {"system": system.label, "estimator": estimator, "seed": seed, "index": i + 1}
+        base = {"system": system.label, "estimator": estimator, "seed": seed, "index": i + 1,
+                **row_provenance(result.meta)}
         summary = dict.fromkeys(SUMMARY_COLUMNS)
         summary.update(base, T_max=float(result.times[-1]) if result.times.size else None,
                        batch=int(result.per_trajectory.shape[0]))

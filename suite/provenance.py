@@ -22,3 +22,18 @@ def git_sha() -> str:
     except (OSError, subprocess.SubprocessError):
         return fallback
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else fallback
+
+
+PROVENANCE_COLUMNS = ["dtype", "device", "git_sha", "versions"]
+
+
+def row_provenance(meta) -> dict:
+    """The columns that say what produced a row: dtype, device, git commit and library versions
+    (a JSON object), from an estimator run's ``meta`` (or a cell's settings)."""
+    import json
+    meta = meta or {}
+    versions = meta.get("versions")
+    return {"dtype": None if meta.get("dtype") is None else str(meta["dtype"]).replace("torch.", ""),
+            "device": None if meta.get("device") is None else str(meta["device"]),
+            "git_sha": git_sha(),
+            "versions": json.dumps(versions, sort_keys=True) if isinstance(versions, dict) else versions}

@@ -17,14 +17,13 @@ that horizon; other runs are ``no reference``, saying why.
 """
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Dict, List
 
 import numpy as np
 
 from reference_systems import System
-from .provenance import git_sha
+from .provenance import row_provenance
 from .result import LyapunovResult
 from .tolerance import roundoff, tolerance
 
@@ -39,16 +38,14 @@ def base_row(system: System, estimator: str, settings: Dict[str, Any]) -> Dict[s
     """A row with the cell's identity and settings filled in, everything else None."""
     row = {c: None for c in COLUMNS}
     ref = system.reference
-    row.update(system=system.label, estimator=estimator, kind=system.kind, git_sha=git_sha(),
+    row.update(system=system.label, estimator=estimator, kind=system.kind,
                provenance=ref.provenance if ref else None, source=ref.source if ref else None)
-    row.update({k: settings[k] for k in ("steps", "transient", "batch", "seed", "dtype", "device")
-                if k in settings})
+    row.update({k: settings[k] for k in ("steps", "transient", "batch", "seed") if k in settings})
+    row.update(row_provenance(settings))
     if "T" in settings:  # a result's own duration (a time series sampled every few steps)
         row["T"] = settings["T"]
     elif "steps" in settings:
         row["T"] = settings["steps"] * system.dt
-    if "versions" in settings:
-        row["versions"] = json.dumps(settings["versions"], sort_keys=True)
     return row
 
 

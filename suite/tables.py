@@ -46,6 +46,38 @@ def read_csv(path: Path) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
+def _cell(text: str) -> Any:
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def read_rows(path: Path, columns: Sequence[str] | None = None) -> List[Dict[str, Any]]:
+    """Rows written by :func:`write_csv`, back as dicts: empty cells None, numbers int or float
+    (floats round-trip exactly: pandas writes the shortest repr), True/False bool, the rest str.
+
+    ``columns``: the columns the table must have (a missing one is a clear error naming it)."""
+    path = Path(path)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise InvalidArgumentError("table", str(path), "an existing CSV file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError("table", str(path), f"a CSV file written by lyapbench ({exc})") from None
+    missing = [c for c in columns or [] if c not in df.columns]
+    if missing:
+        raise InvalidArgumentError("table", str(path), f"a CSV file with the columns {missing} (it has "
+                                   f"{list(df.columns)})")
+    return [{c: _cell(v) for c, v in r.items()} for r in df.to_dict("records")]
+
+
 def _fmt(v: Any, markdown: bool = False) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
