@@ -217,6 +217,19 @@ def cmd_regress(args) -> int:
     return EXIT_FAIL if bad else EXIT_OK
 
 
+def cmd_report(args) -> int:
+    from .report import build
+    results = Path(args.results_dir)
+    if not results.is_dir():
+        raise InvalidArgumentError("--results-dir", str(results), "an existing folder of lyapbench tables")
+    out = build(results, Path(args.output) if args.output else None)
+    print(f"wrote {out['report']} and {len(out['figures'])} figures: "
+          + ", ".join(str(p) for p in out["figures"]))
+    for name in out["missing"]:
+        print(f"note: {name} is missing; its section says which command writes it", file=sys.stderr)
+    return EXIT_OK
+
+
 PROFILES = {
     # quick: every code path once in about a minute on a laptop; full: the tables committed under results/
     "quick": {"systems": "henon,lorenz63,random_rnn", "batch": "1,256", "dims": "64", "k": "all"},
@@ -525,6 +538,12 @@ def build_parser() -> argparse.ArgumentParser:
         if a.dest in ("device", "dtype"):
             a.default = None
     rg.set_defaults(func=cmd_regress)
+
+    rp = sub.add_parser("report", help="results/report.md with figures, from the tables already written")
+    rp.add_argument("--results-dir", default="results", help="where the tables are (default: results)")
+    rp.add_argument("--output", help="the report's path (default: RESULTS_DIR/report.md); figures go to "
+                                     "RESULTS_DIR/figures")
+    rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("list", help="show the catalogue of reference systems")
     ls.set_defaults(func=cmd_list)

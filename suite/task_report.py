@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import tasks
-from .plots import plt
+from .plots import plt, save_figure as _save
 
 FEATURE_COLUMNS = ["task", "family", "dataset", "checkpoint", "hidden", "gain", "lr", "loss", "score",
                    "lambda1", "lambda1_uncertainty", "mean_exponent", "n_positive", "kaplan_yorke", "k", "dim",
@@ -96,10 +96,3 @@ def figures(rows: List[Dict[str, Any]], directory: Path) -> List[Path]:
         fig.suptitle("RNN spectrum features against task loss across checkpoints")
         out.append(_save(fig, directory / "tasks_features_vs_loss.png"))
     return out
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path

@@ -35,3 +35,25 @@ class FrozenJacobian(QREstimator):
             term = term @ J / n
             P = P + term
         return system.step(x, rng), P @ Q
+
+
+class Tunable(QREstimator):
+    """QR with a fault injected from the environment at every call, for the regression tests.
+
+    LYAPBENCH_TEST_BIAS: nats added to every exponent (and to its history and per-trajectory
+    values): a biased estimator.  LYAPBENCH_TEST_SLOWDOWN: the estimate is computed that many
+    times and the total wall time reported: the same numbers, slower.  Unset: exactly ``qr``.
+    """
+    name = "tunable"
+
+    def estimate(self, system, steps, **kw):
+        import dataclasses
+        import os
+        import time
+        bias = float(os.environ.get("LYAPBENCH_TEST_BIAS", "0"))
+        repeats = int(os.environ.get("LYAPBENCH_TEST_SLOWDOWN", "1"))
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            res = super().estimate(system, steps, **kw)
+        return dataclasses.replace(res, exponents=res.exponents + bias, per_trajectory=res.per_trajectory + bias,
+                                   history=res.history + bias, wall_seconds=time.perf_counter() - t0)
