@@ -330,7 +330,7 @@ def cmd_race(args) -> int:
              "Each contender runs T = T0, 2 T0, ... until |error| + 2 stderr <= eps for all three exponents; "
              "its time is that run's wall time (jitcode's compilation added). Machine: "
              f"{rows[0].get('device', '') if rows else ''}{torch.get_num_threads()} torch threads; git {git_sha()}.\n",
-             markdown(rows, rc.COLUMNS), "\n| contender | time to eps (s) | ratio to lyapbench |", "|---|---|---|"]
+             markdown(rows, rc.DISPLAY), "\n| contender | time to eps (s) | ratio to lyapbench |", "|---|---|---|"]
     base = times.get("lyapbench")
     for name, t in times.items():
         ratio = (f"{t / base:.1f}x" if t and base else

@@ -45,11 +45,14 @@ import torch
 
 import reference_systems as rs
 from .errors import NotInstalledError
+from .provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
 from .estimators.base import check_run
 from .result import LyapunovResult
 
 COLUMNS = ["contender", "T", "batch", "wall_seconds", "compile_seconds", "worst_error_plus_2se", "worst_abs_error",
            "lambda1", "lambda2", "lambda3", "reached"]
+DISPLAY = list(COLUMNS)
+COLUMNS = COLUMNS + ["seed", *PROVENANCE_COLUMNS]
 TRANSIENT_TIME = 10.0
 
 
@@ -112,7 +115,7 @@ def race(eps: float = 2e-3, budget_s: float = 300.0, seed: int = 0, contenders: 
         T, spent, compile_s = spec["T0"], 0.0, 0.0
         while True:
             row = {c: None for c in COLUMNS}
-            row.update(contender=name, T=T, batch=spec["batch"])
+            row.update(contender=name, T=T, batch=spec["batch"], seed=seed, git_sha=git_sha())
             try:
                 res = spec["run"](system, round(T / system.dt), transient, spec["batch"], seed)
             except NotInstalledError as exc:
@@ -126,6 +129,7 @@ def race(eps: float = 2e-3, budget_s: float = 300.0, seed: int = 0, contenders: 
             worst = float(np.max(err + 2 * res.stderr))
             spent += res.wall_seconds
             reached = worst <= eps
+            row.update(row_provenance(res.meta))
             row.update(wall_seconds=res.wall_seconds, compile_seconds=compile_s, worst_error_plus_2se=worst,
                        worst_abs_error=float(err.max()), lambda1=float(res.exponents[0]),
                        lambda2=float(res.exponents[1]), lambda3=float(res.exponents[2]),
