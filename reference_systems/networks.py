@@ -306,6 +306,7 @@ class TanhRNN(Map):
     def __init__(self, W: torch.Tensor, b: torch.Tensor, **kw):
         self.W64, self.b64 = W, b
         self._cast: Dict[Tuple[torch.dtype, torch.device], Tuple[torch.Tensor, torch.Tensor]] = {}
+        kw.setdefault("batch_invariant", False)  # x @ W.T over the whole batch (System docstring)
         super().__init__("random_rnn", step=self._forward, dim=W.shape[0], jacobian=self._jacobian, **kw)
 
     def _wb(self, x: torch.Tensor):
@@ -490,6 +491,7 @@ class RateNetwork(Flow):
     def __init__(self, J: torch.Tensor, tau: float, dt: float, **kw):
         self.J64, self.tau = J, tau
         self._cast: Dict[Tuple[torch.dtype, torch.device], torch.Tensor] = {}
+        kw.setdefault("batch_invariant", False)  # tanh(x) @ J.T over the whole batch (System docstring)
         super().__init__("rate_network", self._rhs, dim=J.shape[0], dt=dt, jacobian=self._rhs_jacobian, **kw)
 
     def _J(self, x):
@@ -607,6 +609,20 @@ def rate_network(N: int = 100, g: float = 2.0, tau: float = 1.0, dt: float = 0.0
 register("rate_network", rate_network, variants=[{"N": 32, "g": 2.0}, {"N": 16, "g": 0.5, "dt": 0.1}])
 
 
+def batch_invariant_bmm(A: torch.Tensor, X: torch.Tensor) -> torch.Tensor:
+    """torch.bmm(A, X) computed the same way for every batch size.
+
+    torch.bmm of a single matrix-vector product ((1, N, N) x (1, N, 1)) takes
+    another BLAS path than a batch of them, and its bits differ for N >= 32
+    (measured on x86 MKL); a batch of one is therefore computed as a batch of
+    two identical entries, so a trajectory gives the same bits whatever batch
+    it runs in (tests/test_reliability.py).
+    """
+    if A.shape[0] == 1 and X.shape[-1] == 1:
+        return torch.bmm(A.expand(2, -1, -1), X.expand(2, -1, -1))[:1]
+    return torch.bmm(A, X)
+
+
 # ---------------------------------------------------------------------------
 # deep random network: fresh weights every step
 # ---------------------------------------------------------------------------
@@ -661,7 +677,7 @@ class DeepRandomNet(Map):
     @staticmethod
     def _forward(x, xi):
         W, b = xi
-        return torch.tanh(torch.bmm(W, x.unsqueeze(-1)).squeeze(-1) + b)
+        return torch.tanh(batch_invariant_bmm(W, x.unsqueeze(-1)).squeeze(-1) + b)
 
     def _jacobian(self, x, xi):
         h = self._forward(x, xi)
@@ -673,7 +689,7 @@ class DeepRandomNet(Map):
     def _tangent(self, x, V, generator):
         xi = self._draw(generator, x)
         h = self._forward(x, xi)
-        return h, (1.0 - h * h).unsqueeze(-1) * torch.bmm(xi[0], V)
+        return h, (1.0 - h * h).unsqueeze(-1) * batch_invariant_bmm(xi[0], V)
 
 
 def deep_random_net(N: int = 64, sigma_w: float = 2.0, sigma_b: float = 0.0) -> DeepRandomNet:

@@ -83,6 +83,14 @@ class System:
     maps), ``params`` (dict), ``reference`` (:class:`Reference` or None),
     ``meta`` (dict: ``source``, ``symplectic``, ``validation`` settings, ...),
     ``is_random`` (noise drawn per step).
+
+    ``meta['batch_invariant'] = False`` declares that a trajectory's rounding
+    depends on the batch it runs in: the step multiplies the whole batch by one
+    shared weight matrix in a single matrix product, whose BLAS blocking
+    depends on the batch size (on x86 MKL, rows come out bit-equal only in
+    full blocks of 4).  Such a system gives the same statistics whatever the
+    batch, but not bit-identical trajectories when a batch is split; every
+    other system does (tests/test_reliability.py checks both).
     """
 
     kind: str = "map"
@@ -115,8 +123,8 @@ class System:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise InvalidArgumentError(f"{argument}.shape", tuple(x.shape),
                                        f"(B, {self.dim}) for system {self.name!r}")
-        if not x.is_floating_point():
-            raise InvalidArgumentError(f"{argument}.dtype", x.dtype, "a floating dtype (float32, float64)")
+        if x.dtype not in (torch.float32, torch.float64):
+            raise InvalidArgumentError(f"{argument}.dtype", x.dtype, "torch.float32 or torch.float64")
 
     def _check_frame(self, x: torch.Tensor, V: torch.Tensor) -> None:
         if not isinstance(V, torch.Tensor) or V.ndim != 3 or V.shape[:2] != x.shape or V.shape[2] < 1:
@@ -188,7 +196,14 @@ class System:
         """(B,) bool: which states are finite and inside the system's domain."""
         ok = torch.isfinite(x).all(dim=1)
         if self._domain is not None:
-            ok = ok & self._domain(x)
+            inside = torch.as_tensor(self._domain(x), device=x.device)
+            if inside.shape == x.shape:  # a per-coordinate test: every coordinate must pass
+                inside = inside.all(dim=1)
+            if inside.shape != ok.shape or inside.dtype != torch.bool:
+                raise InvalidArgumentError(f"domain of system {self.name!r}", f"{inside.dtype} of shape "
+                                           f"{tuple(inside.shape)}", f"a callable returning (B,) or (B, "
+                                           f"{self.dim}) booleans for states of shape {tuple(x.shape)}")
+            ok = ok & inside
         return ok
 
     @property

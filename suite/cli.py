@@ -51,6 +51,16 @@ def _set_threads(threads: Optional[int]) -> None:
     torch.set_num_threads(threads)
 
 
+def _journal(args, stem: str):
+    """The grid's journal under --output-dir (None with --no-write, where --resume is refused)."""
+    from .journal import journal_for
+    if args.no_write:
+        if getattr(args, "resume", False):
+            raise InvalidArgumentError("--resume", True, "a run that writes its tables (not with --no-write)")
+        return None
+    return journal_for(Path(args.output_dir), stem, getattr(args, "resume", False))
+
+
 def _prepare(args):
     """Shared by validate and compare: threads, systems, checked estimator names, device and dtype."""
     _set_threads(args.threads)
@@ -73,7 +83,7 @@ def cmd_validate(args) -> int:
              f"Tolerance rule: `{RULE}`. Exponents in natural log, per step (maps) or per unit time (flows).\n\n")
     rows = run_grid(cells, csv_path=None if args.no_write else out / "validation.csv",
                     md_path=None if args.no_write else out / "validation.md", title=title,
-                    progress=None if args.quiet else sys.stderr)
+                    progress=None if args.quiet else sys.stderr, journal=_journal(args, "validation"))
     print(text_table(with_display(rows), DISPLAY, DISPLAY_HEADERS))
     counts = summary(rows)
     print("summary: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
@@ -118,7 +128,7 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
             atomic_write(out / f"{stem}.md", f"# {heading}\n\n" + markdown(summaries, COMPARE_DISPLAY))
 
     run_grid(cells, csv_path=None if args.no_write else out / f"{stem}_rows.csv",
-             progress=None if args.quiet else sys.stderr, on_cell=keep_summary)
+             progress=None if args.quiet else sys.stderr, on_cell=keep_summary, journal=_journal(args, stem))
     print(text_table(summaries, COMPARE_DISPLAY))
     bad = [s_ for s_ in summaries if s_["status"] in ("fail", "error")]
     for s_ in bad:
@@ -155,7 +165,7 @@ def cmd_convergence(args) -> int:
                          "from which |error| + 2 stderr < eps (suite/convergence.py).\n\n"
                          + markdown(summaries, SUMMARY_DISPLAY))
 
-    run_grid(cells, progress=None if args.quiet else sys.stderr, on_cell=keep)
+    run_grid(cells, progress=None if args.quiet else sys.stderr, on_cell=keep, journal=_journal(args, "convergence"))
     print(text_table(summaries, SUMMARY_DISPLAY))
     if not args.no_write:
         for label in dict.fromkeys(r["system"] for r in curves):
@@ -188,7 +198,8 @@ def cmd_regress(args) -> int:
     resolve_device(grid.device)
     resolve_dtype(grid.dtype)
     run_dir = None if args.no_write else out / "regress_run"
-    now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir)
+    now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir,
+                     journal=_journal(args, "regress_run"))
     if args.update_baseline:
         target = base_dir
         if args.no_write:
@@ -238,6 +249,28 @@ PROFILES = {
 }
 
 
+def _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, stem, t_start) -> None:
+    """Measure every case (replayed from the journal where it holds it), rewriting the tables after each."""
+    from .journal import key_of
+    for dtype in dtypes:
+        for n, case in enumerate(grid, 1):
+            def measure_case(case=case, dtype=dtype):
+                return tp.run_case(case, device, dtype, min_seconds=args.min_seconds, repeats=args.repeats)
+            row = measure_case() if journal is None else journal.cached(
+                key_of([case, str(device), str(dtype), args.min_seconds, args.repeats]), measure_case)
+            rows.append(row)
+            if not args.no_write:
+                write_csv(rows, out / f"{stem}.csv", tp.COLUMNS)
+                atomic_write(out / f"{stem}.md", f"# Throughput on {row['device_name'] or device}\n\n"
+                             + tp.README + markdown(rows, tp.DISPLAY))
+            if not args.quiet:
+                done = len(rows) - n_old
+                left = (time.perf_counter() - t_start) / done * (len(grid) * len(dtypes) - done)
+                rate = f"{row['traj_steps_per_s']:.3g} traj-steps/s" if row["status"] == "ok" else row["status"]
+                print(f"[{done}/{len(grid) * len(dtypes)}] {row['system']} x {row['estimator']} B={row['batch']} "
+                      f"k={row['k']} {row['dtype']}: {rate} (~{left:.0f} s left)", file=sys.stderr, flush=True)
+
+
 def cmd_throughput(args) -> int:
     from . import throughput as tp
     from .estimators.base import resolve_device, resolve_dtype
@@ -276,20 +309,14 @@ def cmd_throughput(args) -> int:
         rows = [{c: (None if pd.isna(v) else v) for c, v in r.items()} for r in old.to_dict("records")]
     n_old = len(rows)
     t_start = time.perf_counter()
-    for dtype in dtypes:
-        for n, case in enumerate(grid, 1):
-            row = tp.run_case(case, device, dtype, min_seconds=args.min_seconds, repeats=args.repeats)
-            rows.append(row)
-            if not args.no_write:
-                write_csv(rows, out / f"{stem}.csv", tp.COLUMNS)
-                atomic_write(out / f"{stem}.md", f"# Throughput on {row['device_name'] or device}\n\n"
-                             + tp.README + markdown(rows, tp.DISPLAY))
-            if not args.quiet:
-                done = len(rows) - n_old
-                left = (time.perf_counter() - t_start) / done * (len(grid) * len(dtypes) - done)
-                rate = f"{row['traj_steps_per_s']:.3g} traj-steps/s" if row["status"] == "ok" else row["status"]
-                print(f"[{done}/{len(grid) * len(dtypes)}] {row['system']} x {row['estimator']} B={row['batch']} "
-                      f"k={row['k']} {row['dtype']}: {rate} (~{left:.0f} s left)", file=sys.stderr, flush=True)
+    journal = _journal(args, stem)
+    try:
+        _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, stem, t_start)
+    except KeyboardInterrupt as exc:
+        from .errors import GridInterrupted
+        raise GridInterrupted(f"interrupted; the {len(rows) - n_old} finished cases are saved"
+                              + ("" if args.no_write else f" in {out / (stem + '.csv')} and the journal "
+                                 f"{journal.directory}; run the same command with --resume to go on")) from exc
     print(text_table(rows[n_old:], tp.DISPLAY))
     if not args.no_write:
         from .plots import throughput_figure
@@ -429,6 +456,8 @@ def _grid_run_args(q: argparse.ArgumentParser) -> None:
     q.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice). On a machine shared with other busy "
                         "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
+    q.add_argument("--resume", action="store_true",
+                   help="go on with an interrupted grid: cells already in OUTPUT_DIR/.journal are not run again")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -485,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--append", action="store_true", help="add the rows to an existing table of this device and "
                                                           "profile instead of replacing it")
     t.add_argument("--quiet", action="store_true", help="no per-case progress lines")
+    t.add_argument("--resume", action="store_true",
+                   help="go on with an interrupted grid: cases already in OUTPUT_DIR/.journal are not run again")
     t.set_defaults(func=cmd_throughput)
 
     r = sub.add_parser("race", help="time to a given accuracy on Lorenz-63: lyapbench vs jitcode vs lyapynov")
@@ -558,8 +589,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except LyapbenchError as exc:
         print(f"lyapbench {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"lyapbench {args.command}: interrupted; finished cells are in the output files", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"lyapbench {args.command}: {exc or 'interrupted; finished cells are in the output files'}",
+              file=sys.stderr)
         return 130
 
 

@@ -81,3 +81,7 @@ class NotInstalledError(LyapbenchError, ImportError):
         self.package, self.extra = package, extra
         super().__init__(f"the package {package!r} is not installed; install it with "
                          f"`pip install lyapbench[{extra}]` (or `pip install {package}`)")
+
+
+class GridInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a grid: the message says what was saved and how to resume."""

@@ -67,6 +67,7 @@ from scipy import stats
 
 from .convergence import SUMMARY_COLUMNS, convergence_rows, EPSILONS
 from .errors import InvalidArgumentError
+from .journal import cell_key
 from .provenance import git_sha
 from .runner import run_grid, validation_cells
 from .scoring import COLUMNS as ACCURACY_COLUMNS
@@ -198,10 +199,12 @@ def _time_cell(cell, grid: RegressGrid) -> Dict[str, Any]:
 
 
 def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
-            run_dir: Optional[Path] = None) -> Measurement:
+            run_dir: Optional[Path] = None, journal=None) -> Measurement:
     """Run ``grid``: accuracy and convergence rows per cell, and its throughput if ``grid.throughput``.
 
-    With ``run_dir`` the tables so far are rewritten there after every cell (atomically)."""
+    With ``run_dir`` the tables so far are rewritten there after every cell (atomically); with a
+    ``journal`` (:mod:`suite.journal`) every finished cell, its timing included, is saved at once
+    and replayed on ``--resume``."""
     systems = build_systems(split_list(grid.systems), None, split_list(grid.tasks))
     if not systems:
         raise InvalidArgumentError("systems/tasks", (grid.systems, grid.tasks), "at least one system or task")
@@ -221,12 +224,15 @@ def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
             m.convergence.extend(convergence_rows(cell.system, cell.estimator_name, grid.seed, result,
                                                   max_index=len(ref) if ref is not None else 1)[1])
             if grid.throughput:
-                m.throughput.append(_time_cell(cell, grid))
+                timed = lambda: _time_cell(cell, grid)  # noqa: E731
+                m.throughput.append(timed() if journal is None else journal.cached(
+                    cell_key(cell.system, cell.estimator_name, cell.settings,
+                             extra=f"throughput {grid.min_seconds} {grid.repeats}"), timed))
         m.info["seconds"] = time.perf_counter() - t0
         if run_dir is not None:
             write_measurement(m, run_dir)
 
-    run_grid(cells, progress=progress, on_cell=keep)
+    run_grid(cells, progress=progress, on_cell=keep, journal=journal)
     return m
 
 

@@ -18,8 +18,9 @@ import torch
 
 from reference_systems import System
 from . import estimators as est_registry
-from .errors import InvalidArgumentError, NotApplicableError, NotInstalledError
+from .errors import GridInterrupted, InvalidArgumentError, NotApplicableError, NotInstalledError
 from .invariants import invariant_rows
+from .journal import Journal, cell_key, decode_result, encode_result
 from .scoring import COLUMNS, failure, score
 from .tables import atomic_write, markdown, write_csv
 
@@ -123,30 +124,56 @@ def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path: Optional[Path] = None,
              title: str = "", progress: Optional[TextIO] = sys.stderr,
-             on_cell: Optional[Callable[[Cell, List[Dict[str, Any]], Any], None]] = None) -> List[Dict[str, Any]]:
+             on_cell: Optional[Callable[[Cell, List[Dict[str, Any]], Any], None]] = None,
+             journal: Optional[Journal] = None) -> List[Dict[str, Any]]:
     """Run every cell in order; rewrite the CSV and Markdown tables after each.
 
     ``on_cell(cell, rows, result)`` is called after each cell (result None if it raised).
+    ``journal`` (:mod:`suite.journal`): every finished cell is saved there at once, and a cell
+    already there (``--resume``) is replayed from it instead of run.  Ctrl-C raises
+    :class:`~suite.errors.GridInterrupted`, whose message says what was saved.
     """
     rows: List[Dict[str, Any]] = []
     t_start = time.perf_counter()
-    for n, cell in enumerate(cells, 1):
-        t0 = time.perf_counter()
-        cell_rows, result = run_cell(cell, keep_result=True)
-        rows.extend(cell_rows)
-        if csv_path is not None:
-            write_csv(rows, csv_path, COLUMNS)
-        if md_path is not None:
-            atomic_write(md_path, title + markdown(with_display(rows), DISPLAY, DISPLAY_HEADERS))
-        if on_cell is not None:
-            on_cell(cell, cell_rows, result)
-        if progress is not None:
-            elapsed = time.perf_counter() - t_start
-            left = elapsed / n * (len(cells) - n)
-            statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
-            print(f"[{n}/{len(cells)}] {cell.label}: {statuses} ({time.perf_counter() - t0:.1f} s; "
-                  f"~{left:.0f} s left)", file=progress, flush=True)
+    n, cell = 0, None
+    try:
+        for n, cell in enumerate(cells, 1):
+            _grid_step(n, cell, cells, rows, csv_path, md_path, title, progress, on_cell, journal, t_start)
+    except KeyboardInterrupt as exc:
+        done = n - 1
+        saved = ([str(csv_path)] if csv_path is not None else []) + ([str(md_path)] if md_path is not None else [])
+        where = (f" in {', '.join(saved)}" if saved else "") + (f" and the journal {journal.directory}"
+                                                                if journal is not None else "")
+        hint = "; run the same command with --resume to go on" if journal is not None else ""
+        raise GridInterrupted(f"interrupted during cell {n} of {len(cells)} ({cell.label if cell else '-'}); "
+                              f"the {done} finished cells are saved{where}{hint}") from exc
     return rows
+
+
+def _grid_step(n, cell, cells, rows, csv_path, md_path, title, progress, on_cell, journal, t_start) -> None:
+    t0 = time.perf_counter()
+    key = cell_key(cell.system, cell.estimator_name, cell.settings) if journal is not None else None
+    stored = journal.get(key) if journal is not None else None
+    if stored is not None:
+        cell_rows, result = stored["rows"], decode_result(stored["result"])
+    else:
+        cell_rows, result = run_cell(cell, keep_result=True)
+        if journal is not None:
+            journal.put(key, {"cell": cell.label, "rows": cell_rows, "result": encode_result(result)})
+    rows.extend(cell_rows)
+    if csv_path is not None:
+        write_csv(rows, csv_path, COLUMNS)
+    if md_path is not None:
+        atomic_write(md_path, title + markdown(with_display(rows), DISPLAY, DISPLAY_HEADERS))
+    if on_cell is not None:
+        on_cell(cell, cell_rows, result)
+    if progress is not None:
+        elapsed = time.perf_counter() - t_start
+        left = elapsed / n * (len(cells) - n)
+        statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
+        how = "resumed from the journal" if stored is not None else f"{time.perf_counter() - t0:.1f} s"
+        print(f"[{n}/{len(cells)}] {cell.label}: {statuses} ({how}; ~{left:.0f} s left)", file=progress,
+              flush=True)
 
 
 def validation_cells(systems: Sequence[System], estimator_names: Sequence[str], *, quick: bool = False,

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from reference_systems import Reference, System, TrajectoryRNG
+from suite.errors import InvalidArgumentError
 from .spec import TaskSpec
 
 PROBE_RTOL = 1e-6
@@ -83,15 +84,16 @@ def read(task_id: str, directory: Optional[Path] = None) -> Optional[Dict[str, A
     path = reference_path(task_id, directory)
     if not path.is_file():
         return None
+    fix = f"regenerate it with `lyapbench tasks reference --tasks {task_id} --force`"
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ValueError(f"reference file {path} is unreadable or corrupt ({exc}); "
-                         "regenerate it with `lyapbench tasks reference --tasks {task_id} --force`") from exc
+        raise InvalidArgumentError("reference file", str(path), f"a JSON record written by `lyapbench tasks "
+                                   f"reference`; this one is unreadable or corrupt ({exc}): {fix}") from exc
     for key in ("task", "spec_key", "probe", "values", "uncertainty", "source"):
-        if key not in record:
-            raise ValueError(f"reference file {path} lacks the field {key!r}; regenerate it with "
-                             f"`lyapbench tasks reference --tasks {task_id} --force`")
+        if not isinstance(record, dict) or key not in record:
+            raise InvalidArgumentError("reference file", str(path), f"a record with the field {key!r} (it is "
+                                       f"missing: the file is corrupt): {fix}")
     return record
 
 

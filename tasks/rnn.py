@@ -190,7 +190,7 @@ class DrivenRNN(Map):
         super().__init__(name, step=self._forward, dim=state_dim(family, hidden),
                          jacobian=self._jacobian if family == "tanh" else None,
                          noise=lambda gen, x: task.draw(gen, x.dtype).to(x.device),
-                         family=family, hidden=hidden, **meta)
+                         family=family, hidden=hidden, batch_invariant=False, **meta)  # shared W_hh
 
     def params_for(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         key = (x.dtype, x.device)

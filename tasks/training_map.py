@@ -316,6 +316,7 @@ class GDTrainingMap(Map):
         fan_in = torch.cat([torch.full((N_FEATURES * hidden + hidden,), float(N_FEATURES)),
                             torch.full((N_CLASSES * hidden + N_CLASSES,), float(hidden))])
         self._init_bound = (1.0 / fan_in.sqrt()).to(torch.float64)
+        kw.setdefault("batch_invariant", False)  # vmapped products: their BLAS calls depend on the batch
         super().__init__(name, step=self._map, dim=n_params(hidden),
                          sample_initial=self._init, noise=None if sgd_batch is None else self._draw, **kw)
 
