@@ -158,3 +158,22 @@ def test_tasks_declare_that_a_split_batch_is_equal_to_round_off_only(tid):
     assert system.meta["batch_invariant"] is False
     whole, split = _split_runs(system, "qr", steps=10)
     np.testing.assert_allclose(split, whole, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("argv,table", [
+    (["convergence", "--quick", "--systems", "henon", "--batch", "8"], "convergence.csv"),
+    (["throughput", "--systems", "henon", "--estimators", "qr", "--batch", "1,4", "--min-seconds", "0.01",
+      "--repeats", "1"], "throughput_cpu_quick.csv"),
+    (["regress", "--update-baseline", "--systems", "henon", "--estimators", "qr", "--min-seconds", "0.01",
+      "--repeats", "1"], "regress_run/throughput.csv"),
+])
+def test_every_grid_command_replays_its_journal(tmp_path, argv, table):
+    """A finished grid run again with --resume replays every cell: the same table, timings included."""
+    args = [*argv, "--output-dir", str(tmp_path), "--quiet", "--threads", "1"]
+    if argv[0] == "regress":
+        args += ["--baseline-dir", str(tmp_path / "baseline")]
+    assert main(args) == 0
+    first = (tmp_path / table).read_text()
+    assert len(list((tmp_path / ".journal").glob("*/*.json"))) >= 1
+    assert main([*args, "--resume"]) == 0
+    assert (tmp_path / table).read_text() == first  # measured again, the timings would differ
