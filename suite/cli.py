@@ -13,6 +13,7 @@ Exit status: 0 when every row passes, 1 when a row fails or a cell errors,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,18 @@ def _journal(args, stem: str):
     return journal_for(Path(args.output_dir), stem, getattr(args, "resume", False))
 
 
+@contextlib.contextmanager
+def _executor(args):
+    """The executor of --executor / --workers / --scheduler (suite.executors), closed afterwards."""
+    from .executors import make_executor
+    ex = make_executor(getattr(args, "executor", None), getattr(args, "workers", None),
+                       getattr(args, "scheduler", None), threads_per_worker=getattr(args, "threads", None) or 1)
+    try:
+        yield ex
+    finally:
+        ex.close()
+
+
 def _prepare(args):
     """Shared by validate and compare: threads, systems, checked estimator names, device and dtype."""
     _set_threads(args.threads)
@@ -81,9 +94,11 @@ def cmd_validate(args) -> int:
     out = Path(args.output_dir)
     title = ("# Validation: reference systems x estimators\n\n"
              f"Tolerance rule: `{RULE}`. Exponents in natural log, per step (maps) or per unit time (flows).\n\n")
-    rows = run_grid(cells, csv_path=None if args.no_write else out / "validation.csv",
-                    md_path=None if args.no_write else out / "validation.md", title=title,
-                    progress=None if args.quiet else sys.stderr, journal=_journal(args, "validation"))
+    with _executor(args) as ex:
+        rows = run_grid(cells, csv_path=None if args.no_write else out / "validation.csv",
+                        md_path=None if args.no_write else out / "validation.md", title=title,
+                        progress=None if args.quiet else sys.stderr, journal=_journal(args, "validation"),
+                        executor=ex)
     print(text_table(with_display(rows), DISPLAY, DISPLAY_HEADERS))
     counts = summary(rows)
     print("summary: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
@@ -127,8 +142,10 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
             write_csv(summaries, out / f"{stem}.csv", COMPARE_COLUMNS)
             atomic_write(out / f"{stem}.md", f"# {heading}\n\n" + markdown(summaries, COMPARE_DISPLAY))
 
-    run_grid(cells, csv_path=None if args.no_write else out / f"{stem}_rows.csv",
-             progress=None if args.quiet else sys.stderr, on_cell=keep_summary, journal=_journal(args, stem))
+    with _executor(args) as ex:
+        run_grid(cells, csv_path=None if args.no_write else out / f"{stem}_rows.csv",
+                 progress=None if args.quiet else sys.stderr, on_cell=keep_summary, journal=_journal(args, stem),
+                 executor=ex)
     print(text_table(summaries, COMPARE_DISPLAY))
     bad = [s_ for s_ in summaries if s_["status"] in ("fail", "error")]
     for s_ in bad:
@@ -165,7 +182,9 @@ def cmd_convergence(args) -> int:
                          "from which |error| + 2 stderr < eps (suite/convergence.py).\n\n"
                          + markdown(summaries, SUMMARY_DISPLAY))
 
-    run_grid(cells, progress=None if args.quiet else sys.stderr, on_cell=keep, journal=_journal(args, "convergence"))
+    with _executor(args) as ex:
+        run_grid(cells, progress=None if args.quiet else sys.stderr, on_cell=keep,
+                 journal=_journal(args, "convergence"), executor=ex)
     print(text_table(summaries, SUMMARY_DISPLAY))
     if not args.no_write:
         for label in dict.fromkeys(r["system"] for r in curves):
@@ -198,8 +217,9 @@ def cmd_regress(args) -> int:
     resolve_device(grid.device)
     resolve_dtype(grid.dtype)
     run_dir = None if args.no_write else out / "regress_run"
-    now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir,
-                     journal=_journal(args, "regress_run"))
+    with _executor(args) as ex:
+        now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir,
+                         journal=_journal(args, "regress_run"), executor=ex)
     if args.update_baseline:
         target = base_dir
         if args.no_write:
@@ -458,6 +478,12 @@ def _grid_run_args(q: argparse.ArgumentParser) -> None:
                         "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
     q.add_argument("--resume", action="store_true",
                    help="go on with an interrupted grid: cells already in OUTPUT_DIR/.journal are not run again")
+    q.add_argument("--executor", choices=["in-process", "dask"], default="in-process",
+                   help="where cells run: in this process (default), or as Dask tasks (pip install "
+                        "'lyapbench[distributed]')")
+    q.add_argument("--workers", type=int, help="--executor dask: start a local cluster of this many worker "
+                                               "processes (default 2; plus one per GPU when cells use CUDA)")
+    q.add_argument("--scheduler", help="--executor dask: use the cluster at this address (tcp://host:port)")
 
 
 def build_parser() -> argparse.ArgumentParser:

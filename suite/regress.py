@@ -199,7 +199,7 @@ def _time_cell(cell, grid: RegressGrid) -> Dict[str, Any]:
 
 
 def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
-            run_dir: Optional[Path] = None, journal=None) -> Measurement:
+            run_dir: Optional[Path] = None, journal=None, executor=None) -> Measurement:
     """Run ``grid``: accuracy and convergence rows per cell, and its throughput if ``grid.throughput``.
 
     With ``run_dir`` the tables so far are rewritten there after every cell (atomically); with a
@@ -232,7 +232,7 @@ def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
         if run_dir is not None:
             write_measurement(m, run_dir)
 
-    run_grid(cells, progress=progress, on_cell=keep, journal=journal)
+    run_grid(cells, progress=progress, on_cell=keep, journal=journal, executor=executor)
     return m
 
 

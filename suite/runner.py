@@ -125,55 +125,78 @@ def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path: Optional[Path] = None,
              title: str = "", progress: Optional[TextIO] = sys.stderr,
              on_cell: Optional[Callable[[Cell, List[Dict[str, Any]], Any], None]] = None,
-             journal: Optional[Journal] = None) -> List[Dict[str, Any]]:
-    """Run every cell in order; rewrite the CSV and Markdown tables after each.
+             journal: Optional[Journal] = None, executor=None) -> List[Dict[str, Any]]:
+    """Run every cell; rewrite the CSV and Markdown tables after each, in grid order.
 
     ``on_cell(cell, rows, result)`` is called after each cell (result None if it raised).
     ``journal`` (:mod:`suite.journal`): every finished cell is saved there at once, and a cell
-    already there (``--resume``) is replayed from it instead of run.  Ctrl-C raises
-    :class:`~suite.errors.GridInterrupted`, whose message says what was saved.
+    already there (``--resume``) is replayed from it instead of run.  ``executor``
+    (:mod:`suite.executors`; default in-process) runs the cells, possibly out of order on
+    other machines: finished cells are journaled as they arrive and handed to the tables
+    and ``on_cell`` in grid order, so the tables do not depend on where or in which order
+    cells ran.  Ctrl-C raises :class:`~suite.errors.GridInterrupted`, whose message says what
+    was saved.
     """
-    rows: List[Dict[str, Any]] = []
-    t_start = time.perf_counter()
-    n, cell = 0, None
+    from .executors import InProcess
+    executor = executor or InProcess()
+    state = _GridState(cells, csv_path, md_path, title, progress, on_cell)
+    todo = []
+    for i, cell in enumerate(cells):
+        key = cell_key(cell.system, cell.estimator_name, cell.settings) if journal is not None else None
+        stored = journal.get(key) if journal is not None else None
+        if stored is not None:
+            state.finished(i, stored["rows"], decode_result(stored["result"]), "resumed from the journal")
+        else:
+            todo.append((i, key))
+    keys = dict(todo)
     try:
-        for n, cell in enumerate(cells, 1):
-            _grid_step(n, cell, cells, rows, csv_path, md_path, title, progress, on_cell, journal, t_start)
+        for i, rows, result, seconds in executor.run(cells, [i for i, _ in todo]):
+            if journal is not None:
+                journal.put(keys[i], {"cell": cells[i].label, "rows": rows, "result": encode_result(result)})
+            state.finished(i, rows, result, f"{seconds:.1f} s")
     except KeyboardInterrupt as exc:
-        done = n - 1
         saved = ([str(csv_path)] if csv_path is not None else []) + ([str(md_path)] if md_path is not None else [])
         where = (f" in {', '.join(saved)}" if saved else "") + (f" and the journal {journal.directory}"
                                                                 if journal is not None else "")
         hint = "; run the same command with --resume to go on" if journal is not None else ""
-        raise GridInterrupted(f"interrupted during cell {n} of {len(cells)} ({cell.label if cell else '-'}); "
-                              f"the {done} finished cells are saved{where}{hint}") from exc
-    return rows
+        done = state.n_done + len(state.pending)
+        raise GridInterrupted(f"interrupted after {done} of {len(cells)} cells; the finished cells are saved"
+                              f"{where}{hint}") from exc
+    return state.rows
 
 
-def _grid_step(n, cell, cells, rows, csv_path, md_path, title, progress, on_cell, journal, t_start) -> None:
-    t0 = time.perf_counter()
-    key = cell_key(cell.system, cell.estimator_name, cell.settings) if journal is not None else None
-    stored = journal.get(key) if journal is not None else None
-    if stored is not None:
-        cell_rows, result = stored["rows"], decode_result(stored["result"])
-    else:
-        cell_rows, result = run_cell(cell, keep_result=True)
-        if journal is not None:
-            journal.put(key, {"cell": cell.label, "rows": cell_rows, "result": encode_result(result)})
-    rows.extend(cell_rows)
-    if csv_path is not None:
-        write_csv(rows, csv_path, COLUMNS)
-    if md_path is not None:
-        atomic_write(md_path, title + markdown(with_display(rows), DISPLAY, DISPLAY_HEADERS))
-    if on_cell is not None:
-        on_cell(cell, cell_rows, result)
-    if progress is not None:
-        elapsed = time.perf_counter() - t_start
-        left = elapsed / n * (len(cells) - n)
-        statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
-        how = "resumed from the journal" if stored is not None else f"{time.perf_counter() - t0:.1f} s"
-        print(f"[{n}/{len(cells)}] {cell.label}: {statuses} ({how}; ~{left:.0f} s left)", file=progress,
-              flush=True)
+class _GridState:
+    """Hands finished cells to the tables and ``on_cell`` in grid order, with progress lines."""
+
+    def __init__(self, cells, csv_path, md_path, title, progress, on_cell):
+        self.cells, self.csv_path, self.md_path, self.title = cells, csv_path, md_path, title
+        self.progress, self.on_cell = progress, on_cell
+        self.rows: List[Dict[str, Any]] = []
+        self.pending: Dict[int, tuple] = {}
+        self.n_done = 0
+        self.t_start = time.perf_counter()
+
+    def finished(self, i: int, rows, result, how: str) -> None:
+        self.pending[i] = (rows, result, how)
+        while self.n_done in self.pending:
+            self._write(self.n_done, *self.pending.pop(self.n_done))
+            self.n_done += 1
+
+    def _write(self, i, cell_rows, result, how) -> None:
+        cell = self.cells[i]
+        self.rows.extend(cell_rows)
+        if self.csv_path is not None:
+            write_csv(self.rows, self.csv_path, COLUMNS)
+        if self.md_path is not None:
+            atomic_write(self.md_path, self.title + markdown(with_display(self.rows), DISPLAY, DISPLAY_HEADERS))
+        if self.on_cell is not None:
+            self.on_cell(cell, cell_rows, result)
+        if self.progress is not None:
+            n = i + 1
+            left = (time.perf_counter() - self.t_start) / n * (len(self.cells) - n)
+            statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
+            print(f"[{n}/{len(self.cells)}] {cell.label}: {statuses} ({how}; ~{left:.0f} s left)",
+                  file=self.progress, flush=True)
 
 
 def validation_cells(systems: Sequence[System], estimator_names: Sequence[str], *, quick: bool = False,

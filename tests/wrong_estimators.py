@@ -57,3 +57,13 @@ class Tunable(QREstimator):
             res = super().estimate(system, steps, **kw)
         return dataclasses.replace(res, exponents=res.exponents + bias, per_trajectory=res.per_trajectory + bias,
                                    history=res.history + bias, wall_seconds=time.perf_counter() - t0)
+
+
+class RaisesOnHenon(QREstimator):
+    """Raises inside estimate on Hénon (a bug in a plug-in), and is qr elsewhere."""
+    name = "raises_on_henon"
+
+    def _estimate(self, system, cfg):
+        if system.name == "henon":
+            raise RuntimeError("deliberate failure on henon")
+        return super()._estimate(system, cfg)
