@@ -73,8 +73,11 @@ def read_rows(path: Path, columns: Sequence[str] | None = None) -> List[Dict[str
         raise InvalidArgumentError("table", str(path), f"a CSV file written by lyapbench ({exc})") from None
     missing = [c for c in columns or [] if c not in df.columns]
     if missing:
+        import difflib
+        close = {c: difflib.get_close_matches(c, list(df.columns), n=1) for c in missing}
+        hint = "; ".join(f"did you mean {m[0]!r} for {c!r}?" for c, m in close.items() if m)
         raise InvalidArgumentError("table", str(path), f"a CSV file with the columns {missing} (it has "
-                                   f"{list(df.columns)})")
+                                   f"{list(df.columns)}{'; ' + hint if hint else ''})")
     return [{c: _cell(v) for c, v in r.items()} for r in df.to_dict("records")]
 
 

@@ -111,9 +111,9 @@ CASES: List[Case] = [
     Case(A, "unknown system parameter", "names the parameter and the allowed ones",
          lambda t: rs.get("henon", c=1.0), ValueError, ["henon parameter 'c'", "['a', 'b']"]),
     Case(A, "a table without a column the reader needs", "names the file and the missing column",
-         lambda t: (t.joinpath("x.csv").write_text("a,b\n1,2\n"),
+         lambda t: (t.joinpath("x.csv").write_text("a,estimates\n1,2\n"),
                     __import__("suite.tables", fromlist=["read_rows"]).read_rows(t / "x.csv", ["a", "estimate"])),
-         ValueError, ["x.csv", "'estimate'"]),
+         ValueError, ["x.csv", "'estimate'", "did you mean 'estimates'"]),
     # ---- parameters out of range -------------------------------------------------------------------
     Case(A, "logistic r outside (0, 4]", "InvalidArgumentError naming r and its range",
          lambda t: rs.get("logistic", r=4.5), ValueError, ["r=4.5", "(0, 4]"]),
