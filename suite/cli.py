@@ -221,13 +221,12 @@ def cmd_regress(args) -> int:
         now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir,
                          journal=_journal(args, "regress_run"), executor=ex)
     if args.update_baseline:
-        target = base_dir
         if args.no_write:
             print("--no-write: the baseline was not written", file=sys.stderr)
             return EXIT_OK
-        rg.promote(run_dir, target)
+        rg.promote(run_dir, base_dir)
         errors = [r for r in now.accuracy if r["status"] == "error"]
-        print(f"wrote the baseline to {target}: {len(now.accuracy)} accuracy rows, {len(now.convergence)} "
+        print(f"wrote the baseline to {base_dir}: {len(now.accuracy)} accuracy rows, {len(now.convergence)} "
               f"convergence rows, {len(now.throughput)} throughput rows ({now.info['seconds']:.0f} s, commit "
               f"{now.info['git_sha']})")
         for r in errors:
@@ -273,7 +272,7 @@ def _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, 
     """Measure every case (replayed from the journal where it holds it), rewriting the tables after each."""
     from .journal import key_of
     for dtype in dtypes:
-        for n, case in enumerate(grid, 1):
+        for case in grid:
             def measure_case(case=case, dtype=dtype):
                 return tp.run_case(case, device, dtype, min_seconds=args.min_seconds, repeats=args.repeats)
             row = measure_case() if journal is None else journal.cached(
