@@ -27,11 +27,14 @@ def cluster():
     ex.close()
 
 
-def test_the_command_line_grid_on_a_cluster_equals_in_process(tmp_path):
+def test_the_command_line_grid_on_a_cluster_equals_in_process(tmp_path, cluster):
+    """Through --scheduler (the fixture's LocalCluster of 2 worker processes: --workers 2 builds the same)."""
     args = ["validate", "--quick", "--systems", "henon,gaussian_products(N=4),lorenz63", "--estimators",
             "qr,two_trajectory", "--threads", "1", "--quiet"]
     assert main([*args, "--output-dir", str(tmp_path / "here")]) == 0
-    assert main([*args, "--output-dir", str(tmp_path / "dask"), "--executor", "dask", "--workers", "2"]) == 0
+    address = cluster.client.scheduler.address
+    assert address.startswith("tcp://127.0.0.1:")  # loopback
+    assert main([*args, "--output-dir", str(tmp_path / "dask"), "--executor", "dask", "--scheduler", address]) == 0
     here, there = read_rows(tmp_path / "here" / "validation.csv"), read_rows(tmp_path / "dask" / "validation.csv")
     assert len(here) == 16 and _without_wall(there) == _without_wall(here)  # bit-identical CPU float64
     assert (tmp_path / "dask" / ".journal" / "validation").is_dir()
