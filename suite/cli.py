@@ -211,6 +211,10 @@ def cmd_regress(args) -> int:
         changes.update(systems=args.systems or "", tasks=args.tasks or "")
     base = None if args.update_baseline else rg.read_measurement(base_dir)
     grid = (base.grid if base is not None else rg.RegressGrid()).override(**changes)
+    if grid.throughput and args.executor == "dask":
+        raise InvalidArgumentError("--executor", "dask", "in-process while regress times the cells (timings taken "
+                                   "beside busy workers are not comparable with the baseline's); add "
+                                   "--no-throughput to check accuracy and T_eps on a cluster")
     for name in split_list(grid.estimators):  # fail fast on unknown names, before any work
         estimators.from_spec(name)
     from .estimators.base import resolve_device, resolve_dtype

@@ -215,6 +215,9 @@ CASES: List[Case] = [
          ["output directory"], setup=_unwritable),
     Case(C, "--resume with --no-write", "exit 2: nothing to resume into",
          ["validate", "--systems", "henon", "--resume", "--no-write"], 2, ["--resume"]),
+    Case(C, "regress timing cells on a Dask cluster", "exit 2: timings beside busy workers are not comparable; "
+         "suggests --no-throughput", ["regress", "--update-baseline", "--baseline-dir", "{tmp}/b", "--executor", "dask",
+                                      "--no-write"], 2, ["--no-throughput"]),
     Case(C, "report on a folder that does not exist", "exit 2 naming --results-dir",
          ["report", "--results-dir", "{tmp}/none"], 2, ["--results-dir"]),
 ]
