@@ -144,6 +144,10 @@ def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path:
     for i, cell in enumerate(cells):
         key = cell_key(cell.system, cell.estimator_name, cell.settings) if journal is not None else None
         stored = journal.get(key) if journal is not None else None
+        if stored is not None and not (isinstance(stored, dict) and {"rows", "result"} <= set(stored)):
+            print(f"journal: the entry of {cell.label} lacks its rows or result; the cell runs again",
+                  file=journal.warn or sys.stderr)
+            stored = None
         if stored is not None:
             state.finished(i, stored["rows"], decode_result(stored["result"]), "resumed from the journal")
         else:

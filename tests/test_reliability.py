@@ -177,3 +177,12 @@ def test_every_grid_command_replays_its_journal(tmp_path, argv, table):
     assert len(list((tmp_path / ".journal").glob("*/*.json"))) >= 1
     assert main([*args, "--resume"]) == 0
     assert (tmp_path / table).read_text() == first  # measured again, the timings would differ
+
+
+def test_a_malformed_journal_entry_is_rerun_not_trusted(tmp_path):
+    import io
+    cells = validation_cells([rs.get("henon")], ["qr"], quick=True)
+    Journal(tmp_path / "j").put(cell_key(cells[0].system, cells[0].estimator_name, cells[0].settings), {"oops": 1})
+    warn = io.StringIO()
+    rows = run_grid(cells, progress=None, journal=Journal(tmp_path / "j", resume=True, warn=warn))
+    assert [r["status"] for r in rows] == ["pass"] * 3 and "runs again" in warn.getvalue()
