@@ -337,9 +337,9 @@ def cmd_throughput(args) -> int:
         _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, stem, t_start)
     except KeyboardInterrupt as exc:
         from .errors import GridInterrupted
-        raise GridInterrupted(f"interrupted; the {len(rows) - n_old} finished cases are saved"
-                              + ("" if args.no_write else f" in {out / (stem + '.csv')} and the journal "
-                                 f"{journal.directory}; run the same command with --resume to go on")) from exc
+        raise GridInterrupted.after(len(rows) - n_old, len(grid) * len(dtypes), "cases",
+                                    [] if args.no_write else [out / f"{stem}.csv", out / f"{stem}.md"],
+                                    journal) from exc
     print(text_table(rows[n_old:], tp.DISPLAY))
     if not args.no_write:
         from .plots import throughput_figure

@@ -85,3 +85,11 @@ class NotInstalledError(LyapbenchError, ImportError):
 
 class GridInterrupted(KeyboardInterrupt):
     """Ctrl-C during a grid: the message says what was saved and how to resume."""
+
+    @classmethod
+    def after(cls, done: int, total: int, unit: str, saved=(), journal=None) -> "GridInterrupted":
+        """``done`` of ``total`` ``unit`` finished, saved in the files ``saved`` and the ``journal``."""
+        where = (f" in {', '.join(map(str, saved))}" if saved else "") + (
+            f" and the journal {journal.directory}" if journal is not None else "")
+        hint = "; run the same command with --resume to go on" if journal is not None else ""
+        return cls(f"interrupted after {done} of {total} {unit}; the finished {unit} are saved{where}{hint}")

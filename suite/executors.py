@@ -42,18 +42,16 @@ class InProcess:
     name = "in-process"
 
     def run(self, cells: Sequence, indices: Sequence[int]) -> Iterator[Finished]:
-        from .runner import run_cell
         for i in indices:
-            t0 = time.perf_counter()
-            rows, result = run_cell(cells[i], keep_result=True)
-            yield i, rows, result, time.perf_counter() - t0
+            yield (i, *run_timed(cells[i]))
 
     def close(self) -> None:
         pass
 
 
-def _run_on_worker(cell, threads: int):
-    """The task a Dask worker runs: one cell, with torch on ``threads`` threads."""
+def run_timed(cell, threads: Optional[int] = None):
+    """(rows, result, seconds) of one cell, with torch on ``threads`` threads if given: what an
+    executor runs, in this process or as a Dask worker's task."""
     import torch
 
     from .runner import run_cell
@@ -134,7 +132,7 @@ class DaskExecutor:
         futures = {}
         for i in indices:
             cell = cells[i]
-            fut = self.client.submit(_run_on_worker, cell, self.threads, key=f"lyapbench-{run_id}-cell-{i}",
+            fut = self.client.submit(run_timed, cell, self.threads, key=f"lyapbench-{run_id}-cell-{i}",
                                      resources={"GPU": 1} if _needs_gpu(cell) else None, pure=False)
             futures[fut] = i
         try:

@@ -131,9 +131,6 @@ class Journal:
             self.put(key, payload)
         return payload
 
-    def __len__(self) -> int:
-        return sum(1 for _ in self.directory.glob("*.json"))
-
 
 def journal_for(output_dir: Optional[Path], stem: str, resume: bool) -> Optional[Journal]:
     """The journal of table ``stem`` under ``output_dir`` (None when nothing is written)."""

@@ -69,7 +69,7 @@ from .convergence import SUMMARY_COLUMNS, convergence_rows, EPSILONS
 from .errors import InvalidArgumentError
 from .journal import cell_key
 from .provenance import git_sha
-from .runner import run_grid, validation_cells
+from .runner import run_grid, validation_cells, with_default_k
 from .scoring import COLUMNS as ACCURACY_COLUMNS
 from .specs import build_systems, split_list
 from .tables import atomic_write, markdown, read_rows, write_csv
@@ -185,12 +185,7 @@ def _time_cell(cell, grid: RegressGrid) -> Dict[str, Any]:
             return tp.measure(cell.estimator, cell.system, batch=s["batch"], k=k, device=grid.device,
                               dtype=grid.dtype, min_seconds=grid.min_seconds, repeats=grid.repeats,
                               seed=s.get("seed", 0))
-        try:
-            m = timed(s.get("k"))
-        except InvalidArgumentError as exc:  # a largest-exponent-only estimator on a system with a default k
-            if not (exc.argument == "k" and s.get("k_is_default")):
-                raise
-            m = timed(None)
+        m = with_default_k(s, timed)
         row.update({c: m[c] for c in ("k", "device", "device_name", "seconds_per_step", "steps_timed", "repeats")},
                    status="ok", calibration_seconds_per_step=calib, relative_cost=m["seconds_per_step"] / calib)
     except Exception as exc:  # noqa: BLE001 - recorded, the grid goes on
@@ -271,7 +266,7 @@ def read_measurement(directory: Path, what: str = "baseline") -> Measurement:
         path = directory / f"{name}.csv"
         if not path.is_file():
             raise InvalidArgumentError(what, str(directory), f"{how} (no {name}.csv there)")
-        tables[name] = read_rows(path, columns) if path.stat().st_size > len(",".join(columns)) + 1 else []
+        tables[name] = read_rows(path, columns)
     return Measurement(grid, info=data, **tables)
 
 

@@ -26,6 +26,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .scoring import summary
 from .plots import accuracy_vs_time_figure, convergence_grid_figure, spectra_figure, throughput_figure
 from .tables import atomic_write, markdown, read_rows
 
@@ -69,14 +70,9 @@ def estimator_summary(summaries: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def _status_counts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    out = []
-    for est in dict.fromkeys(r["estimator"] for r in rows):
-        counts = {"estimator": est}
-        for r in rows:
-            if r["estimator"] == est:
-                counts[r["status"]] = counts.get(r["status"], 0) + 1
-        out.append(counts)
-    return out
+    """Rows per status (suite.scoring.summary), one line per estimator."""
+    return [{"estimator": est, **summary([r for r in rows if r["estimator"] == est])}
+            for est in dict.fromkeys(r["estimator"] for r in rows)]
 
 
 def build(results_dir: Path = Path("results"), output: Optional[Path] = None) -> Dict[str, Any]:

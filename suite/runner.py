@@ -65,6 +65,17 @@ def validation_settings(system: System, quick: bool = False) -> Dict[str, int]:
     return s
 
 
+def with_default_k(settings: Dict[str, Any], call: Callable[[Optional[int]], Any]) -> Any:
+    """``call(k)`` with the cell's k; where that k is only the system's default (``k_is_default``)
+    and the estimator refuses it (it gives the largest exponent only), ``call(None)``."""
+    try:
+        return call(settings.get("k"))
+    except InvalidArgumentError as exc:
+        if not (exc.argument == "k" and settings.get("k_is_default")):
+            raise
+        return call(None)
+
+
 def run_cell(cell: Cell, keep_result: bool = False):
     """Run, score and check one cell; returns its rows (and the LyapunovResult if asked)."""
     s = cell.settings
@@ -75,12 +86,7 @@ def run_cell(cell: Cell, keep_result: bool = False):
                                        k=k, seed=s.get("seed", 0), device=s.get("device", "cpu"),
                                        dtype=s.get("dtype", torch.float64))
     try:
-        try:
-            res = estimate(s.get("k"))
-        except InvalidArgumentError as exc:
-            if not (exc.argument == "k" and s.get("k_is_default")):
-                raise
-            res = estimate(None)  # an estimator of the largest exponent only, on a system with a default k
+        res = with_default_k(s, estimate)
     except NotInstalledError as exc:
         rows = failure(cell.system, cell.estimator_name, s, exc, status="not installed")
     except NotApplicableError as exc:
@@ -159,13 +165,8 @@ def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path:
                 journal.put(keys[i], {"cell": cells[i].label, "rows": rows, "result": encode_result(result)})
             state.finished(i, rows, result, f"{seconds:.1f} s")
     except KeyboardInterrupt as exc:
-        saved = ([str(csv_path)] if csv_path is not None else []) + ([str(md_path)] if md_path is not None else [])
-        where = (f" in {', '.join(saved)}" if saved else "") + (f" and the journal {journal.directory}"
-                                                                if journal is not None else "")
-        hint = "; run the same command with --resume to go on" if journal is not None else ""
-        done = state.n_done + len(state.pending)
-        raise GridInterrupted(f"interrupted after {done} of {len(cells)} cells; the finished cells are saved"
-                              f"{where}{hint}") from exc
+        saved = [p for p in (csv_path, md_path) if p is not None]
+        raise GridInterrupted.after(state.n_done + len(state.pending), len(cells), "cells", saved, journal) from exc
     return state.rows
 
 
