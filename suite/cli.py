@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -378,15 +380,19 @@ def cmd_race(args) -> int:
     times = rc.time_to_eps(rows)
     lines = [f"# Time to worst exponent error <= {args.eps:g} on Lorenz-63 (suite/race.py)\n",
              "Each contender runs T = T0, 2 T0, ... until |error| + 2 stderr <= eps for all three exponents; "
-             "its time is that run's wall time (jitcode's compilation added). Machine: "
-             f"{rows[0].get('device', '') if rows else ''}{torch.get_num_threads()} torch threads; git {git_sha()}.\n",
-             markdown(rows, rc.DISPLAY), "\n| contender | time to eps (s) | ratio to lyapbench |", "|---|---|---|"]
+             "its time is that run's wall time (jitcode's compilation added); a contender that ran out of budget "
+             "is bounded below by the seconds it spent. Machine: "
+             f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; "
+             f"git {git_sha()}.\n",
+             markdown(rows, rc.DISPLAY), "\n| contender | configuration | time to eps (s) | ratio to lyapbench |",
+             "|---|---|---|---|"]
     base = times.get("lyapbench")
     for name, t in times.items():
         ratio = (f"{t / base:.1f}x" if t and base else
                  (f"> {sum(r['wall_seconds'] or 0 for r in rows if r['contender'] == name) / base:.1f}x (not reached)"
                   if base else "n/a"))
-        lines.append(f"| {name} | {'not reached' if t is None else f'{t:.2f}'} | {ratio} |")
+        lines.append(f"| {name} | {rc.CONTENDERS[name]['config']} | {'not reached' if t is None else f'{t:.2f}'} "
+                     f"| {ratio} |")
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_write:
@@ -549,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("race", help="time to a given accuracy on Lorenz-63: lyapbench vs jitcode vs lyapynov")
     r.add_argument("--eps", type=float, default=2e-3, help="target worst exponent error (default 2e-3)")
-    r.add_argument("--budget", type=float, default=300.0, help="seconds per contender before giving up")
+    r.add_argument("--budget", type=float, default=600.0, help="seconds per contender before giving up (default 600)")
     r.add_argument("--contenders", help="comma-separated subset of lyapbench,jitcode,lyapynov")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")

@@ -15,19 +15,30 @@ C module is added to it.  A contender that has not reached eps when its
 cumulative time passes ``budget_s`` is reported as not reached, with the
 error it got; its time-to-eps is then only bounded below.
 
-Contenders:
+Contenders, each in the fastest configuration measured for it on this machine:
 
-* ``lyapbench``: the fastest CPU configuration, ``qr(reorth_every=10)``
-  (Householder QR every 10 RK4 steps, dt = 0.01, which keeps
-  10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off), batch 1024,
-  float64, every trajectory one RK4 step per torch op;
+* ``lyapbench``: ``qr(reorth_every=10)`` (re-orthonormalising every 10 RK4
+  steps, dt = 0.01, keeps 10 dt (lambda_1 - lambda_3) = 1.5 nats far from
+  round-off; the QR of 3 x 3 frames is batched Gram-Schmidt, see
+  suite.linalg.auto_method), float64, batch 4096 trajectories advanced
+  together, T0 = 25.  Why these: the per-trajectory variance of lambda_1's
+  estimate is about 0.05 / T (measured: std 0.022 at T = 100), so
+  |error| + 2 stderr <= 2e-3 needs B T of order 1e5 time units; 4096 is
+  where the CPU rate of Lorenz-63 trajectory-steps levels off
+  (results/throughput_cpu.md), and B T0 = 1e5.  dt stays 0.01: RK4's error
+  in lambda_3 grows like dt^4, ~ (dt lambda_3)^5 / (120 dt) = 6e-5 at
+  dt = 0.01 but 9e-4 at dt = 0.02, half the target;
 * ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince
-  (rtol = atol = 1e-10), through :mod:`suite.peers.jitcode_adapter`,
-  batch 8 trajectories run one after another (the cost is B T either way);
+  (scipy's defaults for it, rtol = 1e-6, atol = 1e-12), QR every time unit
+  (``renorm_every=100``), through :mod:`suite.peers.jitcode_adapter`, batch 8
+  trajectories run one after another (the cost is B T either way).  Measured
+  here: 1,390 time units per second, against 300 with rtol = atol = 1e-10 and
+  a QR every 0.1 time units (the adapter's defaults), so the race gives
+  jitcode its faster setting;
 * ``lyapynov``: ``lyapynov.LCE`` on a ``ContinuousDS`` given hand-written
-  numpy f and Jacobian (its own RK4 with dt = 0.01, the fastest way to
-  call it; through the suite's generic torch adapter it is ~6x slower),
-  batch 8.
+  numpy f and Jacobian (its own RK4 with dt = 0.01 and a QR every step, the
+  fastest way to call it; through the suite's generic torch adapter it is
+  ~6x slower), batch 8.
 
 All start from the suite's initial states (``sample_initial`` with the same
 seed) after a transient of 10 time units; ratios are taken from this one
@@ -49,21 +60,23 @@ from .provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
 from .estimators.base import check_run
 from .result import LyapunovResult
 
-COLUMNS = ["contender", "T", "batch", "wall_seconds", "compile_seconds", "worst_error_plus_2se", "worst_abs_error",
+COLUMNS = ["contender", "configuration", "T", "batch", "wall_seconds", "compile_seconds", "worst_error_plus_2se", "worst_abs_error",
            "lambda1", "lambda2", "lambda3", "reached"]
-DISPLAY = list(COLUMNS)
+DISPLAY = [c for c in COLUMNS if c != "configuration"]
 COLUMNS = COLUMNS + ["seed", *PROVENANCE_COLUMNS]
 TRANSIENT_TIME = 10.0
 
 
 def _lyapbench(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
     from . import estimators
-    return estimators.get("qr", reorth_every=10).estimate(system, steps, transient=transient, batch=batch, seed=seed)
+    est = estimators.from_spec(CONTENDERS["lyapbench"]["config"])
+    return est.estimate(system, steps, transient=transient, batch=batch, seed=seed)
 
 
 def _jitcode(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
     from . import estimators
-    return estimators.get("jitcode_lyap").estimate(system, steps, transient=transient, batch=batch, seed=seed)
+    est = estimators.from_spec(CONTENDERS["jitcode"]["config"])
+    return est.estimate(system, steps, transient=transient, batch=batch, seed=seed)
 
 
 def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
@@ -97,13 +110,14 @@ def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> Lyap
 
 
 CONTENDERS: Dict[str, Dict[str, Any]] = {
-    "lyapbench": {"run": _lyapbench, "batch": 1024, "T0": 25.0},
-    "jitcode": {"run": _jitcode, "batch": 8, "T0": 100.0},
-    "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0},
+    "lyapbench": {"run": _lyapbench, "batch": 4096, "T0": 25.0, "config": "qr(reorth_every=10)"},
+    "jitcode": {"run": _jitcode, "batch": 8, "T0": 100.0,
+                "config": "jitcode_lyap(rtol=1e-6, atol=1e-12, renorm_every=100)"},
+    "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0, "config": "LCE, RK4 dt=0.01, QR every step"},
 }
 
 
-def race(eps: float = 2e-3, budget_s: float = 300.0, seed: int = 0, contenders: Optional[List[str]] = None,
+def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: Optional[List[str]] = None,
          on_row: Optional[Callable[[Dict[str, Any]], None]] = None) -> List[Dict[str, Any]]:
     """Run every contender to ``eps`` (module docstring); one row per run."""
     system = rs.get("lorenz63")
@@ -115,7 +129,8 @@ def race(eps: float = 2e-3, budget_s: float = 300.0, seed: int = 0, contenders: 
         T, spent, compile_s = spec["T0"], 0.0, 0.0
         while True:
             row = {c: None for c in COLUMNS}
-            row.update(contender=name, T=T, batch=spec["batch"], seed=seed, git_sha=git_sha())
+            row.update(contender=name, configuration=spec["config"], T=T, batch=spec["batch"], seed=seed,
+                       git_sha=git_sha())
             try:
                 res = spec["run"](system, round(T / system.dt), transient, spec["batch"], seed)
             except NotInstalledError as exc:

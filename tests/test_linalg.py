@@ -90,3 +90,35 @@ def test_collapsed_frame_gives_minus_inf():
 def test_unknown_method():
     with pytest.raises(ValueError, match="householder.*mgs.*cholqr2"):
         qr_positive(torch.randn(1, 2, 2), method="givens")
+
+
+def test_auto_method_rule():
+    """'auto': CholeskyQR2 on CUDA (not testable here); on the CPU Gram-Schmidt for d <= MGS_MAX_DIM
+    and Householder above, whatever the batch (so a trajectory's bits do not depend on it)."""
+    from suite.linalg import MGS_MAX_DIM, auto_method
+    for B in (1, 7, 4096):
+        assert auto_method(torch.empty(B, MGS_MAX_DIM, 2)) == "mgs"
+        assert auto_method(torch.empty(B, MGS_MAX_DIM + 1, 2)) == "householder"
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_batched_mgs_on_many_ill_conditioned_small_frames(dtype):
+    """What 'auto' runs for a Henon or Lorenz-63 batch: 512 frames of 3 x 3 with cond(V) up to 1e6
+    (float32: 1e3).  ln R_ii agrees with Householder to eps * cond(V) (Bjorck & Paige 1992: the
+    MGS R is as backward stable as Householder's); Q is orthonormal to eps * cond(V)."""
+    g = torch.Generator().manual_seed(11)
+    B, d = 512, 3
+    top = 6.0 if dtype == torch.float64 else 3.0
+    U, _ = torch.linalg.qr(torch.randn(B, d, d, dtype=torch.float64, generator=g))
+    W, _ = torch.linalg.qr(torch.randn(B, d, d, dtype=torch.float64, generator=g))
+    scales = 10.0 ** (-top * torch.rand(B, 1, d, dtype=torch.float64, generator=g))
+    V = ((U * scales) @ W).to(dtype)
+    cond = torch.linalg.cond(V.double())
+    eps = torch.finfo(dtype).eps
+    Qh, lh = qr_positive(V, "householder")
+    Qm, lm = qr_positive(V, "auto")
+    assert lm.dtype == torch.float64 and Qm.shape == V.shape and Qm.dtype == dtype
+    bound = 10 * eps * cond.unsqueeze(1)
+    assert ((lm - lh).abs() <= bound).all()
+    G = Qm.transpose(1, 2).double() @ Qm.double()
+    assert ((G - torch.eye(d, dtype=torch.float64)).abs().amax(dim=(1, 2)) <= 10 * eps * cond).all()

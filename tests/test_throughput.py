@@ -1,4 +1,5 @@
 """`lyapbench throughput` and `lyapbench race`: rows, files, model flops, bad input (no timing asserted)."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -60,10 +61,27 @@ def test_throughput_bad_input_is_a_usage_error(bad, named, capsys):
     assert named in capsys.readouterr().err
 
 
-def test_race_command_with_lyapbench_alone(tmp_path):
-    """The race loop and its table; the peers are raced in results/race_lorenz63.md (needs jitcode, lyapynov)."""
-    assert main(["race", "--contenders", "lyapbench", "--eps", "0.5", "--output-dir", str(tmp_path), "--quiet"]) == 0
+def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
+    """The race loop and its table at a small size (the committed race with the peers is
+    results/race_lorenz63.md): T doubles until |error| + 2 stderr <= eps, only the last run counts."""
+    from suite import race as rc
+    monkeypatch.setitem(rc.CONTENDERS, "lyapbench", dict(rc.CONTENDERS["lyapbench"], batch=16, T0=2.0))
+    assert main(["race", "--contenders", "lyapbench", "--eps", "0.05", "--output-dir", str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
-    assert list(df.contender) == ["lyapbench"] and df.reached.iloc[0] == "yes"
-    assert abs(df.lambda1.iloc[0] - 0.9056) < 0.5 and "time to eps" in (tmp_path / "race_lorenz63.md").read_text()
+    assert set(df.contender) == {"lyapbench"} and (df.configuration == "qr(reorth_every=10)").all()
+    assert list(df["T"]) == [2.0 * 2 ** i for i in range(len(df))] and (df.batch == 16).all()
+    assert list(df.reached) == ["no"] * (len(df) - 1) + ["yes"]
+    assert (df.worst_error_plus_2se.iloc[:-1] > 0.05).all() and df.worst_error_plus_2se.iloc[-1] <= 0.05
+    ref = np.array([0.9056, 0.0, -14.5723])
+    err = np.abs(df[["lambda1", "lambda2", "lambda3"]].to_numpy() - ref).max(axis=1)
+    np.testing.assert_allclose(df.worst_abs_error, err, rtol=1e-12)
+    assert (df.worst_error_plus_2se >= df.worst_abs_error).all()
+    text = (tmp_path / "race_lorenz63.md").read_text()
+    assert f"| lyapbench | qr(reorth_every=10) | {df.wall_seconds.iloc[-1]:.2f} | 1.0x |" in text
+    # a budget spent before eps is reached: reported as such, no ratio claimed
+    assert main(["race", "--contenders", "lyapbench", "--eps", "1e-9", "--budget", "0", "--output-dir",
+                 str(tmp_path), "--quiet"]) == 0
+    df = pd.read_csv(tmp_path / "race_lorenz63.csv")
+    assert list(df.reached) == ["no (budget spent)"]
+    assert "| lyapbench | qr(reorth_every=10) | not reached | n/a |" in (tmp_path / "race_lorenz63.md").read_text()
     assert main(["race", "--contenders", "fastest", "--no-write"]) == 2

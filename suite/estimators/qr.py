@@ -39,7 +39,9 @@ class QREstimator(Estimator):
         QR factorisation (see :func:`suite.linalg.qr_positive`): Householder
         reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
         CholeskyQR2 with a Householder fallback for ill-conditioned frames;
-        'auto' (default) takes Householder on the CPU and CholeskyQR2 on CUDA.
+        'auto' (default) takes CholeskyQR2 on CUDA and, on the CPU, modified
+        Gram-Schmidt for d <= 4 and Householder otherwise
+        (:func:`suite.linalg.auto_method`).
     """
 
     name = "qr"
