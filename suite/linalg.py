@@ -6,8 +6,16 @@ import torch
 QR_METHODS = ("auto", "householder", "mgs", "cholqr2")
 
 
+# Gram-Schmidt's Q loses orthogonality like eps * cond(V) (Bjorck 1967); a Q off by delta
+# makes the next renormalisation's log-volumes wrong by ~delta^2.  Frames whose projected
+# column is shorter than eps / MGS_MAX_DELTA of the column (cond(V) > MGS_MAX_DELTA / eps)
+# are redone with Householder, so delta stays <= 1e-4 and the error per renormalisation
+# <= ~1e-8 nats.
+MGS_MAX_DELTA = 1e-4
+
+
 def _mgs(V: torch.Tensor):
-    """Modified Gram-Schmidt, batched: Q (B, d, k) and diag(R) (B, k) with diag(R) >= 0.
+    """Modified Gram-Schmidt, batched: Q (B, d, k), diag(R) (B, k) >= 0 and ``ok`` (B,).
 
     Works on a batch-last copy W (k, d, B): column j of every frame is one
     contiguous (d, B) block, so each sweep is a few vectorised passes over
@@ -17,13 +25,16 @@ def _mgs(V: torch.Tensor):
     :func:`auto_method`).  Q is returned as a (B, d, k) view of W.  Every
     operation is elementwise or a sum over d in a fixed order, so a frame's
     bits do not depend on the batch it is in (``torch.linalg.vector_norm``
-    rounds differently in its vectorised lanes and its scalar tail).  The
-    norms are unscaled: a column longer than sqrt(max float) (1e154 in
-    float64, 2e19 in float32) gives an infinite growth factor, which the
-    estimators report as an overflow.
+    rounds differently in its vectorised lanes and its scalar tail).
+    ``ok`` is False for a frame Gram-Schmidt cannot be trusted with: a
+    column that cancelled to below eps / MGS_MAX_DELTA of its length (Q
+    would not be orthonormal to MGS_MAX_DELTA), a zero column, or a
+    non-finite norm (the norms are unscaled: a column longer than
+    sqrt(max float), 1e154 in float64 and 2e19 in float32, overflows).
     """
     W = V.permute(2, 1, 0).contiguous()  # (k, d, B)
-    diag = torch.empty(W.shape[0], W.shape[2], dtype=V.dtype, device=V.device)
+    length = torch.sqrt((W * W).sum(dim=1))  # (k, B), before any projection
+    diag = torch.empty_like(length)
     for j in range(W.shape[0]):
         q = W[j]
         r = torch.sqrt((q * q).sum(dim=0))  # (B,); not vector_norm, whose vectorised path rounds differently
@@ -32,7 +43,9 @@ def _mgs(V: torch.Tensor):
         if j + 1 < W.shape[0]:
             rest = W[j + 1:]
             rest.sub_((rest * q).sum(dim=1, keepdim=True) * q)
-    return W.permute(2, 1, 0), diag.T
+    tiny = torch.finfo(V.dtype).eps / MGS_MAX_DELTA
+    ok = (torch.isfinite(diag) & (diag > tiny * length)).all(dim=0)
+    return W.permute(2, 1, 0), diag.T, ok
 
 
 def _cholqr2(V: torch.Tensor):
@@ -72,8 +85,8 @@ def _fallback(V: torch.Tensor):
     enough", Giraud, Langou & Rozloznik 2005), since batched small Householder QRs run one
     after another there."""
     if V.is_cuda and V.shape[-1] <= 64:
-        Q1, d1 = _mgs(V)
-        Q, d2 = _mgs(Q1)
+        Q1, d1, _ = _mgs(V)
+        Q, d2, _ = _mgs(Q1)
         return Q, d1 * d2
     Q, R = torch.linalg.qr(V, mode="reduced")
     diag = torch.diagonal(R, dim1=-2, dim2=-1)
@@ -113,7 +126,9 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     same result is simply v / |v|.  ``mgs``: modified Gram-Schmidt, k
     batched column sweeps (orthogonality degrades like cond(V) eps, fine for
     frames re-orthonormalised often; diag(R) is as accurate as
-    Householder's, Bjorck & Paige, SIAM J. Matrix Anal. Appl. 13 (1992)).
+    Householder's, Bjorck & Paige, SIAM J. Matrix Anal. Appl. 13 (1992));
+    frames with cond(V) beyond MGS_MAX_DELTA / eps, collapsed or overflowed
+    are redone with Householder (see :func:`_mgs`).
     ``auto`` (the default of the estimators): see :func:`auto_method`.
     A zero R_ii (a frame collapsed by a singular Jacobian) gives -inf, which
     the caller reports.  ``cholqr2``: CholeskyQR2 (see
@@ -129,8 +144,15 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
         r = torch.linalg.vector_norm(V, dim=-2)  # (B, 1)
         return V / r.unsqueeze(-1), torch.log(r.to(torch.float64))
     if method == "mgs":
-        Q, diag = _mgs(V)
-        return Q, torch.log(diag.to(torch.float64))
+        Q, diag, ok = _mgs(V)
+        log_growth = torch.log(diag.to(torch.float64))
+        if not bool(ok.all()):
+            # frames too ill-conditioned, collapsed or overflowed for Gram-Schmidt: Householder
+            # (scaled norms) keeps Q orthonormal and says which, -inf for a collapsed frame
+            idx = torch.nonzero(~ok).flatten()
+            Qb, lb = qr_positive(V[idx], "householder")
+            Q, log_growth = Q.index_copy(0, idx, Qb), log_growth.index_copy(0, idx, lb)
+        return Q, log_growth
     if method == "cholqr2":
         Q, diag, ok = _cholqr2(V)
         if not bool(ok.all()):  # redo only the frames CholeskyQR2 cannot take

@@ -71,8 +71,8 @@ def test_cholqr2_falls_back_to_householder_on_ill_conditioned_frames():
     torch.testing.assert_close(Qc, Qh, rtol=1e-9, atol=1e-9)
     torch.testing.assert_close(lc, lh, rtol=1e-9, atol=1e-9)
     # the CUDA fallback, Gram-Schmidt twice, on the bad frames: orthonormal to eps and the same ln R_ii
-    Q1, d1 = _mgs(V)
-    Q2, d2 = _mgs(Q1)
+    Q1, d1, _ = _mgs(V)
+    Q2, d2, _ = _mgs(Q1)
     torch.testing.assert_close(Q2.transpose(1, 2) @ Q2, torch.eye(8, dtype=torch.float64).expand(3, 8, 8),
                                rtol=0, atol=1e-14)
     # ln R_ii of the weakest direction is determined to eps * cond(V) = 2.2e-4 by any backward-stable QR
@@ -122,3 +122,22 @@ def test_batched_mgs_on_many_ill_conditioned_small_frames(dtype):
     assert ((lm - lh).abs() <= bound).all()
     G = Qm.transpose(1, 2).double() @ Qm.double()
     assert ((G - torch.eye(d, dtype=torch.float64)).abs().amax(dim=(1, 2)) <= 10 * eps * cond).all()
+
+
+def test_mgs_hands_frames_it_cannot_take_to_householder():
+    """Beyond cond(V) = MGS_MAX_DELTA / eps Gram-Schmidt's Q would not be orthonormal to 1e-4: such
+    a frame, and a collapsed (zero) one, get exactly Householder's answer (-inf for the zero one);
+    the well-conditioned frame beside them stays Gram-Schmidt's."""
+    g = torch.Generator().manual_seed(8)
+    U, _ = torch.linalg.qr(torch.randn(3, 3, 3, dtype=torch.float64, generator=g))
+    W, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=g))
+    V = U.clone()
+    V[0] = U[0] * torch.tensor([1.0, 1e-6, 1e-14], dtype=torch.float64) @ W  # cond 1e14 > 1e-4 / eps = 4.5e11
+    V[1] = 0.0
+    Q, lg = qr_positive(V, "mgs")
+    Qh, lh = qr_positive(V, "householder")
+    assert torch.equal(Q[0], Qh[0]) and torch.equal(lg[0], lh[0])
+    assert torch.isneginf(lg[1]).all() and torch.isneginf(lh[1]).all()
+    from suite.linalg import _mgs
+    assert _mgs(V)[2].tolist() == [False, False, True]
+    torch.testing.assert_close(lg[2], lh[2], rtol=0, atol=1e-14)
