@@ -21,20 +21,23 @@ Contenders, each in the fastest configuration measured for it on this machine:
   steps, dt = 0.01, keeps 10 dt (lambda_1 - lambda_3) = 1.5 nats far from
   round-off; the QR of 3 x 3 frames is batched Gram-Schmidt, see
   suite.linalg.auto_method), float64, batch 4096 trajectories advanced
-  together, T0 = 25.  Why these: the per-trajectory variance of lambda_1's
-  estimate is about 0.05 / T (measured: std 0.022 at T = 100), so
-  |error| + 2 stderr <= 2e-3 needs B T of order 1e5 time units; 4096 is
-  where the CPU rate of Lorenz-63 trajectory-steps levels off
-  (results/throughput_cpu.md), and B T0 = 1e5.  dt stays 0.01: RK4's error
-  in lambda_3 grows like dt^4, ~ (dt lambda_3)^5 / (120 dt) = 6e-5 at
-  dt = 0.01 but 9e-4 at dt = 0.02, half the target;
-* ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince
-  (scipy's defaults for it, rtol = 1e-6, atol = 1e-12), QR every time unit
-  (``renorm_every=100``), through :mod:`suite.peers.jitcode_adapter`, batch 8
-  trajectories run one after another (the cost is B T either way).  Measured
-  here: 1,390 time units per second, against 300 with rtol = atol = 1e-10 and
-  a QR every 0.1 time units (the adapter's defaults), so the race gives
-  jitcode its faster setting;
+  together, T0 = 25.  Why these: the spread of lambda_1's estimate is about
+  sqrt(0.05 / T) per trajectory (std 0.022 at T = 100), so the target needs
+  B T of order 1e5 time units; lambda_2's spread falls like 1 / T instead
+  (ln|f(x_T)| - ln|f(x_0)| over T), which penalises very short
+  trajectories.  4096 is where the CPU rate of Lorenz-63 trajectory-steps
+  levels off (results/throughput_cpu.md).  float32 is no faster on the CPU
+  (each op's fixed cost dominates; measured B = 4096, T = 50: 11.2 s against
+  11.4 s).  dt stays 0.01: RK4's error in lambda_3 grows like dt^4,
+  ~ (dt lambda_3)^5 / (120 dt) = 6e-5 at dt = 0.01 but 9e-4 at dt = 0.02,
+  half the target;
+* ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince at
+  scipy's default tolerances for it (rtol = 1e-6, atol = 1e-12), a QR every
+  time unit (``renorm_every=100``), through
+  :mod:`suite.peers.jitcode_adapter`, batch 8 trajectories run one after
+  another (the cost is B T either way).  Some 3,900 time units per second
+  here, several times the adapter's default setting (rtol = atol = 1e-10, a
+  QR every 0.1 time units), so the race gives jitcode its faster setting;
 * ``lyapynov``: ``lyapynov.LCE`` on a ``ContinuousDS`` given hand-written
   numpy f and Jacobian (its own RK4 with dt = 0.01 and a QR every step, the
   fastest way to call it; through the suite's generic torch adapter it is
