@@ -79,6 +79,14 @@ def _cholqr2(V: torch.Tensor):
     return Q.to(dtype), diag, ok
 
 
+def _householder(V: torch.Tensor):
+    """Householder QR (LAPACK geqrf / cuSOLVER) with the signs fixed: Q (B, d, k) and diag(R) >= 0."""
+    Q, R = torch.linalg.qr(V, mode="reduced")
+    diag = torch.diagonal(R, dim1=-2, dim2=-1)
+    sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)
+    return Q * sign.unsqueeze(-2), diag.abs()
+
+
 def _fallback(V: torch.Tensor):
     """QR of frames CholeskyQR2 cannot take: Householder on the CPU or for wide frames;
     on CUDA with k <= 64, modified Gram-Schmidt twice (batched vector sweeps; "twice is
@@ -88,10 +96,7 @@ def _fallback(V: torch.Tensor):
         Q1, d1, _ = _mgs(V)
         Q, d2, _ = _mgs(Q1)
         return Q, d1 * d2
-    Q, R = torch.linalg.qr(V, mode="reduced")
-    diag = torch.diagonal(R, dim1=-2, dim2=-1)
-    sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)
-    return Q * sign.unsqueeze(-2), diag.abs()
+    return _householder(V)
 
 
 # CPU: modified Gram-Schmidt for frames of dimension d <= MGS_MAX_DIM.  Measured on a 2-core
@@ -143,24 +148,15 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     if k == 1:
         r = torch.linalg.vector_norm(V, dim=-2)  # (B, 1)
         return V / r.unsqueeze(-1), torch.log(r.to(torch.float64))
-    if method == "mgs":
-        Q, diag, ok = _mgs(V)
-        log_growth = torch.log(diag.to(torch.float64))
-        if not bool(ok.all()):
-            # frames too ill-conditioned, collapsed or overflowed for Gram-Schmidt: Householder
-            # (scaled norms) keeps Q orthonormal and says which, -inf for a collapsed frame
-            idx = torch.nonzero(~ok).flatten()
-            Qb, lb = qr_positive(V[idx], "householder")
-            Q, log_growth = Q.index_copy(0, idx, Qb), log_growth.index_copy(0, idx, lb)
-        return Q, log_growth
-    if method == "cholqr2":
-        Q, diag, ok = _cholqr2(V)
-        if not bool(ok.all()):  # redo only the frames CholeskyQR2 cannot take
-            bad = torch.nonzero(~ok).flatten()
-            Qb, db = _fallback(V[bad])
-            Q, diag = Q.index_copy(0, bad, Qb), diag.index_copy(0, bad, db.to(diag.dtype))
+    if method == "householder":
+        Q, diag = _householder(V)
         return Q, torch.log(diag.to(torch.float64))
-    Q, R = torch.linalg.qr(V, mode="reduced")
-    diag = torch.diagonal(R, dim1=-2, dim2=-1)
-    sign = torch.where(diag < 0, -1.0, 1.0).to(V.dtype)
-    return Q * sign.unsqueeze(-2), torch.log(diag.abs().to(torch.float64))
+    # Gram-Schmidt or CholeskyQR2, and the frames they cannot take redone another way: for
+    # Gram-Schmidt (too ill-conditioned, collapsed or overflowed) Householder, whose scaled norms
+    # keep Q orthonormal and give -inf for a collapsed frame; for CholeskyQR2 see _fallback
+    Q, diag, ok = _mgs(V) if method == "mgs" else _cholqr2(V)
+    if not bool(ok.all()):
+        bad = torch.nonzero(~ok).flatten()
+        Qb, db = (_householder if method == "mgs" else _fallback)(V[bad])
+        Q, diag = Q.index_copy(0, bad, Qb.to(Q.dtype)), diag.index_copy(0, bad, db.to(diag.dtype))
+    return Q, torch.log(diag.to(torch.float64))

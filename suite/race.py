@@ -63,23 +63,19 @@ from .provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
 from .estimators.base import check_run
 from .result import LyapunovResult
 
-COLUMNS = ["contender", "configuration", "T", "batch", "wall_seconds", "compile_seconds", "worst_error_plus_2se", "worst_abs_error",
-           "lambda1", "lambda2", "lambda3", "reached"]
+COLUMNS = ["contender", "configuration", "T", "batch", "wall_seconds", "compile_seconds", "worst_error_plus_2se",
+           "worst_abs_error", "lambda1", "lambda2", "lambda3", "reached"]
 DISPLAY = [c for c in COLUMNS if c != "configuration"]
 COLUMNS = COLUMNS + ["seed", *PROVENANCE_COLUMNS]
 TRANSIENT_TIME = 10.0
 
 
-def _lyapbench(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
+def _run(spec: Dict[str, Any], system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
+    """A contender's run: its own ``run`` function, or the suite estimator its ``config`` names."""
+    if "run" in spec:
+        return spec["run"](system, steps, transient, batch, seed)
     from . import estimators
-    est = estimators.from_spec(CONTENDERS["lyapbench"]["config"])
-    return est.estimate(system, steps, transient=transient, batch=batch, seed=seed)
-
-
-def _jitcode(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
-    from . import estimators
-    est = estimators.from_spec(CONTENDERS["jitcode"]["config"])
-    return est.estimate(system, steps, transient=transient, batch=batch, seed=seed)
+    return estimators.from_spec(spec["config"]).estimate(system, steps, transient=transient, batch=batch, seed=seed)
 
 
 def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
@@ -113,8 +109,8 @@ def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> Lyap
 
 
 CONTENDERS: Dict[str, Dict[str, Any]] = {
-    "lyapbench": {"run": _lyapbench, "batch": 4096, "T0": 25.0, "config": "qr(reorth_every=10)"},
-    "jitcode": {"run": _jitcode, "batch": 8, "T0": 100.0,
+    "lyapbench": {"batch": 4096, "T0": 25.0, "config": "qr(reorth_every=10)"},
+    "jitcode": {"batch": 8, "T0": 100.0,
                 "config": "jitcode_lyap(rtol=1e-6, atol=1e-12, renorm_every=100)"},
     "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0, "config": "LCE, RK4 dt=0.01, QR every step"},
 }
@@ -135,7 +131,7 @@ def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: 
             row.update(contender=name, configuration=spec["config"], T=T, batch=spec["batch"], seed=seed,
                        git_sha=git_sha())
             try:
-                res = spec["run"](system, round(T / system.dt), transient, spec["batch"], seed)
+                res = _run(spec, system, round(T / system.dt), transient, spec["batch"], seed)
             except NotInstalledError as exc:
                 row.update(reached="not installed: " + str(exc))
                 rows.append(row)
