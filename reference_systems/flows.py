@@ -37,6 +37,13 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     parameters the divergence is constant, so the sum of the exponents is
     -(sigma + 1 + beta) exactly (for the RK4 map: up to O(dt^4)).
     J = [[-sigma, sigma, 0], [rho - z, -1, -x], [y, x, -beta]].
+
+    Initial states are drawn near (0, 0, 25) and need a transient of about
+    20 time units: the ensemble stays partly in phase for some 30 (its mean z
+    is 22.0 after 10 time units, 23.1 after 20, 23.54 stationary), and a
+    transient of 10 leaves lambda_2 biased by about +0.035 / T (measured with
+    4096 trajectories at T = 25: 3 standard errors; within one after 20).
+    Validation uses 20 time units.
     """
     sigma, rho, beta = finite("sigma", sigma), finite("rho", rho), finite("beta", beta)
     dt = finite("dt", dt, low=0.0, low_open=True)
@@ -52,14 +59,17 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     def symbolic_rhs(ys):
         return list(_lorenz63_f(*ys, sigma, rho, beta))
 
-    const = torch.tensor([[-sigma, sigma, 0.0], [rho, -1.0, 0.0], [0.0, 0.0, -beta]], dtype=torch.float64)
+    # J is affine in the state: vec(J) = c + x @ M, M picking -z, -x, y, x into their entries.
+    # One addmm instead of a dozen small ops (for small batches each op's fixed cost is most
+    # of its time).  Every entry is a constant plus at most one +-x_i (the other products are
+    # exact zeros), so the result is the correctly rounded sum whatever BLAS kernel computes
+    # it: bits do not depend on the batch size or a trajectory's place in it.
+    jac_const = torch.tensor([-sigma, sigma, 0.0, rho, -1.0, 0.0, 0.0, 0.0, -beta], dtype=torch.float64)
+    jac_linear = torch.zeros(3, 9, dtype=torch.float64)
+    jac_linear[2, 3], jac_linear[0, 5], jac_linear[1, 6], jac_linear[0, 7] = -1.0, -1.0, 1.0, 1.0
 
     def jacobian(x):
-        # constant part plus the state-dependent entries, built in two tensor ops
-        X, Y, Z = x[:, 0], x[:, 1], x[:, 2]
-        zero = torch.zeros_like(X)
-        var = torch.stack([zero, zero, zero, -Z, zero, -X, Y, X, zero], dim=1).view(-1, 3, 3)
-        return var + const.to(x)
+        return torch.addmm(jac_const.to(x), x, jac_linear.to(x)).view(-1, 3, 3)
 
     def sample_initial(batch, g):
         # a box around the attractor; the transient brings states onto it
@@ -69,7 +79,7 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
                 sample_initial=sample_initial,
                 params={"sigma": sigma, "rho": rho, "beta": beta, "dt": dt},
                 divergence=-(sigma + 1.0 + beta), symbolic_rhs=symbolic_rhs,
-                validation={"steps": 10_000, "transient": 1_000, "batch": 256})
+                validation={"steps": 10_000, "transient": 2_000, "batch": 256})
 
 
 register("lorenz63", lorenz63)

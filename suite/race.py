@@ -21,16 +21,25 @@ Contenders, each in the fastest configuration measured for it on this machine:
   steps, dt = 0.01, keeps 10 dt (lambda_1 - lambda_3) = 1.5 nats far from
   round-off; the QR of 3 x 3 frames is batched Gram-Schmidt, see
   suite.linalg.auto_method), float64, batch 4096 trajectories advanced
-  together, T0 = 25.  Why these: the spread of lambda_1's estimate is about
-  sqrt(0.05 / T) per trajectory (std 0.022 at T = 100), so the target needs
-  B T of order 1e5 time units; lambda_2's spread falls like 1 / T instead
-  (ln|f(x_T)| - ln|f(x_0)| over T), which penalises very short
-  trajectories.  4096 is where the CPU rate of Lorenz-63 trajectory-steps
-  levels off (results/throughput_cpu.md).  float32 is no faster on the CPU
-  (each op's fixed cost dominates; measured B = 4096, T = 50: 11.2 s against
-  11.4 s).  dt stays 0.01: RK4's error in lambda_3 grows like dt^4,
-  ~ (dt lambda_3)^5 / (120 dt) = 6e-5 at dt = 0.01 but 9e-4 at dt = 0.02,
-  half the target;
+  together, T0 = 25.  Why these: across trajectories of length T the
+  spread of lambda_1's estimate is var(lambda_1(T)) T = a + c / T with
+  a = 0.021 and c = 2.6 per unit time (measured here from 4096 trajectories
+  at T = 25, 50 and 100: var T = 0.125, 0.074, 0.047); the c / T part is a
+  boundary term (where on the attractor a trajectory starts and ends) that
+  only long trajectories shed.  So with B trajectories the standard error
+  is sqrt((a + c / T) / (B T)); a standard error of 6e-4, with which
+  |error| + 2 stderr <= 2e-3 holds in some 85% of runs, needs B T of 2e5
+  time units at T = 50, 1.3e5 at T = 100 and 7e4 at T = 800, plus the
+  transient of every trajectory.  Fewer, longer trajectories need
+  fewer time units, but the CPU rate falls with the batch (1.8e6
+  trajectory-steps/s at B = 4096, 6e5 at B = 512, 2.4e5 at B = 128: each
+  torch op's fixed cost), and the two effects cancel: B = 4096 at T = 50,
+  B = 1306 at T = 100 and B = 472 at T = 200 all cost 15-17 s here.  float32
+  is no faster on the CPU (each op's fixed cost dominates; measured
+  B = 4096, T = 50: 11.2 s against 11.4 s).  dt stays 0.01: the RK4 map's
+  sum of exponents is off by +1.0e-4 at dt = 0.01, +5.4e-4 at 0.015 and
+  +1.8e-3 at 0.02 (measured against -(sigma + 1 + beta)), which would eat
+  the error budget;
 * ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince at
   scipy's default tolerances for it (rtol = 1e-6, atol = 1e-12), a QR every
   time unit (``renorm_every=100``), through
@@ -44,9 +53,15 @@ Contenders, each in the fastest configuration measured for it on this machine:
   ~6x slower), batch 8.
 
 All start from the suite's initial states (``sample_initial`` with the same
-seed) after a transient of 10 time units; ratios are taken from this one
-run on one machine, so load on the machine affects all contenders alike
-only to first order: rerun to see the spread.
+seed) after a transient of ``TRANSIENT_TIME`` = 20 time units.  10 is not
+enough for short trajectories: the ensemble drawn near (0, 0, 25) stays
+partly in phase for some 30 time units (its mean z is 22.0 after 10, 23.1
+after 20, 23.54 +- 0.03 stationary), and lambda_2 then comes out biased by
++0.035 / T (4096 trajectories, T = 25: +0.0013 and +0.0017 with standard
+error 0.0005, in two seeds); after 20 time units the bias is within the
+standard error (-0.0005, 0.0000, +0.0006 in three seeds).  Ratios are taken
+from this one run on one machine, so load on the machine affects all
+contenders alike only to first order: rerun to see the spread.
 """
 from __future__ import annotations
 
@@ -67,7 +82,7 @@ COLUMNS = ["contender", "configuration", "T", "batch", "wall_seconds", "compile_
            "worst_abs_error", "lambda1", "lambda2", "lambda3", "reached"]
 DISPLAY = [c for c in COLUMNS if c != "configuration"]
 COLUMNS = COLUMNS + ["seed", *PROVENANCE_COLUMNS]
-TRANSIENT_TIME = 10.0
+TRANSIENT_TIME = 20.0
 
 
 def _run(spec: Dict[str, Any], system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
