@@ -39,7 +39,11 @@ Contenders, each in the fastest configuration measured for it on this machine:
   B = 4096, T = 50: 11.2 s against 11.4 s).  dt stays 0.01: the RK4 map's
   sum of exponents is off by +1.0e-4 at dt = 0.01, +5.4e-4 at 0.015 and
   +1.8e-3 at 0.02 (measured against -(sigma + 1 + beta)), which would eat
-  the error budget;
+  the error budget.  ``torch.compile`` (inductor, CPU) of one RK4 tangent
+  step runs 2.9-4.1e6 trajectory-steps/s at B = 4096 (2.3x eager) but
+  takes 12-15 s to compile cold and 4 s from its cache, so it cannot win a
+  race that counts compilation: against jitcode's ~15 s, lyapbench would
+  need some 3x fewer torch operations per step at batches of a few hundred;
 * ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince at
   scipy's default tolerances for it (rtol = 1e-6, atol = 1e-12), a QR every
   time unit (``renorm_every=100``), through
