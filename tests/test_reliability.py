@@ -17,9 +17,9 @@ from suite.runner import run_grid, validation_cells
 from suite.tables import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
-# 8 cells on one core (quick budgets): the process is killed within ~20 ms of the second cell's
-# file appearing; the Lorenz-63 cells last (~1 s each) keep it from finishing first, which the
-# small-system cells alone (a few ms each since Gram-Schmidt QR) could not
+# 8 cells on one core (quick budgets): the process is signalled within ~20 ms of the second
+# cell's file appearing; the Lorenz-63 cells last (~1 s each) keep it from finishing first, which
+# the small-system cells alone (a few ms each since Gram-Schmidt QR) might not
 GRID = ["validate", "--quick", "--systems", "henon,logistic(r=3.9),gaussian_products(N=4),lorenz63",
         "--estimators", "qr,two_trajectory", "--threads", "1", "--quiet"]
 N_CELLS = 8
@@ -29,10 +29,18 @@ def _without_wall(rows):
     return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
 
 
+def _default_sigint():
+    # a shell that starts pytest in the background (`cmd &` without job control) hands it
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler in the child:
+    # Ctrl-C reaches a user's lyapbench with the default disposition, so the child gets it too
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(out: Path, *extra):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     return subprocess.Popen([sys.executable, "-m", "suite.cli", *GRID, "--output-dir", str(out), *extra],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
 
 
 def _wait_for_cells(out: Path, n: int, proc, timeout: float = 240.0) -> int:
