@@ -66,6 +66,7 @@ def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
     results/race_lorenz63.md): T doubles until |error| + 2 stderr <= eps, only the last run counts."""
     from suite import race as rc
     monkeypatch.setitem(rc.CONTENDERS, "lyapbench", dict(rc.CONTENDERS["lyapbench"], batch=16, T0=2.0))
+    monkeypatch.setattr(rc, "TRANSIENT_TIME", 5.0)  # the loop is under test, not eps = 2e-3's transient
     assert main(["race", "--contenders", "lyapbench", "--eps", "0.05", "--output-dir", str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
     assert set(df.contender) == {"lyapbench"} and (df.configuration == "qr(reorth_every=10)").all()
