@@ -60,10 +60,11 @@ All start from the suite's initial states (``sample_initial`` with the same
 seed) after a transient of ``TRANSIENT_TIME`` = 20 time units.  10 is not
 enough for short trajectories: the ensemble drawn near (0, 0, 25) stays
 partly in phase for some 30 time units (its mean z is 22.0 after 10, 23.1
-after 20, 23.54 +- 0.03 stationary), and lambda_2 then comes out biased by
-+0.035 / T (4096 trajectories, T = 25: +0.0013 and +0.0017 with standard
-error 0.0005, in two seeds); after 20 time units the bias is within the
-standard error (-0.0005, 0.0000, +0.0006 in three seeds).  Ratios are taken
+after 20, 23.54 +- 0.03 stationary), and lambda_2 then comes out biased
+(4096 trajectories, T = 25: +0.0013 and +0.0017 with standard error
+0.0005, in two seeds: some 3 standard errors, 2/3 of eps); after 20 time
+units it is within the standard error (-0.0005, 0.0000, +0.0006 in three
+seeds).  Ratios are taken
 from this one run on one machine, so load on the machine affects all
 contenders alike only to first order: rerun to see the spread.
 """
