@@ -62,7 +62,7 @@ enough for short trajectories: the ensemble drawn near (0, 0, 25) stays
 partly in phase for some 30 time units (its mean z is 22.0 after 10, 23.1
 after 20, 23.54 +- 0.03 stationary), and lambda_2 then comes out biased
 (4096 trajectories, T = 25: +0.0013 and +0.0017 with standard error
-0.0005, in two seeds: some 3 standard errors, 2/3 of eps); after 20 time
+0.0005, in two seeds: some 3 standard errors, most of eps); after 20 time
 units it is within the standard error (-0.0005, 0.0000, +0.0006 in three
 seeds).  Ratios are taken
 from this one run on one machine, so load on the machine affects all
