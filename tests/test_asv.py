@@ -103,6 +103,9 @@ def _asv(args, tmp_path, timeout):
                           text=True, timeout=timeout)
 
 
+# asv's static checks of the benchmark definitions (13 s); the dry run below imports and runs every
+# benchmark in the default set, so this one is in the slow set
+@pytest.mark.slow
 def test_asv_check(tmp_path):
     proc = _asv(["check", "--python=same"], tmp_path, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
