@@ -18,6 +18,9 @@ problems (about a minute on a laptop CPU):
 * ``gaussian_products``: Newman's exact spectrum, and (estimate - exact) /
   stderr over 24 seeds has mean ~0 and spread ~1 (the stderr is honest).
 
+``checks=`` runs only the named ones (``CHECKS`` lists them all), e.g.
+``check_estimator(est, checks=["batch"])`` while working on one property.
+
 Every comparison with an exact value uses :mod:`suite.tolerance`.  A check
 on a system the estimator declares not applicable (``NotApplicableError``)
 is skipped, not failed.  Estimators returning fewer exponents than the
@@ -27,12 +30,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, List
+from typing import Any, Callable, Iterable, List, Optional
 
 import numpy as np
 
 import reference_systems as rs
-from .errors import NotApplicableError
+from .errors import InvalidArgumentError, NotApplicableError
 from .result import LyapunovResult
 from .scoring import score
 
@@ -76,13 +79,27 @@ def _compare_exact(system, res: LyapunovResult) -> None:
                      f"T = {res.meta.get('T', res.times[-1] if res.times.size else np.nan):g})")
 
 
-def check_estimator(estimator: Any, *, raise_on_failure: bool = True) -> CheckReport:
-    """Run the conformance checks on ``estimator`` (an object with ``estimate``)."""
+#: every check, in the order they run
+CHECKS = ("contract", "batch", "reproducible", "linear_map", "logistic", "gaussian_products",
+          "gaussian_products stderr")
+
+
+def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
+                    checks: Optional[Iterable[str]] = None) -> CheckReport:
+    """Run the conformance checks on ``estimator`` (an object with ``estimate``): all of
+    them, or those named in ``checks`` (a subset of ``CHECKS``)."""
+    if isinstance(checks, str):
+        checks = [checks]
+    selected = set(CHECKS) if checks is None else set(checks)
+    if not selected or not selected <= set(CHECKS):
+        raise InvalidArgumentError("checks", checks, f"None or a non-empty subset of {CHECKS}")
     name = getattr(estimator, "name", type(estimator).__name__)
     report = CheckReport(name)
     est = estimator.estimate
 
     def run(check: str, fn: Callable[[], str]) -> None:
+        if check not in selected:
+            return
         try:
             msg = fn()
             report.results.append((check, "pass", msg or "ok"))
@@ -164,4 +181,4 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True) -> CheckRe
     return report
 
 
-__all__ = ["check_estimator", "CheckReport"]
+__all__ = ["check_estimator", "CheckReport", "CHECKS"]

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from suite import estimators
-from suite.checks import check_estimator
+from suite.checks import CHECKS, check_estimator
+from suite.errors import InvalidArgumentError
 from suite.estimators import QREstimator
 
 
@@ -15,8 +16,7 @@ from suite.estimators import QREstimator
 def test_builtins_pass(name):
     report = check_estimator(estimators.get(name))
     assert not report.failed
-    assert {r[0] for r in report.results} == {"contract", "batch", "reproducible", "linear_map", "logistic",
-                                              "gaussian_products", "gaussian_products stderr"}
+    assert [r[0] for r in report.results] == list(CHECKS)
     assert all(r[1] == "pass" for r in report.results), str(report)
 
 
@@ -66,9 +66,18 @@ class ZeroStderr(QREstimator):
     (ZeroStderr(), "contract", "never a silent 0"),
 ])
 def test_broken_estimators_fail_with_a_message(broken, check, words):
-    report = check_estimator(broken, raise_on_failure=False)
+    report = check_estimator(broken, raise_on_failure=False, checks=[check])
+    assert [r[0] for r in report.results] == [check]
     failed = {name: msg for name, status, msg in report.results if status == "fail"}
     assert check in failed and words in failed[check], str(report)
+
+
+def test_checks_selects_a_subset_and_refuses_unknown_names():
+    report = check_estimator(estimators.get("qr"), checks="reproducible")
+    assert report.results == [("reproducible", "pass", "same seed identical, different seed different")]
+    for bad in (["reproducable"], [], ["batch", "speed"]):
+        with pytest.raises(InvalidArgumentError, match="checks"):
+            check_estimator(estimators.get("qr"), checks=bad)
 
 
 class Raises(QREstimator):
