@@ -225,7 +225,7 @@ def cmd_regress(args) -> int:
     run_dir = None if args.no_write else out / "regress_run"
     with _executor(args) as ex:
         now = rg.measure(grid, progress=None if args.quiet else sys.stderr, run_dir=run_dir,
-                         journal=_journal(args, "regress_run"), executor=ex)
+                         journal=_journal(args, "regress_run"), executor=ex, baseline=base)
     if args.update_baseline:
         if args.no_write:
             print("--no-write: the baseline was not written", file=sys.stderr)

@@ -46,7 +46,11 @@ throughput
     below THROUGHPUT_FACTOR = 0.5 (twice as slow, relative to the calibration
     kernel), compared only between runs on the same device name.  The factor is
     above the spread measured between repeated runs of the unchanged code on a
-    shared 2-core machine (results/README.md, "regress").
+    shared 2-core machine (results/README.md, "regress").  A cell timed below
+    the factor is timed once more and the faster timing kept: load on a shared
+    machine only ever slows a run, so a burst during one timing (a relative
+    speed of 0.44 for unchanged code was once seen that way) is not reported,
+    while a real slowdown is slow both times.
 
 Units: exponents in natural log (per step for maps, per unit time for flows),
 T in steps for maps and time units for flows, times in seconds.
@@ -193,13 +197,37 @@ def _time_cell(cell, grid: RegressGrid) -> Dict[str, Any]:
     return row
 
 
+def _slower_than_allowed(base: Optional[Dict[str, Any]], row: Dict[str, Any]) -> bool:
+    """Whether ``row`` would be a throughput regression against ``base`` (both timed, same device)."""
+    if base is None or base.get("status") != "ok" or row.get("status") != "ok":
+        return False
+    if base.get("device_name") != row.get("device_name") or base.get("dtype") != row.get("dtype"):
+        return False
+    return float(base["relative_cost"]) / float(row["relative_cost"]) < THROUGHPUT_FACTOR
+
+
+def _time_cell_confirmed(cell, grid: RegressGrid, base: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """:func:`_time_cell`, timed a second time when the first is below the factor against
+    ``base`` (its baseline row), keeping the faster (module docstring, "throughput")."""
+    row = _time_cell(cell, grid)
+    if _slower_than_allowed(base, row):
+        again = _time_cell(cell, grid)
+        if again.get("status") == "ok" and again["relative_cost"] < row["relative_cost"]:
+            row = again
+        row["message"] = "timed twice (the first timing was below the threshold); the faster is kept"
+    return row
+
+
 def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
-            run_dir: Optional[Path] = None, journal=None, executor=None) -> Measurement:
+            run_dir: Optional[Path] = None, journal=None, executor=None,
+            baseline: Optional[Measurement] = None) -> Measurement:
     """Run ``grid``: accuracy and convergence rows per cell, and its throughput if ``grid.throughput``.
 
     With ``run_dir`` the tables so far are rewritten there after every cell (atomically); with a
     ``journal`` (:mod:`suite.journal`) every finished cell, its timing included, is saved at once
-    and replayed on ``--resume``."""
+    and replayed on ``--resume``.  With a ``baseline``, a cell timed slower than the throughput
+    rule allows is timed once more (:func:`_time_cell_confirmed`)."""
+    base_rows = {(r["system"], r["estimator"]): r for r in (baseline.throughput if baseline else [])}
     systems = build_systems(split_list(grid.systems), None, split_list(grid.tasks))
     if not systems:
         raise InvalidArgumentError("systems/tasks", (grid.systems, grid.tasks), "at least one system or task")
@@ -219,7 +247,8 @@ def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
             m.convergence.extend(convergence_rows(cell.system, cell.estimator_name, grid.seed, result,
                                                   max_index=len(ref) if ref is not None else 1)[1])
             if grid.throughput:
-                timed = lambda: _time_cell(cell, grid)  # noqa: E731
+                timed = lambda: _time_cell_confirmed(  # noqa: E731
+                    cell, grid, base_rows.get((cell.system.label, cell.estimator_name)))
                 m.throughput.append(timed() if journal is None else journal.cached(
                     cell_key(cell.system, cell.estimator_name, cell.settings,
                              extra=f"throughput {grid.min_seconds} {grid.repeats}"), timed))

@@ -88,6 +88,23 @@ def test_throughput_rule():
     assert bad[0]["verdict"] == "regression" and "oom" in bad[0]["reason"]
 
 
+def test_a_timing_below_the_factor_is_timed_again_and_the_faster_kept(monkeypatch):
+    base = _tp(1.0)
+    slow, fast = dict(_tp(1.0 / rg.THROUGHPUT_FACTOR * 1.5)), dict(_tp(1.0))
+    timings = iter([slow, fast])
+    monkeypatch.setattr(rg, "_time_cell", lambda cell, grid: dict(next(timings)))
+    row = rg._time_cell_confirmed(None, None, base)
+    assert row["relative_cost"] == 1.0 and "timed twice" in row["message"]
+    assert rg.compare_throughput([base], [row])[0]["verdict"] == "ok"
+    timings = iter([slow, dict(slow)])  # slow both times: a real slowdown stays a regression
+    row = rg._time_cell_confirmed(None, None, base)
+    assert rg.compare_throughput([base], [row])[0]["verdict"] == "regression"
+    timings = iter([fast])  # within the factor, or no baseline: timed once
+    assert rg._time_cell_confirmed(None, None, base)["relative_cost"] == 1.0
+    timings = iter([slow])
+    assert rg._time_cell_confirmed(None, None, None)["relative_cost"] == slow["relative_cost"]
+
+
 GRID = ["--systems", "henon,gaussian_products(N=4)", "--estimators", "qr,wrong_estimators:Tunable"]
 
 
