@@ -198,12 +198,12 @@ def _time_cell(cell, grid: RegressGrid) -> Dict[str, Any]:
 
 
 def _slower_than_allowed(base: Optional[Dict[str, Any]], row: Dict[str, Any]) -> bool:
-    """Whether ``row`` would be a throughput regression against ``base`` (both timed, same device)."""
-    if base is None or base.get("status") != "ok" or row.get("status") != "ok":
+    """Whether the timed ``row`` is a throughput regression against ``base`` by
+    :func:`compare_throughput`'s rule (an untimed row is not worth timing again)."""
+    if base is None or row.get("status") != "ok":
         return False
-    if base.get("device_name") != row.get("device_name") or base.get("dtype") != row.get("dtype"):
-        return False
-    return float(base["relative_cost"]) / float(row["relative_cost"]) < THROUGHPUT_FACTOR
+    verdicts = compare_throughput([base], [row])
+    return bool(verdicts) and verdicts[0]["verdict"] == "regression"
 
 
 def _time_cell_confirmed(cell, grid: RegressGrid, base: Optional[Dict[str, Any]]) -> Dict[str, Any]:
