@@ -313,8 +313,9 @@ def test_taper_removes_the_boundary_term_on_lorenz():
 
 
 def test_bad_taper_is_a_named_error():
-    for bad in (-1, 1.5, True, "10"):
-        with pytest.raises(InvalidArgumentError, match="taper"):
-            estimators.get("qr", taper=bad)
+    for name in ("qr", "jvp_qr", "two_trajectory"):
+        for bad in (-1, 1.5, True, "10"):
+            with pytest.raises(InvalidArgumentError, match="taper"):
+                estimators.get(name, taper=bad)
     with pytest.raises(InvalidArgumentError, match=r"taper.*steps / 2 = 50"):
         estimators.get("qr", taper=60).estimate(rs.get("henon"), 100)

@@ -153,6 +153,13 @@ class Estimator:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
 
+def check_taper(taper) -> int:
+    """The ``taper`` hyperparameter (steps at each end of a run, see :class:`GrowthAccumulator`)."""
+    if isinstance(taper, bool) or not isinstance(taper, (int, np.integer)) or taper < 0:
+        raise InvalidArgumentError("taper", taper, "an integer >= 0 (steps at each end of the run)")
+    return int(taper)
+
+
 class GrowthAccumulator:
     """Sums of log growth factors -> exponents, standard errors, history.
 
@@ -195,12 +202,11 @@ class GrowthAccumulator:
 
     def __init__(self, batch: int, k: int, steps: int, interval: int, dt: float, device,
                  n_history: int = 64, n_blocks: int = 20, taper: int = 0):
-        if isinstance(taper, bool) or not isinstance(taper, (int, np.integer)) or taper < 0:
-            raise InvalidArgumentError("taper", taper, "an integer >= 0 (steps at each end of the run)")
+        taper = check_taper(taper)
         if 2 * taper > steps:
             raise InvalidArgumentError("taper", taper, f"at most steps / 2 = {steps // 2} (a taper at each end "
                                        f"of a run of {steps} steps)")
-        self.steps, self.dt, self.taper = steps, dt, int(taper)
+        self.steps, self.dt, self.taper = steps, dt, taper
         ends = np.unique(np.minimum(np.arange(1, math.ceil(steps / interval) + 1) * interval, steps))
         if batch == 1 and ends.size < 2:
             raise InvalidArgumentError(

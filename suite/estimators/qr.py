@@ -6,7 +6,7 @@ import torch
 from reference_systems import System
 from ..errors import InvalidArgumentError
 from ..linalg import QR_METHODS, qr_positive
-from .base import Estimator, GrowthAccumulator, RunConfig, check_finite
+from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
 
 
 class QREstimator(Estimator):
@@ -65,11 +65,9 @@ class QREstimator(Estimator):
             raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1")
         if method not in QR_METHODS:
             raise InvalidArgumentError("method", method, f"one of {QR_METHODS}")
-        if isinstance(taper, bool) or not isinstance(taper, int) or taper < 0:
-            raise InvalidArgumentError("taper", taper, "an integer >= 0 (steps at each end of the run)")
         self.reorth_every = reorth_every
         self.method = method
-        self.taper = taper
+        self.taper = check_taper(taper)
 
     @torch.no_grad()
     def _estimate(self, system: System, cfg: RunConfig):

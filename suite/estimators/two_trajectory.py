@@ -8,7 +8,7 @@ import torch
 
 from reference_systems import System, TrajectoryRNG
 from ..errors import InvalidArgumentError
-from .base import Estimator, GrowthAccumulator, RunConfig, check_finite
+from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
 
 
 class TwoTrajectoryEstimator(Estimator):
@@ -36,18 +36,22 @@ class TwoTrajectoryEstimator(Estimator):
         Initial and reset separation; None for the default above.
     renorm_every : int >= 1
         Steps between renormalisations (keep d well inside the linear regime).
+    taper : int >= 0, at most steps / 2
+        Steps at each end of the run over which the weight of ln(d / d0)
+        rises from 0 to 1 (see :class:`~suite.estimators.qr.QREstimator`).
     """
 
     name = "two_trajectory"
     requires = "step"
 
-    def __init__(self, d0: Optional[float] = None, renorm_every: int = 1):
+    def __init__(self, d0: Optional[float] = None, renorm_every: int = 1, taper: int = 0):
         if d0 is not None and not (isinstance(d0, (int, float)) and math.isfinite(d0) and d0 > 0):
             raise InvalidArgumentError("d0", d0, "None or a finite number > 0")
         if isinstance(renorm_every, bool) or not isinstance(renorm_every, int) or renorm_every < 1:
             raise InvalidArgumentError("renorm_every", renorm_every, "an integer >= 1")
         self.d0 = d0
         self.renorm_every = renorm_every
+        self.taper = check_taper(taper)
 
     def not_applicable(self, system: System) -> Optional[str]:
         if not callable(getattr(system, "step", None)):
@@ -72,7 +76,7 @@ class TwoTrajectoryEstimator(Estimator):
         z = torch.cat([x, x + d0 * u])
         log_d0 = torch.log(d0.to(torch.float64))
 
-        acc = GrowthAccumulator(B, 1, cfg.steps, m, system.dt, cfg.device)
+        acc = GrowthAccumulator(B, 1, cfg.steps, m, system.dt, cfg.device, taper=self.taper)
         last = 0
         for t in range(1, cfg.transient + cfg.steps + 1):
             z = system.step(z, pair)
