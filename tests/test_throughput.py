@@ -65,24 +65,34 @@ def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
     """The race loop and its table at a small size (the committed race with the peers is
     results/race_lorenz63.md): T doubles until |error| + 2 stderr <= eps, only the last run counts."""
     from suite import race as rc
-    monkeypatch.setitem(rc.CONTENDERS, "lyapbench", dict(rc.CONTENDERS["lyapbench"], batch=16, T0=2.0))
+    # a taper of 0.5 time units fits the shortest run here (the race's own 8 needs T >= 16)
+    monkeypatch.setitem(rc.CONTENDERS, "lyapbench", dict(rc.CONTENDERS["lyapbench"], batch=16, T0=2.0,
+                                                         config="qr(reorth_every=10, taper=50)"))
     monkeypatch.setattr(rc, "TRANSIENT_TIME", 5.0)  # the loop is under test, not eps = 2e-3's transient
     assert main(["race", "--contenders", "lyapbench", "--eps", "0.05", "--output-dir", str(tmp_path), "--quiet"]) == 0
-    df = pd.read_csv(tmp_path / "race_lorenz63.csv")
-    assert set(df.contender) == {"lyapbench"} and (df.configuration == "qr(reorth_every=10)").all()
-    assert list(df["T"]) == [2.0 * 2 ** i for i in range(len(df))] and (df.batch == 16).all()
+    everything = pd.read_csv(tmp_path / "race_lorenz63.csv")
+    df, again = everything[everything.repeat == 0], everything[everything.repeat > 0]
+    assert set(everything.contender) == {"lyapbench"}
+    assert (everything.configuration == "qr(reorth_every=10, taper=50)").all()
+    assert list(df["T"]) == [2.0 * 2 ** i for i in range(len(df))] and (everything.batch == 16).all()
     assert list(df.reached) == ["no"] * (len(df) - 1) + ["yes"]
     assert (df.worst_error_plus_2se.iloc[:-1] > 0.05).all() and df.worst_error_plus_2se.iloc[-1] <= 0.05
+    # the reaching run is repeated (default --repeats 3): the same seeded computation, the same numbers
+    assert list(again.repeat) == [1, 2] and (again["T"] == df["T"].iloc[-1]).all() and (again.reached == "yes").all()
+    for col in ("lambda1", "lambda2", "lambda3", "worst_error_plus_2se"):
+        assert (again[col] == df[col].iloc[-1]).all()
+    median = float(np.median([df.wall_seconds.iloc[-1], *again.wall_seconds]))
     ref = np.array([0.9056, 0.0, -14.5723])
     err = np.abs(df[["lambda1", "lambda2", "lambda3"]].to_numpy() - ref).max(axis=1)
     np.testing.assert_allclose(df.worst_abs_error, err, rtol=1e-12)
     assert (df.worst_error_plus_2se >= df.worst_abs_error).all()
     text = (tmp_path / "race_lorenz63.md").read_text()
-    assert f"| lyapbench | qr(reorth_every=10) | {df.wall_seconds.iloc[-1]:.2f} | 1.0x |" in text
+    assert f"| lyapbench | qr(reorth_every=10, taper=50) | {median:.2f} | 3 | 1.0x |" in text
     # a budget spent before eps is reached: reported as such, no ratio claimed
     assert main(["race", "--contenders", "lyapbench", "--eps", "1e-9", "--budget", "0", "--output-dir",
                  str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
     assert list(df.reached) == ["no (budget spent)"]
-    assert "| lyapbench | qr(reorth_every=10) | not reached | n/a |" in (tmp_path / "race_lorenz63.md").read_text()
+    assert "| lyapbench | qr(reorth_every=10, taper=50) | not reached | 0 | n/a |" in (tmp_path / "race_lorenz63.md").read_text()
     assert main(["race", "--contenders", "fastest", "--no-write"]) == 2
+    assert main(["race", "--repeats", "0", "--no-write"]) == 2
