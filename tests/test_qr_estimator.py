@@ -61,7 +61,8 @@ def test_flow_exponents_are_per_unit_time():
 
 
 def test_henon_sum_is_ln_b_on_every_trajectory():
-    res = QR.estimate(rs.get("henon"), 20_000, transient=1_000, batch=8, seed=3)
+    # exact for every interval, so the run's length is immaterial
+    res = QR.estimate(rs.get("henon"), 4_000, transient=1_000, batch=8, seed=3)
     np.testing.assert_allclose(res.per_trajectory.sum(1), math.log(0.3), rtol=0, atol=1e-10)
 
 
