@@ -189,8 +189,8 @@ class GrowthAccumulator:
     flow's zero exponent it is all there is: ln |f(x_T)| / |f(x_0)|); weights
     that rise smoothly from 0 turn it into an average of g against w', which
     mixing shrinks.  The price is a factor sum(w^2 s) sum(s) / (sum(w s))^2 on
-    the variance of the part that does average out (1 + tau / (4 T) for
-    tau << T).  The running history uses the weights up to each time (the
+    the variance of the part that does average out (for steps of one,
+    T (T - 5 tau / 4) / (T - tau)^2, about 1 + 3 tau / (4 T) for tau << T).  The running history uses the weights up to each time (the
     rising taper, not the falling one), so its last entry is the estimate.
     For B = 1 the standard error comes from weighted batch means,
     se^2 = n_eff / (n_eff - 1) sum_b W_b^2 (mu_b - lambda)^2 / (sum_b W_b)^2
