@@ -101,8 +101,8 @@ from .provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
 from .estimators.base import check_run
 from .result import LyapunovResult
 
-COLUMNS = ["contender", "configuration", "T", "batch", "repeat", "wall_seconds", "compile_seconds", "worst_error_plus_2se",
-           "worst_abs_error", "lambda1", "lambda2", "lambda3", "reached"]
+COLUMNS = ["contender", "configuration", "T", "batch", "repeat", "wall_seconds", "compile_seconds",
+           "worst_error_plus_2se", "worst_abs_error", "lambda1", "lambda2", "lambda3", "reached"]
 DISPLAY = [c for c in COLUMNS if c != "configuration"]
 COLUMNS = COLUMNS + ["seed", *PROVENANCE_COLUMNS]
 TRANSIENT_TIME = 20.0
@@ -225,23 +225,24 @@ def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: 
     return rows
 
 
+def _reaching(rows: List[Dict[str, Any]]) -> Dict[str, List[Dict[str, Any]]]:
+    """Each contender's rows that reached eps (its reaching run and that run's repeats), [] if none."""
+    out: Dict[str, List[Dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault(r["contender"], [])
+        if r["reached"] == "yes":
+            out[r["contender"]].append(r)
+    return out
+
+
 def time_to_eps(rows: List[Dict[str, Any]]) -> Dict[str, Optional[float]]:
     """Each contender's time to eps: the median wall time over its reaching run and that run's
     repeats, plus its compile time; None if it never reached eps."""
-    walls: Dict[str, List[float]] = {}
-    out: Dict[str, Optional[float]] = {}
-    for r in rows:
-        out.setdefault(r["contender"], None)
-        if r["reached"] == "yes":
-            walls.setdefault(r["contender"], []).append(r["wall_seconds"])
-            out[r["contender"]] = float(np.median(walls[r["contender"]])) + (r["compile_seconds"] or 0.0)
-    return out
+    return {name: (float(np.median([r["wall_seconds"] for r in runs])) + (runs[0]["compile_seconds"] or 0.0)
+                   if runs else None)
+            for name, runs in _reaching(rows).items()}
 
 
 def repeat_counts(rows: List[Dict[str, Any]]) -> Dict[str, int]:
     """How many reaching runs each contender's time to eps is the median of."""
-    out: Dict[str, int] = {}
-    for r in rows:
-        if r["reached"] == "yes":
-            out[r["contender"]] = out.get(r["contender"], 0) + 1
-    return out
+    return {name: len(runs) for name, runs in _reaching(rows).items()}

@@ -93,6 +93,7 @@ def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
                  str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
     assert list(df.reached) == ["no (budget spent)"]
-    assert "| lyapbench | qr(reorth_every=10, taper=50) | not reached | 0 | n/a |" in (tmp_path / "race_lorenz63.md").read_text()
+    md = (tmp_path / "race_lorenz63.md").read_text()
+    assert "| lyapbench | qr(reorth_every=10, taper=50) | not reached | 0 | n/a |" in md
     assert main(["race", "--contenders", "fastest", "--no-write"]) == 2
     assert main(["race", "--repeats", "0", "--no-write"]) == 2

@@ -190,8 +190,9 @@ class GrowthAccumulator:
     that rise smoothly from 0 turn it into an average of g against w', which
     mixing shrinks.  The price is a factor sum(w^2 s) sum(s) / (sum(w s))^2 on
     the variance of the part that does average out (for steps of one,
-    T (T - 5 tau / 4) / (T - tau)^2, about 1 + 3 tau / (4 T) for tau << T).  The running history uses the weights up to each time (the
-    rising taper, not the falling one), so its last entry is the estimate.
+    T (T - 5 tau / 4) / (T - tau)^2, about 1 + 3 tau / (4 T) for tau << T).
+    The running history uses the weights up to each time (the rising taper,
+    not the falling one), so its last entry is the estimate.
     For B = 1 the standard error comes from weighted batch means,
     se^2 = n_eff / (n_eff - 1) sum_b W_b^2 (mu_b - lambda)^2 / (sum_b W_b)^2
     with W_b the block's weight sum_n w_n s_n and n_eff = (sum W)^2 / sum W^2
@@ -239,8 +240,9 @@ class GrowthAccumulator:
         block = self._calls * self.n_blocks // self._n_ends
         self._calls += 1
         self.blocks[:, block] += log_growth
-        self.block_steps[block] += w * (steps_done - self._last)
-        self.weighted_steps += w * (steps_done - self._last)
+        weighted = w * (steps_done - self._last)
+        self.block_steps[block] += weighted
+        self.weighted_steps += weighted
         self._last = steps_done
         if steps_done in self._history_at:
             running = self.sums / (self.weighted_steps * self.dt)
