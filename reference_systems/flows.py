@@ -8,6 +8,7 @@ import torch
 
 from . import register
 from ._checks import diagonalisable, finite, positive_int
+from .layout import is_batch_last, stack_like
 from .reference import Reference
 from .system import Flow
 
@@ -55,7 +56,7 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
                              "the zero exponent is exact")
 
     def rhs(x):
-        return torch.stack(_lorenz63_f(x[:, 0], x[:, 1], x[:, 2], sigma, rho, beta), dim=1)
+        return stack_like(x, _lorenz63_f(x[:, 0], x[:, 1], x[:, 2], sigma, rho, beta))
 
     def symbolic_rhs(ys):
         return list(_lorenz63_f(*ys, sigma, rho, beta))
@@ -64,12 +65,15 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     # One addmm instead of a dozen small ops (for small batches each op's fixed cost is most
     # of its time).  Every entry is a constant plus at most one +-x_i (the other products are
     # exact zeros), so the result is the correctly rounded sum whatever BLAS kernel computes
-    # it: bits do not depend on the batch size or a trajectory's place in it.
+    # it: bits do not depend on the batch size or a trajectory's place in it.  For batch-last
+    # states (reference_systems.layout) the same product is taken transposed, vec(J)^T = c + M^T x^T.
     jac_const = torch.tensor([-sigma, sigma, 0.0, rho, -1.0, 0.0, 0.0, 0.0, -beta], dtype=torch.float64)
     jac_linear = torch.zeros(3, 9, dtype=torch.float64)
     jac_linear[2, 3], jac_linear[0, 5], jac_linear[1, 6], jac_linear[0, 7] = -1.0, -1.0, 1.0, 1.0
 
     def jacobian(x):
+        if x.shape[0] > 1 and is_batch_last(x):
+            return torch.addmm(jac_const.to(x)[:, None], jac_linear.to(x).T, x.T).view(3, 3, -1).permute(2, 0, 1)
         return torch.addmm(jac_const.to(x), x, jac_linear.to(x)).view(-1, 3, 3)
 
     def sample_initial(batch, g):
@@ -79,7 +83,7 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     return Flow("lorenz63", rhs, dim=3, dt=dt, jacobian=jacobian, reference=ref,
                 sample_initial=sample_initial,
                 params={"sigma": sigma, "rho": rho, "beta": beta, "dt": dt},
-                divergence=-(sigma + 1.0 + beta), symbolic_rhs=symbolic_rhs,
+                divergence=-(sigma + 1.0 + beta), symbolic_rhs=symbolic_rhs, batch_last=True,
                 validation={"steps": 10_000, "transient": 2_000, "batch": 256})
 
 
@@ -113,7 +117,7 @@ def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) ->
                              "the zero exponent is exact")
 
     def rhs(x):
-        return torch.stack(_rossler_f(x[:, 0], x[:, 1], x[:, 2], a, b, c), dim=1)
+        return stack_like(x, _rossler_f(x[:, 0], x[:, 1], x[:, 2], a, b, c))
 
     def symbolic_rhs(ys):
         return list(_rossler_f(*ys, a, b, c))
@@ -122,7 +126,7 @@ def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) ->
 
     def jacobian(x):
         zero = torch.zeros_like(x[:, 0])
-        var = torch.stack([zero, zero, zero, zero, zero, zero, x[:, 2], zero, x[:, 0]], dim=1).view(-1, 3, 3)
+        var = stack_like(x, [zero, zero, zero, zero, zero, zero, x[:, 2], zero, x[:, 0]]).view(-1, 3, 3)
         return var + const.to(x)
 
     def sample_initial(batch, g):
@@ -134,7 +138,7 @@ def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) ->
         return torch.cat([r * torch.cos(theta), r * torch.sin(theta), g.uniform(1, high=0.5)], dim=1)
 
     return Flow("rossler", rhs, dim=3, dt=dt, jacobian=jacobian, reference=ref, sample_initial=sample_initial,
-                params={"a": a, "b": b, "c": c, "dt": dt}, symbolic_rhs=symbolic_rhs,
+                params={"a": a, "b": b, "c": c, "dt": dt}, symbolic_rhs=symbolic_rhs, batch_last=True,
                 validation={"steps": 6_000, "transient": 4_000, "batch": 256})
 
 

@@ -147,3 +147,40 @@ def test_newman_spectrum_n1_is_mean_log_abs_normal():
     from reference_systems.random_products import newman_spectrum
     # E ln|sigma z| = ln sigma - (gamma + ln 2) / 2 for z ~ N(0, 1)
     assert newman_spectrum(1, 2.0)[0] == pytest.approx(math.log(2.0) - (np.euler_gamma + math.log(2)) / 2, abs=1e-14)
+
+
+@pytest.mark.parametrize("name", ["lorenz63", "rossler"])
+def test_batch_last_step_equals_the_bmm_path_and_keeps_the_callers_layout(name):
+    """Lorenz-63 and Rossler opt in to the batch-last layout (reference_systems.layout): J V as d
+    broadcast multiply-adds instead of bmm.  Same state bit for bit, same frame to round-off, and
+    a caller gets its own layout back (batch-first in: contiguous out)."""
+    from reference_systems.layout import is_batch_last, to_batch_last
+    fast = rs.get(name)
+    plain = rs.Flow(name + "_bmm", fast.rhs, 3, fast.dt, jacobian=fast._jac)
+    assert fast.batch_last and not plain.batch_last
+    B = 64
+    x = fast.sample_initial(B, rs.TrajectoryRNG(0, B))
+    V = rs.TrajectoryRNG(1, B).normal(3, 3)
+    x_ref, V_ref = plain.tangent(x, V)
+    x1, V1 = fast.tangent(x, V)
+    assert x1.is_contiguous() and V1.is_contiguous()
+    assert torch.equal(x1, x_ref)
+    torch.testing.assert_close(V1, V_ref, rtol=1e-13, atol=1e-13)
+    x2, V2 = fast.tangent(to_batch_last(x), to_batch_last(V))
+    assert is_batch_last(x2) and is_batch_last(V2) and not x2.is_contiguous()
+    assert torch.equal(x2, x1) and torch.equal(V2, V1)
+    s1, s2 = fast.step(x), fast.step(to_batch_last(x))
+    assert s1.is_contiguous() and is_batch_last(s2)
+    assert torch.equal(s1, plain.step(x)) and torch.equal(s2, s1)
+    # the Jacobian itself, from either layout
+    assert torch.equal(fast._jac(to_batch_last(x)), fast._jac(x))
+
+
+def test_batch_last_needs_a_jacobian_a_small_dimension_and_a_bool():
+    lor = rs.get("lorenz63")
+    assert not rs.Flow("auto", lor.rhs, 3, lor.dt, batch_last=True).batch_last  # no jacobian: autodiff path
+    big = rs.Flow("big", lambda x: -x, 20, 0.1, jacobian=lambda x: -torch.eye(20, dtype=x.dtype).expand(
+        x.shape[0], 20, 20), batch_last=True)
+    assert not big.batch_last
+    with pytest.raises(InvalidArgumentError, match="batch_last"):
+        rs.Flow("f", lor.rhs, 3, lor.dt, jacobian=lor._jac, batch_last="yes")
