@@ -61,8 +61,14 @@ Contenders, each in the fastest configuration measured for it on this machine:
   takes 12-15 s to compile cold and 4 s from its cache, so it cannot win a
   race that counts compilation; this torch build has no LLVM, so
   TorchScript's CPU fuser is not available either.  Writing Lorenz's J V
-  out row by row instead of forming J and calling bmm is no faster
-  (B = 4096: 420 us against 260 us per product).  Splitting the batch over
+  out row by row in the batch-first layout is no faster than bmm (B = 4096:
+  420 us against 260 us per product); in the batch-last layout, where each
+  row is a contiguous run, three broadcast multiply-adds beat bmm, and the
+  whole tangent step runs 1.5x (B = 2048) to 1.7x (B = 4096) faster on one
+  thread, but at B = 2048 its ops (18,432 numbers) stay under torch's
+  parallel grain of 32,768, so on two threads bmm's threading evens it out
+  there and the race time hardly moves (the state-only part of the
+  transient, ``align``, saves some 10%).  Splitting the batch over
   two single-threaded processes runs 1.46x the rate of one process on two
   threads (B = 2048 each against 4096), but the peers, single-threaded,
   would gain 2x from the same split, so a race on the same two cores does

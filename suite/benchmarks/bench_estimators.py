@@ -25,6 +25,9 @@ Sizes, steps and transient come from the profile (``LYAPBENCH_ASV_PROFILE``):
 
 Combinations that do not exist (henon at d = 64) or do not apply are skipped by
 raising ``NotImplementedError`` in ``setup``.  See ``suite/benchmarks/__init__.py``.
+
+Class ``FlowTangentStep``: ``time_tangent_step``, one Lorenz-63 RK4 tangent step in the
+batch-last layout and in the batch-first ``bmm`` layout, side by side, over the profile's B.
 """
 from __future__ import annotations
 
@@ -63,3 +66,31 @@ class Estimate(ThreadsMixin):
                                 min_seconds=PROFILE.tp_min_seconds, repeats=PROFILE.tp_repeats)
 
     track_seconds_per_step.unit = "seconds"
+
+
+class FlowTangentStep(ThreadsMixin):
+    """One RK4 tangent step of Lorenz-63 (k = 3, float64, CPU) in each memory layout.
+
+    ``layout``: 'batch_last' is the built-in flow (``Flow(batch_last=True)``, J V as three
+    broadcast multiply-adds on contiguous runs of B numbers); 'bmm' is the same rhs and
+    Jacobian in a flow that does not opt in (batch-first, ``torch.bmm``).  One asv run times
+    both side by side, so their ratio is the layout's gain on that machine
+    (reference_systems/layout.py).
+    """
+
+    params = [["batch_last", "bmm"], list(PROFILE.batches)]
+    param_names = ["layout", "batch"]
+
+    def setup(self, layout, batch):
+        import reference_systems as rs
+        from reference_systems.layout import to_batch_last
+        lorenz = rs.get("lorenz63")
+        self.flow = lorenz if layout == "batch_last" else rs.Flow("lorenz63_bmm", lorenz.rhs, 3, lorenz.dt,
+                                                                  jacobian=lorenz._jac)
+        x = lorenz.sample_initial(batch, rs.TrajectoryRNG(0, batch))
+        V = rs.TrajectoryRNG(1, batch).normal(3, 3)
+        self.x, self.V = (to_batch_last(x), to_batch_last(V)) if layout == "batch_last" else (x, V)
+        self._set_threads()
+
+    def time_tangent_step(self, layout, batch):
+        self.flow.tangent(self.x, self.V)
