@@ -330,20 +330,18 @@ def test_align_advances_the_state_alone_then_the_frame():
     not depend on the frame at all: equal to round-off for every N, even 0."""
     from unittest import mock
     lorenz = rs.get("lorenz63")
-    kw = dict(transient=1_500, batch=64, seed=3)
+    kw = dict(transient=1_500, batch=32, seed=3)
     full = estimators.get("qr", reorth_every=10).estimate(lorenz, 1_000, **kw)
-    for same in (None, 1_500, 5_000):  # the whole transient (or more): the default, bit for bit
-        res = estimators.get("qr", reorth_every=10, align=same).estimate(lorenz, 1_000, **kw)
-        assert np.array_equal(res.per_trajectory, full.per_trajectory)
-    with mock.patch.object(lorenz, "tangent", wraps=lorenz.tangent) as tangent:
-        estimators.get("qr", reorth_every=10, align=500).estimate(lorenz, 1_000, **kw)
-    assert tangent.call_count == 500 + 1_000
+    more = estimators.get("qr", reorth_every=10, align=5_000).estimate(lorenz, 1_000, **kw)
+    assert np.array_equal(more.per_trajectory, full.per_trajectory)  # align >= transient: the default, bit for bit
     mean_diff = []
     for align in (1_000, 500, 0):
-        res = estimators.get("qr", reorth_every=10, align=align).estimate(lorenz, 1_000, **kw)
+        with mock.patch.object(lorenz, "tangent", wraps=lorenz.tangent) as tangent:
+            res = estimators.get("qr", reorth_every=10, align=align).estimate(lorenz, 1_000, **kw)
+        assert tangent.call_count == align + 1_000
         np.testing.assert_allclose(res.per_trajectory.sum(1), full.per_trajectory.sum(1), rtol=0, atol=1e-10)
         mean_diff.append(np.abs(res.per_trajectory[:, 0] - full.per_trajectory[:, 0]).mean())
-    # 10, 5 and 0 time units of alignment (measured: 2.2e-4, 5.2e-3, 0.098 nats per unit time over T = 10)
+    # 10, 5 and 0 time units of alignment (measured with 64 trajectories: 2.2e-4, 5.2e-3, 0.098 per unit time, T = 10)
     assert mean_diff[0] < 0.2 * mean_diff[1] < 0.2 * mean_diff[2], mean_diff
     assert mean_diff[0] < 1e-3, mean_diff
 
