@@ -9,8 +9,10 @@ elementwise torch op is one vectorised pass, and the tangent product
 J V becomes d broadcast multiply-adds over contiguous runs instead of B
 tiny matrix products (``torch.bmm`` on B frames of 3 x 3 runs one small
 GEMM after another).  On a 2-core x86 CPU a Lorenz-63 RK4 tangent step ran
-1.46x faster at B = 2048 and 1.78x at B = 4096 in this layout (same
-arithmetic, measured side by side; see :class:`reference_systems.Flow`).
+1.50x faster at B = 2048 and 1.71x at B = 4096 in this layout on one torch
+thread, but only 1.03x and 1.01x on two: ops under torch's parallel grain
+(32,768 numbers) run on one thread, while bmm is threaded (same arithmetic,
+measured side by side; ``asv run --bench FlowTangentStep``).
 
 Elementwise torch ops keep the layout of their inputs, so once the state
 and the frame are batch-last a whole run stays batch-last; a system opts

@@ -97,7 +97,7 @@ class QREstimator(Estimator):
         acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper)
 
         last = 0
-        state_only = cfg.transient - min(cfg.transient, cfg.transient if self.align is None else self.align)
+        state_only = 0 if self.align is None else max(0, cfg.transient - self.align)
         for t in range(1, state_only + 1):
             x = system.step(x, rng)
             if t % m == 0 or t == state_only:
