@@ -13,7 +13,7 @@ import math
 import platform
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from reference_systems import System, TrajectoryRNG
 from reference_systems.noise import canonical_device
 from ..errors import DeviceError, InvalidArgumentError, NotApplicableError, TrajectoryError
 from ..result import LyapunovResult
+from .control_variates import cross_fitted
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 Seed = Union[int, Tuple[int, int]]
@@ -193,6 +194,14 @@ class GrowthAccumulator:
     T (T - 5 tau / 4) / (T - tau)^2, about 1 + 3 tau / (4 T) for tau << T).
     The running history uses the weights up to each time (the rising taper,
     not the falling one), so its last entry is the estimate.
+    Control variates.  With ``control_variates=True`` the caller also hands
+    over the state and frame at the start (``steps_done`` = 0) and at every
+    renormalisation through :meth:`observe`, and the boundary term is
+    regressed out of the per-trajectory estimates at the end
+    (:mod:`suite.estimators.control_variates`): the exponents, their standard
+    error and ``per_trajectory`` are the corrected values, and
+    ``meta['control_variates']`` keeps the uncorrected ones.  The running
+    history stays uncorrected.
     For B = 1 the standard error comes from weighted batch means,
     se^2 = n_eff / (n_eff - 1) sum_b W_b^2 (mu_b - lambda)^2 / (sum_b W_b)^2
     with W_b the block's weight sum_n w_n s_n and n_eff = (sum W)^2 / sum W^2
@@ -202,7 +211,7 @@ class GrowthAccumulator:
     """
 
     def __init__(self, batch: int, k: int, steps: int, interval: int, dt: float, device,
-                 n_history: int = 64, n_blocks: int = 20, taper: int = 0):
+                 n_history: int = 64, n_blocks: int = 20, taper: int = 0, control_variates: bool = False):
         taper = check_taper(taper)
         if 2 * taper > steps:
             raise InvalidArgumentError("taper", taper, f"at most steps / 2 = {steps // 2} (a taper at each end "
@@ -223,6 +232,10 @@ class GrowthAccumulator:
         self.weighted_steps = 0.0  # sum of w_n s_n so far (= steps done, exactly, without a taper)
         self._last = 0
         self._history, self._times, self._history_se = [], [], []
+        self._ends = ends
+        self.control_variates = bool(control_variates)
+        self._boundary: Optional[torch.Tensor] = None  # (B, p): sum of coefficient * features
+        self._observed = 0
 
     def weight(self, start: int, end: int) -> float:
         """The taper's weight of the interval of steps (start, end] (1 without a taper)."""
@@ -230,6 +243,30 @@ class GrowthAccumulator:
             return 1.0
         u = min(0.5 * (start + end), self.steps - 0.5 * (start + end))
         return 1.0 if u >= self.taper else math.sin(0.5 * math.pi * u / self.taper) ** 2
+
+    def boundary_coefficient(self, steps_done: int) -> float:
+        """w of the interval ending at ``steps_done`` minus w of the one starting there (0 outside the run)."""
+        i = int(np.searchsorted(self._ends, steps_done))
+        if steps_done != 0 and (i >= self._ends.size or self._ends[i] != steps_done):
+            raise ValueError(f"step {steps_done} is not a renormalisation of this run")
+        before = 0.0 if steps_done == 0 else self.weight(int(self._ends[i - 1]) if i > 0 else 0, steps_done)
+        j = i if steps_done == 0 else i + 1
+        after = self.weight(steps_done, int(self._ends[j])) if j < self._ends.size else 0.0
+        return before - after
+
+    def observe(self, steps_done: int, features: Callable[[], torch.Tensor]) -> None:
+        """Add the boundary functional's term at ``steps_done`` (0, then after every :meth:`add`).
+
+        ``features()`` gives phi (B, p) of the current state and frame; it is called only where
+        the coefficient is not 0 (the ends of the run, and the tapered stretches)."""
+        c = self.boundary_coefficient(steps_done)
+        self._observed += 1
+        if c == 0.0:
+            return
+        phi = features().to(torch.float64)
+        if self._boundary is None:
+            self._boundary = torch.zeros(phi.shape, dtype=torch.float64, device=phi.device)
+        self._boundary.add_(phi, alpha=c)
 
     def add(self, log_growth: torch.Tensor, steps_done: int) -> None:
         w = self.weight(self._last, steps_done)
@@ -254,6 +291,14 @@ class GrowthAccumulator:
     def result(self) -> LyapunovResult:
         per_traj = (self.sums / (self.weighted_steps * self.dt)).cpu().numpy()
         B = per_traj.shape[0]
+        cv_info = None
+        if self.control_variates:
+            if self._observed != self._n_ends + 1 or self._boundary is None or B < 4:
+                raise RuntimeError("control variates need observe() at the start and after every add(), "
+                                   f"and a batch of 4 or more (got {self._observed} of {self._n_ends + 1} "
+                                   f"observations, batch {B})")
+            C = (self._boundary / (self.weighted_steps * self.dt)).cpu().numpy()
+            per_traj, cv_info = cross_fitted(per_traj, C)
         if B > 1:
             stderr = per_traj.std(axis=0, ddof=1) / math.sqrt(B)
             method, dof = "across trajectories", B - 1
@@ -272,6 +317,8 @@ class GrowthAccumulator:
         meta = {"stderr_method": method, "stderr_dof": dof}
         if self.taper:
             meta["taper_steps"] = self.taper
+        if cv_info is not None:
+            meta["control_variates"] = cv_info
         if self._history_se:
             meta["history_stderr"] = torch.stack(self._history_se).cpu().numpy()
         return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),

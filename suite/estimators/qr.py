@@ -9,6 +9,7 @@ from reference_systems import System
 from ..errors import InvalidArgumentError
 from ..linalg import QR_METHODS, qr_positive
 from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
+from .control_variates import MIN_TRAJECTORIES_PER_FEATURE, boundary_features, feature_count
 
 
 class QREstimator(Estimator):
@@ -69,12 +70,24 @@ class QREstimator(Estimator):
         5 time units leave 1%).  A state step costs a fraction of a tangent
         step (Lorenz-63, batch-last: some 1/4), so ``align`` of a few
         alignment times saves most of a long transient's cost.
+    control_variates : bool
+        Regress the boundary term out of the per-trajectory estimates
+        (:mod:`suite.estimators.control_variates`): functions of the state and
+        the frame at the run's ends (and over the taper) are zero-mean
+        control variates for a stationary run.  False (default): the plain
+        estimate.  Needs a batch of at least 20 trajectories per feature
+        (Lorenz-63, k = 3: p = 28 features, batch >= 560).  With a taper, on
+        Lorenz-63 at T = 25 the spread var * T fell to 0.022 / 0.00012 /
+        0.022 for lambda_1 / lambda_2 / lambda_3 against 0.069 / 0.0074 /
+        0.042 tapered alone: the same standard error from a third of the
+        trajectory time.
     """
 
     name = "qr"
     requires = "tangent"
 
-    def __init__(self, reorth_every: int = 1, method: str = "auto", taper: int = 0, align: Optional[int] = None):
+    def __init__(self, reorth_every: int = 1, method: str = "auto", taper: int = 0, align: Optional[int] = None,
+                 control_variates: bool = False):
         if isinstance(reorth_every, bool) or not isinstance(reorth_every, int) or reorth_every < 1:
             raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1")
         if method not in QR_METHODS:
@@ -86,6 +99,9 @@ class QREstimator(Estimator):
         self.method = method
         self.taper = check_taper(taper)
         self.align = align
+        if not isinstance(control_variates, bool):
+            raise InvalidArgumentError("control_variates", control_variates, "True or False")
+        self.control_variates = control_variates
 
     @torch.no_grad()
     def _estimate(self, system: System, cfg: RunConfig):
@@ -94,7 +110,15 @@ class QREstimator(Estimator):
         x = system.sample_initial(cfg.batch, rng).to(cfg.device, cfg.dtype)
         Q, _ = qr_positive(rng.normal(system.dim, cfg.k, dtype=cfg.dtype), self.method)
         check_finite(system, x, None, 0, 0, cfg)
-        acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper)
+        if self.control_variates:
+            p = feature_count(system, cfg.k)
+            if cfg.batch < MIN_TRAJECTORIES_PER_FEATURE * p:
+                raise InvalidArgumentError("batch", cfg.batch, f">= {MIN_TRAJECTORIES_PER_FEATURE * p} with "
+                                           f"control_variates=True ({MIN_TRAJECTORIES_PER_FEATURE} trajectories "
+                                           f"for each of the {p} boundary features of {system.label!r} at k = "
+                                           f"{cfg.k}), or control_variates=False")
+        acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
+                                control_variates=self.control_variates)
 
         last = 0
         state_only = 0 if self.align is None else max(0, cfg.transient - self.align)
@@ -110,6 +134,10 @@ class QREstimator(Estimator):
                 check_finite(system, x, log_growth, t, last, cfg)
                 last = t
 
+        def features():
+            return boundary_features(system, x, Q)
+        if self.control_variates:
+            acc.observe(0, features)
         for s in range(1, cfg.steps + 1):
             x, Q = self._advance(system, x, Q, rng)
             if s % m == 0 or s == cfg.steps:
@@ -117,6 +145,8 @@ class QREstimator(Estimator):
                 check_finite(system, x, log_growth, cfg.transient + s, last, cfg)
                 last = cfg.transient + s
                 acc.add(log_growth, s)
+                if self.control_variates:
+                    acc.observe(s, features)
         return acc.result()
 
     def _advance(self, system: System, x: torch.Tensor, Q: torch.Tensor, rng):
