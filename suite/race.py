@@ -160,7 +160,8 @@ def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> Lyap
 
 
 CONTENDERS: Dict[str, Dict[str, Any]] = {
-    "lyapbench": {"batch": 2048, "T0": 25.0, "config": "qr(reorth_every=10, taper=800, align=1000)"},
+    "lyapbench": {"batch": 4096, "T0": 12.5,
+                  "config": "qr(reorth_every=10, taper=300, align=1000, control_variates=True)"},
     "jitcode": {"batch": 8, "T0": 100.0,
                 "config": "jitcode_lyap(rtol=1e-6, atol=1e-12, renorm_every=100)"},
     "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0, "config": "LCE, RK4 dt=0.01, QR every step"},
