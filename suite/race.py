@@ -21,37 +21,44 @@ reached, with the error it got; its time-to-eps is then only bounded below.
 
 Contenders, each in the fastest configuration measured for it on this machine:
 
-* ``lyapbench``: ``qr(reorth_every=10, taper=800, align=1000)``
-  (re-orthonormalising every 10 RK4 steps, dt = 0.01, keeps 10 dt
-  (lambda_1 - lambda_3) = 1.5 nats far from round-off; the QR of 3 x 3
-  frames is batched Gram-Schmidt, see suite.linalg.auto_method; the log
-  growth averaged with a taper of 8 time units at each end, see
-  suite.estimators.base.GrowthAccumulator; the first 10 of the 20
-  transient time units advance the state alone, the frame aligning over
-  the last 10: the estimates moved by 4e-6 and 6e-6 against a frame
-  advanced through the whole transient, seeds 0 and 1, against 6e-5 with 5
-  units of alignment; standard error 6e-4), Lorenz-63 stepped in the
-  batch-last layout (reference_systems.layout),
-  float64, batch 2048 trajectories advanced together, T0 = 25.  Why these:
+* ``lyapbench``: ``qr(reorth_every=10, taper=300, align=1000,
+  control_variates=True)`` (re-orthonormalising every 10 RK4 steps, dt =
+  0.01, keeps 10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off;
+  the QR of 3 x 3 frames is batched Gram-Schmidt, see
+  suite.linalg.auto_method; the log growth averaged with a taper of 3 time
+  units at each end, see suite.estimators.base.GrowthAccumulator; the
+  boundary term regressed out, suite.estimators.control_variates; the
+  first 10 of the 20 transient time units advance the state alone, the
+  frame aligning over the last 10: the estimates moved by 4e-6 and 6e-6
+  against a frame advanced through the whole transient, seeds 0 and 1,
+  against 6e-5 with 5 units of alignment; standard error 6e-4), Lorenz-63
+  stepped in the batch-last layout (reference_systems.layout),
+  float64, batch 4096 trajectories advanced together, T0 = 12.5.  Why these:
   across trajectories of length T the spread of lambda_1's plain time
   average is var(lambda_1(T)) T = a + c / T with a = 0.021 and c = 2.6 per
   unit time (measured here from 4096 trajectories at T = 25, 50 and 100:
   var T = 0.125, 0.074, 0.047); the c / T part is a boundary term (where on
-  the attractor a trajectory starts and ends) that only long trajectories
-  shed, or a taper: with 8 time units of taper, var T = 0.073, 0.039, 0.029
-  for lambda_1 and 0.008, 0.0025, 0.0011 for lambda_2 (0.026, 0.013,
-  0.0065 untapered) at T = 25, 50, 100 (4096 trajectories, two seeds).  So
-  at T = 50 the standard error of lambda_1 is sqrt(0.039 / (50 B)): 6.2e-4
-  with B = 2048, with which |error| + 2 stderr <= 2e-3 holds in some 3 runs
-  of 4 (B = 4096 gives 4.4e-4 and some 19 in 20, at twice the time; when a
-  run misses, the next T doubles it anyway, so the smaller batch is faster
-  on average).  Fewer, longer trajectories need fewer time units, but the
-  CPU rate falls with the batch (1.8e6 trajectory-steps/s at B = 4096, 6e5
-  at B = 512, 2.4e5 at B = 128: each torch op's fixed cost), and the two
-  effects cancel: B = 4096 at T = 50, B = 1306 at T = 100 and B = 472 at
-  T = 200 all cost 15-17 s here untapered.  The 20-unit transient is
-  needed whatever the taper (below; with a 10-unit transient and a taper
-  lambda_2 still came out 2-4 standard errors high).  float32
+  the attractor a trajectory starts and ends).  A taper turns it into an
+  average over the ends, and control variates, functions of the state and
+  the frame there, regress what is left of it out: on 4096 trajectories
+  (seed 0) var T fell from 0.159 / 0.027 / 0.070 (lambda_1 / lambda_2 /
+  lambda_3, taper alone) to 0.020 / 0.0016 / 0.020 at T = 12.5 with a
+  taper of 3 time units, and from 0.069 / 0.0074 / 0.042 to 0.022 /
+  0.00012 / 0.022 at T = 25 with a taper of 8: the asymptotic a, so a
+  short trajectory costs no more per time unit than a long one, and the
+  batch can be as large as the CPU rate likes (1.8e6 trajectory-steps/s at
+  B = 4096, 6e5 at B = 512, 2.4e5 at B = 128: each torch op's fixed cost).
+  At T = 12.5 and B = 4096 lambda_1's standard error is 6.2e-4, and seeds
+  0-3 reached |error| + 2 stderr = 1.68e-3, 1.51e-3, 1.72e-3, 1.82e-3 at
+  T0 (4.5-5.2 s each); B = 3072 at T = 25 with a taper of 8 reached on the
+  same four seeds in 5.5-6.4 s, B = 4096 at T = 25 in 7-9 s.  The taper
+  alone (the previous configuration, ``taper=800`` without control
+  variates) needed B = 2048 at T = 50: 8.2 s.  The 20-unit transient is
+  still needed: with 10 (5 state-only, 5 aligning) lambda_1 came out 1.4
+  standard errors low at T = 25 on two seeds of three even corrected, and
+  4e-3 low at T = 12.5 (an ensemble not yet stationary biases more than
+  the boundary); with 5 units of alignment at T = 12.5 lambda_2 came out
+  3-4 standard errors high (a frame not yet aligned).  float32
   is no faster on the CPU (each op's fixed cost dominates; measured
   B = 4096, T = 50: 11.2 s against 11.4 s).  dt stays 0.01: the RK4 map's
   sum of exponents is off by +1.0e-4 at dt = 0.01, +5.4e-4 at 0.015 and
