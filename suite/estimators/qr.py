@@ -76,7 +76,10 @@ class QREstimator(Estimator):
         the frame at the run's ends (and over the taper) are zero-mean
         control variates for a stationary run.  False (default): the plain
         estimate.  Needs a batch of at least 20 trajectories per feature
-        (Lorenz-63, k = 3: p = 28 features, batch >= 560).  With a taper, on
+        (Lorenz-63, k = 3: p = 28 features, batch >= 560), and a corrected
+        trajectory's estimate depends on the rest of the batch (the fitted
+        coefficients), so the contract checks of ``lyapbench check`` that run
+        batches of 1 to 4 do not apply to it.  With a taper, on
         Lorenz-63 at T = 25 the spread var * T fell to 0.022 / 0.00012 /
         0.022 for lambda_1 / lambda_2 / lambda_3 against 0.069 / 0.0074 /
         0.042 tapered alone: the same standard error from a third of the
