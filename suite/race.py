@@ -50,7 +50,9 @@ Contenders, each in the fastest configuration measured for it on this machine:
   B = 4096, 6e5 at B = 512, 2.4e5 at B = 128: each torch op's fixed cost).
   At T = 12.5 and B = 4096 lambda_1's standard error is 6.2e-4, and seeds
   0-3 reached |error| + 2 stderr = 1.68e-3, 1.51e-3, 1.72e-3, 1.82e-3 at
-  T0 (4.5-5.2 s each); B = 3072 at T = 25 with a taper of 8 reached on the
+  T0 (4.5-5.2 s each), and of seeds 4-9, not used in choosing, four
+  (seeds 4 and 5 reached at T = 25, where jitcode too needed more than at
+  seed 0); B = 3072 at T = 25 with a taper of 8 reached on the
   same four seeds in 5.5-6.4 s, B = 4096 at T = 25 in 7-9 s.  The taper
   alone (the previous configuration, ``taper=800`` without control
   variates) needed B = 2048 at T = 50: 8.2 s.  The 20-unit transient is
