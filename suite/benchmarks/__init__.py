@@ -19,6 +19,9 @@ Modules
 ``bench_accuracy``    ``track_abs_error_lambda1`` (nats): |lambda_1 - reference| at fixed
                       settings and seed 0 (deterministic), so the history shows accuracy
                       regressions.
+``bench_race``        ``time_estimate`` and ``track_worst_error_plus_2se`` (nats) of the race's
+                      lyapbench configuration on Lorenz-63 (suite/race.py): the fastest
+                      configuration's time and its error, commit by commit.
 
 asv counts lower as better for every ``time_*``, ``peakmem_*`` and ``track_*``
 benchmark, so only costs and errors are tracked (never rates or accuracies).
