@@ -56,8 +56,25 @@ import numpy as np
 import torch
 
 from reference_systems import System
+from ..errors import InvalidArgumentError
 
 MIN_TRAJECTORIES_PER_FEATURE = 20
+
+
+def check_flag(control_variates) -> bool:
+    """The ``control_variates`` hyperparameter: True or False."""
+    if not isinstance(control_variates, bool):
+        raise InvalidArgumentError("control_variates", control_variates, "True or False")
+    return control_variates
+
+
+def check_batch(system: System, k: int, batch: int) -> None:
+    """Refuse a batch too small to fit the coefficients (MIN_TRAJECTORIES_PER_FEATURE per feature)."""
+    p = feature_count(system, k)
+    if batch < MIN_TRAJECTORIES_PER_FEATURE * p:
+        raise InvalidArgumentError("batch", batch, f">= {MIN_TRAJECTORIES_PER_FEATURE * p} with control_variates="
+                                   f"True ({MIN_TRAJECTORIES_PER_FEATURE} trajectories for each of the {p} boundary "
+                                   f"features of {system.label!r} at k = {k}), or control_variates=False")
 
 
 def feature_count(system: System, k: int) -> int:

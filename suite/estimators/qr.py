@@ -9,7 +9,7 @@ from reference_systems import System
 from ..errors import InvalidArgumentError
 from ..linalg import QR_METHODS, qr_positive
 from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
-from .control_variates import MIN_TRAJECTORIES_PER_FEATURE, boundary_features, feature_count
+from .control_variates import boundary_features, check_batch, check_flag
 
 
 class QREstimator(Estimator):
@@ -102,9 +102,7 @@ class QREstimator(Estimator):
         self.method = method
         self.taper = check_taper(taper)
         self.align = align
-        if not isinstance(control_variates, bool):
-            raise InvalidArgumentError("control_variates", control_variates, "True or False")
-        self.control_variates = control_variates
+        self.control_variates = check_flag(control_variates)
 
     @torch.no_grad()
     def _estimate(self, system: System, cfg: RunConfig):
@@ -114,12 +112,7 @@ class QREstimator(Estimator):
         Q, _ = qr_positive(rng.normal(system.dim, cfg.k, dtype=cfg.dtype), self.method)
         check_finite(system, x, None, 0, 0, cfg)
         if self.control_variates:
-            p = feature_count(system, cfg.k)
-            if cfg.batch < MIN_TRAJECTORIES_PER_FEATURE * p:
-                raise InvalidArgumentError("batch", cfg.batch, f">= {MIN_TRAJECTORIES_PER_FEATURE * p} with "
-                                           f"control_variates=True ({MIN_TRAJECTORIES_PER_FEATURE} trajectories "
-                                           f"for each of the {p} boundary features of {system.label!r} at k = "
-                                           f"{cfg.k}), or control_variates=False")
+            check_batch(system, cfg.k, cfg.batch)
         acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
                                 control_variates=self.control_variates)
 
