@@ -33,7 +33,7 @@ below ``MIN_TRAJECTORIES_PER_FEATURE`` x p are refused.
 
 Features phi(x, Q): the state's coordinates, their products x_i x_j (i <=
 j), the products q_i q_j (i <= j) of each frame column (the column's
-direction, sign-free), and for a flow ln |f(x)|:
+direction, sign-free), and for a flow with an ``rhs`` ln |f(x)|:
 p = d + (k + 1) d (d + 1) / 2 (+ 1).  The frame is the QR frame for
 ``qr`` and ``jvp_qr`` and the separation's direction (k = 1) for
 ``two_trajectory`` (Lorenz-63, T = 12.5, taper 3 time units, 4096
@@ -80,10 +80,15 @@ def check_batch(system: System, k: int, batch: int) -> None:
                                    f"features of {system.label!r} at k = {k}), or control_variates=False")
 
 
+def _has_speed(system: System) -> bool:
+    """Whether ln |f(x)| is a feature: a flow that exposes its right-hand side ``rhs``."""
+    return system.kind == "flow" and callable(getattr(system, "rhs", None))
+
+
 def feature_count(system: System, k: int) -> int:
     """p, the number of boundary features for ``system`` with k tangent vectors."""
     d = system.dim
-    return d + (k + 1) * d * (d + 1) // 2 + (1 if system.kind == "flow" else 0)
+    return d + (k + 1) * d * (d + 1) // 2 + (1 if _has_speed(system) else 0)
 
 
 def boundary_features(system: System, x: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
@@ -93,7 +98,7 @@ def boundary_features(system: System, x: torch.Tensor, Q: torch.Tensor) -> torch
     xx = (x[:, :, None] * x[:, None, :])[:, iu[0], iu[1]]
     qq = (Q[:, :, None, :] * Q[:, None, :, :])[:, iu[0], iu[1], :]  # (B, d(d+1)/2, k)
     cols = [x, xx, qq.transpose(1, 2).reshape(B, -1)]
-    if system.kind == "flow":
+    if _has_speed(system):
         speed = torch.linalg.vector_norm(system.rhs(x), dim=1)
         cols.append(torch.log(speed.clamp_min(torch.finfo(speed.dtype).tiny))[:, None])
     return torch.cat(cols, dim=1)
