@@ -181,3 +181,24 @@ def test_on_gaussian_products_control_variates_find_nothing_and_bias_nothing():
     assert abs(z.mean()) < 4 / math.sqrt(z.size), z.mean()
     assert 0.8 < z.std() < 1.25, z.std()
     assert np.all((1.0 < np.mean(ratios, axis=0)) & (np.mean(ratios, axis=0) < 1 + p / (B / 2))), np.mean(ratios, 0)
+
+
+def test_a_plugin_flow_without_rhs_gets_the_other_features():
+    """A user's System subclass of kind 'flow' that implements only the step and the tangent (no
+    ``rhs``): ln |f(x)| is left out (p = 27 for d = k = 3, not 28) and the estimate runs."""
+    lorenz = rs.get("lorenz63")
+
+    class SteppedFlow(rs.System):
+        kind = "flow"
+
+        def _step(self, x, generator):
+            return lorenz.step(x, generator)
+
+        def _tangent(self, x, V, generator):
+            return lorenz.tangent(x, V, generator)
+
+    flow = SteppedFlow("stepped_lorenz", 3, dt=lorenz.dt, sample_initial=lorenz.sample_initial)
+    assert not hasattr(flow, "rhs") and feature_count(flow, 3) == 27
+    res = estimators.get("qr", reorth_every=10, taper=20, control_variates=True).estimate(
+        flow, 100, transient=100, batch=540)
+    assert res.meta["control_variates"]["features"] == 27 and np.isfinite(res.exponents).all()
