@@ -89,11 +89,8 @@ class TwoTrajectoryEstimator(Estimator):
         acc = GrowthAccumulator(B, 1, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
                                 control_variates=self.control_variates)
 
-        def observe(s, x, direction):
-            if self.control_variates:
-                acc.observe(s, lambda: boundary_features(system, x, direction[:, :, None]))
-        if cfg.transient == 0:
-            observe(0, x, u)
+        if self.control_variates and cfg.transient == 0:
+            acc.observe(0, lambda: boundary_features(system, x, u[:, :, None]))
         last = 0
         for t in range(1, cfg.transient + cfg.steps + 1):
             z = system.step(z, pair)
@@ -114,8 +111,8 @@ class TwoTrajectoryEstimator(Estimator):
                 z = torch.cat([x, y])
                 if s > 0:
                     acc.add(log_growth, s)
-                if s >= 0:
-                    observe(s, x, sep / d)
+                if self.control_variates and s >= 0:  # the separation's direction is the frame
+                    acc.observe(s, lambda: boundary_features(system, x, (sep / d)[:, :, None]))
         res = acc.result()
         res.meta["d0"] = "sqrt(eps)*(1+|x0|)" if self.d0 is None else self.d0
         return res
