@@ -8,7 +8,7 @@ import torch
 
 from . import register
 from ._checks import diagonalisable, finite, positive_int
-from .layout import is_batch_last, stack_like
+from .layout import stack_like, stored_batch_last
 from .reference import Reference
 from .system import Flow
 
@@ -72,7 +72,7 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     jac_linear[2, 3], jac_linear[0, 5], jac_linear[1, 6], jac_linear[0, 7] = -1.0, -1.0, 1.0, 1.0
 
     def jacobian(x):
-        if x.shape[0] > 1 and is_batch_last(x):
+        if stored_batch_last(x):
             return torch.addmm(jac_const.to(x)[:, None], jac_linear.to(x).T, x.T).view(3, 3, -1).permute(2, 0, 1)
         return torch.addmm(jac_const.to(x), x, jac_linear.to(x)).view(-1, 3, 3)
 

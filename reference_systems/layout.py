@@ -49,9 +49,15 @@ def to_batch_last(t: torch.Tensor) -> torch.Tensor:
     return t.movedim(0, -1).contiguous().movedim(-1, 0)
 
 
+def stored_batch_last(x: torch.Tensor) -> bool:
+    """True if x holds more than one state and is batch-last: what is computed from it should be too
+    (a single state counts as batch-last for :func:`is_batch_last` but is laid out batch-first)."""
+    return x.shape[0] > 1 and is_batch_last(x)
+
+
 def stack_like(x: torch.Tensor, columns: Sequence[torch.Tensor]) -> torch.Tensor:
     """Stack (B,) components into a (B, d) tensor in the layout of x (batch-first or batch-last)."""
-    if x.shape[0] > 1 and is_batch_last(x):
+    if stored_batch_last(x):
         return torch.stack(list(columns), dim=0).T
     return torch.stack(list(columns), dim=1)
 
