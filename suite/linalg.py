@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-QR_METHODS = ("auto", "householder", "mgs", "cholqr2")
+QR_METHODS = ("auto", "householder", "mgs", "cholqr", "cholqr2")
 
 
 # Gram-Schmidt's Q loses orthogonality like eps * cond(V) (Bjorck 1967); a Q off by delta
@@ -48,34 +48,50 @@ def _mgs(V: torch.Tensor):
     return W.permute(2, 1, 0), diag.T, ok
 
 
-def _cholqr2(V: torch.Tensor):
-    """CholeskyQR2 (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto, ScalA 2014; Yamamoto et al.,
-    ETNA 44 (2015)): two passes of R = chol(V^T V)^T, Q = V R^-1; diag(R) = diag(R2) diag(R1).
+def _cholqr(V: torch.Tensor, passes: int = 2):
+    """CholeskyQR (``passes`` = 1) or CholeskyQR2 (2) (Fukaya, Nakatsukasa, Yanagisawa & Yamamoto,
+    ScalA 2014; Yamamoto et al., ETNA 44 (2015)): per pass R = chol(V^T V)^T, Q = V R^-1;
+    diag(R) = diag(R2) diag(R1).
 
-    Two matrix products, two k x k Choleskys and two triangular solves per
+    One matrix product, one k x k Cholesky and one triangular solve per
     pass: on a GPU mostly GEMM, far faster than Householder for d >> k and
-    than batched Householder for many small frames.  Stable (orthogonality
-    O(eps)) when cond(V) < ~eps^-1/2 = 1e8; float32 frames are factorised in
-    float64 (a float64 GEMM on O(d k) data, cheap next to the tangent
-    product) and Q is rounded back, so they get the same range.
-    Returns Q, diag(R) and ``ok`` (B,): False for a frame where that cannot
-    be guaranteed (a Cholesky breakdown, or max/min diag(R1), a lower bound
-    of cond(V), above eps^-1/2 / 10, or a non-finite result); the caller
+    than batched Householder for many small frames.  float32 frames are
+    factorised in float64 (a float64 GEMM on O(d k) data, cheap next to the
+    tangent product) and Q is rounded back, so they get float64's range.
+
+    Accuracy.  Each pass is columnwise backward stable in the sense the
+    exponents need: the triangular solve gives Q R = V + dV with
+    |dV_j| <~ eps |V_j| for every column j, so span(Q[:, :i]) =
+    span(V[:, :i]) to rounding and the product of the R factors telescopes
+    (J_T ... J_1 Q_0 = Q_T R_T ... R_1: the sum of ln R_ii over a run is
+    exact up to ln vol(Q_T[:, :i]), a boundary term).  What one pass loses
+    is orthogonality: ||Q^T Q - I|| ~ eps cond(V)^2 (the Gram matrix's
+    rounding, relative to its smallest eigenvalue), which a second pass
+    removes (O(eps), Yamamoto et al. 2015).  A frame that is not
+    orthonormal to delta changes the log growth of the next interval by
+    O(delta) and the run's sum by O(delta) in all (the boundary term), never
+    delta per renormalisation: tests/test_linalg.py checks this on 400
+    renormalisations of frames near the limit below.
+    ``ok`` (B,): False for a frame where this cannot be guaranteed (a
+    Cholesky breakdown, or max/min diag(R1), a lower bound of cond(V), above
+    eps^-1/2 / 10, so delta <~ 1e-2, or a non-finite result); the caller
     redoes those frames another way.
     """
     dtype = V.dtype
     if dtype == torch.float32:  # Gram and Cholesky in float64: stable up to cond ~1e8, not 3e3
         V = V.to(torch.float64)
     eps = torch.finfo(V.dtype).eps
-    L1, info1 = torch.linalg.cholesky_ex(V.transpose(-2, -1) @ V)
-    d1 = torch.diagonal(L1, dim1=-2, dim2=-1)
-    ok = (info1 == 0) & (d1.max(dim=-1).values < (0.1 / eps ** 0.5) * d1.min(dim=-1).values)
-    # Q1 = V L1^-T: solve Q1 L1^T = V from the right
-    Q1 = torch.linalg.solve_triangular(L1.transpose(-2, -1), V, upper=True, left=False)
-    L2, info2 = torch.linalg.cholesky_ex(Q1.transpose(-2, -1) @ Q1)
-    Q = torch.linalg.solve_triangular(L2.transpose(-2, -1), Q1, upper=True, left=False)
-    diag = d1 * torch.diagonal(L2, dim1=-2, dim2=-1)
-    ok = ok & (info2 == 0) & torch.isfinite(diag).all(dim=-1)
+    L, info = torch.linalg.cholesky_ex(V.transpose(-2, -1) @ V)
+    diag = torch.diagonal(L, dim1=-2, dim2=-1)
+    ok = (info == 0) & (diag.max(dim=-1).values < (0.1 / eps ** 0.5) * diag.min(dim=-1).values)
+    # Q = V L^-T: solve Q L^T = V from the right
+    Q = torch.linalg.solve_triangular(L.transpose(-2, -1), V, upper=True, left=False)
+    for _ in range(passes - 1):
+        L, info = torch.linalg.cholesky_ex(Q.transpose(-2, -1) @ Q)
+        Q = torch.linalg.solve_triangular(L.transpose(-2, -1), Q, upper=True, left=False)
+        diag = diag * torch.diagonal(L, dim1=-2, dim2=-1)
+        ok = ok & (info == 0)
+    ok = ok & torch.isfinite(diag).all(dim=-1)
     return Q.to(dtype), diag, ok
 
 
@@ -88,7 +104,7 @@ def _householder(V: torch.Tensor):
 
 
 def _fallback(V: torch.Tensor):
-    """QR of frames CholeskyQR2 cannot take: Householder on the CPU or for wide frames;
+    """QR of frames CholeskyQR cannot take: Householder on the CPU or for wide frames;
     on CUDA with k <= 64, modified Gram-Schmidt twice (batched vector sweeps; "twice is
     enough", Giraud, Langou & Rozloznik 2005), since batched small Householder QRs run one
     after another there."""
@@ -109,14 +125,20 @@ MGS_MAX_DIM = 4
 def auto_method(V: torch.Tensor) -> str:
     """The QR method 'auto' picks for frames V (B, d, k).
 
-    CUDA: CholeskyQR2 (batched GEMM and potrf; batched Householder runs one
-    small factorisation after another there, 0.3 s for 4096 frames of 2 x 2
-    on an H100, measured).  CPU: modified Gram-Schmidt for small frames
+    CUDA: CholeskyQR in one pass (batched GEMM and potrf; batched
+    Householder runs one small factorisation after another there, 0.3 s for
+    4096 frames of 2 x 2 on an H100, measured).  One pass, not two: the
+    second restores Q's orthogonality, which the exponents do not need (see
+    :func:`_cholqr`), at the cost of a second GEMM, Cholesky and triangular
+    solve, the bulk of a full-spectrum step at d = 1024 (the last H100
+    table, with CholeskyQR2: 2.7 ms a step, of which the tangent product's
+    2.1 GFLOP take 0.03 ms at the nominal peak).  Not measured on a GPU
+    yet with one pass.  CPU: modified Gram-Schmidt for small frames
     (d <= MGS_MAX_DIM: Henon, Lorenz-63, Rossler, where Householder's
     per-frame LAPACK call dominates a batched step), Householder otherwise.
     """
     if V.is_cuda:
-        return "cholqr2"
+        return "cholqr"
     return "mgs" if V.shape[1] <= MGS_MAX_DIM else "householder"
 
 
@@ -136,8 +158,10 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     are redone with Householder (see :func:`_mgs`).
     ``auto`` (the default of the estimators): see :func:`auto_method`.
     A zero R_ii (a frame collapsed by a singular Jacobian) gives -inf, which
-    the caller reports.  ``cholqr2``: CholeskyQR2 (see
-    :func:`_cholqr2`); the frames too ill-conditioned for it are redone by
+    the caller reports.  ``cholqr`` and ``cholqr2``: CholeskyQR in one pass
+    or two (see :func:`_cholqr`; one pass leaves Q orthonormal only to
+    eps cond(V)^2, which moves the run's sums by a boundary term, not per
+    step); the frames too ill-conditioned for it are redone by
     :func:`_fallback` (Householder, or Gram-Schmidt twice on CUDA).
     """
     if method not in QR_METHODS:
@@ -151,10 +175,10 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     if method == "householder":
         Q, diag = _householder(V)
         return Q, torch.log(diag.to(torch.float64))
-    # Gram-Schmidt or CholeskyQR2, and the frames they cannot take redone another way: for
+    # Gram-Schmidt or CholeskyQR, and the frames they cannot take redone another way: for
     # Gram-Schmidt (too ill-conditioned, collapsed or overflowed) Householder, whose scaled norms
-    # keep Q orthonormal and give -inf for a collapsed frame; for CholeskyQR2 see _fallback
-    Q, diag, ok = _mgs(V) if method == "mgs" else _cholqr2(V)
+    # keep Q orthonormal and give -inf for a collapsed frame; for CholeskyQR see _fallback
+    Q, diag, ok = _mgs(V) if method == "mgs" else _cholqr(V, passes=1 if method == "cholqr" else 2)
     if not bool(ok.all()):
         bad = torch.nonzero(~ok).flatten()
         Qb, db = (_householder if method == "mgs" else _fallback)(V[bad])

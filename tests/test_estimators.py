@@ -75,10 +75,10 @@ def test_two_trajectory_contract_and_errors():
 
 @pytest.mark.parametrize("name,params", [("henon", {}), ("lorenz63", {}), ("gaussian_products", {"N": 6}),
                                          ("lorenz96", {})])
-def test_qr_householder_mgs_and_cholqr2_agree(name, params):
+def test_qr_householder_mgs_and_cholqr_agree(name, params):
     system = rs.get(name, **params)
     a = estimators.get("qr", method="householder").estimate(system, 300, transient=50, batch=3, seed=2)
-    for method in ("mgs", "cholqr2"):
+    for method in ("mgs", "cholqr", "cholqr2"):
         b = estimators.get("qr", method=method).estimate(system, 300, transient=50, batch=3, seed=2)
         np.testing.assert_allclose(b.per_trajectory, a.per_trajectory, rtol=1e-9, atol=1e-9)
 

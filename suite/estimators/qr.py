@@ -38,13 +38,15 @@ class QREstimator(Estimator):
         lower directions are lost to round-off: Henon (lambda_1 - lambda_2 =
         2.04) with m = 10 in float32 collapses its frame, which is reported
         as a TrajectoryError.
-    method : 'auto', 'householder', 'mgs' or 'cholqr2'
+    method : 'auto', 'householder', 'mgs', 'cholqr' or 'cholqr2'
         QR factorisation (see :func:`suite.linalg.qr_positive`): Householder
         reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
-        CholeskyQR2 with a Householder fallback for ill-conditioned frames;
-        'auto' (default) takes CholeskyQR2 on CUDA and, on the CPU, modified
-        Gram-Schmidt for d <= 4 and Householder otherwise
-        (:func:`suite.linalg.auto_method`).
+        CholeskyQR in one pass or two, with a Householder fallback for
+        ill-conditioned frames (one pass leaves Q orthonormal only to
+        eps cond(V)^2, which the exponents do not feel beyond a boundary
+        term: the R factors telescope); 'auto' (default) takes one-pass
+        CholeskyQR on CUDA and, on the CPU, modified Gram-Schmidt for
+        d <= 4 and Householder otherwise (:func:`suite.linalg.auto_method`).
     taper : int >= 0, at most steps / 2
         Steps at each end of the run over which the weight of the log growth
         rises from 0 to 1 as sin^2 (a weighted Birkhoff average, see
