@@ -132,11 +132,22 @@ def _seeded_cells(args, systems, est_names, overrides) -> list:
     return cells
 
 
+def _existing_rows(path: Path) -> List[dict]:
+    """The rows of a table written earlier (``--append``; empty cells as None), [] if there is none."""
+    if not path.is_file():
+        return []
+    import pandas as pd
+    old = pd.read_csv(path)
+    return [{c: (None if pd.isna(v) else v) for c, v in r.items()} for r in old.to_dict("records")]
+
+
 def cmd_compare(args, stem: str = "compare", heading: str = "Estimator comparison") -> int:
     systems, est_names = _prepare(args)
     cells = _seeded_cells(args, systems, est_names, ("steps", "batch", "k"))
     out = Path(args.output_dir)
-    summaries = []
+    append = getattr(args, "append", False) and not args.no_write
+    summaries = _existing_rows(out / f"{stem}.csv") if append else []
+    n_old = len(summaries)
 
     def keep_summary(cell, rows, result):  # every finished cell is kept
         summaries.append(summarise(cell.system, rows, result))
@@ -147,9 +158,9 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
     with _executor(args) as ex:
         run_grid(cells, csv_path=None if args.no_write else out / f"{stem}_rows.csv",
                  progress=None if args.quiet else sys.stderr, on_cell=keep_summary, journal=_journal(args, stem),
-                 executor=ex)
-    print(text_table(summaries, COMPARE_DISPLAY))
-    bad = [s_ for s_ in summaries if s_["status"] in ("fail", "error")]
+                 executor=ex, initial_rows=_existing_rows(out / f"{stem}_rows.csv") if append else ())
+    print(text_table(summaries[n_old:], COMPARE_DISPLAY))
+    bad = [s_ for s_ in summaries[n_old:] if s_["status"] in ("fail", "error")]
     for s_ in bad:
         print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} {s_['message']}",
               file=sys.stderr)
@@ -328,10 +339,8 @@ def cmd_throughput(args) -> int:
     out = Path(args.output_dir)
     stem = f"throughput_{tp.slug(device)}" + ("" if args.profile == "full" else f"_{args.profile}")
     rows = []
-    if args.append and (out / f"{stem}.csv").is_file():  # several grids into one table
-        import pandas as pd
-        old = pd.read_csv(out / f"{stem}.csv")
-        rows = [{c: (None if pd.isna(v) else v) for c, v in r.items()} for r in old.to_dict("records")]
+    if args.append:  # several grids into one table
+        rows = _existing_rows(out / f"{stem}.csv")
     n_old = len(rows)
     t_start = time.perf_counter()
     journal = _journal(args, stem)
@@ -526,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch", type=int, help="trajectories per cell (default: the system's validation batch)")
     c.add_argument("--k", type=int, help="number of exponents, largest first (default: all); estimators "
                                          "are judged on the exponents they return")
+    c.add_argument("--append", action="store_true", help="add the rows to the tables already in OUTPUT_DIR "
+                                                          "instead of replacing them (one table from grids with "
+                                                          "different settings)")
     c.set_defaults(func=cmd_compare)
     cv.add_argument("--seeds", help="comma-separated seeds, one run per seed (default: 0)")
     cv.add_argument("--steps", type=int, help="steps per trajectory (default: the system's validation budget)")

@@ -131,9 +131,12 @@ def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path: Optional[Path] = None,
              title: str = "", progress: Optional[TextIO] = sys.stderr,
              on_cell: Optional[Callable[[Cell, List[Dict[str, Any]], Any], None]] = None,
-             journal: Optional[Journal] = None, executor=None) -> List[Dict[str, Any]]:
+             journal: Optional[Journal] = None, executor=None,
+             initial_rows: Sequence[Dict[str, Any]] = ()) -> List[Dict[str, Any]]:
     """Run every cell; rewrite the CSV and Markdown tables after each, in grid order.
 
+    ``initial_rows``: rows of an earlier grid the tables start with (``--append``); they are
+    written, not returned.
     ``on_cell(cell, rows, result)`` is called after each cell (result None if it raised).
     ``journal`` (:mod:`suite.journal`): every finished cell is saved there at once, and a cell
     already there (``--resume``) is replayed from it instead of run.  ``executor``
@@ -145,7 +148,7 @@ def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path:
     """
     from .executors import InProcess
     executor = executor or InProcess()
-    state = _GridState(cells, csv_path, md_path, title, progress, on_cell)
+    state = _GridState(cells, csv_path, md_path, title, progress, on_cell, initial_rows)
     todo = []
     for i, cell in enumerate(cells):
         key = cell_key(cell.system, cell.estimator_name, cell.settings) if journal is not None else None
@@ -173,9 +176,10 @@ def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path:
 class _GridState:
     """Hands finished cells to the tables and ``on_cell`` in grid order, with progress lines."""
 
-    def __init__(self, cells, csv_path, md_path, title, progress, on_cell):
+    def __init__(self, cells, csv_path, md_path, title, progress, on_cell, initial_rows=()):
         self.cells, self.csv_path, self.md_path, self.title = cells, csv_path, md_path, title
         self.progress, self.on_cell = progress, on_cell
+        self.initial_rows = list(initial_rows)
         self.rows: List[Dict[str, Any]] = []
         self.pending: Dict[int, tuple] = {}
         self.n_done = 0
@@ -191,9 +195,10 @@ class _GridState:
         cell = self.cells[i]
         self.rows.extend(cell_rows)
         if self.csv_path is not None:
-            write_csv(self.rows, self.csv_path, COLUMNS)
+            write_csv(self.initial_rows + self.rows, self.csv_path, COLUMNS)
         if self.md_path is not None:
-            atomic_write(self.md_path, self.title + markdown(with_display(self.rows), DISPLAY, DISPLAY_HEADERS))
+            atomic_write(self.md_path, self.title + markdown(with_display(self.initial_rows + self.rows), DISPLAY,
+                                                             DISPLAY_HEADERS))
         if self.on_cell is not None:
             self.on_cell(cell, cell_rows, result)
         if self.progress is not None:

@@ -137,3 +137,21 @@ def test_system_parameters_on_the_command_line(tmp_path, capsys):
         assert "--systems" in capsys.readouterr().err or bad == "henon(a=1.4"
     assert main(["compare", "--systems", "henon(c=1)", "--no-write", "--quiet"]) == 2  # unknown parameter
     assert main(["compare", "--systems", "henon", "--k", "0", "--no-write", "--quiet"]) == 2
+
+
+def test_compare_append_keeps_the_earlier_grid(tmp_path, capsys):
+    """Two grids with different settings into one table: --append adds, without it the table is replaced."""
+    import pandas as pd
+    common = ["compare", "--systems", "logistic(r=4.0)", "--steps", "300", "--output-dir", str(tmp_path), "--quiet"]
+    assert main(common + ["--estimators", "qr", "--batch", "4"]) == 0
+    assert "logistic(r=4)  qr " in capsys.readouterr().out
+    assert main(common + ["--estimators", "two_trajectory", "--batch", "8", "--append"]) == 0
+    out = capsys.readouterr().out
+    assert "two_trajectory" in out and "logistic(r=4)  qr " not in out  # the new grid's rows only are printed
+    summary = pd.read_csv(tmp_path / "compare.csv")
+    assert summary[["estimator", "batch"]].values.tolist() == [["qr", 4], ["two_trajectory", 8]]
+    rows = pd.read_csv(tmp_path / "compare_rows.csv")
+    assert set(rows["estimator"]) == {"qr", "two_trajectory"}
+    assert "qr" in (tmp_path / "compare.md").read_text()
+    assert main(common + ["--estimators", "two_trajectory", "--batch", "8"]) == 0
+    assert pd.read_csv(tmp_path / "compare.csv")["estimator"].tolist() == ["two_trajectory"]
