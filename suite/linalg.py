@@ -1,6 +1,8 @@
 """The one QR re-orthonormalisation step shared by every tangent estimator."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 QR_METHODS = ("auto", "householder", "mgs", "cholqr", "cholqr2")
@@ -184,3 +186,19 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
         Qb, db = (_householder if method == "mgs" else _fallback)(V[bad])
         Q, diag = Q.index_copy(0, bad, Qb.to(Q.dtype)), diag.index_copy(0, bad, db.to(diag.dtype))
     return Q, torch.log(diag.to(torch.float64))
+
+def log_condition_limit(method: str, dtype: torch.dtype) -> float:
+    """ln of the largest max/min diag(R) a frame of ``dtype`` can have before ``method`` hands it on.
+
+    'cholqr' and 'cholqr2': 0.1 / sqrt(eps) of float64 (their Gram matrix is float64 for
+    either dtype; :func:`_cholqr`), 15.7.  'mgs': MGS_MAX_DELTA / eps of the frame's dtype
+    (:func:`_mgs`; 26.8 in float64, 6.7 in float32).  'householder': no limit (inf).  A frame
+    beyond the limit is still factorised correctly, by the fallback, at a higher cost.
+    """
+    if method in ("cholqr", "cholqr2"):
+        return math.log(0.1 / torch.finfo(torch.float64).eps ** 0.5)
+    if method == "mgs":
+        return math.log(MGS_MAX_DELTA / torch.finfo(dtype).eps)
+    if method == "householder":
+        return math.inf
+    raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS[1:]} (resolve 'auto' with auto_method)")

@@ -27,7 +27,8 @@ bound of what any QR-based estimator must do:
 
 with s = 1 for maps and 4 for RK4 flows (one Jacobian product per stage),
 m the re-orthonormalisation interval (``reorth_every``, 1 if the estimator
-has none) and the QR cost that of Householder with Q formed (Golub & Van
+has none; for 'auto' the interval its probe picks on the system, which is
+then timed as a fixed interval and named in the row's ``message``) and the QR cost that of Householder with Q formed (Golub & Van
 Loan, Matrix Computations, 4th ed., sec. 5.2).  Jacobian formation and the
 nonlinearity are not counted.  ``gemm_flops_per_s`` is the rate of a large
 dense matrix product in the same dtype on the same device, measured in the
@@ -148,12 +149,25 @@ def _peak_memory_mb(device: torch.device) -> Optional[float]:
     return None
 
 
+def fixed_interval(estimator, system: System, *, batch: int, k: Optional[int], device, dtype, seed: int = 0,
+                   steps: int = 100_000):
+    """``estimator``, or for ``reorth_every='auto'`` the same estimator with the interval its probe
+    picks for a run of ``steps`` here (the probe is a fixed cost, like the transient, and is not
+    timed), and a note of the choice (None for a fixed interval)."""
+    if getattr(estimator, "reorth_every", None) != "auto":
+        return estimator, None
+    m, info = estimator.interval_for(system, steps, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
+    fixed = type(estimator)(**dict(estimator.get_params(), reorth_every=m))
+    return fixed, f"reorth_every='auto' chose m = {m} (limited by {info['limited_by']})"
+
+
 def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, device="cpu",
             dtype=torch.float64, min_seconds: float = 0.2, repeats: int = 5, max_steps: int = 100_000,
             seed: int = 0) -> Dict[str, Any]:
     """Time ``estimator`` on ``system`` (see the module docstring); returns one row."""
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
     k = system.dim if k is None else k
+    estimator, note = fixed_interval(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
     def run(steps):
@@ -179,7 +193,7 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
         "model_gflop_per_step": model / 1e9, "achieved_gflop_per_s": achieved / 1e9,
         "gemm_gflop_per_s": gemm / 1e9, "fraction_of_gemm": achieved / gemm,
         "fraction_of_nominal": achieved / nominal if nominal else None,
-        "peak_mem_mb": peak_mb,
+        "peak_mem_mb": peak_mb, "message": note,
     }
 
 

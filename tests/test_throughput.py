@@ -27,6 +27,16 @@ def test_measure_gives_consistent_rates():
     assert row["peak_mem_mb"] is None or row["peak_mem_mb"] > 10
 
 
+def test_measure_times_the_interval_auto_picks():
+    """reorth_every='auto' is timed at the m its probe picks (Henon float64: 4), named in the row,
+    and the model flops count the QR once every m steps."""
+    hen = rs.get("henon")
+    row = measure(estimators.from_spec("qr(reorth_every='auto')"), hen, batch=8, min_seconds=0.02, repeats=2)
+    assert row["status"] == "ok" and row["message"] == "reorth_every='auto' chose m = 4 (limited by precision)"
+    assert row["model_gflop_per_step"] == pytest.approx(8 * model_flops_per_step(hen, 2, 4) / 1e9)
+    assert measure(estimators.get("qr"), hen, batch=8, min_seconds=0.02, repeats=2)["message"] is None
+
+
 def test_scalable_systems_are_those_with_N():
     assert scales_with_dimension("random_rnn") and scales_with_dimension("gaussian_products")
     assert not scales_with_dimension("henon") and not scales_with_dimension("no_such_system")

@@ -1,14 +1,15 @@
 """The QR (Benettin / Shimada-Nagashima) spectrum estimator."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Dict, Optional, Tuple, Union
 
 import torch
 
 from reference_systems import System
 from ..errors import InvalidArgumentError
-from ..linalg import QR_METHODS, qr_positive
-from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
+from ..linalg import QR_METHODS, auto_method, qr_positive
+from . import reorth
+from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper
 from .control_variates import boundary_features, check_batch, check_flag
 
 
@@ -32,12 +33,17 @@ class QREstimator(Estimator):
 
     Hyperparameters
     ---------------
-    reorth_every : int >= 1
+    reorth_every : int >= 1 or 'auto'
         Steps between re-orthonormalisations, m.  Keep m * dt * (lambda_1 -
         lambda_k) well below ln(1/eps) (36 in float64, 16 in float32), or the
         lower directions are lost to round-off: Henon (lambda_1 - lambda_2 =
         2.04) with m = 10 in float32 collapses its frame, which is reported
-        as a TrajectoryError.
+        as a TrajectoryError; a direction that is only partly lost is not
+        detected.  'auto': the largest m that keeps the frame's measured
+        log condition within half the dtype's digits and the QR method's
+        range, from a probe of the per-step log growth
+        (:mod:`suite.estimators.reorth`); the choice and what limited it are
+        in ``meta['reorth_auto']``.
     method : 'auto', 'householder', 'mgs', 'cholqr' or 'cholqr2'
         QR factorisation (see :func:`suite.linalg.qr_positive`): Householder
         reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
@@ -91,10 +97,12 @@ class QREstimator(Estimator):
     name = "qr"
     requires = "tangent"
 
-    def __init__(self, reorth_every: int = 1, method: str = "auto", taper: int = 0, align: Optional[int] = None,
+    def __init__(self, reorth_every: Union[int, str] = 1, method: str = "auto", taper: int = 0, align: Optional[int] = None,
                  control_variates: bool = False):
-        if isinstance(reorth_every, bool) or not isinstance(reorth_every, int) or reorth_every < 1:
-            raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1")
+        if reorth_every != "auto" and (isinstance(reorth_every, bool) or not isinstance(reorth_every, int)
+                                       or reorth_every < 1):
+            raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1, or 'auto' (chosen from "
+                                       "the spectrum's spread, suite.estimators.reorth)")
         if method not in QR_METHODS:
             raise InvalidArgumentError("method", method, f"one of {QR_METHODS}")
         if align is not None and (isinstance(align, bool) or not isinstance(align, int) or align < 0):
@@ -106,17 +114,30 @@ class QREstimator(Estimator):
         self.align = align
         self.control_variates = check_flag(control_variates)
 
+    def interval_for(self, system: System, steps: int, **run) -> Tuple[int, Optional[Dict[str, Any]]]:
+        """The re-orthonormalisation interval ``estimate(system, steps, **run)`` would use, and for
+        'auto' the record of its choice (None for a fixed interval).  Costs the transient and the
+        probe, not the run (``lyapbench throughput`` times the interval 'auto' picks this way)."""
+        if self.reorth_every != "auto":
+            return self.reorth_every, None
+        cfg = check_run(system, steps, run.get("transient", 0), run.get("batch", 1), run.get("k"),
+                        run.get("seed", 0), run.get("device", "cpu"), run.get("dtype", torch.float64))
+        *_, m, info, _ = self._start(system, cfg)
+        return m, info
+
     @torch.no_grad()
-    def _estimate(self, system: System, cfg: RunConfig):
+    def _start(self, system: System, cfg: RunConfig):
+        """Initial state and frame through the transient: x, Q, the random streams, the interval m,
+        the record of an 'auto' choice (or None) and the last step checked."""
         rng = cfg.rng()
-        m = self.reorth_every
+        auto = self.reorth_every == "auto"
+        m = 1 if auto else self.reorth_every
         x = system.sample_initial(cfg.batch, rng).to(cfg.device, cfg.dtype)
         Q, _ = qr_positive(rng.normal(system.dim, cfg.k, dtype=cfg.dtype), self.method)
         check_finite(system, x, None, 0, 0, cfg)
-        if self.control_variates:
-            check_batch(system, cfg.k, cfg.batch)
-        acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
-                                control_variates=self.control_variates)
+
+        def check(x_, log_growth, step, since):
+            check_finite(system, x_, log_growth, step, since, cfg)
 
         last = 0
         state_only = 0 if self.align is None else max(0, cfg.transient - self.align)
@@ -125,12 +146,32 @@ class QREstimator(Estimator):
             if t % m == 0 or t == state_only:
                 check_finite(system, x, None, t, last, cfg)
                 last = t
-        for t in range(state_only + 1, cfg.transient + 1):
+        aligned_from, auto_info = state_only, None
+        if auto and cfg.transient - state_only >= reorth.PROBE_STEPS:  # in place, in the transient
+            x, Q, last, growth = reorth.probe(lambda x_, Q_: self._advance(system, x_, Q_, rng), self._qr, check,
+                                              x, Q, state_only, last)
+            aligned_from = state_only + reorth.PROBE_STEPS
+            m, auto_info = self._choose_interval(growth, Q, cfg)
+        for t in range(aligned_from + 1, cfg.transient + 1):
             x, Q = self._advance(system, x, Q, rng)
             if t % m == 0 or t == cfg.transient:
-                Q, log_growth = qr_positive(Q, self.method)
+                Q, log_growth = self._qr(Q)
                 check_finite(system, x, log_growth, t, last, cfg)
                 last = t
+        if auto and auto_info is None:  # on copies after the transient: the run is the same trajectory
+            probe_rng = rng.to(rng.device)
+            *_, growth = reorth.probe(lambda x_, Q_: self._advance(system, x_, Q_, probe_rng), self._qr, check,
+                                      x.clone(), Q.clone(), cfg.transient, last)
+            m, auto_info = self._choose_interval(growth, Q, cfg)
+        return x, Q, rng, m, auto_info, last
+
+    @torch.no_grad()
+    def _estimate(self, system: System, cfg: RunConfig):
+        if self.control_variates:
+            check_batch(system, cfg.k, cfg.batch)
+        x, Q, rng, m, auto_info, last = self._start(system, cfg)
+        acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
+                                control_variates=self.control_variates)
 
         def features():
             return boundary_features(system, x, Q)
@@ -139,13 +180,24 @@ class QREstimator(Estimator):
         for s in range(1, cfg.steps + 1):
             x, Q = self._advance(system, x, Q, rng)
             if s % m == 0 or s == cfg.steps:
-                Q, log_growth = qr_positive(Q, self.method)
+                Q, log_growth = self._qr(Q)
                 check_finite(system, x, log_growth, cfg.transient + s, last, cfg)
                 last = cfg.transient + s
                 acc.add(log_growth, s)
                 if self.control_variates:
                     acc.observe(s, features)
-        return acc.result()
+        res = acc.result()
+        if auto_info is not None:
+            res.meta["reorth_auto"] = auto_info
+        return res
+
+    def _qr(self, V: torch.Tensor):
+        return qr_positive(V, self.method)
+
+    def _choose_interval(self, growth: torch.Tensor, Q: torch.Tensor, cfg: RunConfig):
+        method = auto_method(Q) if self.method == "auto" else self.method
+        return reorth.choose_interval(growth, dtype=cfg.dtype, method=method,
+                                      cap=reorth.interval_cap(cfg.steps, self.taper))
 
     def _advance(self, system: System, x: torch.Tensor, Q: torch.Tensor, rng):
         """One step of state and frame: the system's tangent map DF(x) Q."""
