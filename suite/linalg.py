@@ -166,6 +166,21 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     step); the frames too ill-conditioned for it are redone by
     :func:`_fallback` (Householder, or Gram-Schmidt twice on CUDA).
     """
+    Q, log_growth, ok = qr_unchecked(V, method)
+    if ok is not None and not bool(ok.all()):  # a host synchronisation on CUDA (see qr_unchecked)
+        Q, log_growth = redo_frames(V, Q, log_growth, ok, method)
+    return Q, log_growth
+
+
+def qr_unchecked(V: torch.Tensor, method: str = "householder"):
+    """:func:`qr_positive` without redoing the frames its method cannot take: Q, log_growth and
+    ``ok`` (B,) bool, False where a frame must be redone by :func:`redo_frames` (None for
+    Householder and k = 1, which take every frame).
+
+    Deciding whether any frame needs redoing reads ``ok`` on the host, which on CUDA waits for
+    the device to finish; a caller that checks many renormalisations at once (see
+    :mod:`suite.estimators.speculate`) calls this and looks at ``ok`` later.
+    """
     if method not in QR_METHODS:
         raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS}")
     if method == "auto":
@@ -173,19 +188,25 @@ def qr_positive(V: torch.Tensor, method: str = "householder"):
     k = V.shape[-1]
     if k == 1:
         r = torch.linalg.vector_norm(V, dim=-2)  # (B, 1)
-        return V / r.unsqueeze(-1), torch.log(r.to(torch.float64))
+        return V / r.unsqueeze(-1), torch.log(r.to(torch.float64)), None
     if method == "householder":
         Q, diag = _householder(V)
-        return Q, torch.log(diag.to(torch.float64))
-    # Gram-Schmidt or CholeskyQR, and the frames they cannot take redone another way: for
-    # Gram-Schmidt (too ill-conditioned, collapsed or overflowed) Householder, whose scaled norms
-    # keep Q orthonormal and give -inf for a collapsed frame; for CholeskyQR see _fallback
+        return Q, torch.log(diag.to(torch.float64)), None
     Q, diag, ok = _mgs(V) if method == "mgs" else _cholqr(V, passes=1 if method == "cholqr" else 2)
-    if not bool(ok.all()):
-        bad = torch.nonzero(~ok).flatten()
-        Qb, db = (_householder if method == "mgs" else _fallback)(V[bad])
-        Q, diag = Q.index_copy(0, bad, Qb.to(Q.dtype)), diag.index_copy(0, bad, db.to(diag.dtype))
-    return Q, torch.log(diag.to(torch.float64))
+    return Q, torch.log(diag.to(torch.float64)), ok
+
+
+def redo_frames(V: torch.Tensor, Q: torch.Tensor, log_growth: torch.Tensor, ok: torch.Tensor, method: str):
+    """Q and log_growth with the frames where ``ok`` is False redone: after Gram-Schmidt (too
+    ill-conditioned, collapsed or overflowed) by Householder, whose scaled norms keep Q
+    orthonormal and give -inf for a collapsed frame; after CholeskyQR by :func:`_fallback`."""
+    if method == "auto":
+        method = auto_method(V)
+    bad = torch.nonzero(~ok).flatten()
+    Qb, db = (_householder if method == "mgs" else _fallback)(V[bad])
+    return (Q.index_copy(0, bad, Qb.to(Q.dtype)),
+            log_growth.index_copy(0, bad, torch.log(db.to(torch.float64))))
+
 
 def log_condition_limit(method: str, dtype: torch.dtype) -> float:
     """ln of the largest max/min diag(R) a frame of ``dtype`` can have before ``method`` hands it on.

@@ -201,7 +201,7 @@ def seconds_per_step(estimator, system, *, batch: int, device: str = "cpu", min_
     measurement, which would dominate a small benchmark (asv runs each one in a
     fresh process).
     """
-    from ..throughput import fixed_interval
+    from suite.throughput import fixed_interval
     estimator, _ = fixed_interval(estimator, system, batch=batch, k=None, device=device, dtype=torch.float64,
                                   seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))

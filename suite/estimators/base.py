@@ -237,6 +237,20 @@ class GrowthAccumulator:
         self._boundary: Optional[torch.Tensor] = None  # (B, p): sum of coefficient * features
         self._observed = 0
 
+    def snapshot(self) -> Dict[str, Any]:
+        """Everything :meth:`add` and :meth:`observe` change, copied (for :meth:`restore`)."""
+        def copied(v):
+            if isinstance(v, torch.Tensor):
+                return v.clone()
+            if isinstance(v, np.ndarray):
+                return v.copy()
+            return list(v) if isinstance(v, list) else v
+        return {k: copied(v) for k, v in vars(self).items()}
+
+    def restore(self, snapshot: Dict[str, Any]) -> None:
+        """Back to the state of a :meth:`snapshot` (a run that redoes some renormalisations)."""
+        vars(self).update(snapshot)
+
     def weight(self, start: int, end: int) -> float:
         """The taper's weight of the interval of steps (start, end] (1 without a taper)."""
         if not self.taper:
@@ -325,6 +339,17 @@ class GrowthAccumulator:
                               wall_seconds=0.0, meta=meta)
 
 
+def finite_growth(log_growth: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: which trajectories' log growth (B, k) is finite (a frame that did not degenerate)."""
+    return torch.isfinite(log_growth).all(dim=1)
+
+
+def trajectories_ok(system: System, x: torch.Tensor, log_growth: torch.Tensor) -> torch.Tensor:
+    """0-dim bool on x's device: every state in the domain and every log growth finite, the
+    condition :func:`check_finite` raises on, without reading it on the host."""
+    return (system.in_domain(x) & finite_growth(log_growth)).all()
+
+
 def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Tensor],
                  step: int, since: int, cfg: RunConfig, growth_of: str = "the tangent frame") -> None:
     """Raise :class:`TrajectoryError` if a state left the domain or a frame degenerated.
@@ -333,7 +358,7 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
     problem happened after step ``since`` and by step ``step``.
     """
     bad_state = ~system.in_domain(x)
-    bad = bad_state if log_growth is None else bad_state | ~torch.isfinite(log_growth).all(dim=1)
+    bad = bad_state if log_growth is None else bad_state | ~finite_growth(log_growth)
     if not bool(bad.any()):
         return
     idx = torch.nonzero(bad).flatten().tolist()

@@ -7,9 +7,13 @@ import torch
 
 from reference_systems import System
 from ..errors import InvalidArgumentError
-from ..linalg import QR_METHODS, auto_method, qr_positive
+from ..linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
 from . import reorth
-from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper
+
+#: renormalisations between two host synchronisations of a speculative run (QREstimator._phase)
+SPECULATE_RENORMALISATIONS = 32
+from .base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
+                   trajectories_ok)
 from .control_variates import boundary_features, check_batch, check_flag
 
 
@@ -30,6 +34,11 @@ class QREstimator(Estimator):
     together as one batched computation; the mean, the standard error
     (across trajectories, or batch means along one trajectory for B = 1) and
     a running history on a log grid of T are returned.
+
+    On CUDA the run is checked a chunk of renormalisations at a time (see
+    :meth:`_phase`): the host waits on the device once per
+    ``SPECULATE_RENORMALISATIONS`` instead of twice per renormalisation, with
+    the same numbers and errors bit for bit.
 
     Hyperparameters
     ---------------
@@ -96,6 +105,8 @@ class QREstimator(Estimator):
 
     name = "qr"
     requires = "tangent"
+    #: check renormalisations a chunk at a time (see :meth:`_phase`): None = on CUDA only
+    speculate: Optional[bool] = None
 
     def __init__(self, reorth_every: Union[int, str] = 1, method: str = "auto", taper: int = 0, align: Optional[int] = None,
                  control_variates: bool = False):
@@ -152,12 +163,7 @@ class QREstimator(Estimator):
                                               x, Q, state_only, last)
             aligned_from = state_only + reorth.PROBE_STEPS
             m, auto_info = self._choose_interval(growth, Q, cfg)
-        for t in range(aligned_from + 1, cfg.transient + 1):
-            x, Q = self._advance(system, x, Q, rng)
-            if t % m == 0 or t == cfg.transient:
-                Q, log_growth = self._qr(Q)
-                check_finite(system, x, log_growth, t, last, cfg)
-                last = t
+        x, Q, last = self._phase(system, cfg, x, Q, rng, aligned_from, cfg.transient, 0, m, last)
         if auto and auto_info is None:  # on copies after the transient: the run is the same trajectory
             probe_rng = rng.to(rng.device)
             *_, growth = reorth.probe(lambda x_, Q_: self._advance(system, x_, Q_, probe_rng), self._qr, check,
@@ -173,19 +179,9 @@ class QREstimator(Estimator):
         acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
                                 control_variates=self.control_variates)
 
-        def features():
-            return boundary_features(system, x, Q)
         if self.control_variates:
-            acc.observe(0, features)
-        for s in range(1, cfg.steps + 1):
-            x, Q = self._advance(system, x, Q, rng)
-            if s % m == 0 or s == cfg.steps:
-                Q, log_growth = self._qr(Q)
-                check_finite(system, x, log_growth, cfg.transient + s, last, cfg)
-                last = cfg.transient + s
-                acc.add(log_growth, s)
-                if self.control_variates:
-                    acc.observe(s, features)
+            acc.observe(0, lambda: boundary_features(system, x, Q))
+        x, Q, last = self._phase(system, cfg, x, Q, rng, 0, cfg.steps, cfg.transient, m, last, acc)
         res = acc.result()
         if auto_info is not None:
             res.meta["reorth_auto"] = auto_info
@@ -193,6 +189,68 @@ class QREstimator(Estimator):
 
     def _qr(self, V: torch.Tensor):
         return qr_positive(V, self.method)
+
+    def _phase(self, system: System, cfg: RunConfig, x, Q, rng, start: int, end: int, offset: int, m: int,
+               last: int, acc: Optional[GrowthAccumulator] = None):
+        """Steps start+1 .. end of a phase (the transient, offset 0, or the run, offset = transient),
+        renormalising where t % m == 0 and at ``end``, feeding ``acc`` if given.
+
+        Speculative on CUDA (``speculate``): :data:`SPECULATE_RENORMALISATIONS` renormalisations
+        at a time with no host synchronisation (:func:`~suite.linalg.qr_unchecked`, the checks
+        of diverged trajectories and of frames the QR method must redo gathered on the device),
+        then one read of the result: if anything needs attention the chunk is rolled back (state,
+        frame, random streams, accumulator) and redone checking every renormalisation, which
+        redoes the frames and raises the errors exactly as a run that never speculated.  So the
+        numbers do not depend on speculating; only the host waits on the device fewer times.
+        Returns x, Q and the last step checked.
+        """
+        speculate = self.speculate if self.speculate is not None else cfg.device.type == "cuda"
+        if not speculate:
+            return self._span(system, cfg, x, Q, rng, start, end, end, offset, m, last, acc, careful=True)[:3]
+        t = start
+        while t < end:
+            stop = min(end, (t // m + SPECULATE_RENORMALISATIONS) * m)
+            saved = (x.clone(), Q.clone(), rng.counter, last, None if acc is None else acc.snapshot())
+            try:
+                x1, Q1, last1, good = self._span(system, cfg, x, Q, rng, t, stop, end, offset, m, last, acc,
+                                                 careful=False)
+                good = bool(good)  # the chunk's one synchronisation
+            except Exception:  # noqa: BLE001 - e.g. a plug-in step refusing a diverged state: redo with checks
+                good = False
+            if good:
+                x, Q, last = x1, Q1, last1
+            else:
+                x, Q, rng.counter, last, snapshot = saved
+                if acc is not None:
+                    acc.restore(snapshot)
+                x, Q, last = self._span(system, cfg, x, Q, rng, t, stop, end, offset, m, last, acc,
+                                        careful=True)[:3]
+            t = stop
+        return x, Q, last
+
+    def _span(self, system: System, cfg: RunConfig, x, Q, rng, start: int, stop: int, end: int, offset: int,
+              m: int, last: int, acc: Optional[GrowthAccumulator], careful: bool):
+        """Steps start+1 .. stop of a phase that ends at ``end`` (see :meth:`_phase`); careful: the
+        QR's fallback and :func:`check_finite` at every renormalisation, else their conditions
+        gathered in ``good`` (a 0-dim bool on the device)."""
+        good = torch.ones((), dtype=torch.bool, device=x.device)
+        for t in range(start + 1, stop + 1):
+            x, Q = self._advance(system, x, Q, rng)
+            if t % m == 0 or t == end:
+                if careful:
+                    Q, log_growth = self._qr(Q)
+                    check_finite(system, x, log_growth, offset + t, last, cfg)
+                else:
+                    Q, log_growth, ok = qr_unchecked(Q, self.method)
+                    good = good & trajectories_ok(system, x, log_growth)
+                    if ok is not None:
+                        good = good & ok.all()
+                last = offset + t
+                if acc is not None:
+                    acc.add(log_growth, t)
+                    if self.control_variates:
+                        acc.observe(t, lambda: boundary_features(system, x, Q))
+        return x, Q, last, good
 
     def _choose_interval(self, growth: torch.Tensor, Q: torch.Tensor, cfg: RunConfig):
         method = auto_method(Q) if self.method == "auto" else self.method
