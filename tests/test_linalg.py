@@ -34,24 +34,19 @@ def test_mgs_matches_householder(d, k):
     torch.testing.assert_close(lm, lh, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("method,q_factor", [("cholqr2", 1), ("cholqr", 10)])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
-def test_cholqr2_matches_householder(dtype, tol):
+def test_cholqr_matches_householder_on_well_conditioned_frames(method, q_factor, dtype, tol):
+    """cond(V) ~ 10: the same ln R_ii as Householder; one pass leaves Q orthonormal only to
+    eps cond^2 (float32 frames: Q rounded from float64), hence its wider tolerance on Q."""
     V = torch.randn(6, 300, 40, dtype=dtype, generator=torch.Generator().manual_seed(3))
     Qh, lh = qr_positive(V, "householder")
-    Qc, lc = qr_positive(V, "cholqr2")
-    torch.testing.assert_close(Qc, Qh, rtol=tol, atol=tol)
+    Qc, lc = qr_positive(V, method)
+    qtol = q_factor * tol
     torch.testing.assert_close(lc, lh, rtol=tol, atol=tol)
-    torch.testing.assert_close(Qc.transpose(1, 2) @ Qc, torch.eye(40, dtype=dtype).expand(6, 40, 40), rtol=tol, atol=tol)
-
-
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
-def test_one_pass_cholqr_matches_householder_on_well_conditioned_frames(dtype, tol):
-    """cond(V) ~ 10: one pass leaves Q orthonormal to eps cond^2, the same ln R_ii as Householder."""
-    V = torch.randn(6, 300, 40, dtype=dtype, generator=torch.Generator().manual_seed(3))
-    Qh, lh = qr_positive(V, "householder")
-    Qc, lc = qr_positive(V, "cholqr")
-    torch.testing.assert_close(lc, lh, rtol=tol, atol=tol)
-    torch.testing.assert_close(Qc, Qh, rtol=10 * tol, atol=10 * tol)
+    torch.testing.assert_close(Qc, Qh, rtol=qtol, atol=qtol)
+    torch.testing.assert_close(Qc.transpose(1, 2) @ Qc, torch.eye(40, dtype=dtype).expand(6, 40, 40), rtol=qtol,
+                               atol=qtol)
 
 
 def test_one_pass_cholqr_error_is_a_boundary_term_not_a_per_step_one():
