@@ -96,10 +96,10 @@ def test_probe_in_place_in_a_long_transient():
     """transient >= PROBE_STEPS: the probe is the first part of the transient; the run differs from the
     fixed interval only in where the transient renormalised (round-off; QR of a product telescopes)."""
     lor = rs.get("lorenz63")
-    a = AUTO.estimate(lor, 3_000, transient=1_000, batch=16, seed=0)
+    a = AUTO.estimate(lor, 2_560, transient=400, batch=16, seed=0)
     m = a.meta["reorth_auto"]["interval"]
     assert m == 32 and a.meta["reorth_auto"]["limited_by"] == "precision"
-    b = estimators.get("qr", reorth_every=m).estimate(lor, 3_000, transient=1_000, batch=16, seed=0)
+    b = estimators.get("qr", reorth_every=m).estimate(lor, 2_560, transient=400, batch=16, seed=0)
     np.testing.assert_allclose(a.per_trajectory, b.per_trajectory, rtol=0, atol=1e-10)
 
 

@@ -45,7 +45,7 @@ def assert_same(a, b):
      dict(steps=500, transient=300, batch=600)),
     ("random_rnn", {"N": 16}, "qr(taper=20)", dict(steps=300, transient=50, batch=1)),
     ("random_rnn", {"N": 16}, "jvp_qr(reorth_every=3)", dict(steps=300, transient=50, batch=2, k=4)),
-    ("lorenz63", {}, "qr(reorth_every='auto')", dict(steps=3_000, transient=400, batch=4)),
+    ("lorenz63", {}, "qr(reorth_every='auto')", dict(steps=1_000, transient=200, batch=4)),
 ])
 def test_speculative_run_is_the_checked_run(system, params, spec, run, rollbacks):
     sys_ = rs.get(system, **params)
