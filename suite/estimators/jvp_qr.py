@@ -19,6 +19,14 @@ class JVPQREstimator(QREstimator):
     step's exact derivative.  A random system draws its noise once per step
     (the vmapped function is traced once).  Needs a ``step`` written in
     differentiable torch operations.
+
+    Cost: the transforms run in Python at every step.  Measured on the CPU
+    (torch 2.13, one thread, random_rnn N = 16, k = 4): 1.06 ms a step
+    against 46 us for ``qr``'s explicit tangent, and forward-mode AD without
+    vmap (torch.autograd.forward_ad on k stacked copies) still 0.35 ms, most
+    of it torch's Python decomposition of the dual ``addmm``/``add``.  On a
+    GPU this host time, not the arithmetic, bounds the rate until the step is
+    captured (CUDA graphs, torch.compile).
     """
 
     name = "jvp_qr"
