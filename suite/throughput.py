@@ -28,8 +28,9 @@ bound of what any QR-based estimator must do:
 with s = 1 for maps and 4 for RK4 flows (one Jacobian product per stage),
 m the re-orthonormalisation interval (``reorth_every``, 1 if the estimator
 has none; for 'auto' the interval its probe picks on the system, which is
-then timed as a fixed interval and named in the row's ``message``) and the QR cost that of Householder with Q formed (Golub & Van
-Loan, Matrix Computations, 4th ed., sec. 5.2).  Jacobian formation and the
+then timed as a fixed interval and named in the row's ``message``) and the
+QR cost that of Householder with Q formed (Golub & Van Loan, Matrix
+Computations, 4th ed., sec. 5.2).  Jacobian formation and the
 nonlinearity are not counted.  ``gemm_flops_per_s`` is the rate of a large
 dense matrix product in the same dtype on the same device, measured in the
 same run (the practical peak); ``fraction_of_gemm`` = achieved model flops /

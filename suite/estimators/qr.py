@@ -9,12 +9,12 @@ from reference_systems import System
 from ..errors import InvalidArgumentError
 from ..linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
 from . import reorth
-
-#: renormalisations between two host synchronisations of a speculative run (QREstimator._phase)
-SPECULATE_RENORMALISATIONS = 32
 from .base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
                    trajectories_ok)
 from .control_variates import boundary_features, check_batch, check_flag
+
+#: renormalisations between two host synchronisations of a speculative run (QREstimator._phase)
+SPECULATE_RENORMALISATIONS = 32
 
 
 class QREstimator(Estimator):
@@ -108,8 +108,8 @@ class QREstimator(Estimator):
     #: check renormalisations a chunk at a time (see :meth:`_phase`): None = on CUDA only
     speculate: Optional[bool] = None
 
-    def __init__(self, reorth_every: Union[int, str] = 1, method: str = "auto", taper: int = 0, align: Optional[int] = None,
-                 control_variates: bool = False):
+    def __init__(self, reorth_every: Union[int, str] = 1, method: str = "auto", taper: int = 0,
+                 align: Optional[int] = None, control_variates: bool = False):
         if reorth_every != "auto" and (isinstance(reorth_every, bool) or not isinstance(reorth_every, int)
                                        or reorth_every < 1):
             raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1, or 'auto' (chosen from "
