@@ -179,7 +179,7 @@ def qr_unchecked(V: torch.Tensor, method: str = "householder"):
 
     Deciding whether any frame needs redoing reads ``ok`` on the host, which on CUDA waits for
     the device to finish; a caller that checks many renormalisations at once (see
-    :mod:`suite.estimators.speculate`) calls this and looks at ``ok`` later.
+    :meth:`suite.estimators.qr.QREstimator._phase`) calls this and looks at ``ok`` later.
     """
     if method not in QR_METHODS:
         raise ValueError(f"invalid method={method!r}: allowed {QR_METHODS}")

@@ -84,10 +84,15 @@ def interval_cap(steps: int, taper: int = 0) -> int:
     return cap
 
 
-def window_log_growth(growth: torch.Tensor, m: int) -> torch.Tensor:
-    """Sums of ``growth`` (n, B, k) over every window of m consecutive steps: (n - m + 1, B, k)."""
-    c = torch.cat([torch.zeros_like(growth[:1]), growth.cumsum(0)])
-    return c[m:] - c[:-m]
+def cumulative_log_growth(growth: torch.Tensor) -> torch.Tensor:
+    """Running sums of ``growth`` (n, B, k) from 0: (n + 1, B, k), for :func:`window_log_growth`."""
+    return torch.cat([torch.zeros_like(growth[:1]), growth.cumsum(0)])
+
+
+def window_log_growth(cumulative: torch.Tensor, m: int) -> torch.Tensor:
+    """Sums of the growth over every window of m consecutive steps, from its running sums
+    (:func:`cumulative_log_growth`): (n - m + 1, B, k)."""
+    return cumulative[m:] - cumulative[:-m]
 
 
 def choose_interval(growth: torch.Tensor, *, dtype: torch.dtype, method: str, cap: int
@@ -98,11 +103,12 @@ def choose_interval(growth: torch.Tensor, *, dtype: torch.dtype, method: str, ca
     condition and log magnitude at m and at 1, and what stopped m growing.
     """
     g = growth.to(torch.float64)
+    cumulative = cumulative_log_growth(g)  # once; every candidate m reads its windows from it
     precision, limit, magnitude = precision_budget(dtype), log_condition_limit(method, dtype), magnitude_budget(dtype)
     budget = min(precision, limit)
 
     def worst(m):
-        w = window_log_growth(g, m)
+        w = window_log_growth(cumulative, m)
         return float((w.amax(-1) - w.amin(-1)).amax()), float(w.abs().amax())
 
     spread1, mag1 = worst(1)
