@@ -143,7 +143,7 @@ class TrajectoryRNG:
         if n >= (1 << 32):
             raise ValueError(f"one draw is limited to 2**32 numbers per trajectory, got {n}")
         c = self.counter
-        self.counter += 1
+        self.counter = c + 1  # not +=: a recorded step's counter is a tensor (suite.estimators.capture)
         ctr = torch.arange(n, dtype=torch.int64, device=self.device) + (c << 32)
         z = mix64(self.keys[:, None] ^ mix64(ctr)[None, :])
         return z.reshape((self.batch,) + tuple(shape))

@@ -7,7 +7,10 @@ and dtype, in the manner of ``torch.utils.benchmark``: one warm-up call
 (lazy initialisation, allocator, kernel selection), a probe that sizes the
 run so that each repeat lasts about ``min_seconds``, then ``repeats`` timed
 calls; the reported time per step is the median of ``wall_seconds / steps``
-(``estimate`` synchronises the device before it stops its clock).  Rates:
+(``estimate`` synchronises the device before it stops its clock), less the
+time a run spends recording its step once (``meta['capture']['seconds']``,
+``jvp_qr``'s ``capture``, :mod:`suite.estimators.capture`): a fixed cost per
+run, like the transient.  The row's ``message`` says which capture mode ran.  Rates:
 
 * ``steps_per_s``            steps of the whole batch per second;
 * ``traj_steps_per_s``       B x steps_per_s;
@@ -162,6 +165,13 @@ def fixed_interval(estimator, system: System, *, batch: int, k: Optional[int], d
     return fixed, f"reorth_every='auto' chose m = {m} (limited by {info['limited_by']})"
 
 
+def capture_note(captured: Dict[str, Any]) -> str:
+    """How a run's step was executed (``meta['capture']``, :mod:`suite.estimators.capture`)."""
+    note = f"capture={captured['requested']!r} ran {captured['mode']!r}"
+    reason = captured.get("reason") if captured["requested"] != "none" else None
+    return note + (f" ({reason})" if reason else "")
+
+
 def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, device="cpu",
             dtype=torch.float64, min_seconds: float = 0.2, repeats: int = 5, max_steps: int = 100_000,
             seed: int = 0) -> Dict[str, Any]:
@@ -171,11 +181,17 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
     estimator, note = fixed_interval(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
-    def run(steps):
-        return estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=dev,
-                                  dtype=dt_).wall_seconds
+    def timed(steps):
+        res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=dev, dtype=dt_)
+        capture_seconds = res.meta.get("capture", {}).get("seconds", 0.0)  # recording the step: not timed
+        return res.wall_seconds - capture_seconds, res.meta.get("capture")
 
-    run(probe)  # warm-up
+    def run(steps):
+        return timed(steps)[0]
+
+    _, captured = timed(probe)  # warm-up
+    if captured:
+        note = "; ".join(filter(None, [note, capture_note(captured)]))
     t_probe = run(probe) / probe
     steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
     _reset_peak_memory(dev)

@@ -1,0 +1,263 @@
+"""Record a step once, replay it every step: torch.func's host cost paid once per run.
+
+``jvp_qr`` advances its frame with ``torch.func.vmap(torch.func.jvp(step))``.
+The transforms run in Python at every call, and decide nothing but which
+aten operations run: on the CPU (torch 2.13, one thread, random_rnn N = 16,
+k = 4) they take 1.06 ms a step against 46 us for the same arithmetic written
+out.  For a step without data-dependent control flow that draws no random
+numbers the operations are the same at every step, so they are recorded once
+(``torch.fx.experimental.proxy_tensor.make_fx``), the operations whose results
+are unused are dropped, and the recorded graph is called at every step.
+
+Tracing uses fake tensors, so a Python branch on a tensor's value, ``.item()``
+or a NumPy round trip makes the trace fail instead of baking in the branch
+taken at the first state.  A recorded step is used only if
+
+1. the trace succeeded;
+2. on the first state the replay equals the eager step bit for bit (a step
+   drawing from torch's global generator, for one, fails this).
+
+A random system's noise comes from the run's
+:class:`~reference_systems.TrajectoryRNG`, a stateless hash of per-trajectory
+keys and a draw counter.  The keys and the counter are inputs of the
+recording, not constants baked into it, and the replay advances the counter by
+the draws the eager step made, so every replayed step draws fresh numbers,
+the same ones the eager step would.
+
+Otherwise the run steps eagerly.  Either way the outcome and its reason go
+into ``meta['capture']``: ``{'requested', 'mode', 'reason', 'recordings',
+'seconds'}``, the last two the number of recordings made and the wall time
+they took, checks included (a fixed cost per run, like the transient, which
+``lyapbench throughput`` does not time).
+
+Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
+
+``'none'``   the transforms at every step.
+``'trace'``  the recorded aten graph at every step.
+``'graph'``  CUDA only: the recorded graph captured once more as a CUDA graph
+             (:class:`GraphedStep`: static input and output buffers, one
+             launch a step instead of one per operation).  It falls back to
+             ``'trace'`` (with the reason) if capture fails or the replay does
+             not reproduce the recorded step bit for bit.
+``'auto'``   ``'trace'``.  ``'graph'`` stays opt-in until it has been measured
+             on a GPU (the replay check makes it safe, not proven faster).
+
+The recording lives for one run (:func:`scope`, thread-local), so a system
+changed between runs is never replayed from a stale graph; it is keyed by the
+inputs' shapes, strides, dtype and device (a recorded ``view`` may depend on a
+layout), so a run records once per layout its frames come in (two or three).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import torch
+
+from reference_systems.noise import TrajectoryRNG
+
+CAPTURE_MODES = ("auto", "none", "trace", "graph")
+
+_TLS = threading.local()
+
+
+class _Scope:
+    """The recorded steps of one run and the record of what was used."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.steps: Dict[Any, Callable] = {}
+        self.record: Dict[str, Any] = {"requested": mode, "mode": "none" if mode == "none" else None,
+                                       "reason": "not requested" if mode == "none" else None,
+                                       "recordings": 0, "seconds": 0.0}
+
+
+@contextmanager
+def scope(mode: str):
+    """Record and replay steps for the duration of one run (``mode`` one of :data:`CAPTURE_MODES`).
+
+    Yields the scope; its ``record`` is what ``meta['capture']`` reports."""
+    previous = getattr(_TLS, "scope", None)
+    _TLS.scope = current = _Scope(mode)
+    try:
+        yield current
+    finally:
+        _TLS.scope = previous
+
+
+def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None):
+    """``fn(*args)``, from the recording made at the first call with this key and this layout of
+    inputs if the run's :func:`scope` asks for one and the recording passed its checks; eager
+    otherwise (and outside a scope).  ``rng``: the run's generator, which ``fn`` may draw from."""
+    current: Optional[_Scope] = getattr(_TLS, "scope", None)
+    if current is None or current.mode == "none":
+        return fn(*args)
+    sig = (key,) + tuple((tuple(a.shape), a.stride(), a.dtype, a.device) for a in args)
+    step = current.steps.get(sig)
+    if step is None:
+        step = current.steps[sig] = _build(fn, args, rng, current)
+    return step(args, rng)
+
+
+def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Callable:
+    device = args[0].device
+    if device.type == "cuda":  # the clock below must not count work queued before it
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    try:
+        return _recorded_step(fn, args, rng, current)
+    finally:  # recording and its checks end in a comparison on the host: the device is synchronised
+        current.record["recordings"] += 1
+        current.record["seconds"] += time.perf_counter() - t0
+
+
+def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Callable:
+    recorded, reason = record(fn, args, rng)
+    if recorded is None:
+        current.record.update(mode="none", reason=reason)
+        return lambda args_, rng_: fn(*args_)
+    if current.mode == "graph":
+        graphed, reason = graph(recorded, args, rng)
+        if graphed is None:
+            current.record.update(mode="trace", reason=reason)
+            return recorded
+        current.record.update(mode="graph", reason=None)
+        return graphed
+    current.record.update(mode="trace", reason=None)
+    return recorded
+
+
+def _same(a, b) -> bool:
+    a = a if isinstance(a, (tuple, list)) else (a,)
+    b = b if isinstance(b, (tuple, list)) else (b,)
+    return len(a) == len(b) and all(
+        isinstance(u, torch.Tensor) and isinstance(v, torch.Tensor) and u.shape == v.shape
+        and u.dtype == v.dtype and torch.equal(u, v) for u, v in zip(a, b))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160] if text else ''}"
+
+
+class Recorded:
+    """A recorded step: ``graph_module(*args)``, or for a step that draws ``draws`` times from the
+    run's generator ``graph_module(*args, rng.keys, counter)`` with the counter advanced by
+    ``draws`` afterwards (the numbers are a stateless hash of keys and counter,
+    :mod:`reference_systems.noise`, so the recording holds neither)."""
+
+    def __init__(self, graph_module: Callable, draws: int):
+        self.graph_module, self.draws = graph_module, draws
+
+    def inputs(self, args: Sequence[torch.Tensor], rng) -> Tuple[torch.Tensor, ...]:
+        if not self.draws:
+            return tuple(args)
+        return tuple(args) + (rng.keys, torch.full((), rng.counter, dtype=torch.int64, device=rng.keys.device))
+
+    def __call__(self, args: Sequence[torch.Tensor], rng=None):
+        out = self.graph_module(*self.inputs(args, rng))
+        if self.draws:
+            rng.counter += self.draws
+        return out
+
+
+def record(fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None
+           ) -> Tuple[Optional[Recorded], Optional[str]]:
+    """``fn`` recorded (a torch.fx GraphModule of aten operations, :class:`Recorded`) and None, or
+    None and the reason it cannot be replayed faithfully.  Leaves ``rng`` where it found it."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    streams = isinstance(rng, TrajectoryRNG)
+    start = rng.counter if streams else None
+    expected = fn(*args)  # the eager step: what the replay must reproduce, and how many draws it makes
+    draws = rng.counter - start if streams else 0
+    if streams:
+        rng.counter = start
+
+    def with_streams(*inputs):
+        keys, counter = rng.keys, rng.counter
+        rng.keys, rng.counter = inputs[-2], inputs[-1]
+        try:
+            return fn(*inputs[:-2])
+        finally:
+            rng.keys, rng.counter = keys, counter
+
+    traced_fn = with_streams if draws else fn
+    recorded = Recorded(None, draws)
+    try:
+        recorded.graph_module = make_fx(traced_fn, tracing_mode="fake", _allow_non_fake_inputs=True)(
+            *recorded.inputs(args, rng))
+    except Exception as exc:  # noqa: BLE001 - any failure to trace means: step eagerly, and say why
+        return None, f"the step could not be traced ({_first_line(exc)})"
+    finally:
+        if streams:
+            rng.counter = start
+    recorded.graph_module.graph.eliminate_dead_code()
+    recorded.graph_module.recompile()
+    same = _same(recorded(args, rng), expected)
+    if streams:
+        rng.counter = start
+    if not same:
+        return None, "the traced step differs from the eager step on the first state"
+    return recorded, None
+
+
+def graph(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, capture: Optional[Callable] = None
+          ) -> Tuple[Optional[Callable], Optional[str]]:
+    """``recorded`` replayed from a :class:`GraphedStep` and None, or None and the reason it could
+    not be captured or did not reproduce ``recorded`` bit for bit on ``args``.  Leaves ``rng``
+    where it found it."""
+    start = getattr(rng, "counter", None)
+    try:
+        expected = recorded.graph_module(*recorded.inputs(args, rng))
+        graphed = Recorded(GraphedStep(recorded.graph_module, recorded.inputs(args, rng), capture),
+                           recorded.draws)
+        ok = _same(graphed(args, rng), expected)
+    except Exception as exc:  # noqa: BLE001 - capture failed: replay the traced step instead
+        return None, f"CUDA graph capture failed ({_first_line(exc)})"
+    finally:
+        if start is not None:
+            rng.counter = start
+    if not ok:
+        return None, "the CUDA graph's replay differs from the traced step on the first state"
+    return graphed, None
+
+
+def cuda_capture(fn: Callable, inputs: Sequence[torch.Tensor]):
+    """Capture ``fn(*inputs)`` as a CUDA graph (after warm-up on a side stream, as the CUDA
+    graphs section of torch's notes prescribes): the replay function and the static outputs."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):  # lazy initialisation (cuBLAS workspaces, ...) outside the capture
+            fn(*inputs)
+    torch.cuda.current_stream().wait_stream(side)
+    cuda_graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(cuda_graph):
+        outputs = fn(*inputs)
+    return cuda_graph.replay, outputs
+
+
+class GraphedStep:
+    """A step replayed from static buffers: inputs are copied into the buffers the capture read,
+    the capture is replayed, and the outputs it wrote are returned as copies (the next replay
+    overwrites the buffers, and a caller may keep a step's result, e.g. to roll a chunk back).
+
+    ``capture(fn, inputs) -> (replay, outputs)``: :func:`cuda_capture` by default; the tests
+    pass one that re-runs ``fn`` into the same buffers, to check the buffer handling on the CPU.
+    """
+
+    def __init__(self, fn: Callable, args: Sequence[torch.Tensor], capture: Optional[Callable] = None):
+        self.inputs = [a.clone() for a in args]
+        self.replay, outputs = (capture or cuda_capture)(fn, self.inputs)
+        self.tuple_out = isinstance(outputs, (tuple, list))
+        self.outputs = tuple(outputs) if self.tuple_out else (outputs,)
+
+    def __call__(self, *args: torch.Tensor):
+        for buffer, a in zip(self.inputs, args):
+            buffer.copy_(a)
+        self.replay()
+        out = tuple(o.clone() for o in self.outputs)
+        return out if self.tuple_out else out[0]

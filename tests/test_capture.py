@@ -1,0 +1,186 @@
+"""jvp_qr's recorded step (suite.estimators.capture): a replay gives the eager run bit for bit,
+random systems included, and a step that cannot be replayed faithfully runs eagerly with the
+reason in meta['capture'].  The CUDA-graph path's buffer handling is run on the CPU through an
+injected capture that re-runs the step into the captured buffers."""
+import numpy as np
+import pytest
+import torch
+
+import reference_systems as rs
+from reference_systems import Map, TrajectoryRNG
+from suite import estimators, throughput
+from suite.errors import InvalidArgumentError
+from suite.estimators import capture
+from suite.estimators.jvp_qr import JVPQREstimator
+
+CASES = [  # system, params, run: maps, an RK4 flow, a network, and two random systems
+    ("henon", {}, dict(steps=300, transient=50, batch=3)),
+    ("lorenz63", {}, dict(steps=200, transient=50, batch=2)),
+    ("random_rnn", {"N": 16}, dict(steps=100, transient=20, batch=2, k=4)),
+    ("gaussian_products", {"N": 4}, dict(steps=100, transient=10, batch=3)),
+    ("deep_random_net", {"N": 16, "sigma_w": 2.0}, dict(steps=60, transient=10, batch=2, k=3)),
+]
+
+
+def run(system, capture_mode, **kw):
+    kw = dict(kw)
+    steps = kw.pop("steps")
+    return JVPQREstimator(capture=capture_mode).estimate(system, steps, seed=3, **kw)
+
+
+def assert_same(a, b):
+    np.testing.assert_array_equal(a.per_trajectory, b.per_trajectory)
+    np.testing.assert_array_equal(a.history, b.history)
+
+
+@pytest.mark.parametrize("name,params,kw", CASES)
+def test_replayed_step_is_the_eager_step(name, params, kw):
+    system = rs.get(name, **params)
+    eager, traced = run(system, "none", **kw), run(system, "trace", **kw)
+    assert_same(traced, eager)
+    assert traced.meta["capture"]["mode"] == "trace" and traced.meta["capture"]["reason"] is None
+    assert traced.meta["capture"]["recordings"] >= 1 and traced.meta["capture"]["seconds"] > 0
+    assert eager.meta["capture"] == {"requested": "none", "mode": "none", "reason": "not requested",
+                                     "recordings": 0, "seconds": 0.0}
+    assert run(system, "auto", **kw).meta["capture"]["mode"] == "trace"
+
+
+def test_a_replay_that_repeated_the_first_draws_would_be_caught(monkeypatch):
+    """Mutation check: a recording that does not advance the generator's counter replays the
+    first step's noise, and the comparison with the eager run sees it."""
+    system = rs.get("gaussian_products", N=4)
+    kw = dict(CASES[3][2])
+    eager = run(system, "none", **kw)
+    monkeypatch.setattr(capture.Recorded, "__call__",
+                        lambda self, args, rng=None: self.graph_module(*self.inputs(args, rng)))
+    stale = run(system, "trace", **kw)
+    assert not np.array_equal(stale.per_trajectory, eager.per_trajectory)
+
+
+def test_recording_leaves_the_generator_where_it_was():
+    system = rs.get("gaussian_products", N=4)
+    rng = TrajectoryRNG(1, 2)
+    rng.counter = 7
+    x = system.sample_initial(2, rng)
+    Q = torch.linalg.qr(torch.randn(2, 4, 2, dtype=torch.float64))[0]
+    counter = rng.counter
+    recorded, reason = capture.record(lambda x_, Q_: system.tangent(x_, Q_, rng), (x, Q), rng)
+    assert reason is None and recorded.draws == 1 and rng.counter == counter
+    first = recorded((x, Q), rng)
+    assert rng.counter == counter + 1
+    second = recorded((x, Q), rng)
+    assert not torch.equal(first[1], second[1])  # fresh noise at the next draw
+
+
+def branching_map():
+    """A plug-in map whose step branches in Python on a value (untraceable with fake tensors)."""
+    def step(x):
+        if float(x.abs().max()) > 1e6:
+            return x
+        return torch.stack([1 - 1.4 * x[:, 0] ** 2 + x[:, 1], 0.3 * x[:, 0]], dim=1)
+    return Map("branching_henon", step, 2, sample_initial=lambda b, g: 0.1 * g.uniform(2, dtype=torch.float64))
+
+
+def noisy_map():
+    """A plug-in map drawing from torch's global generator (not the run's streams)."""
+    def step(x):
+        return 0.5 * x + 1e-3 * torch.rand_like(x)
+    return Map("global_noise", step, 2, sample_initial=lambda b, g: g.uniform(2, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("make,reason", [(branching_map, "could not be traced"),
+                                         (noisy_map, "differs from the eager step")])
+def test_a_step_that_cannot_be_replayed_runs_eagerly(make, reason):
+    system = make()
+    torch.manual_seed(0)
+    eager = run(system, "none", steps=50, batch=2)
+    torch.manual_seed(0)
+    auto = run(system, "auto", steps=50, batch=2)
+    assert auto.meta["capture"]["mode"] == "none" and reason in auto.meta["capture"]["reason"]
+    if make is branching_map:
+        assert_same(auto, eager)
+
+
+def rerun_capture(fn, inputs):
+    """A stand-in for torch.cuda.graph on the CPU: the replay re-runs ``fn`` on the captured input
+    buffers and writes into the captured output buffers, as a graph replay does."""
+    outputs = tuple(o.clone() for o in fn(*inputs))
+
+    def replay():
+        for buffer, new in zip(outputs, fn(*inputs)):
+            buffer.copy_(new)
+    return replay, outputs
+
+
+@pytest.fixture
+def graph_on_cpu(monkeypatch):
+    monkeypatch.setattr(capture, "cuda_capture", rerun_capture)
+    monkeypatch.setattr(JVPQREstimator, "_check_capture", lambda self, device: None)
+
+
+@pytest.mark.parametrize("name,params,kw", [CASES[0], CASES[3]])
+@pytest.mark.parametrize("speculate", [False, True])
+def test_graph_buffers_give_the_eager_run(name, params, kw, speculate, graph_on_cpu):
+    system = rs.get(name, **params)
+    kw = dict(kw)
+    steps = kw.pop("steps")
+    graphed_est = JVPQREstimator(capture="graph", reorth_every=2)
+    graphed_est.speculate = speculate
+    graphed = graphed_est.estimate(system, steps, seed=3, **kw)
+    assert graphed.meta["capture"]["mode"] == "graph"
+    assert_same(graphed, JVPQREstimator(capture="none", reorth_every=2).estimate(system, steps, seed=3, **kw))
+
+
+def test_graph_step_returns_copies_and_reads_its_inputs():
+    def f(a, b):
+        return a * 2 + b, a - b
+    a, b = torch.arange(3.0), torch.ones(3)
+    step = capture.GraphedStep(f, (a, b), rerun_capture)
+    out = step(a, b)
+    out[0].zero_()  # the caller's copy: the next replay is unaffected
+    a2 = torch.tensor([5.0, 6.0, 7.0])
+    torch.testing.assert_close(step(a2, b), f(a2, b), rtol=0, atol=0)
+    torch.testing.assert_close(step(a, b), f(a, b), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("broken,reason", [
+    (lambda fn, inputs: ((lambda: None), tuple(torch.zeros_like(o) for o in fn(*inputs))), "replay differs"),
+    (lambda fn, inputs: (_ for _ in ()).throw(RuntimeError("operation not permitted when stream is capturing")),
+     "capture failed"),
+])
+def test_a_graph_that_fails_its_check_falls_back_to_the_trace(monkeypatch, broken, reason):
+    monkeypatch.setattr(capture, "cuda_capture", broken)
+    monkeypatch.setattr(JVPQREstimator, "_check_capture", lambda self, device: None)
+    system = rs.get("henon")
+    eager = run(system, "none", steps=100, batch=2)
+    res = run(system, "graph", steps=100, batch=2)
+    assert res.meta["capture"]["mode"] == "trace" and reason in res.meta["capture"]["reason"]
+    assert_same(res, eager)
+
+
+def test_bad_capture_values_are_errors_naming_the_argument():
+    with pytest.raises(InvalidArgumentError, match="capture"):
+        JVPQREstimator(capture="cuda_graphs")
+    with pytest.raises(InvalidArgumentError, match="capture.*CUDA devices only"):
+        JVPQREstimator(capture="graph").estimate(rs.get("henon"), 10)
+    assert estimators.from_spec("jvp_qr(capture='none')").get_params()["capture"] == "none"
+
+
+def test_outside_a_run_the_step_is_eager():
+    calls = []
+
+    def f(a):
+        calls.append(1)
+        return a + 1
+    capture.call("f", f, (torch.zeros(2),))
+    capture.call("f", f, (torch.zeros(2),))
+    assert len(calls) == 2
+
+
+def test_throughput_names_the_capture_mode_and_does_not_time_the_recording():
+    system = rs.get("henon")
+    row = throughput.measure(estimators.get("jvp_qr"), system, batch=2, min_seconds=0.01, repeats=1)
+    assert "capture='auto' ran 'trace'" in row["message"]
+    row = throughput.measure(estimators.get("jvp_qr", capture="none"), system, batch=2, min_seconds=0.01,
+                             repeats=1)
+    assert row["message"] == "capture='none' ran 'none'"
