@@ -2,6 +2,8 @@
 random systems included, and a step that cannot be replayed faithfully runs eagerly with the
 reason in meta['capture'].  The CUDA-graph path's buffer handling is run on the CPU through an
 injected capture that re-runs the step into the captured buffers."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,8 @@ from suite import estimators, throughput
 from suite.errors import InvalidArgumentError
 from suite.estimators import capture
 from suite.estimators.jvp_qr import JVPQREstimator
+from suite.estimators.qr import QREstimator
+import tasks
 
 CASES = [  # system, params, run: maps, an RK4 flow, a network, and two random systems
     ("henon", {}, dict(steps=300, transient=50, batch=3)),
@@ -42,7 +46,49 @@ def test_replayed_step_is_the_eager_step(name, params, kw):
     assert traced.meta["capture"]["recordings"] >= 1 and traced.meta["capture"]["seconds"] > 0
     assert eager.meta["capture"] == {"requested": "none", "mode": "none", "reason": "not requested",
                                      "recordings": 0, "seconds": 0.0}
-    assert run(system, "auto", **kw).meta["capture"]["mode"] == "trace"
+
+
+@pytest.mark.parametrize("name,params,kw", [CASES[0], CASES[1], CASES[3]])
+def test_qr_replays_its_tangent_bit_for_bit(name, params, kw):
+    system = rs.get(name, **params)
+    kw = dict(kw)
+    steps = kw.pop("steps")
+    eager, traced = (QREstimator(capture=c).estimate(system, steps, seed=3, **kw) for c in ("none", "trace"))
+    assert traced.meta["capture"]["mode"] == "trace"
+    assert_same(traced, eager)
+
+
+def test_qr_replays_an_autodiff_tangent_of_a_task():
+    """The GRU task's tangent comes from torch.func (no analytic Jacobian): the case 'auto' is for."""
+    system = tasks.build("rnn/gru-xor-h64-end-v1")
+    eager, traced = (QREstimator(capture=c).estimate(system, 30, batch=2, k=8, seed=1) for c in ("none", "trace"))
+    assert traced.meta["capture"]["mode"] == "trace"
+    assert_same(traced, eager)
+
+
+@pytest.mark.parametrize("eager_s,replay_s,mode", [(1e-3, 2e-3, "none"), (1e-3, 0.95e-3, "none"),
+                                                   (2e-3, 1e-3, "trace")])
+def test_auto_keeps_the_replay_only_where_it_was_faster(monkeypatch, eager_s, replay_s, mode):
+    monkeypatch.setattr(capture, "race", lambda *a, **k: (eager_s, replay_s))
+    system = rs.get("henon")
+    res = run(system, "auto", steps=100, batch=2)
+    assert res.meta["capture"]["mode"] == mode
+    assert (res.meta["capture"]["eager_step_s"], res.meta["capture"]["replay_step_s"]) == (eager_s, replay_s)
+    if mode == "none":
+        assert "not faster" in res.meta["capture"]["reason"]
+    assert_same(res, run(system, "none", steps=100, batch=2))
+
+
+def test_race_times_both_and_leaves_the_generator():
+    system = rs.get("gaussian_products", N=4)
+    rng = TrajectoryRNG(0, 2)
+    x = system.sample_initial(2, rng)
+    Q = torch.linalg.qr(torch.randn(2, 4, 4, dtype=torch.float64))[0]
+    fn = (lambda x_, Q_: system.tangent(x_, Q_, rng))
+    recorded, _ = capture.record(fn, (x, Q), rng)
+    counter = rng.counter
+    eager_s, replay_s = capture.race(fn, recorded, (x, Q), rng, repeats=2)
+    assert eager_s > 0 and replay_s > 0 and rng.counter == counter
 
 
 def test_a_replay_that_repeated_the_first_draws_would_be_caught(monkeypatch):
@@ -163,6 +209,8 @@ def test_bad_capture_values_are_errors_naming_the_argument():
         JVPQREstimator(capture="cuda_graphs")
     with pytest.raises(InvalidArgumentError, match="capture.*CUDA devices only"):
         JVPQREstimator(capture="graph").estimate(rs.get("henon"), 10)
+    with pytest.raises(InvalidArgumentError, match="capture.*CUDA devices only"):
+        QREstimator(capture="graph", reorth_every="auto").interval_for(rs.get("henon"), 1000)
     assert estimators.from_spec("jvp_qr(capture='none')").get_params()["capture"] == "none"
 
 
@@ -177,10 +225,24 @@ def test_outside_a_run_the_step_is_eager():
     assert len(calls) == 2
 
 
-def test_throughput_names_the_capture_mode_and_does_not_time_the_recording():
+def test_throughput_names_the_capture_mode():
     system = rs.get("henon")
-    row = throughput.measure(estimators.get("jvp_qr"), system, batch=2, min_seconds=0.01, repeats=1)
-    assert "capture='auto' ran 'trace'" in row["message"]
+    row = throughput.measure(estimators.get("jvp_qr", capture="trace"), system, batch=2, min_seconds=0.01,
+                             repeats=1)
+    assert row["message"] == "capture='trace' ran 'trace'"
     row = throughput.measure(estimators.get("jvp_qr", capture="none"), system, batch=2, min_seconds=0.01,
                              repeats=1)
     assert row["message"] == "capture='none' ran 'none'"
+
+
+def test_throughput_does_not_time_the_recording(monkeypatch):
+    """A recording made slow on purpose (0.3 s) must not show in the time per step."""
+    original = capture._recorded_step
+
+    def slow(*args):
+        time.sleep(0.3)
+        return original(*args)
+    monkeypatch.setattr(capture, "_recorded_step", slow)
+    row = throughput.measure(estimators.get("jvp_qr", capture="trace"), rs.get("henon"), batch=2,
+                             min_seconds=0.01, repeats=1, max_steps=50)
+    assert row["seconds_per_step"] * row["steps_timed"] < 0.3

@@ -8,6 +8,7 @@ import torch
 from reference_systems import System
 from ..errors import InvalidArgumentError
 from ..linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
+from . import capture as capture_
 from . import reorth
 from .base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
                    trajectories_ok)
@@ -109,7 +110,7 @@ class QREstimator(Estimator):
     speculate: Optional[bool] = None
 
     def __init__(self, reorth_every: Union[int, str] = 1, method: str = "auto", taper: int = 0,
-                 align: Optional[int] = None, control_variates: bool = False):
+                 align: Optional[int] = None, control_variates: bool = False, capture: str = "auto"):
         if reorth_every != "auto" and (isinstance(reorth_every, bool) or not isinstance(reorth_every, int)
                                        or reorth_every < 1):
             raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1, or 'auto' (chosen from "
@@ -124,6 +125,15 @@ class QREstimator(Estimator):
         self.taper = check_taper(taper)
         self.align = align
         self.control_variates = check_flag(control_variates)
+        if capture not in capture_.CAPTURE_MODES:
+            raise InvalidArgumentError("capture", capture, f"one of {capture_.CAPTURE_MODES} "
+                                       "(suite.estimators.capture)")
+        self.capture = capture
+
+    def _check_capture(self, device: torch.device) -> None:
+        if self.capture == "graph" and device.type != "cuda":
+            raise InvalidArgumentError("capture", self.capture, f"'auto', 'none' or 'trace' on device "
+                                       f"{str(device)!r} ('graph' captures a CUDA graph: CUDA devices only)")
 
     def interval_for(self, system: System, steps: int, **run) -> Tuple[int, Optional[Dict[str, Any]]]:
         """The re-orthonormalisation interval ``estimate(system, steps, **run)`` would use, and for
@@ -133,7 +143,9 @@ class QREstimator(Estimator):
             return self.reorth_every, None
         cfg = check_run(system, steps, run.get("transient", 0), run.get("batch", 1), run.get("k"),
                         run.get("seed", 0), run.get("device", "cpu"), run.get("dtype", torch.float64))
-        *_, m, info, _ = self._start(system, cfg)
+        self._check_capture(cfg.device)
+        with capture_.scope(self.capture):
+            *_, m, info, _ = self._start(system, cfg)
         return m, info
 
     @torch.no_grad()
@@ -171,8 +183,15 @@ class QREstimator(Estimator):
             m, auto_info = self._choose_interval(growth, Q, cfg)
         return x, Q, rng, m, auto_info, last
 
-    @torch.no_grad()
     def _estimate(self, system: System, cfg: RunConfig):
+        self._check_capture(cfg.device)
+        with capture_.scope(self.capture) as recorded:
+            res = self._run(system, cfg)
+        res.meta["capture"] = dict(recorded.record)
+        return res
+
+    @torch.no_grad()
+    def _run(self, system: System, cfg: RunConfig):
         if self.control_variates:
             check_batch(system, cfg.k, cfg.batch)
         x, Q, rng, m, auto_info, last = self._start(system, cfg)
@@ -258,5 +277,9 @@ class QREstimator(Estimator):
                                       cap=reorth.interval_cap(cfg.steps, self.taper))
 
     def _advance(self, system: System, x: torch.Tensor, Q: torch.Tensor, rng):
-        """One step of state and frame: the system's tangent map DF(x) Q."""
-        return system.tangent(x, Q, rng)
+        """One step of state and frame, replayed from a recording where ``capture`` asks for one."""
+        return capture_.call(self.name, self._tangent_step(system, rng), (x, Q), rng)
+
+    def _tangent_step(self, system: System, rng):
+        """(x, Q) -> (F(x), DF(x) Q): the system's tangent map."""
+        return lambda x, Q: system.tangent(x, Q, rng)
