@@ -9,8 +9,9 @@ run so that each repeat lasts about ``min_seconds``, then ``repeats`` timed
 calls; the reported time per step is the median of ``wall_seconds / steps``
 (``estimate`` synchronises the device before it stops its clock), less the
 time a run spends recording its step once (``meta['capture']['seconds']``,
-``jvp_qr``'s ``capture``, :mod:`suite.estimators.capture`): a fixed cost per
-run, like the transient.  The row's ``message`` says which capture mode ran.  Rates:
+``capture``, :mod:`suite.estimators.capture`): a fixed cost per run, like the
+transient.  ``capture='auto'`` is timed in the mode it picks for a long run
+(:func:`fixed_capture`), and the row's ``message`` says which mode ran.  Rates:
 
 * ``steps_per_s``            steps of the whole batch per second;
 * ``traj_steps_per_s``       B x steps_per_s;
@@ -165,6 +166,38 @@ def fixed_interval(estimator, system: System, *, batch: int, k: Optional[int], d
     return fixed, f"reorth_every='auto' chose m = {m} (limited by {info['limited_by']})"
 
 
+def fixed_capture(estimator, system: System, *, batch: int, k: Optional[int], device, dtype, seed: int = 0,
+                  steps: int = 20):
+    """``estimator``, or for ``capture='auto'`` the same estimator with the mode 'auto' picks for a
+    long run here (:func:`suite.estimators.capture.assume_long_runs`: what ``measure`` times is
+    the steady state, the recording being a fixed cost it leaves out), and a note of what ran
+    (None if the estimator has no ``capture``)."""
+    if getattr(estimator, "capture", None) is None:
+        return estimator, None
+    from .estimators import capture
+    with capture.assume_long_runs():
+        res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
+    captured = res.meta.get("capture")
+    if not captured:
+        return estimator, None
+    if estimator.capture == "auto" and captured.get("mode"):
+        estimator = type(estimator)(**dict(estimator.get_params(), capture=captured["mode"]))
+    return estimator, capture_note(captured)
+
+
+def fixed_settings(estimator, system: System, **run):
+    """:func:`fixed_interval` then :func:`fixed_capture`: the estimator that ``measure`` times and
+    the notes of what 'auto' chose (None if nothing was chosen)."""
+    estimator, interval_note = fixed_interval(estimator, system, **run)
+    estimator, capture_note_ = fixed_capture(estimator, system, **run)
+    return estimator, "; ".join(filter(None, [interval_note, capture_note_])) or None
+
+
+def timed_seconds(res) -> float:
+    """A run's wall time less its recording of the step (``meta['capture']['seconds']``)."""
+    return res.wall_seconds - (res.meta.get("capture") or {}).get("seconds", 0.0)
+
+
 def capture_note(captured: Dict[str, Any]) -> str:
     """How a run's step was executed (``meta['capture']``, :mod:`suite.estimators.capture`)."""
     note = f"capture={captured['requested']!r} ran {captured['mode']!r}"
@@ -178,20 +211,14 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
     """Time ``estimator`` on ``system`` (see the module docstring); returns one row."""
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
     k = system.dim if k is None else k
-    estimator, note = fixed_interval(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
+    estimator, note = fixed_settings(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
-    def timed(steps):
-        res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=dev, dtype=dt_)
-        capture_seconds = res.meta.get("capture", {}).get("seconds", 0.0)  # recording the step: not timed
-        return res.wall_seconds - capture_seconds, res.meta.get("capture")
-
     def run(steps):
-        return timed(steps)[0]
+        return timed_seconds(estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed,
+                                                device=dev, dtype=dt_))
 
-    _, captured = timed(probe)  # warm-up
-    if captured:
-        note = "; ".join(filter(None, [note, capture_note(captured)]))
+    run(probe)  # warm-up
     t_probe = run(probe) / probe
     steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
     _reset_peak_memory(dev)

@@ -26,6 +26,13 @@ CASES = [  # system, params, run: maps, an RK4 flow, a network, and two random s
 ]
 
 
+@pytest.fixture
+def long_runs():
+    """'auto' decides as in a long run (the tests' runs are short, and 'auto' keeps those eager)."""
+    with capture.assume_long_runs():
+        yield
+
+
 def run(system, capture_mode, **kw):
     kw = dict(kw)
     steps = kw.pop("steps")
@@ -68,7 +75,7 @@ def test_qr_replays_an_autodiff_tangent_of_a_task():
 
 @pytest.mark.parametrize("eager_s,replay_s,mode", [(1e-3, 2e-3, "none"), (1e-3, 0.95e-3, "none"),
                                                    (2e-3, 1e-3, "trace")])
-def test_auto_keeps_the_replay_only_where_it_was_faster(monkeypatch, eager_s, replay_s, mode):
+def test_auto_keeps_the_replay_only_where_it_was_faster(monkeypatch, eager_s, replay_s, mode, long_runs):
     monkeypatch.setattr(capture, "race", lambda *a, **k: (eager_s, replay_s))
     system = rs.get("henon")
     res = run(system, "auto", steps=100, batch=2)
@@ -77,6 +84,20 @@ def test_auto_keeps_the_replay_only_where_it_was_faster(monkeypatch, eager_s, re
     if mode == "none":
         assert "not faster" in res.meta["capture"]["reason"]
     assert_same(res, run(system, "none", steps=100, batch=2))
+
+
+def test_auto_keeps_a_short_run_eager_without_recording(monkeypatch):
+    """A run whose steps would take under AUTO_MIN_RUN_SECONDS eagerly is not worth a recording;
+    the rule reads the first step's time and the steps left."""
+    system = rs.get("henon")
+    short = run(system, "auto", steps=200, batch=2)
+    assert short.meta["capture"]["mode"] == "none" and "too short" in short.meta["capture"]["reason"]
+    assert short.meta["capture"]["recordings"] == 0
+    monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(capture, "race", lambda *a, **k: (2e-3, 1e-3))
+    long_ = run(system, "auto", steps=200, batch=2)
+    assert long_.meta["capture"]["mode"] == "trace" and long_.meta["capture"]["recordings"] >= 1
+    assert_same(long_, short)
 
 
 def test_race_times_both_and_leaves_the_generator():
@@ -134,9 +155,20 @@ def noisy_map():
     return Map("global_noise", step, 2, sample_initial=lambda b, g: g.uniform(2, dtype=torch.float64))
 
 
+def counting_map():
+    """A plug-in map with a Python side effect that changes the numbers (against the contract)."""
+    calls = []
+
+    def step(x):
+        calls.append(1)
+        return 0.5 * x + 1e-3 * len(calls)
+    return Map("counting", step, 2, sample_initial=lambda b, g: g.uniform(2, dtype=torch.float64))
+
+
 @pytest.mark.parametrize("make,reason", [(branching_map, "could not be traced"),
-                                         (noisy_map, "differs from the eager step")])
-def test_a_step_that_cannot_be_replayed_runs_eagerly(make, reason):
+                                         (noisy_map, "differs from the eager step"),
+                                         (counting_map, "differs from the eager step")])
+def test_a_step_that_cannot_be_replayed_runs_eagerly(make, reason, long_runs):
     system = make()
     torch.manual_seed(0)
     eager = run(system, "none", steps=50, batch=2)
@@ -246,3 +278,15 @@ def test_throughput_does_not_time_the_recording(monkeypatch):
     row = throughput.measure(estimators.get("jvp_qr", capture="trace"), rs.get("henon"), batch=2,
                              min_seconds=0.01, repeats=1, max_steps=50)
     assert row["seconds_per_step"] * row["steps_timed"] < 0.3
+
+
+@pytest.mark.parametrize("race", [(1e-3, 2e-3), (2e-3, 1e-3)])
+def test_the_probe_on_a_copy_of_the_generator_does_not_leak_into_the_run(monkeypatch, race, long_runs):
+    """reorth_every='auto' probes on a copy of the run's generator before the run: whatever 'auto'
+    decides at that first call, the run's steps must draw from the run's own streams."""
+    monkeypatch.setattr(capture, "race", lambda *a, **k: race)
+    gp = rs.get("gaussian_products", N=6)
+    auto = QREstimator(reorth_every="auto").estimate(gp, 200, batch=3, seed=1)
+    m = auto.meta["reorth_auto"]["interval"]
+    assert auto.meta["capture"]["mode"] == ("none" if race[0] < race[1] else "trace")
+    assert_same(auto, QREstimator(reorth_every=m, capture="none").estimate(gp, 200, batch=3, seed=1))

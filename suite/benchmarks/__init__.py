@@ -201,14 +201,14 @@ def seconds_per_step(estimator, system, *, batch: int, device: str = "cpu", min_
     measurement, which would dominate a small benchmark (asv runs each one in a
     fresh process).
     """
-    from suite.throughput import fixed_interval
-    estimator, _ = fixed_interval(estimator, system, batch=batch, k=None, device=device, dtype=torch.float64,
+    from suite.throughput import fixed_settings, timed_seconds
+    estimator, _ = fixed_settings(estimator, system, batch=batch, k=None, device=device, dtype=torch.float64,
                                   seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
     def run(steps: int) -> float:
-        return estimator.estimate(system, steps, transient=0, batch=batch, seed=seed,
-                                  device=device).wall_seconds
+        return timed_seconds(estimator.estimate(system, steps, transient=0, batch=batch, seed=seed,
+                                                device=device))
 
     run(probe)  # warm-up
     t_probe = run(probe) / probe

@@ -4,8 +4,8 @@
 The transforms run in Python at every call, and decide nothing but which
 aten operations run: on the CPU (torch 2.13, one thread, random_rnn N = 16,
 k = 4) they take 1.06 ms a step against 46 us for the same arithmetic written
-out.  For a step without data-dependent control flow that draws no random
-numbers the operations are the same at every step, so they are recorded once
+out.  For a step without data-dependent control flow the operations are the
+same at every step, so they are recorded once
 (``torch.fx.experimental.proxy_tensor.make_fx``), the operations whose results
 are unused are dropped, and the recorded graph is called at every step.
 
@@ -24,7 +24,7 @@ recording, not constants baked into it, and the replay advances the counter by
 the draws the eager step made, so every replayed step draws fresh numbers,
 the same ones the eager step would.
 
-Otherwise the run steps eagerly.  Either way the outcome and its reason go
+A step that fails a check runs eagerly.  Either way the outcome and its reason go
 into ``meta['capture']``: ``{'requested', 'mode', 'reason', 'recordings',
 'seconds'}`` (mode and reason those of the run's last recording; recordings
 and seconds the number made, one per layout of the inputs, and the wall time
@@ -32,17 +32,28 @@ they took, checks included: a fixed cost per run, like the transient, which
 ``lyapbench throughput`` does not time), and for 'auto' ``eager_step_s`` and
 ``replay_step_s``, the step times it compared.
 
+A replay repeats tensor operations only: a step must be a function of its
+inputs and the run's generator, as the System contract asks.  Python side
+effects (a counter kept on the system object, a print) happen at the
+recording and not at the replays; where they change the numbers, check 2
+usually sees it, since the recording is made at a second call of the step.
+
 Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
 
-``'none'``   the transforms at every step.
+``'none'``   the step's Python (transforms included) at every step.
 ``'trace'``  the recorded aten graph at every step.
 ``'graph'``  CUDA only: the recorded graph captured once more as a CUDA graph
              (:class:`GraphedStep`: static input and output buffers, one
              launch a step instead of one per operation).  It falls back to
              ``'trace'`` (with the reason) if capture fails or the replay does
              not reproduce the recorded step bit for bit.
-``'auto'``   ``'trace'`` where the replay is faster: the first recording's
-             step is timed eagerly and replayed, five calls each taking turns
+``'auto'``   ``'trace'`` where the replay is faster, in a run long enough
+             for it to matter.  The first step is timed eagerly; if the
+             run's remaining steps would take less than
+             :data:`AUTO_MIN_RUN_SECONDS` at that rate, the run stays eager
+             (a recording costs 0.02-0.5 s, some 20% of a 500-step ``qr`` run
+             on the catalogue).  Otherwise the step is recorded, timed
+             eagerly and replayed, five calls each taking turns
              (:func:`race`), and the replay is kept if its fastest call took
              under :data:`AUTO_MARGIN` of the eager one's.  Measured on the
              CPU (one thread, B = 4, side by side): a recording of torch.func
@@ -74,6 +85,9 @@ CAPTURE_MODES = ("auto", "none", "trace", "graph")
 
 #: 'auto' replays a recording only if its step took less than this fraction of the eager step's
 AUTO_MARGIN = 0.9
+#: 'auto' records only in a run whose remaining steps would take at least this long eagerly (seconds):
+#: a recording costs 0.02-0.5 s (CPU, catalogue systems), and the first in a process some 2 s more
+AUTO_MIN_RUN_SECONDS = 5.0
 #: calls of each, eager and replayed, that 'auto' times (:func:`race`)
 RACE_REPEATS = 5
 
@@ -83,25 +97,51 @@ _TLS = threading.local()
 class _Scope:
     """The recorded steps of one run and the record of what was used."""
 
-    def __init__(self, mode: str):
-        self.mode = mode
-        self.steps: Dict[Any, Callable] = {}
+    def __init__(self, mode: str, planned_steps: Optional[int] = None):
+        self.mode, self.planned_steps, self.calls = mode, planned_steps, 0
+        self.steps: Dict[Any, Optional[Callable]] = {}
         self.record: Dict[str, Any] = {"requested": mode, "mode": "none" if mode == "none" else None,
                                        "reason": "not requested" if mode == "none" else None,
                                        "recordings": 0, "seconds": 0.0}
 
 
 @contextmanager
-def scope(mode: str):
-    """Record and replay steps for the duration of one run (``mode`` one of :data:`CAPTURE_MODES`).
+def scope(mode: str, planned_steps: Optional[int] = None):
+    """Record and replay steps for the duration of one run (``mode`` one of :data:`CAPTURE_MODES`)
+    of about ``planned_steps`` steps (None: unknown, taken as long).
 
     Yields the scope; its ``record`` is what ``meta['capture']`` reports."""
     previous = getattr(_TLS, "scope", None)
-    _TLS.scope = current = _Scope(mode)
+    if getattr(_TLS, "long_runs", False):
+        planned_steps = None
+    _TLS.scope = current = _Scope(mode, planned_steps)
     try:
         yield current
     finally:
         _TLS.scope = previous
+
+
+@contextmanager
+def assume_long_runs():
+    """Within: 'auto' decides as for a run too long for the recording's cost to matter (what
+    ``lyapbench throughput`` times, the recording being a fixed cost it leaves out)."""
+    previous = getattr(_TLS, "long_runs", False)
+    _TLS.long_runs = True
+    try:
+        yield
+    finally:
+        _TLS.long_runs = previous
+
+
+def _timed(fn: Callable, args: Sequence[torch.Tensor]):
+    device = args[0].device
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t0 = time.perf_counter()
+    out = fn(*args)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return out, time.perf_counter() - t0
 
 
 def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None):
@@ -111,14 +151,29 @@ def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[Tra
     current: Optional[_Scope] = getattr(_TLS, "scope", None)
     if current is None or current.mode == "none":
         return fn(*args)
+    current.calls += 1
     sig = (key,) + tuple((tuple(a.shape), a.stride(), a.dtype, a.device) for a in args)
-    step = current.steps.get(sig)
-    if step is None:
-        step = current.steps[sig] = _build(fn, args, rng, current)
-    return step(args, rng)
+    if sig not in current.steps:
+        if current.mode == "auto" and current.planned_steps is not None:
+            start = getattr(rng, "counter", None)
+            out, seconds = _timed(fn, args)
+            left = max(0, current.planned_steps - current.calls)
+            if left * seconds < AUTO_MIN_RUN_SECONDS:
+                current.steps[sig] = None
+                current.record.update(mode="none", reason=(
+                    f"too short to pay for a recording ({left} steps left at {seconds * 1e6:.0f} us a step "
+                    f"eagerly: under {AUTO_MIN_RUN_SECONDS:g} s)"))
+                return out
+            if start is not None:
+                rng.counter = start  # this step again, from the recording
+        current.steps[sig] = _build(fn, args, rng, current)
+    step = current.steps[sig]
+    # None: eager, with this call's fn (a recording is generic in the generator, an fn is not:
+    # reorth's probe steps a copy of the run's generator)
+    return fn(*args) if step is None else step(args, rng)
 
 
-def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Callable:
+def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Optional[Callable]:
     device = args[0].device
     if device.type == "cuda":  # the clock below must not count work queued before it
         torch.cuda.synchronize(device)
@@ -130,11 +185,11 @@ def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> 
         current.record["seconds"] += time.perf_counter() - t0
 
 
-def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Callable:
+def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Optional[Callable]:
     recorded, reason = record(fn, args, rng)
     if recorded is None:
         current.record.update(mode="none", reason=reason)
-        return lambda args_, rng_: fn(*args_)
+        return None
     if current.mode == "graph":
         graphed, reason = graph(recorded, args, rng)
         if graphed is None:
@@ -148,7 +203,7 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
         if not replay_s < AUTO_MARGIN * eager_s:
             current.record.update(mode="none", reason=f"the replay was not faster ({replay_s * 1e6:.0f} us a step "
                                                       f"against {eager_s * 1e6:.0f} us eagerly)")
-            return lambda args_, rng_: fn(*args_)
+            return None
     current.record.update(mode="trace", reason=None)
     return recorded
 

@@ -144,7 +144,7 @@ class QREstimator(Estimator):
         cfg = check_run(system, steps, run.get("transient", 0), run.get("batch", 1), run.get("k"),
                         run.get("seed", 0), run.get("device", "cpu"), run.get("dtype", torch.float64))
         self._check_capture(cfg.device)
-        with capture_.scope(self.capture):
+        with capture_.scope(self.capture, cfg.transient + reorth.PROBE_STEPS):
             *_, m, info, _ = self._start(system, cfg)
         return m, info
 
@@ -185,7 +185,8 @@ class QREstimator(Estimator):
 
     def _estimate(self, system: System, cfg: RunConfig):
         self._check_capture(cfg.device)
-        with capture_.scope(self.capture) as recorded:
+        probe = reorth.PROBE_STEPS if self.reorth_every == "auto" else 0
+        with capture_.scope(self.capture, cfg.transient + probe + cfg.steps) as recorded:
             res = self._run(system, cfg)
         res.meta["capture"] = dict(recorded.record)
         return res
