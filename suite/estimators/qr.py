@@ -102,6 +102,23 @@ class QREstimator(Estimator):
         0.022 for lambda_1 / lambda_2 / lambda_3 against 0.069 / 0.0074 /
         0.042 tapered alone: the same standard error from a third of the
         trajectory time.
+    capture : 'auto', 'none', 'trace' or 'graph'
+        How the tangent step (state and frame) runs
+        (:mod:`suite.estimators.capture`): as Python at every step ('none'),
+        or its aten operations recorded at the first step (fake tensors, so a
+        branch on a value fails the recording instead of being baked in) and
+        replayed ('trace'), or, on CUDA only, that recording captured as a
+        CUDA graph ('graph', opt-in: not yet measured on a GPU).  'auto'
+        (default): in a run that would take at least
+        ``capture.AUTO_MIN_RUN_SECONDS`` (5 s) eagerly, replays where the
+        recording's replay timed faster than the eager step: a tangent made
+        by torch.func (``jvp_qr``; a system without an analytic Jacobian,
+        like the GRU and LSTM tasks), not a hand-written one.  A step that
+        cannot be replayed faithfully (untraceable, or a replay that differs
+        from the eager step on the first state) runs eagerly.  The numbers
+        do not depend on it: a replay runs the eager step's operations on
+        the same inputs, and the run's random streams are inputs of the
+        recording.  ``meta['capture']`` says which mode ran and why.
     """
 
     name = "qr"
