@@ -134,6 +134,7 @@ def assume_long_runs():
 
 
 def _timed(fn: Callable, args: Sequence[torch.Tensor]):
+    """``fn(*args)`` and the seconds it took, the device synchronised around it."""
     device = args[0].device
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -212,18 +213,11 @@ def race(fn: Callable, recorded: "Recorded", args: Sequence[torch.Tensor], rng=N
          repeats: int = RACE_REPEATS) -> Tuple[float, float]:
     """Seconds a step, eager and replayed: the fastest of ``repeats`` calls of each, taking turns
     on the same inputs (the device synchronised around each call; ``rng`` left where it was)."""
-    device = args[0].device
     start = getattr(rng, "counter", None)
     times: Tuple[list, list] = ([], [])
     for _ in range(repeats):
-        for which, step in enumerate((lambda: fn(*args), lambda: recorded(args, rng))):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            times[which].append(time.perf_counter() - t0)
+        for which, step in enumerate((fn, lambda *a: recorded(a, rng))):
+            times[which].append(_timed(step, args)[1])
             if start is not None:
                 rng.counter = start
     return min(times[0]), min(times[1])
