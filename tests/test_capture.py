@@ -65,10 +65,12 @@ def test_qr_replays_its_tangent_bit_for_bit(name, params, kw):
     assert_same(traced, eager)
 
 
-def test_qr_replays_an_autodiff_tangent_of_a_task():
-    """The GRU task's tangent comes from torch.func (no analytic Jacobian): the case 'auto' is for."""
+@pytest.mark.parametrize("k", [8, 64])
+def test_qr_replays_an_autodiff_tangent_of_a_task(k):
+    """The GRU task's tangent comes from autodiff (no analytic Jacobian), the case 'auto' is for:
+    forward-mode JVPs for k = 8, the Jacobian by reverse mode for k = 64 >= d / 4."""
     system = tasks.build("rnn/gru-xor-h64-end-v1")
-    eager, traced = (QREstimator(capture=c).estimate(system, 30, batch=2, k=8, seed=1) for c in ("none", "trace"))
+    eager, traced = (QREstimator(capture=c).estimate(system, 30, batch=2, k=k, seed=1) for c in ("none", "trace"))
     assert traced.meta["capture"]["mode"] == "trace"
     assert_same(traced, eager)
 
