@@ -24,8 +24,9 @@ class JVPQREstimator(QREstimator):
     (torch 2.13, one thread, random_rnn N = 16, k = 4): 1.06 ms a step
     against 46 us for ``qr``'s explicit tangent, and forward-mode AD without
     vmap (torch.autograd.forward_ad on k stacked copies) still 0.35 ms, most
-    of it torch's Python decomposition of the dual ``addmm``/``add``.  So the
-    vmapped JVP is recorded once per run and replayed (``capture``, see
+    of it torch's Python decomposition of the dual ``addmm``/``add``.  So in a
+    run long enough to pay for it the vmapped JVP is recorded once and
+    replayed (``capture``, see
     :class:`~suite.estimators.qr.QREstimator`): 1.5-4.2x faster per step
     (CPU, one thread, B = 1, side by side: Hénon 3.6x, Lorenz-63 4.2x,
     random_rnn N = 16 2.6x, N = 256 with k = 16 2.0x, Gaussian products
