@@ -175,15 +175,11 @@ def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[Tra
 
 
 def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Optional[Callable]:
-    device = args[0].device
-    if device.type == "cuda":  # the clock below must not count work queued before it
-        torch.cuda.synchronize(device)
-    t0 = time.perf_counter()
-    try:
-        return _recorded_step(fn, args, rng, current)
-    finally:  # recording and its checks end in a comparison on the host: the device is synchronised
-        current.record["recordings"] += 1
-        current.record["seconds"] += time.perf_counter() - t0
+    """The step to replay for these inputs (None: eager), its recording and checks timed."""
+    step, seconds = _timed(lambda *a: _recorded_step(fn, a, rng, current), args)
+    current.record["recordings"] += 1
+    current.record["seconds"] += seconds
+    return step
 
 
 def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Optional[Callable]:
