@@ -11,94 +11,12 @@ Third-party packages can add systems through the entry-point group
 """
 from __future__ import annotations
 
-import inspect
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
-
-from suite.errors import InvalidArgumentError
-from suite.registry import Registry
-
-from .noise import TrajectoryRNG
-from .reference import PROVENANCES, Reference
-from .system import Flow, Map, System
-
-_REGISTRY = Registry("system", group="lyapbench.systems")
-_VARIANTS: Dict[str, List[Dict[str, Any]]] = {}
-
-
-def register(name: str, system_or_factory: Union[System, Callable[..., System], None] = None, *,
-             variants: Optional[Sequence[Dict[str, Any]]] = None, overwrite: bool = False):
-    """Register a System instance or a factory ``(**params) -> System`` under ``name``.
-
-    ``variants`` lists the parameter sets that ``lyapbench validate`` runs
-    (default: one run with the factory's defaults).  Usable as a decorator.
-    """
-    def _do(obj):
-        factory = _constant_factory(obj) if isinstance(obj, System) else obj
-        _REGISTRY.register(name, factory, overwrite=overwrite)
-        _VARIANTS[name] = [dict(v) for v in (variants or [{}])]
-        return obj
-
-    return _do if system_or_factory is None else _do(system_or_factory)
-
-
-def _constant_factory(system: System) -> Callable[[], System]:
-    def factory() -> System:
-        return system
-    factory.__doc__ = f"The user-defined system {system.name!r}."
-    return factory
-
-
-def names() -> List[str]:
-    """Names of every registered system (built-in, registered, entry points)."""
-    return _REGISTRY.names()
-
-
-def get(name: str, **params) -> System:
-    """Build the system ``name`` with parameters overriding its defaults.
-
-    ``name`` may also be ``package.module:attribute`` naming a System or a
-    factory.  Unknown names get a "did you mean" error; unknown parameters an
-    error listing the allowed ones.
-    """
-    factory = _REGISTRY.factory(name)
-    if isinstance(factory, System):
-        if params:
-            raise InvalidArgumentError("params", params, f"none: {name!r} names a fixed System instance")
-        return factory
-    _check_params(name, factory, params)
-    system = factory(**params)
-    if not isinstance(system, System):
-        raise InvalidArgumentError("system", name, f"a factory returning a System, got {type(system).__name__}")
-    return system
-
-
-def _check_params(name: str, factory: Callable, params: Dict[str, Any]) -> None:
-    try:
-        sig = inspect.signature(factory)
-    except (TypeError, ValueError):
-        return
-    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-        return
-    allowed = [n for n, p in sig.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    for key in params:
-        if key not in allowed:
-            raise InvalidArgumentError(f"{name} parameter {key!r}", params[key],
-                                       f"parameters {allowed}" if allowed else "no parameters")
-
-
-def variants(name: str) -> List[Dict[str, Any]]:
-    """Parameter sets that ``lyapbench validate`` runs for ``name``."""
-    _REGISTRY.factory(name)  # raise the usual error for unknown names
-    return [dict(v) for v in _VARIANTS.get(name, [{}])]
-
-
-def catalogue() -> List[System]:
-    """Every registered system in every validation variant, built."""
-    return [get(n, **v) for n in names() for v in variants(n)]
-
-
 # the built-in catalogue registers itself on import
-from . import flows, maps, networks, random_products  # noqa: E402,F401
+from reference_systems import flows, maps, networks, random_products  # noqa: F401
+from reference_systems.noise import TrajectoryRNG
+from reference_systems.reference import PROVENANCES, Reference
+from reference_systems.registry import catalogue, get, names, register, unregister, variants
+from reference_systems.system import Flow, Map, System
 
 __all__ = ["System", "Map", "Flow", "Reference", "PROVENANCES", "TrajectoryRNG",
-           "register", "names", "get", "variants", "catalogue"]
+           "register", "unregister", "names", "get", "variants", "catalogue"]

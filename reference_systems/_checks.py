@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from suite.errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
 
 
 def finite(name: str, value, *, low: float = -math.inf, high: float = math.inf,

@@ -6,11 +6,11 @@ import math
 import numpy as np
 import torch
 
-from . import register
-from ._checks import diagonalisable, finite, positive_int
-from .layout import stack_like, stored_batch_last
-from .reference import Reference
-from .system import Flow
+from reference_systems._checks import diagonalisable, finite, positive_int
+from reference_systems.layout import stack_like, stored_batch_last
+from reference_systems.reference import Reference
+from reference_systems.registry import register
+from reference_systems.system import Flow
 
 _LORENZ_STANDARD = (10.0, 28.0, 8.0 / 3.0)
 

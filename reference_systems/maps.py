@@ -6,11 +6,11 @@ import math
 import numpy as np
 import torch
 
-from suite.errors import InvalidArgumentError
-from . import register
-from ._checks import diagonalisable, finite
-from .reference import Reference
-from .system import Map
+from reference_systems._checks import diagonalisable, finite
+from reference_systems.reference import Reference
+from reference_systems.registry import register
+from reference_systems.system import Map
+from suite.core.errors import InvalidArgumentError
 
 # ---------------------------------------------------------------------------
 # logistic map

@@ -50,16 +50,16 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from suite.errors import InvalidArgumentError
-from . import register
-from ._checks import finite, positive_int
-from .noise import TrajectoryRNG
-from .random_products import newman_spectrum
-from .reference import Reference
-from .system import Flow, Map
+from reference_systems._checks import finite, positive_int
+from reference_systems.noise import TrajectoryRNG
+from reference_systems.random_products import newman_spectrum
+from reference_systems.reference import Reference
+from reference_systems.registry import register
+from reference_systems.system import Flow, Map
+from suite.core.errors import InvalidArgumentError
 
 #: Two-sided normal quantile for the suite's per-row false-failure rate
-#: alpha = 1e-4 (suite.tolerance.ALPHA): how many standard deviations of the
+#: alpha = 1e-4 (suite.scoring.tolerance.ALPHA): how many standard deviations of the
 #: realisation-to-realisation spread a reference's uncertainty covers.
 Z_SPREAD = 3.8906
 

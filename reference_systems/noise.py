@@ -31,6 +31,8 @@ from typing import Sequence
 
 import torch
 
+from suite.core.devices import canonical_device
+
 _MASK64 = (1 << 64) - 1
 
 
@@ -61,20 +63,6 @@ def mix64_int(z: int) -> int:
     z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
     z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
     return z ^ (z >> 31)
-
-
-def canonical_device(device) -> torch.device:
-    """``torch.device(device)`` with a CUDA index filled in ('cuda' -> 'cuda:N', N the current device).
-
-    Tensors always report an indexed device ('cuda:0'), and torch.device('cuda')
-    != torch.device('cuda:0'); comparing canonical devices avoids treating the
-    same GPU as two devices.
-    """
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        index = torch.cuda.current_device() if torch.cuda.is_available() else 0
-        dev = torch.device("cuda", index)
-    return dev
 
 
 def trajectory_keys(seed: int, first: int, batch: int) -> list[int]:
@@ -143,7 +131,7 @@ class TrajectoryRNG:
         if n >= (1 << 32):
             raise ValueError(f"one draw is limited to 2**32 numbers per trajectory, got {n}")
         c = self.counter
-        self.counter = c + 1  # not +=: a recorded step's counter is a tensor (suite.estimators.capture)
+        self.counter = c + 1  # not +=: a recorded step's counter is a tensor (suite.estimators.numerics.capture)
         ctr = torch.arange(n, dtype=torch.int64, device=self.device) + (c << 32)
         z = mix64(self.keys[:, None] ^ mix64(ctr)[None, :])
         return z.reshape((self.batch,) + tuple(shape))

@@ -5,10 +5,10 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-from . import register
-from ._checks import finite, positive_int
-from .reference import Reference
-from .system import Map
+from reference_systems._checks import finite, positive_int
+from reference_systems.reference import Reference
+from reference_systems.registry import register
+from reference_systems.system import Map
 
 
 def newman_spectrum(N: int, sigma: float) -> np.ndarray:

@@ -27,7 +27,7 @@ class Reference:
     bias_nats : float
         Bound on the finite-time boundary term of a Benettin sum for this
         system, in nats: an estimate over time T may be biased by up to
-        ``bias_nats / T`` (see ``suite.tolerance``).  1 nat by default;
+        ``bias_nats / T`` (see ``suite.scoring.tolerance``).  1 nat by default;
         0 where the estimator is exactly unbiased (Gaussian products),
         ln cond(eigenvectors) for linear maps.
     note : str

@@ -21,11 +21,11 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
-from suite.errors import InvalidArgumentError
-from .noise import TrajectoryRNG
-from .reference import Reference
-from .layout import BATCH_LAST_MAX_DIM, batch_last_matvec, is_batch_last, to_batch_last
-from .rk4 import rk4_step, rk4_tangent_step
+from reference_systems.layout import BATCH_LAST_MAX_DIM, batch_last_matvec, is_batch_last, to_batch_last
+from reference_systems.noise import TrajectoryRNG
+from reference_systems.reference import Reference
+from reference_systems.rk4 import rk4_step, rk4_tangent_step
+from suite.core.errors import InvalidArgumentError
 
 KINDS = ("map", "flow")
 

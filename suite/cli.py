@@ -25,15 +25,17 @@ import numpy as np
 import torch
 
 import reference_systems as rs
-from . import estimators
-from .errors import InvalidArgumentError, LyapbenchError
-from .provenance import git_sha, row_provenance
-from .specs import build_systems, parse_spec, split_list
-from .runner import DISPLAY, DISPLAY_HEADERS, run_grid, validation_cells, with_display
-from .scoring import failed, summary
-from .compare import COMPARE_COLUMNS, COMPARE_DISPLAY, summarise
-from .tables import atomic_write, markdown, text_table, write_csv
-from .tolerance import RULE
+from suite import estimators
+from suite.core.errors import InvalidArgumentError, LyapbenchError
+from suite.core.provenance import git_sha, row_provenance
+from suite.core.specs import parse_spec, split_list
+from suite.grid.cells import validation_cells
+from suite.grid.runner import DISPLAY, DISPLAY_HEADERS, run_grid, with_display
+from suite.grid.selection import build_systems
+from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
+from suite.scoring.compare import COMPARE_COLUMNS, COMPARE_DISPLAY, summarise
+from suite.scoring.rows import failed, summary
+from suite.scoring.tolerance import RULE
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -56,7 +58,7 @@ def _set_threads(threads: Optional[int]) -> None:
 
 def _journal(args, stem: str):
     """The grid's journal under --output-dir (None with --no-write, where --resume is refused)."""
-    from .journal import journal_for
+    from suite.grid.journal import journal_for
     if args.no_write:
         if getattr(args, "resume", False):
             raise InvalidArgumentError("--resume", True, "a run that writes its tables (not with --no-write)")
@@ -66,8 +68,8 @@ def _journal(args, stem: str):
 
 @contextlib.contextmanager
 def _executor(args):
-    """The executor of --executor / --workers / --scheduler (suite.executors), closed afterwards."""
-    from .executors import make_executor
+    """The executor of --executor / --workers / --scheduler (suite.grid.executors), closed afterwards."""
+    from suite.grid.executors import make_executor
     ex = make_executor(getattr(args, "executor", None), getattr(args, "workers", None),
                        getattr(args, "scheduler", None), threads_per_worker=getattr(args, "threads", None) or 1)
     try:
@@ -83,7 +85,7 @@ def _prepare(args):
     est_names = _names(args.estimators) or estimators.validation_defaults()
     for name in est_names:  # fail fast on unknown names and bad hyperparameters, before any work
         estimators.from_spec(name)
-    from .estimators.base import resolve_device, resolve_dtype
+    from suite.core.devices import resolve_device, resolve_dtype
     resolve_device(args.device)
     resolve_dtype(args.dtype)
     return systems, est_names
@@ -170,8 +172,8 @@ def cmd_compare(args, stem: str = "compare", heading: str = "Estimator compariso
 
 
 def cmd_convergence(args) -> int:
-    from .convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, SUMMARY_DISPLAY, convergence_rows
-    from .plots import convergence_figure
+    from suite.reporting.plots import convergence_figure
+    from suite.scoring.convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, SUMMARY_DISPLAY, convergence_rows
     systems, est_names = _prepare(args)
     cells = _seeded_cells(args, systems, est_names, ("steps", "batch"))
     out = Path(args.output_dir)
@@ -211,7 +213,7 @@ def cmd_convergence(args) -> int:
 
 def cmd_regress(args) -> int:
     """Run the baseline's grid (or a new one with --update-baseline) and compare; exit 1 on a regression."""
-    from . import regress as rg
+    from suite.studies import regress as rg
     _set_threads(args.threads)
     base_dir = Path(args.baseline_dir)
     out = Path(args.output_dir)
@@ -230,7 +232,7 @@ def cmd_regress(args) -> int:
                                    "--no-throughput to check accuracy and T_eps on a cluster")
     for name in split_list(grid.estimators):  # fail fast on unknown names, before any work
         estimators.from_spec(name)
-    from .estimators.base import resolve_device, resolve_dtype
+    from suite.core.devices import resolve_device, resolve_dtype
     resolve_device(grid.device)
     resolve_dtype(grid.dtype)
     run_dir = None if args.no_write else out / "regress_run"
@@ -265,7 +267,7 @@ def cmd_regress(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import build
+    from suite.reporting.report import build
     results = Path(args.results_dir)
     if not results.is_dir():
         raise InvalidArgumentError("--results-dir", str(results), "an existing folder of lyapbench tables")
@@ -287,7 +289,7 @@ PROFILES = {
 
 def _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, stem, t_start) -> None:
     """Measure every case (replayed from the journal where it holds it), rewriting the tables after each."""
-    from .journal import key_of
+    from suite.grid.journal import key_of
     for dtype in dtypes:
         for case in grid:
             def measure_case(case=case, dtype=dtype):
@@ -308,8 +310,8 @@ def _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, 
 
 
 def cmd_throughput(args) -> int:
-    from . import throughput as tp
-    from .estimators.base import resolve_device, resolve_dtype
+    from suite.core.devices import resolve_device, resolve_dtype
+    from suite.studies import throughput as tp
     _set_threads(args.threads)
     prof = PROFILES[args.profile]
     device = resolve_device(args.device)
@@ -347,13 +349,13 @@ def cmd_throughput(args) -> int:
     try:
         _throughput_loop(args, tp, grid, dtypes, device, journal, rows, n_old, out, stem, t_start)
     except KeyboardInterrupt as exc:
-        from .errors import GridInterrupted
+        from suite.core.errors import GridInterrupted
         raise GridInterrupted.after(len(rows) - n_old, len(grid) * len(dtypes), "cases",
                                     [] if args.no_write else [out / f"{stem}.csv", out / f"{stem}.md"],
                                     journal) from exc
     print(text_table(rows[n_old:], tp.DISPLAY))
     if not args.no_write:
-        from .plots import throughput_figure
+        from suite.reporting.plots import throughput_figure
         throughput_figure(rows, out / f"{stem}.png", f"lyapbench throughput on {rows[0]['device_name'] if rows else device}"
                           f" at {rows[0]['git_sha'] if rows else ''}")
         print(f"wrote {out / (stem + '.csv')}, {out / (stem + '.md')} and {out / (stem + '.png')}")
@@ -364,12 +366,12 @@ def cmd_throughput(args) -> int:
 
 
 def cmd_race(args) -> int:
-    from . import race as rc
+    from suite.studies import race as rc
     _set_threads(args.threads)
     names = split_list(args.contenders) or list(rc.CONTENDERS)
     for n in names:
         if n not in rc.CONTENDERS:
-            from .errors import UnknownNameError
+            from suite.core.errors import UnknownNameError
             raise UnknownNameError("contender", n, rc.CONTENDERS)
     if not args.eps > 0:
         raise InvalidArgumentError("--eps", args.eps, "a number > 0")
@@ -430,7 +432,7 @@ def cmd_tasks(args) -> int:
         print(text_table(rows, ["id", "checkpoint", "params", "reference", "description"]))
         return EXIT_OK
     if args.action == "reference":
-        from .task_references import compute
+        from suite.studies.task_references import compute
         _set_threads(args.threads)
         bad = []
         for n, tid in enumerate(ids, 1):
@@ -457,7 +459,7 @@ def cmd_tasks(args) -> int:
     if args.action == "score":
         args.systems, args.system_file, args.tasks = None, None, ",".join(ids)
         return cmd_compare(args, stem="tasks_compare", heading="Estimators on the tasks (computed references)")
-    from .task_report import FEATURE_COLUMNS, feature_rows, figures
+    from suite.reporting.task_report import FEATURE_COLUMNS, feature_rows, figures
     rows = feature_rows(ids)
     print(text_table(rows, FEATURE_COLUMNS[:-2]))
     if not args.no_write:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from .spec import TaskSpec
-from . import register
-from .rnn import driven_rnn
-from .training_map import training_map_task
+from tasks.registry import register
+from tasks.rnn import driven_rnn
+from tasks.spec import TaskSpec
+from tasks.training_map import training_map_task
 
 # brief, deterministic training (float64 Adam on the CPU, seconds per network)
 _SCHEDULE = {"optimizer": "adam", "lr": 0.01, "steps": 300, "batch": 32, "length": 40}

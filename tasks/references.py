@@ -2,7 +2,7 @@
 
 No closed form exists for a trained network's exponents, so each task's
 reference is *computed* (``lyapbench tasks reference``, in
-:mod:`suite.task_references`: a long float64 QR run over many trajectories,
+:mod:`suite.studies.task_references`: a long float64 QR run over many trajectories,
 confirmed by the two-trajectory estimate of lambda_1) and cached as JSON in
 ``results/references/<id with '/' as '__'>.json`` (or under
 ``$LYAPBENCH_REFERENCES``).  Files are written by that command only, never
@@ -36,8 +36,8 @@ import numpy as np
 import torch
 
 from reference_systems import Reference, System, TrajectoryRNG
-from suite.errors import InvalidArgumentError
-from .spec import TaskSpec
+from suite.core.errors import InvalidArgumentError
+from tasks.spec import TaskSpec
 
 PROBE_RTOL = 1e-6
 PROBE_SEED = 20261123

@@ -43,8 +43,8 @@ from torch import nn
 
 from reference_systems import Map, TrajectoryRNG
 from reference_systems._checks import finite, positive_int
-from suite.errors import InvalidArgumentError, UnknownNameError
-from .sequences import SequenceTask, sequence_task
+from suite.core.errors import InvalidArgumentError, UnknownNameError
+from tasks.sequences import SequenceTask, sequence_task
 
 FAMILIES = ("tanh", "gru", "lstm")
 CHECKPOINTS = ("init", "mid", "end")

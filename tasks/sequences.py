@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from reference_systems import TrajectoryRNG
-from suite.errors import InvalidArgumentError, UnknownNameError
+from suite.core.errors import InvalidArgumentError, UnknownNameError
 
 
 @dataclass(frozen=True)

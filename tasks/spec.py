@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from suite.errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*-v[0-9]+$")
 

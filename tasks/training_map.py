@@ -170,7 +170,7 @@ import numpy as np
 import torch
 
 from reference_systems import Map, TrajectoryRNG
-from suite.errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
 
 #: where the Iris data lives
 IRIS_CSV = Path(__file__).parent / "data" / "iris.csv"

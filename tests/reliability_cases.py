@@ -71,7 +71,7 @@ def _raising_plugin(tmp: Path) -> None:
 def _nan_plugin(tmp: Path) -> None:
     (tmp / "nan_plugin.py").write_text(
         "import numpy as np\n"
-        "from suite.result import LyapunovResult\n"
+        "from suite.core.result import LyapunovResult\n"
         "class NaNs:\n"
         "    name = 'nans'\n"
         "    def estimate(self, system, steps, **kw):\n"
@@ -112,7 +112,7 @@ CASES: List[Case] = [
          lambda t: rs.get("henon", c=1.0), ValueError, ["henon parameter 'c'", "['a', 'b']"]),
     Case(A, "a table without a column the reader needs", "names the file and the missing column",
          lambda t: (t.joinpath("x.csv").write_text("a,estimates\n1,2\n"),
-                    __import__("suite.tables", fromlist=["read_rows"]).read_rows(t / "x.csv", ["a", "estimate"])),
+                    __import__("suite.reporting.tables", fromlist=["read_rows"]).read_rows(t / "x.csv", ["a", "estimate"])),
          ValueError, ["x.csv", "'estimate'", "did you mean 'estimates'"]),
     # ---- parameters out of range -------------------------------------------------------------------
     Case(A, "logistic r outside (0, 4]", "InvalidArgumentError naming r and its range",
@@ -169,7 +169,7 @@ CASES: List[Case] = [
          lambda t: _qr(rs.Map("zero", lambda x: 0 * x, 2), batch=2), ArithmeticError,
          ["degenerated", "singular"]),
     Case(A, "an estimator that returns NaN exponents", "LyapunovResult refuses it: never a silent NaN",
-         lambda t: __import__("suite.result", fromlist=["LyapunovResult"]).LyapunovResult(
+         lambda t: __import__("suite.core.result", fromlist=["LyapunovResult"]).LyapunovResult(
              [float("nan")], [0.1], [[float("nan")]], [[0.0]], [1.0], 0.0), ValueError,
          ["finite exponents and standard errors only"]),
     Case(A, "a corrupt task reference file", "InvalidArgumentError naming the file and the command that "

@@ -1,4 +1,4 @@
-"""jvp_qr's recorded step (suite.estimators.capture): a replay gives the eager run bit for bit,
+"""jvp_qr's recorded step (suite.estimators.numerics.capture): a replay gives the eager run bit for bit,
 random systems included, and a step that cannot be replayed faithfully runs eagerly with the
 reason in meta['capture'].  The CUDA-graph path's buffer handling is run on the CPU through an
 injected capture that re-runs the step into the captured buffers."""
@@ -10,9 +10,10 @@ import torch
 
 import reference_systems as rs
 from reference_systems import Map, TrajectoryRNG
-from suite import estimators, throughput
-from suite.errors import InvalidArgumentError
-from suite.estimators import capture
+from suite import estimators
+from suite.studies import throughput
+from suite.core.errors import InvalidArgumentError
+from suite.estimators.numerics import capture
 from suite.estimators.jvp_qr import JVPQREstimator
 from suite.estimators.qr import QREstimator
 import tasks

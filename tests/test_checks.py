@@ -1,12 +1,12 @@
-"""suite.checks.check_estimator: passes for the built-ins, fails with a useful message for broken ones."""
+"""suite.scoring.checks.check_estimator: passes for the built-ins, fails with a useful message for broken ones."""
 import math
 
 import numpy as np
 import pytest
 
 from suite import estimators
-from suite.checks import CHECKS, check_estimator
-from suite.errors import InvalidArgumentError
+from suite.scoring.checks import CHECKS, check_estimator
+from suite.core.errors import InvalidArgumentError
 from suite.estimators import QREstimator
 
 

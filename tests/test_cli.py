@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from suite.cli import main
-from suite.scoring import COLUMNS
+from suite.scoring.rows import COLUMNS
 
 USER_SYSTEMS = textwrap.dedent('''
     import math, torch

@@ -4,8 +4,8 @@ import pandas as pd
 
 import reference_systems as rs
 from suite.cli import main
-from suite.compare import time_to_accuracy
-from suite.result import LyapunovResult
+from suite.scoring.compare import time_to_accuracy
+from suite.core.result import LyapunovResult
 
 
 def test_transposed_jacobian_plugin_is_flagged_on_lorenz(tmp_path, capsys):

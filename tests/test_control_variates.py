@@ -7,9 +7,9 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.errors import InvalidArgumentError
-from suite.estimators.control_variates import cross_fitted, feature_count
-from suite.tolerance import tolerance
+from suite.core.errors import InvalidArgumentError
+from suite.estimators.numerics.control_variates import cross_fitted, feature_count
+from suite.scoring.tolerance import tolerance
 
 
 @pytest.mark.parametrize("steps,interval,taper", [(100, 1, 0), (100, 10, 0), (1_250, 10, 300), (1_003, 7, 200),

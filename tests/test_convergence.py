@@ -7,8 +7,8 @@ from scipy.special import polygamma
 
 import reference_systems as rs
 from suite import estimators
-from suite.convergence import fit_bias_noise, t_epsilon
-from suite.errors import InvalidArgumentError
+from suite.scoring.convergence import fit_bias_noise, t_epsilon
+from suite.core.errors import InvalidArgumentError
 
 T = np.unique(np.geomspace(10, 1e5, 60).round())
 

@@ -11,9 +11,10 @@ pytest.importorskip("distributed")
 
 import reference_systems as rs  # noqa: E402
 from suite.cli import main  # noqa: E402
-from suite.executors import DaskExecutor, InProcess, make_executor  # noqa: E402
-from suite.runner import run_grid, validation_cells  # noqa: E402
-from suite.tables import read_rows  # noqa: E402
+from suite.grid.executors import DaskExecutor, InProcess, make_executor  # noqa: E402
+from suite.grid.runner import run_grid  # noqa: E402
+from suite.grid.cells import validation_cells
+from suite.reporting.tables import read_rows  # noqa: E402
 
 
 def _without_wall(rows):

@@ -6,8 +6,8 @@ import pytest
 
 import reference_systems as rs
 from suite import estimators
-from suite.errors import InvalidArgumentError, NotApplicableError
-from suite.tolerance import t_quantile
+from suite.core.errors import InvalidArgumentError, NotApplicableError
+from suite.scoring.tolerance import t_quantile
 
 QR, JVP, TWO = estimators.get("qr"), estimators.get("jvp_qr"), estimators.get("two_trajectory")
 

@@ -7,8 +7,8 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.invariants import invariant_rows, volume_rate
-from suite.result import LyapunovResult
+from suite.scoring.invariants import invariant_rows, volume_rate
+from suite.core.result import LyapunovResult
 
 QR = estimators.get("qr")
 
@@ -96,7 +96,7 @@ def test_exponents_invariant_under_linear_change_of_coordinates():
     T, B = 2_000, 32
     rx = QR.estimate(hen, T, transient=200, batch=B, seed=1)
     ry = QR.estimate(conj, T, transient=200, batch=B, seed=1)
-    from suite.tolerance import t_quantile
+    from suite.scoring.tolerance import t_quantile
     tol = t_quantile(B - 1) * np.hypot(rx.stderr, ry.stderr) + 2 * 2 * math.log(float(torch.linalg.cond(P))) / T
     assert np.all(np.abs(rx.exponents - ry.exponents) <= tol), (rx, ry, tol)
     # a wrong change of coordinates (forgetting P^-1) is a different map and is caught

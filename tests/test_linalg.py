@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from suite.linalg import qr_positive
+from suite.estimators.numerics.linalg import qr_positive
 
 
 def lapack_positive(V):
@@ -55,7 +55,7 @@ def test_one_pass_cholqr_error_is_a_boundary_term_not_a_per_step_one():
     orthonormal only to delta ~ eps cond^2 ~ 1e-4 and each interval's ln R_ii off by as much, yet
     the run's sums agree with Householder's to O(delta), because the R factors telescope
     (J_T ... J_1 Q_0 = Q_T R_T ... R_1)."""
-    from suite.linalg import _cholqr
+    from suite.estimators.numerics.linalg import _cholqr
     g = torch.Generator().manual_seed(0)
     B, d, steps = 4, 8, 400
     Qh = Qc = torch.linalg.qr(torch.randn(B, d, d, dtype=torch.float64, generator=g))[0]
@@ -98,7 +98,7 @@ def test_cholqr2_falls_back_to_householder_on_ill_conditioned_frames():
     U, _ = torch.linalg.qr(torch.randn(3, 50, 8, dtype=torch.float64, generator=g))
     W, _ = torch.linalg.qr(torch.randn(3, 8, 8, dtype=torch.float64, generator=g))
     V = U * torch.logspace(0, -12, 8, dtype=torch.float64) @ W
-    from suite.linalg import _cholqr, _mgs
+    from suite.estimators.numerics.linalg import _cholqr, _mgs
     V[1] = U[1]  # one well-conditioned frame beside two bad ones
     Qh, lh = qr_positive(V, "householder")
     for method, passes in (("cholqr2", 2), ("cholqr", 1)):
@@ -131,7 +131,7 @@ def test_unknown_method():
 def test_auto_method_rule():
     """'auto': one-pass CholeskyQR on CUDA (not testable here); on the CPU Gram-Schmidt for d <= MGS_MAX_DIM
     and Householder above, whatever the batch (so a trajectory's bits do not depend on it)."""
-    from suite.linalg import MGS_MAX_DIM, auto_method
+    from suite.estimators.numerics.linalg import MGS_MAX_DIM, auto_method
     for B in (1, 7, 4096):
         assert auto_method(torch.empty(B, MGS_MAX_DIM, 2)) == "mgs"
         assert auto_method(torch.empty(B, MGS_MAX_DIM + 1, 2)) == "householder"
@@ -174,6 +174,6 @@ def test_mgs_hands_frames_it_cannot_take_to_householder():
     Qh, lh = qr_positive(V, "householder")
     assert torch.equal(Q[0], Qh[0]) and torch.equal(lg[0], lh[0])
     assert torch.isneginf(lg[1]).all() and torch.isneginf(lh[1]).all()
-    from suite.linalg import _mgs
+    from suite.estimators.numerics.linalg import _mgs
     assert _mgs(V)[2].tolist() == [False, False, True]
     torch.testing.assert_close(lg[2], lh[2], rtol=0, atol=1e-14)

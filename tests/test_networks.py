@@ -10,8 +10,8 @@ import reference_systems as rs
 import reference_systems.networks as nw  # registers the systems (until __init__ imports it)
 from reference_systems.random_products import newman_spectrum
 from suite import estimators
-from suite.errors import InvalidArgumentError
-from suite.tolerance import tolerance
+from suite.core.errors import InvalidArgumentError
+from suite.scoring.tolerance import tolerance
 
 QR = estimators.get("qr")
 

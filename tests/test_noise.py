@@ -41,7 +41,7 @@ def test_distributions():
 
 
 def test_cuda_device_names_are_canonical_without_a_gpu():
-    from reference_systems.noise import canonical_device
+    from suite.core.devices import canonical_device
     assert canonical_device("cuda") == torch.device("cuda", 0) if not torch.cuda.is_available() else True
     assert canonical_device("cpu") == torch.device("cpu")
 

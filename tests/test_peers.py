@@ -16,10 +16,10 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.errors import InvalidArgumentError, LyapbenchError, NotApplicableError, NotInstalledError
+from suite.core.errors import InvalidArgumentError, LyapbenchError, NotApplicableError, NotInstalledError
 from suite.peers import ADAPTERS, PeerError, PeerImportError, import_peer
-from suite.runner import Cell, run_cell
-from suite.scoring import score
+from suite.grid.cells import Cell, run_cell
+from suite.scoring.rows import score
 
 NAMES = ["nolds_lyap_r", "nolds_lyap_e", "neurokit2_lyapunov", "lyapynov_lce", "jitcode_lyap", "dysts_lyapunov"]
 PACKAGES = {"nolds_lyap_r": "nolds", "nolds_lyap_e": "nolds", "neurokit2_lyapunov": "neurokit2",
@@ -56,7 +56,7 @@ def test_core_imports_no_peer_package():
     code = textwrap.dedent("""
         import sys
         from suite import estimators
-        import suite.runner, suite.peers
+        import suite.grid.runner, suite.peers
         for n in estimators.names():
             estimators.get(n)
         loaded = [m for m in ("nolds", "neurokit2", "lyapynov", "jitcode", "dysts", "symengine", "sklearn")

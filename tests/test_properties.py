@@ -29,7 +29,7 @@ How the tolerances are derived (every assertion states its own):
   ln cond(P), suite/tolerance.py), made per-trajectory here.
 * Round-off, per step: a Householder QR of A Q (Q orthonormal to O(d eps)) is exact for A Q + E
   with |E| <= gamma d eps |A|, which moves each ln R_ii by <= gamma d eps cond(A); gamma = 100
-  as in suite.tolerance.roundoff; plus naive float64 summation over T terms, T eps * scale.
+  as in suite.scoring.tolerance.roundoff; plus naive float64 summation over T terms, T eps * scale.
   Exponents are averages of per-step ln R_ii, so this bound is not divided by T.
 * Random / chaotic systems (Henon): the library's rule (suite/tolerance.py): Student-t quantile
   at alpha = 1e-4 times the standard error plus 1 nat / T per Benettin run; two independent
@@ -49,13 +49,13 @@ from hypothesis.extra import numpy as hnp
 import reference_systems as rs
 from reference_systems import TrajectoryRNG
 from suite import estimators
-from suite.errors import TrajectoryError
-from suite.tolerance import t_quantile, tolerance
+from suite.core.errors import TrajectoryError
+from suite.scoring.tolerance import t_quantile, tolerance
 
 QR = estimators.get("qr")
 EPS = float(np.finfo(np.float64).eps)
 ALIGN_NATS = 1.0        # alignment residual of the initial frame, see the module docstring
-GAMMA = 100.0           # backward-error constant of Householder QR (safety margin, as suite.tolerance)
+GAMMA = 100.0           # backward-error constant of Householder QR (safety margin, as suite.scoring.tolerance)
 MIN_GAP = 0.15          # smallest gap between distinct ln-moduli (maps, per step)
 HENON_A, HENON_B = 1.4, 0.3
 

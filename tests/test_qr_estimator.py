@@ -8,8 +8,8 @@ from scipy.special import polygamma
 
 import reference_systems as rs
 from suite import estimators
-from suite.errors import DeviceError, InvalidArgumentError, TrajectoryError, UnknownNameError
-from suite.tolerance import tolerance
+from suite.core.errors import DeviceError, InvalidArgumentError, TrajectoryError, UnknownNameError
+from suite.scoring.tolerance import tolerance
 
 QR = estimators.get("qr")
 

@@ -10,9 +10,9 @@ import math
 import numpy as np
 import pytest
 
-from suite import regress as rg
+from suite.studies import regress as rg
 from suite.cli import main
-from suite.tables import read_rows, write_csv
+from suite.reporting.tables import read_rows, write_csv
 
 
 def _acc(est="qr", estimate=0.5, stderr=0.01, status="pass", quantity="exponent", index=1, dof=63, **kw):

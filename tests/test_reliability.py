@@ -12,9 +12,10 @@ import pytest
 import reference_systems as rs
 from suite import estimators
 from suite.cli import main
-from suite.journal import Journal, cell_key, decode_result, encode_result
-from suite.runner import run_grid, validation_cells
-from suite.tables import read_rows
+from suite.grid.journal import Journal, cell_key, decode_result, encode_result
+from suite.grid.runner import run_grid
+from suite.grid.cells import validation_cells
+from suite.reporting.tables import read_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 # 8 cells on one core (quick budgets): the process is signalled within ~20 ms of the second

@@ -8,10 +8,10 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.errors import InvalidArgumentError, TrajectoryError
-from suite.estimators import reorth
-from suite.linalg import MGS_MAX_DELTA
-from suite.tolerance import tolerance
+from suite.core.errors import InvalidArgumentError, TrajectoryError
+from suite.estimators.numerics import reorth
+from suite.estimators.numerics.linalg import MGS_MAX_DELTA
+from suite.scoring.tolerance import tolerance
 
 AUTO = estimators.from_spec("qr(reorth_every='auto')")
 

@@ -7,7 +7,7 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.errors import TrajectoryError
+from suite.core.errors import TrajectoryError
 from suite.estimators import qr as qr_module
 from suite.estimators.qr import QREstimator
 

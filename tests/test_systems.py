@@ -7,7 +7,7 @@ import torch
 
 import reference_systems as rs
 from reference_systems.rk4 import rk4_step
-from suite.errors import InvalidArgumentError, UnknownNameError
+from suite.core.errors import InvalidArgumentError, UnknownNameError
 
 
 def lozi_step(x):
@@ -95,7 +95,7 @@ def test_register_user_system_and_get_it():
         with pytest.raises(InvalidArgumentError, match="no parameters"):
             rs.get("lozi_test", a=1)
     finally:
-        rs._REGISTRY.unregister("lozi_test")
+        rs.unregister("lozi_test")
 
 
 def test_unknown_names_and_parameters_are_reported():

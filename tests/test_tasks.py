@@ -11,9 +11,9 @@ import reference_systems as rs
 import tasks
 from reference_systems import TrajectoryRNG
 from suite import cli, estimators
-from suite.errors import InvalidArgumentError, UnknownNameError
-from suite.features import kaplan_yorke, spectrum_features
-from suite.task_references import ReferenceNotConfirmed, compute
+from suite.core.errors import InvalidArgumentError, UnknownNameError
+from suite.studies.features import kaplan_yorke, spectrum_features
+from suite.studies.task_references import ReferenceNotConfirmed, compute
 
 # full-size training of these takes > 15 s each on 2 cores: their freshness is checked in a slow test
 SLOW_TO_TRAIN = {"rnn/tanh-copy-h256-end-v1", "rnn/tanh-copy-h512-end-v1"}
@@ -135,7 +135,7 @@ def test_reference_lifecycle_fresh_stale_and_corrupt(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match="corrupt.*--force"):
             tasks.build("test/henon-v1")
     finally:
-        tasks._REGISTRY.unregister("test/henon-v1")
+        tasks.unregister("test/henon-v1")
 
 
 def test_reference_refused_when_tangent_disagrees_with_step(tmp_path, monkeypatch):
@@ -156,7 +156,7 @@ def test_reference_refused_when_tangent_disagrees_with_step(tmp_path, monkeypatc
             compute("test/lorenz-jt-v1")
         assert not tasks.reference_path("test/lorenz-jt-v1").exists()
     finally:
-        tasks._REGISTRY.unregister("test/lorenz-jt-v1")
+        tasks.unregister("test/lorenz-jt-v1")
 
 
 def test_spectrum_features():
@@ -236,7 +236,7 @@ def test_training_map_references_place_the_transition():
 
 def test_fixed_horizon_task_is_judged_only_on_its_horizon():
     """A training map's reference is a finite-time exponent: another horizon gets no verdict, with the reason."""
-    from suite.scoring import score
+    from suite.scoring.rows import score
     system = tasks.build("mlp/iris-h10-gd-lr1-v1")
     assert system.reference is not None and system.meta["fixed_horizon"]
     res = estimators.get("qr").estimate(system, 40, transient=10, batch=2, k=1, seed=0)

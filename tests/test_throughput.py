@@ -6,7 +6,7 @@ import pytest
 import reference_systems as rs
 from suite import estimators
 from suite.cli import main
-from suite.throughput import COLUMNS, measure, model_flops_per_step, scales_with_dimension
+from suite.studies.throughput import COLUMNS, measure, model_flops_per_step, scales_with_dimension
 
 
 def test_model_flops_counts_tangent_product_and_qr():
@@ -77,7 +77,7 @@ def test_throughput_bad_input_is_a_usage_error(bad, named, capsys):
 def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
     """The race loop and its table at a small size (the committed race with the peers is
     results/race_lorenz63.md): T doubles until |error| + 2 stderr <= eps, only the last run counts."""
-    from suite import race as rc
+    from suite.studies import race as rc
     # a taper of 0.5 time units fits the shortest run here (the race's own 8 needs T >= 16)
     monkeypatch.setitem(rc.CONTENDERS, "lyapbench", dict(rc.CONTENDERS["lyapbench"], batch=16, T0=2.0,
                                                          config="qr(reorth_every=10, taper=50)"))

@@ -1,6 +1,6 @@
 """Time-series estimators (Rosenstein, Kantz, Eckmann): recovery, embedding, linear region, errors.
 
-Accuracy is judged by the suite's own rule (suite.scoring.score: reference
+Accuracy is judged by the suite's own rule (suite.scoring.rows.score: reference
 uncertainty + t * stderr + 1/T + the estimator's stated method_bias), and the
 stated method_bias and the whole tolerance must stay below 10 % of |lambda_1|
 and 15 % respectively, so that a biased estimator cannot pass by declaring a
@@ -19,10 +19,11 @@ import torch
 
 import reference_systems as rs
 import suite.estimators.delay as delay_module
-from suite import divergence, estimators
-from suite.embedding import autocorrelation, default_lag, delay_embed, mean_period, neighbours
-from suite.errors import InvalidArgumentError, SeriesError
-from suite.scoring import score
+from suite.estimators.numerics import divergence
+from suite import estimators
+from suite.estimators.numerics.embedding import autocorrelation, default_lag, delay_embed, mean_period, neighbours
+from suite.core.errors import InvalidArgumentError, SeriesError
+from suite.scoring.rows import score
 
 LN_B = math.log(0.3)
 

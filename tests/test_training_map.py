@@ -7,7 +7,7 @@ import torch
 
 from reference_systems import TrajectoryRNG
 from suite import estimators
-from suite.errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
 from tasks.training_map import GDTrainingMap, gd_training_map, load_iris, mlp_loss, n_params
 
 QR = estimators.get("qr")
@@ -185,7 +185,7 @@ def test_arguments_are_checked():
 # ---------------------------------------------------------------------------
 def _margin(res):
     """t * stderr + 1/T: the suite's tolerance rule for an exact value, with bias_nats = 1."""
-    from suite.tolerance import t_quantile
+    from suite.scoring.tolerance import t_quantile
     return t_quantile(res.meta["stderr_dof"]) * float(res.stderr[0]) + 1.0 / res.meta["T"]
 
 

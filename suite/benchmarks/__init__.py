@@ -79,7 +79,8 @@ except Exception:  # noqa: BLE001 - an optimisation only
 
 import reference_systems as rs
 from suite import estimators
-from suite.specs import parse_spec
+from suite.core.specs import parse_spec
+from suite.studies.throughput import fixed_settings, timed_seconds
 
 PROFILE_ENV = "LYAPBENCH_ASV_PROFILE"
 DEVICE_ENV = "LYAPBENCH_ASV_DEVICE"
@@ -195,13 +196,12 @@ def seconds_per_step(estimator, system, *, batch: int, device: str = "cpu", min_
                      repeats: int = 5, max_steps: int = 100_000, seed: int = 0) -> float:
     """Median seconds per step of ``estimate(system, steps, transient=0, batch=B)``.
 
-    The protocol of :func:`suite.throughput.measure` (a warm-up, a probe that sizes
+    The protocol of :func:`suite.studies.throughput.measure` (a warm-up, a probe that sizes
     the run so that each repeat lasts about ``min_seconds``, the median of
     ``wall_seconds / steps`` over ``repeats`` calls) without its GEMM reference
     measurement, which would dominate a small benchmark (asv runs each one in a
     fresh process).
     """
-    from suite.throughput import fixed_settings, timed_seconds
     estimator, _ = fixed_settings(estimator, system, batch=batch, k=None, device=device, dtype=torch.float64,
                                   seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))

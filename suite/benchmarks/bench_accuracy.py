@@ -22,7 +22,7 @@ estimator.  See ``suite/benchmarks/__init__.py``.
 """
 from __future__ import annotations
 
-from . import PROFILE, ThreadsMixin, build_estimator, device, parse_spec, rs
+from suite.benchmarks import PROFILE, ThreadsMixin, build_estimator, device, parse_spec, rs
 
 SYSTEMS = ["henon", "lorenz63", "logistic(r=4)", "gaussian_products(N=8)"]
 

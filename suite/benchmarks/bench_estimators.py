@@ -10,7 +10,7 @@ Benchmarks (class ``Estimate``; asv counts lower as better for all of them):
                             (bytes; includes the interpreter and torch);
 ``track_seconds_per_step``  seconds per step (unit "seconds") of a timed run sized to
                             about ``tp_min_seconds`` per repeat, median of repeats: the
-                            protocol of ``suite.throughput.measure`` without its GEMM
+                            protocol of ``suite.studies.throughput.measure`` without its GEMM
                             reference (see ``suite.benchmarks.seconds_per_step``).
 
 Parameters: system in henon (d = 2), lorenz63 (d = 3), random_rnn (d = N); estimator
@@ -31,8 +31,10 @@ batch-last layout and in the batch-first ``bmm`` layout, side by side, over the 
 """
 from __future__ import annotations
 
-from . import ESTIMATORS, FIXED_DIM, PROFILE, SCALABLE, ThreadsMixin, build_estimator, build_system, \
-    device, seconds_per_step, system_dims
+import reference_systems as rs
+from reference_systems.layout import to_batch_last
+from suite.benchmarks import (ESTIMATORS, FIXED_DIM, PROFILE, SCALABLE, ThreadsMixin, build_estimator, build_system,
+                              device, seconds_per_step, system_dims)
 
 
 class Estimate(ThreadsMixin):
@@ -82,8 +84,6 @@ class FlowTangentStep(ThreadsMixin):
     param_names = ["layout", "batch"]
 
     def setup(self, layout, batch):
-        import reference_systems as rs
-        from reference_systems.layout import to_batch_last
         lorenz = rs.get("lorenz63")
         self.flow = lorenz if layout == "batch_last" else rs.Flow("lorenz63_bmm", lorenz.rhs, 3, lorenz.dt,
                                                                   jacobian=lorenz._jac)

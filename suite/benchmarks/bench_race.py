@@ -12,7 +12,7 @@ as better for both):
                                 stderr_i (unit "nats"; the race needs <= 2e-3);
                                 deterministic given the seed, so any change is real.
 
-The configuration comes from ``suite.race.CONTENDERS['lyapbench']`` (one place).
+The configuration comes from ``suite.studies.race.CONTENDERS['lyapbench']`` (one place).
 Profile (``LYAPBENCH_ASV_PROFILE``): ``full``, the race's own run (4,096 trajectories
 of T = 12.5 after the 20-unit transient, some 3-5 s on 2 CPU cores); ``quick``, the
 same estimator at 600 trajectories (control variates need 560 on Lorenz-63), T = 2.5
@@ -21,14 +21,14 @@ smoke check of the path well under a second, its error far above the race's eps.
 """
 from __future__ import annotations
 
-from . import PROFILE, ThreadsMixin, device, estimators, parse_spec, rs
+from suite.benchmarks import PROFILE, ThreadsMixin, device, estimators, parse_spec, rs
+from suite.studies.race import CONTENDERS, TRANSIENT_TIME
 
 QUICK_RUN = {"batch": 600, "T": 2.5, "transient_time": 2.0, "taper": 50, "align": 100}
 
 
 def race_run():
     """(estimator, system, steps, transient, batch) of the race's lyapbench run in this profile."""
-    from suite.race import CONTENDERS, TRANSIENT_TIME
     spec = CONTENDERS["lyapbench"]
     system = rs.get("lorenz63")
     name, params = parse_spec(spec["config"], "estimator")

@@ -10,21 +10,22 @@ Third-party estimators are found by ``package.module:attribute`` (a class,
 a factory or an instance) or through the entry-point group
 ``lyapbench.estimators``.  An estimator is any object with
 ``estimate(system, steps, *, transient, batch, k, seed, device, dtype)``
-returning a :class:`~suite.result.LyapunovResult`.
+returning a :class:`~suite.core.result.LyapunovResult`.
 """
 from __future__ import annotations
 
 from typing import Any, List
 
-from ..errors import InvalidArgumentError
-from ..registry import Registry
-from .base import Estimator, GrowthAccumulator, RunConfig, check_run
-from .eckmann import EckmannEstimator
-from .jvp_qr import JVPQREstimator
-from .kantz import KantzEstimator
-from .qr import QREstimator
-from .rosenstein import RosensteinEstimator
-from .two_trajectory import TwoTrajectoryEstimator
+from suite.core.errors import InvalidArgumentError
+from suite.core.registry import Registry
+from suite.core.specs import parse_spec
+from suite.estimators.base import Estimator, GrowthAccumulator, RunConfig, check_run
+from suite.estimators.eckmann import EckmannEstimator
+from suite.estimators.jvp_qr import JVPQREstimator
+from suite.estimators.kantz import KantzEstimator
+from suite.estimators.qr import QREstimator
+from suite.estimators.rosenstein import RosensteinEstimator
+from suite.estimators.two_trajectory import TwoTrajectoryEstimator
 
 _REGISTRY = Registry("estimator", group="lyapbench.estimators")
 _BUILTIN = (QREstimator, JVPQREstimator, TwoTrajectoryEstimator, RosensteinEstimator, KantzEstimator,
@@ -32,11 +33,18 @@ _BUILTIN = (QREstimator, JVPQREstimator, TwoTrajectoryEstimator, RosensteinEstim
 for _cls in _BUILTIN:
     _REGISTRY.register(_cls.name, _cls)
 
-# peer-library adapters (the `peers` extra): registered always, their packages imported only in estimate
-from ..peers.adapters import ADAPTERS as _PEERS  # noqa: E402
-
-for _cls in _PEERS:
-    _REGISTRY.register(_cls.name, _cls)
+# peer-library adapters (suite.peers, the `peers` extra), one layer above this package: registered by
+# import path, imported when first built (their peer packages only inside estimate)
+PEER_ADAPTERS = {
+    "nolds_lyap_r": "suite.peers.nolds_adapter:NoldsLyapR",
+    "nolds_lyap_e": "suite.peers.nolds_adapter:NoldsLyapE",
+    "neurokit2_lyapunov": "suite.peers.neurokit2_adapter:NeuroKit2Lyapunov",
+    "lyapynov_lce": "suite.peers.lyapynov_adapter:LyapynovLCE",
+    "jitcode_lyap": "suite.peers.jitcode_adapter:JitcodeLyap",
+    "dysts_lyapunov": "suite.peers.dysts_adapter:DystsLyapunov",
+}
+for _name, _path in PEER_ADAPTERS.items():
+    _REGISTRY.register(_name, _path)
 
 
 def validation_defaults() -> List[str]:
@@ -45,7 +53,7 @@ def validation_defaults() -> List[str]:
     ``jvp_qr`` is left out by default: it computes exactly what ``qr`` does
     (the tests hold them to 1e-12 on every catalogue system) through
     torch.func, at 1.6-2.2x ``qr``'s time a step even with the step recorded and
-    replayed (``capture``, :mod:`suite.estimators.capture`); name it
+    replayed (``capture``, :mod:`suite.estimators.numerics.capture`); name it
     with ``--estimators jvp_qr`` to validate it.
     """
     return [c.name for c in _BUILTIN if c.in_default_validation]
@@ -79,7 +87,6 @@ def get(name: str, **hyperparameters) -> Any:
 
 def from_spec(spec: str) -> Any:
     """Build an estimator from ``name`` or ``name(param=value, ...)`` (command-line form)."""
-    from ..specs import parse_spec
     name, params = parse_spec(spec, "--estimators")
     return get(name, **(params or {}))
 

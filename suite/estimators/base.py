@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import platform
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple, Union
@@ -19,12 +18,12 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
-from reference_systems.noise import canonical_device
-from ..errors import DeviceError, InvalidArgumentError, NotApplicableError, TrajectoryError
-from ..result import LyapunovResult
-from .control_variates import cross_fitted
+from suite.core.devices import resolve_device, resolve_dtype, synchronize
+from suite.core.errors import DeviceError, InvalidArgumentError, NotApplicableError, TrajectoryError
+from suite.core.provenance import versions
+from suite.core.result import LyapunovResult
+from suite.estimators.numerics.control_variates import cross_fitted
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 Seed = Union[int, Tuple[int, int]]
 
 
@@ -42,31 +41,6 @@ class RunConfig:
 
     def rng(self) -> TrajectoryRNG:
         return TrajectoryRNG(self.seed, self.batch, first=self.first, device=self.device)
-
-
-def resolve_device(device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DeviceError(f"invalid device={device!r}: allowed 'cpu', 'cuda', 'cuda:N'") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(f"invalid device={device!r}: CUDA is not available on this machine "
-                              "(torch.cuda.is_available() is False); allowed: 'cpu'")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"invalid device={device!r}: allowed cuda:0..cuda:{torch.cuda.device_count() - 1}")
-        dev = canonical_device(dev)  # 'cuda' -> 'cuda:N', the device tensors report
-    elif dev.type != "cpu":
-        raise DeviceError(f"invalid device={device!r}: allowed 'cpu', 'cuda', 'cuda:N'")
-    return dev
-
-
-def resolve_dtype(dtype) -> torch.dtype:
-    if isinstance(dtype, str) and dtype in DTYPES:
-        return DTYPES[dtype]
-    if dtype in (torch.float32, torch.float64):
-        return dtype
-    raise InvalidArgumentError("dtype", dtype, "torch.float32, torch.float64, 'float32' or 'float64'")
 
 
 def _int(name: str, value, low: int) -> int:
@@ -96,17 +70,6 @@ def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -
     first = _int("seed[1] (first trajectory)", first, 0)
     return RunConfig(steps, transient, batch, int(k), int(seed), first,
                      resolve_device(device), resolve_dtype(dtype))
-
-
-def versions() -> Dict[str, str]:
-    from .. import __version__
-    return {"lyapbench": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class Estimator:
@@ -176,7 +139,7 @@ class GrowthAccumulator:
     History is recorded at up to ``n_history`` renormalisations on a
     logarithmic grid of steps; with B > 1, ``meta['history_stderr']`` (n, k)
     holds the running estimate's standard error across trajectories at the
-    same times (convergence in T from one run, suite.convergence).
+    same times (convergence in T from one run, suite.scoring.convergence).
 
     Taper.  With ``taper`` = tau > 0 (steps), the growth of an interval
     whose midpoint lies u steps from the nearer end of the run gets the weight
@@ -198,7 +161,7 @@ class GrowthAccumulator:
     over the state and frame at the start (``steps_done`` = 0) and at every
     renormalisation through :meth:`observe`, and the boundary term is
     regressed out of the per-trajectory estimates at the end
-    (:mod:`suite.estimators.control_variates`): the exponents, their standard
+    (:mod:`suite.estimators.numerics.control_variates`): the exponents, their standard
     error and ``per_trajectory`` are the corrected values, and
     ``meta['control_variates']`` keeps the uncorrected ones.  The running
     history stays uncorrected.

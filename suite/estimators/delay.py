@@ -1,7 +1,7 @@
 """What the delay-embedding (time-series) estimators share: hyperparameters, data, units.
 
 A time-series estimator sees only a scalar series observed from the system
-(:func:`suite.series.observe`): coordinate ``coordinate`` of the state every
+(:func:`suite.estimators.series.observe`): coordinate ``coordinate`` of the state every
 ``sample_every`` steps after the transient.  Semantics of the ``estimate``
 arguments for these estimators:
 
@@ -46,11 +46,11 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from ..embedding import check_int, check_series, default_lag, default_theiler, delay_embed
-from ..errors import InvalidArgumentError
-from ..series import check_coordinate, observe
-from ..result import LyapunovResult
-from .base import Estimator, RunConfig, Seed
+from suite.core.errors import InvalidArgumentError
+from suite.core.result import LyapunovResult
+from suite.estimators.base import Estimator, RunConfig, Seed
+from suite.estimators.numerics.embedding import check_int, check_series, default_lag, default_theiler, delay_embed
+from suite.estimators.series import check_coordinate, observe
 
 
 class DelayEmbeddingEstimator(Estimator):

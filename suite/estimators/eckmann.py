@@ -7,12 +7,12 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from ..embedding import check_int, neighbours
-from ..errors import InvalidArgumentError, SeriesError
-from ..linalg import qr_positive
-from ..result import LyapunovResult
-from .base import GrowthAccumulator, RunConfig
-from .delay import DelayEmbeddingEstimator
+from suite.core.errors import InvalidArgumentError, SeriesError
+from suite.core.result import LyapunovResult
+from suite.estimators.base import GrowthAccumulator, RunConfig
+from suite.estimators.delay import DelayEmbeddingEstimator
+from suite.estimators.numerics.embedding import check_int, neighbours
+from suite.estimators.numerics.linalg import qr_positive
 
 REORTH_EVERY = 4   # local maps multiplied between QR steps
 MAX_SPREAD = 25.0  # nats: a block whose growth factors spread wider is redone with a QR step per map
@@ -75,7 +75,7 @@ class EckmannEstimator(DelayEmbeddingEstimator):
     fit, Henon's lambda_2 comes out near -1.55 instead of -1.623, while the
     quadratic model, exact for that map, recovers it).
     The products T_{N-1} ... T_0 are re-orthonormalised at every step with the
-    suite's QR step (:func:`suite.linalg.qr_positive`), Q_{n+1} R_{n+1} =
+    suite's QR step (:func:`suite.estimators.numerics.linalg.qr_positive`), Q_{n+1} R_{n+1} =
     T_n Q_n, and
 
         lambda_i = sum_n ln R_{n,ii} / (N s Delta),   Delta = sample_every * dt,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from reference_systems import System
-from .qr import QREstimator
+from suite.estimators.qr import QREstimator
 
 
 class JVPQREstimator(QREstimator):

@@ -6,12 +6,12 @@ from typing import Optional
 import numpy as np
 
 from reference_systems import System
-from .. import divergence
-from ..embedding import check_int, neighbours
-from ..errors import SeriesError
-from ..result import LyapunovResult
-from .base import RunConfig
-from .delay import DelayEmbeddingEstimator, check_positive_float
+from suite.core.errors import SeriesError
+from suite.core.result import LyapunovResult
+from suite.estimators.base import RunConfig
+from suite.estimators.delay import DelayEmbeddingEstimator, check_positive_float
+from suite.estimators.numerics import divergence
+from suite.estimators.numerics.embedding import check_int, neighbours
 
 
 def mean_abs_difference(v: np.ndarray) -> np.ndarray:
@@ -47,7 +47,7 @@ class KantzEstimator(DelayEmbeddingEstimator):
     the distance inside the logarithm over the neighbourhood makes S less
     noisy than a single-neighbour curve.
 
-    The linear region is chosen by the rule of :mod:`suite.divergence` (the
+    The linear region is chosen by the rule of :mod:`suite.estimators.numerics.divergence` (the
     longest straight, rising segment of the batch-mean curve below 90 % of
     its rise from S(0) to the saturation level < ln mean_j |x_i - x_j| >_i,
     computed exactly over all pairs of the series); the chosen region is in
@@ -56,7 +56,7 @@ class KantzEstimator(DelayEmbeddingEstimator):
     reference points (batch = 1).
 
     Method bias (``meta['method_bias']``): the larger of (a) the region term of
-    :mod:`suite.divergence` (how much the slope changes across the region and
+    :mod:`suite.estimators.numerics.divergence` (how much the slope changes across the region and
     with the straightness tolerance) and (b) Kantz's own consistency
     criterion, that the slope must not depend on the neighbourhood:
     |slope(n_neighbors) - slope(1 nearest neighbour)|, the single neighbour
@@ -89,7 +89,7 @@ class KantzEstimator(DelayEmbeddingEstimator):
         its rise to saturation (or half the series).
     linearity : float in (0, 0.5], default 0.01
         The largest deviation from a straight line allowed in the fitted
-        region, as a fraction of the curve's rise (:mod:`suite.divergence`).
+        region, as a fraction of the curve's rise (:mod:`suite.estimators.numerics.divergence`).
     """
 
     name = "kantz"

@@ -6,13 +6,13 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 
 from reference_systems import System
-from ..errors import InvalidArgumentError
-from ..linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
-from . import capture as capture_
-from . import reorth
-from .base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
-                   trajectories_ok)
-from .control_variates import boundary_features, check_batch, check_flag
+from suite.core.errors import InvalidArgumentError
+from suite.estimators.base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
+                                   trajectories_ok)
+from suite.estimators.numerics import capture as capture_
+from suite.estimators.numerics import reorth
+from suite.estimators.numerics.control_variates import boundary_features, check_batch, check_flag
+from suite.estimators.numerics.linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
 
 #: renormalisations between two host synchronisations of a speculative run (QREstimator._phase)
 SPECULATE_RENORMALISATIONS = 32
@@ -52,17 +52,17 @@ class QREstimator(Estimator):
         detected.  'auto': the largest m that keeps the frame's measured
         log condition within half the dtype's digits and the QR method's
         range, from a probe of the per-step log growth
-        (:mod:`suite.estimators.reorth`); the choice and what limited it are
+        (:mod:`suite.estimators.numerics.reorth`); the choice and what limited it are
         in ``meta['reorth_auto']``.
     method : 'auto', 'householder', 'mgs', 'cholqr' or 'cholqr2'
-        QR factorisation (see :func:`suite.linalg.qr_positive`): Householder
+        QR factorisation (see :func:`suite.estimators.numerics.linalg.qr_positive`): Householder
         reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
         CholeskyQR in one pass or two, with a Householder fallback for
         ill-conditioned frames (one pass leaves Q orthonormal only to
         eps cond(V)^2, which the exponents do not feel beyond a boundary
         term: the R factors telescope); 'auto' (default) takes one-pass
         CholeskyQR on CUDA and, on the CPU, modified Gram-Schmidt for
-        d <= 4 and Householder otherwise (:func:`suite.linalg.auto_method`).
+        d <= 4 and Householder otherwise (:func:`suite.estimators.numerics.linalg.auto_method`).
     taper : int >= 0, at most steps / 2
         Steps at each end of the run over which the weight of the log growth
         rises from 0 to 1 as sin^2 (a weighted Birkhoff average, see
@@ -90,7 +90,7 @@ class QREstimator(Estimator):
         alignment times saves most of a long transient's cost.
     control_variates : bool
         Regress the boundary term out of the per-trajectory estimates
-        (:mod:`suite.estimators.control_variates`): functions of the state and
+        (:mod:`suite.estimators.numerics.control_variates`): functions of the state and
         the frame at the run's ends (and over the taper) are zero-mean
         control variates for a stationary run.  False (default): the plain
         estimate.  Needs a batch of at least 20 trajectories per feature
@@ -104,7 +104,7 @@ class QREstimator(Estimator):
         trajectory time.
     capture : 'auto', 'none', 'trace' or 'graph'
         How the tangent step (state and frame) runs
-        (:mod:`suite.estimators.capture`): as Python at every step ('none'),
+        (:mod:`suite.estimators.numerics.capture`): as Python at every step ('none'),
         or its aten operations recorded at the first step (fake tensors, so a
         branch on a value fails the recording instead of being baked in) and
         replayed ('trace'), or, on CUDA only, that recording captured as a
@@ -131,7 +131,7 @@ class QREstimator(Estimator):
         if reorth_every != "auto" and (isinstance(reorth_every, bool) or not isinstance(reorth_every, int)
                                        or reorth_every < 1):
             raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1, or 'auto' (chosen from "
-                                       "the spectrum's spread, suite.estimators.reorth)")
+                                       "the spectrum's spread, suite.estimators.numerics.reorth)")
         if method not in QR_METHODS:
             raise InvalidArgumentError("method", method, f"one of {QR_METHODS}")
         if align is not None and (isinstance(align, bool) or not isinstance(align, int) or align < 0):
@@ -144,7 +144,7 @@ class QREstimator(Estimator):
         self.control_variates = check_flag(control_variates)
         if capture not in capture_.CAPTURE_MODES:
             raise InvalidArgumentError("capture", capture, f"one of {capture_.CAPTURE_MODES} "
-                                       "(suite.estimators.capture)")
+                                       "(suite.estimators.numerics.capture)")
         self.capture = capture
 
     def _check_capture(self, device: torch.device) -> None:
@@ -233,7 +233,7 @@ class QREstimator(Estimator):
         renormalising where t % m == 0 and at ``end``, feeding ``acc`` if given.
 
         Speculative on CUDA (``speculate``): :data:`SPECULATE_RENORMALISATIONS` renormalisations
-        at a time with no host synchronisation (:func:`~suite.linalg.qr_unchecked`, the checks
+        at a time with no host synchronisation (:func:`~suite.estimators.numerics.linalg.qr_unchecked`, the checks
         of diverged trajectories and of frames the QR method must redo gathered on the device),
         then one read of the result: if anything needs attention the chunk is rolled back (state,
         frame, random streams, accumulator) and redone checking every renormalisation, which

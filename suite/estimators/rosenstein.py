@@ -6,11 +6,11 @@ from typing import Optional
 import numpy as np
 
 from reference_systems import System
-from .. import divergence
-from ..embedding import check_int, neighbours
-from ..result import LyapunovResult
-from .base import RunConfig
-from .delay import DelayEmbeddingEstimator
+from suite.core.result import LyapunovResult
+from suite.estimators.base import RunConfig
+from suite.estimators.delay import DelayEmbeddingEstimator
+from suite.estimators.numerics import divergence
+from suite.estimators.numerics.embedding import check_int, neighbours
 
 N_SHIFTS = 8  # temporally unrelated pairs (i, i + s mod M) for the saturation level
 
@@ -39,7 +39,7 @@ class RosensteinEstimator(DelayEmbeddingEstimator):
     saturation, and lambda_1 = (slope of y per sample) / Delta, Delta =
     sample_every * dt (per step for maps, per unit time for flows).
 
-    The linear region is chosen by the rule of :mod:`suite.divergence`: the
+    The linear region is chosen by the rule of :mod:`suite.estimators.numerics.divergence`: the
     longest straight (deviation from its least-squares line <= ``linearity``
     x the rise), rising segment of the batch-mean curve below 90 % of its rise
     from y(0) to the saturation level (mean ln distance of temporally
@@ -51,7 +51,7 @@ class RosensteinEstimator(DelayEmbeddingEstimator):
     curve's levels and the alternatives are in ``meta``.
     Returns one exponent (k must be 1 or None); ``history`` is empty.
     Standard error across series (batch > 1) or from blocks of reference
-    points (batch = 1; :mod:`suite.divergence`).
+    points (batch = 1; :mod:`suite.estimators.numerics.divergence`).
 
     Hyperparameters
     ---------------
@@ -63,7 +63,7 @@ class RosensteinEstimator(DelayEmbeddingEstimator):
         90 % of its rise to saturation (or half the series).
     linearity : float in (0, 0.5], default 0.01
         The largest deviation from a straight line allowed in the fitted
-        region, as a fraction of the curve's rise (:mod:`suite.divergence`).
+        region, as a fraction of the curve's rise (:mod:`suite.estimators.numerics.divergence`).
     """
 
     name = "rosenstein"

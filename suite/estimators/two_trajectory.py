@@ -7,9 +7,9 @@ from typing import Optional
 import torch
 
 from reference_systems import System, TrajectoryRNG
-from ..errors import InvalidArgumentError
-from .base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
-from .control_variates import boundary_features, check_batch, check_flag
+from suite.core.errors import InvalidArgumentError
+from suite.estimators.base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
+from suite.estimators.numerics.control_variates import boundary_features, check_batch, check_flag
 
 
 class TwoTrajectoryEstimator(Estimator):

@@ -4,9 +4,9 @@
     from suite import estimators
     estimators.get("nolds_lyap_r").estimate(rs.get("henon"), 4000, transient=100, batch=4)
 
-Each adapter is registered in :mod:`suite.estimators` whether or not its
-package is installed; the package is imported only inside ``estimate``, and
-a missing one raises :class:`~suite.errors.NotInstalledError` (status
+Each adapter is registered in :mod:`suite.estimators` by import path
+(``PEER_ADAPTERS``), whether or not its package is installed; the package is imported only inside ``estimate``, and
+a missing one raises :class:`~suite.core.errors.NotInstalledError` (status
 ``not installed`` in a grid).  None runs in the default validation.
 
 ======================  =====================================  ===========================================
@@ -22,14 +22,9 @@ name                    peer                                   applies to
 """
 from __future__ import annotations
 
-# suite.estimators first: it registers the adapters (importing .adapters), and the adapters'
-# base class lives in suite.estimators.base; this order keeps either import order free of cycles
-from .. import estimators as _estimators
-from .adapters import (ADAPTERS, DystsLyapunov, JitcodeLyap, LyapynovLCE, NeuroKit2Lyapunov, NoldsLyapE,
-                       NoldsLyapR)
-from .base import PeerError, PeerEstimator, PeerImportError, import_peer
-
-del _estimators
+from suite.peers.adapters import (ADAPTERS, DystsLyapunov, JitcodeLyap, LyapynovLCE, NeuroKit2Lyapunov, NoldsLyapE,
+                                  NoldsLyapR)
+from suite.peers.base import PeerError, PeerEstimator, PeerImportError, import_peer
 
 __all__ = ["ADAPTERS", "PeerEstimator", "PeerError", "PeerImportError", "import_peer", "NoldsLyapR", "NoldsLyapE",
            "NeuroKit2Lyapunov", "LyapynovLCE", "JitcodeLyap", "DystsLyapunov"]

@@ -7,11 +7,11 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
-from ..errors import InvalidArgumentError, NotApplicableError
-from ..estimators.base import RunConfig
-from ..result import LyapunovResult
-from .base import (PeerEstimator, _positive, check_finite_estimates, collect_warnings, estimates_result,
-                   import_peer)
+from suite.core.errors import InvalidArgumentError, NotApplicableError
+from suite.core.result import LyapunovResult
+from suite.estimators.base import RunConfig
+from suite.peers.base import (PeerEstimator, _positive, check_finite_estimates, collect_warnings, estimates_result,
+                              import_peer)
 
 #: lyapbench flow -> (dysts.flows class, {lyapbench parameter: dysts parameter}).  The dysts model is
 #: built with OUR parameter values (dysts's defaults can differ: its Lorenz has beta = 2.667, not 8/3),

@@ -8,10 +8,10 @@ from typing import List, Optional
 import numpy as np
 
 from reference_systems import System
-from ..errors import InvalidArgumentError, TrajectoryError
-from ..estimators.base import RunConfig
-from ..result import LyapunovResult
-from .base import PeerEstimator, _int_param, _positive, collect_warnings, growth_result, renorm_ends
+from suite.core.errors import InvalidArgumentError, TrajectoryError
+from suite.core.result import LyapunovResult
+from suite.estimators.base import RunConfig
+from suite.peers.base import PeerEstimator, _int_param, _positive, collect_warnings, growth_result, renorm_ends
 
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()   # compiled jitcode_lyap objects, per equations and settings
 _CACHE_SIZE = 8

@@ -6,10 +6,10 @@ from typing import List, Optional
 import numpy as np
 
 from reference_systems import System
-from ..errors import InvalidArgumentError, TrajectoryError
-from ..estimators.base import RunConfig
-from ..result import LyapunovResult
-from .base import OneTrajectory, PeerEstimator, collect_warnings, growth_result, renorm_ends
+from suite.core.errors import InvalidArgumentError, TrajectoryError
+from suite.core.result import LyapunovResult
+from suite.estimators.base import RunConfig
+from suite.peers.base import OneTrajectory, PeerEstimator, collect_warnings, growth_result, renorm_ends
 
 INTEGRATORS = ("lyapynov", "system")
 

@@ -5,8 +5,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
-from .base import SeriesPeer, slope_spread
+from suite.core.errors import InvalidArgumentError
+from suite.peers.base import SeriesPeer, slope_spread
 
 _METHODS = ("rosenstein1993", "makowski")
 

@@ -10,8 +10,8 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
-from .base import SeriesPeer, slope_spread, sorted_desc
+from suite.core.errors import InvalidArgumentError
+from suite.peers.base import SeriesPeer, slope_spread, sorted_desc
 
 
 class NoldsLyapR(SeriesPeer):

@@ -59,7 +59,7 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from ..errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
 
 MIN_TRAJECTORIES_PER_FEATURE = 20
 

@@ -3,12 +3,12 @@
 A :class:`RegressGrid` (systems, tasks, estimators, run length, seed, device,
 dtype) is measured by :func:`measure` into three tables of tidy rows:
 
-* ``accuracy``     the validation rows of every cell (:data:`suite.scoring.COLUMNS`):
+* ``accuracy``     the validation rows of every cell (:data:`suite.scoring.rows.COLUMNS`):
   estimate, stderr, abs error against the reference, tolerance, status;
-* ``convergence``  the convergence summary of every cell (:data:`suite.convergence.SUMMARY_COLUMNS`):
+* ``convergence``  the convergence summary of every cell (:data:`suite.scoring.convergence.SUMMARY_COLUMNS`):
   T_eps for eps = 1e-1, 1e-2, 1e-3 per exponent, from the run's own history;
 * ``throughput``   seconds per step of each cell's estimator at the cell's batch and k
-  (:func:`suite.throughput.measure`: warm-up, median of repeats), and ``relative_cost``,
+  (:func:`suite.studies.throughput.measure`: warm-up, median of repeats), and ``relative_cost``,
   that time over the time per step of a fixed plain-torch calibration kernel
   (:func:`calibration_seconds_per_step`: batched 8 x 8 products and Householder QR, the
   operations of every Benettin loop) timed in the same process just before, so a slower
@@ -29,7 +29,7 @@ accuracy
     one-sided Student-t quantile 1 - ALPHA_FAMILY / m on the smaller of the two
     runs' degrees of freedom, m the number of accuracy comparisons (Bonferroni):
     an unchanged estimator run with another seed raises a false alarm in at most
-    ALPHA_FAMILY = 1% of regress runs.  Round-off: :func:`suite.tolerance.roundoff`
+    ALPHA_FAMILY = 1% of regress runs.  Round-off: :func:`suite.scoring.tolerance.roundoff`
     (exact quantities estimated with zero spread).  Also a regression: a row that
     passed now fails, or a cell that ran now raises.
 convergence
@@ -69,15 +69,19 @@ from typing import Any, Dict, List, Optional, TextIO
 import torch
 from scipy import stats
 
-from .convergence import SUMMARY_COLUMNS, convergence_rows, EPSILONS
-from .errors import InvalidArgumentError
-from .journal import cell_key
-from .provenance import git_sha
-from .runner import run_grid, validation_cells, with_default_k
-from .scoring import COLUMNS as ACCURACY_COLUMNS
-from .specs import build_systems, split_list
-from .tables import atomic_write, markdown, read_rows, write_csv
-from .tolerance import roundoff
+from suite.core.devices import resolve_device, resolve_dtype, synchronize
+from suite.core.errors import InvalidArgumentError
+from suite.core.provenance import git_sha, versions
+from suite.core.specs import split_list
+from suite.grid.cells import validation_cells, with_default_k
+from suite.grid.journal import cell_key
+from suite.grid.runner import run_grid
+from suite.grid.selection import build_systems
+from suite.reporting.tables import atomic_write, markdown, read_rows, write_csv
+from suite.scoring.convergence import EPSILONS, SUMMARY_COLUMNS, convergence_rows
+from suite.scoring.rows import COLUMNS as ACCURACY_COLUMNS
+from suite.scoring.tolerance import roundoff
+from suite.studies import throughput as tp
 
 ALPHA_FAMILY = 0.01
 CONVERGENCE_FACTOR = 8.0
@@ -153,7 +157,6 @@ def calibration_seconds_per_step(device="cpu", dtype=torch.float64, *, batch: in
                                  steps: int = 400, repeats: int = 5) -> float:
     """Median seconds per step of a fixed Benettin loop in plain torch (no lyapbench code):
     Q <- qr(A_t Q) over a cycle of 16 fixed random (batch, d, d) matrices, ln|diag R| summed."""
-    from .estimators.base import resolve_device, resolve_dtype, synchronize
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
     g = torch.Generator().manual_seed(12345)
     mats = (torch.randn(16, batch, d, d, generator=g, dtype=torch.float64) / math.sqrt(d)).to(dev, dt_)
@@ -175,8 +178,6 @@ def calibration_seconds_per_step(device="cpu", dtype=torch.float64, *, batch: in
 
 def _time_cell(cell, grid: RegressGrid) -> Dict[str, Any]:
     """One throughput row: the cell's estimator at the cell's batch and k, and the calibration beside it."""
-    from . import throughput as tp
-    from .estimators.base import versions
     s = cell.settings
     row = dict.fromkeys(THROUGHPUT_COLUMNS)
     row.update(system=cell.system.label, estimator=cell.estimator_name, batch=s["batch"], d=cell.system.dim,
@@ -224,7 +225,7 @@ def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
     """Run ``grid``: accuracy and convergence rows per cell, and its throughput if ``grid.throughput``.
 
     With ``run_dir`` the tables so far are rewritten there after every cell (atomically); with a
-    ``journal`` (:mod:`suite.journal`) every finished cell, its timing included, is saved at once
+    ``journal`` (:mod:`suite.grid.journal`) every finished cell, its timing included, is saved at once
     and replayed on ``--resume``.  With a ``baseline``, a cell timed slower than the throughput
     rule allows is timed once more (:func:`_time_cell_confirmed`)."""
     base_rows = {(r["system"], r["estimator"]): r for r in (baseline.throughput if baseline else [])}
@@ -262,8 +263,6 @@ def measure(grid: RegressGrid, *, progress: Optional[TextIO] = sys.stderr,
 
 def _machine_info(grid: RegressGrid) -> Dict[str, Any]:
     import platform
-    from . import throughput as tp
-    from .estimators.base import resolve_device, versions
     return {"git_sha": git_sha(), "versions": versions(), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "device_name": tp.device_name(resolve_device(grid.device)), "machine": platform.node(),
             "torch_threads": torch.get_num_threads()}

@@ -1,7 +1,7 @@
 """LyapunovResult + Reference -> tidy rows, one per exponent.
 
 Statuses: ``pass`` / ``fail`` (compared with the reference under
-:mod:`suite.tolerance`), ``no reference`` (the system states none for this
+:mod:`suite.scoring.tolerance`), ``no reference`` (the system states none for this
 exponent: reported, not judged), ``error`` (the estimator raised: the
 message is kept), ``not applicable`` (the estimator cannot run on it),
 ``not installed`` (a peer-library adapter whose package is missing),
@@ -23,9 +23,9 @@ from typing import Any, Dict, List
 import numpy as np
 
 from reference_systems import System
-from .provenance import row_provenance
-from .result import LyapunovResult
-from .tolerance import roundoff, tolerance
+from suite.core.provenance import row_provenance
+from suite.core.result import LyapunovResult
+from suite.scoring.tolerance import roundoff, tolerance
 
 COLUMNS = ["system", "estimator", "quantity", "index", "reference", "ref_uncertainty", "provenance", "estimate",
            "stderr", "abs_error", "tolerance", "status", "message", "kind", "T", "steps", "transient",

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from .errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
+from suite.estimators.base import check_finite
 
 
 def check_coordinate(system: System, coordinate) -> int:
@@ -32,9 +33,8 @@ def run_transient(system: System, x: torch.Tensor, rng, cfg) -> torch.Tensor:
     """Advance ``x`` by ``cfg.transient`` steps of ``system.step``, checking it every 100 steps.
 
     A trajectory that diverges or leaves the domain raises
-    :class:`~suite.errors.TrajectoryError` naming the step and the trajectory.
+    :class:`~suite.core.errors.TrajectoryError` naming the step and the trajectory.
     """
-    from .estimators.base import check_finite  # the estimators package imports this module
 
     check_finite(system, x, None, 0, 0, cfg)
     last = 0
@@ -53,10 +53,9 @@ def observe(system: System, cfg, n: int, *, coordinate: int = 0, every: int = 1)
     ``cfg`` is the run's :class:`~suite.estimators.base.RunConfig` (batch,
     seed, device, dtype).  Returns the (B, n) float64 series and the sampling
     interval ``every * dt``.  A trajectory that diverges or leaves the
-    system's domain raises :class:`~suite.errors.TrajectoryError` naming the
+    system's domain raises :class:`~suite.core.errors.TrajectoryError` naming the
     step and the trajectory.
     """
-    from .estimators.base import check_finite  # the estimators package imports this module
 
     coordinate = check_coordinate(system, coordinate)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:

@@ -26,9 +26,9 @@ import statistics
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .scoring import summary
-from .plots import accuracy_vs_time_figure, convergence_grid_figure, spectra_figure, throughput_figure
-from .tables import atomic_write, markdown, read_rows
+from suite.reporting.plots import accuracy_vs_time_figure, convergence_grid_figure, spectra_figure, throughput_figure
+from suite.reporting.tables import atomic_write, markdown, read_rows
+from suite.scoring.rows import summary
 
 ESTIMATOR_COLUMNS = ["estimator", "cells", "pass", "fail", "inconclusive", "not run", "judged", "passed",
                      "median_error_over_tol", "median_max_z", "median_lambda1_error", "median_wall_seconds"]
@@ -70,7 +70,7 @@ def estimator_summary(summaries: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def _status_counts(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Rows per status (suite.scoring.summary), one line per estimator."""
+    """Rows per status (suite.scoring.rows.summary), one line per estimator."""
     return [{"estimator": est, **summary([r for r in rows if r["estimator"] == est])}
             for est in dict.fromkeys(r["estimator"] for r in rows)]
 

@@ -10,17 +10,17 @@ Each task's System states how its reference is computed in
    route that would expose a wrong tangent map) on trajectories seeded
    REFERENCE_SEED + 1, over the same T;
 3. the two must agree: |lambda_1^QR - lambda_1^2traj| <= t * sqrt(s_QR^2 +
-   s_2traj^2) + 2 b / T (the tolerance rule of suite.tolerance for a
+   s_2traj^2) + 2 b / T (the tolerance rule of suite.scoring.tolerance for a
    difference of two independent estimates, each with its finite-T bias
    bound b / T); otherwise nothing is written and the command fails.
 
 The stored uncertainty of each exponent is t * s_i + b / T (the same rule:
 the reference's own statistical and finite-time error), with t the
-Student-t quantile of suite.tolerance.  The file records the estimator and
+Student-t quantile of suite.scoring.tolerance.  The file records the estimator and
 its parameters, T, the batch, the seeds, the git commit, the library
 versions, the date, the probe that detects a stale reference
 (tasks.references), the checkpoint's loss and score, and the spectrum's
-features (suite.features).
+features (suite.studies.features).
 """
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ import numpy as np
 import torch
 
 import tasks
+from suite import estimators
+from suite.core.provenance import git_sha
+from suite.reporting.tables import atomic_write
+from suite.scoring.tolerance import t_quantile
+from suite.studies.features import spectrum_features
 from tasks.references import probe, reference_path
-from . import estimators
-from .features import spectrum_features
-from .provenance import git_sha
-from .tables import atomic_write
-from .tolerance import t_quantile
 
 REFERENCE_SEED = 1_000_000
 DEFAULT_RUN = {"steps": 20_000, "transient": 1_000, "batch": 32, "k": None}
@@ -58,7 +58,7 @@ def compute(task_id: str, *, directory=None, device="cpu", steps: Optional[int] 
     run = {**DEFAULT_RUN, **(system.meta.get("reference_run") or {})}
     if steps is not None:
         run["steps"] = steps
-    bias = 1.0  # nats: the default finite-time bound of suite.tolerance
+    bias = 1.0  # nats: the default finite-time bound of suite.scoring.tolerance
     T = run["steps"] * system.dt
     common = dict(transient=run["transient"], batch=run["batch"], device=device, dtype=torch.float64)
     qr = estimators.get("qr", reorth_every=1, method="householder")

@@ -4,7 +4,9 @@ Modelled on Gymnasium's ``registration.py``: entries are registered under a
 name with a factory, built with ``make(name, **kwargs)``, listed with
 ``names()``; a typo gets a "did you mean" error.  Third-party entries are
 found through an entry-point group, and any entry can also be addressed as
-``package.module:attribute`` without registering it.
+``package.module:attribute`` without registering it.  A factory may be
+registered as such a string (Gymnasium's ``entry_point``): it is imported
+when first built, so a registry never imports the packages it lists.
 """
 from __future__ import annotations
 
@@ -12,14 +14,12 @@ import importlib
 import importlib.metadata
 from typing import Any, Callable, Dict, List
 
-from .errors import InvalidArgumentError, UnknownNameError
+from suite.core.errors import InvalidArgumentError, UnknownNameError
 
 
 def load_object(spec: str) -> Any:
     """Import ``package.module:attribute`` (attribute may be dotted)."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        raise InvalidArgumentError("spec", spec, "'package.module:attribute'")
+    module_name, attr = _split_spec(spec)
     try:
         obj = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - report any import failure clearly
@@ -48,16 +48,19 @@ class Registry:
         self._factories: Dict[str, Callable[..., Any]] = {}
         self._entry_points_loaded = group is None
 
-    def register(self, name: str, factory: Callable[..., Any] | None = None, *,
+    def register(self, name: str, factory: Callable[..., Any] | str | None = None, *,
                  overwrite: bool = False):
-        """Register ``factory`` under ``name``; usable as a decorator."""
+        """Register ``factory`` (a callable, or ``'package.module:attribute'`` imported when first
+        built) under ``name``; usable as a decorator."""
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError("name", name, "a non-empty string")
 
-        def _do(f: Callable[..., Any]):
-            if not callable(f):
-                raise InvalidArgumentError("factory", f, "a callable")
-            if name in self._factories and not overwrite and self._factories[name] is not f:
+        def _do(f: Callable[..., Any] | str):
+            if isinstance(f, str):
+                f = _LazyObject(f)
+            elif not callable(f):
+                raise InvalidArgumentError("factory", f, "a callable or 'package.module:attribute'")
+            if name in self._factories and not overwrite and self._factories[name] != f:
                 raise InvalidArgumentError(
                     "name", name, f"a {self.kind} name not yet registered "
                     "(pass overwrite=True to replace it)")
@@ -90,7 +93,7 @@ class Registry:
         self._load_entry_points()
         if name in self._factories:
             f = self._factories[name]
-            return f.load() if isinstance(f, _LazyEntryPoint) else f
+            return f.load() if isinstance(f, (_LazyEntryPoint, _LazyObject)) else f
         if isinstance(name, str) and ":" in name:
             return load_object(name)
         raise UnknownNameError(self.kind, name, self._factories)
@@ -110,3 +113,27 @@ class _LazyEntryPoint:
             raise InvalidArgumentError(
                 "entry point", f"{self.ep.name} = {self.ep.value}",
                 f"an importable object ({type(exc).__name__}: {exc})") from exc
+
+
+class _LazyObject:
+    """A factory registered as ``'package.module:attribute'``, imported by :meth:`load`."""
+
+    def __init__(self, spec: str):
+        _split_spec(spec)
+        self.spec = spec
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, _LazyObject) and other.spec == self.spec
+
+    __hash__ = None
+
+    def load(self):
+        return load_object(self.spec)
+
+
+def _split_spec(spec: str):
+    """(module, attribute) of ``package.module:attribute``; raise on any other form (nothing is imported)."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise InvalidArgumentError("spec", spec, "'package.module:attribute'")
+    return module_name, attr

@@ -7,100 +7,17 @@ raises becomes an ``error`` row (or ``not applicable``) and the grid goes on.
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TextIO
 
-import torch
-
-from reference_systems import System
-from . import estimators as est_registry
-from .errors import GridInterrupted, InvalidArgumentError, NotApplicableError, NotInstalledError
-from .invariants import invariant_rows
-from .journal import Journal, cell_key, decode_result, encode_result
-from .scoring import COLUMNS, failure, score
-from .tables import atomic_write, markdown, write_csv
-
-
-@dataclass
-class Cell:
-    system: System
-    estimator_name: str
-    estimator: Any
-    settings: Dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        return f"{self.system.label} x {self.estimator_name}"
-
-
-def validation_settings(system: System, quick: bool = False) -> Dict[str, int]:
-    """Steps, transient and batch for validating ``system``.
-
-    From ``system.meta['validation']`` where the system states them, else by
-    kind: maps 5,000 steps after a 500-step transient, batch 64 (a wide batch
-    is nearly free, a long loop is not); flows T = 200 time units after 20,
-    batch 16.  ``quick`` divides steps and transient by 10
-    (tolerances widen accordingly: they are derived from the run), except for
-    a system with ``meta['fixed_horizon']`` (a training map, whose reference
-    is the finite-time exponent of one stated horizon): it runs as stated,
-    since a shorter run has no reference and a smaller batch (a few
-    trajectories, a Student-t quantile in the hundreds) a tolerance that
-    cannot fail.
-    """
-    if system.kind == "flow":
-        s = {"steps": math.ceil(200 / system.dt), "transient": math.ceil(20 / system.dt), "batch": 16}
-    else:
-        s = {"steps": 5_000, "transient": 500, "batch": 64}
-    s.update(system.meta.get("validation") or {})
-    # a system's own k (the leading exponents its reference covers) is a default: an estimator that
-    # gives the largest exponent only runs with k = None instead of refusing (see run_cell)
-    s["k_is_default"] = "k" in (system.meta.get("validation") or {})
-    if quick and not system.meta.get("fixed_horizon"):
-        s["steps"] = max(200, s["steps"] // 10)
-        s["transient"] = s["transient"] // 10
-    return s
-
-
-def with_default_k(settings: Dict[str, Any], call: Callable[[Optional[int]], Any]) -> Any:
-    """``call(k)`` with the cell's k; where that k is only the system's default (``k_is_default``)
-    and the estimator refuses it (it gives the largest exponent only), ``call(None)``."""
-    try:
-        return call(settings.get("k"))
-    except InvalidArgumentError as exc:
-        if not (exc.argument == "k" and settings.get("k_is_default")):
-            raise
-        return call(None)
-
-
-def run_cell(cell: Cell, keep_result: bool = False):
-    """Run, score and check one cell; returns its rows (and the LyapunovResult if asked)."""
-    s = cell.settings
-    res = None
-
-    def estimate(k):
-        return cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
-                                       k=k, seed=s.get("seed", 0), device=s.get("device", "cpu"),
-                                       dtype=s.get("dtype", torch.float64))
-    try:
-        res = with_default_k(s, estimate)
-    except NotInstalledError as exc:
-        rows = failure(cell.system, cell.estimator_name, s, exc, status="not installed")
-    except NotApplicableError as exc:
-        rows = failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
-    except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the grid goes on
-        rows = failure(cell.system, cell.estimator_name, s, exc)
-    else:
-        rows = score(cell.system, cell.estimator_name, res)
-        try:
-            rows += invariant_rows(cell.system, cell.estimator_name, res, s)
-        except Exception as exc:  # noqa: BLE001
-            rows += failure(cell.system, cell.estimator_name, s, exc)
-    return (rows, res) if keep_result else rows
-
+from suite.core.errors import GridInterrupted
+from suite.grid.cells import Cell
+from suite.grid.executors import InProcess
+from suite.grid.journal import Journal, cell_key, decode_result, encode_result
+from suite.reporting.tables import atomic_write, markdown, write_csv
+from suite.scoring.rows import COLUMNS
 
 DISPLAY = ["system", "estimator", "quantity", "index", "reference", "estimate_pm", "abs_error", "tolerance", "status"]
 DISPLAY_HEADERS = ["system", "estimator", "quantity", "i", "reference", "estimate ± stderr", "abs error", "tolerance", "status"]
@@ -138,15 +55,14 @@ def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path:
     ``initial_rows``: rows of an earlier grid the tables start with (``--append``); they are
     written, not returned.
     ``on_cell(cell, rows, result)`` is called after each cell (result None if it raised).
-    ``journal`` (:mod:`suite.journal`): every finished cell is saved there at once, and a cell
+    ``journal`` (:mod:`suite.grid.journal`): every finished cell is saved there at once, and a cell
     already there (``--resume``) is replayed from it instead of run.  ``executor``
-    (:mod:`suite.executors`; default in-process) runs the cells, possibly out of order on
+    (:mod:`suite.grid.executors`; default in-process) runs the cells, possibly out of order on
     other machines: finished cells are journaled as they arrive and handed to the tables
     and ``on_cell`` in grid order, so the tables do not depend on where or in which order
-    cells ran.  Ctrl-C raises :class:`~suite.errors.GridInterrupted`, whose message says what
+    cells ran.  Ctrl-C raises :class:`~suite.core.errors.GridInterrupted`, whose message says what
     was saved.
     """
-    from .executors import InProcess
     executor = executor or InProcess()
     state = _GridState(cells, csv_path, md_path, title, progress, on_cell, initial_rows)
     todo = []
@@ -207,17 +123,3 @@ class _GridState:
             statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
             print(f"[{n}/{len(self.cells)}] {cell.label}: {statuses} ({how}; ~{left:.0f} s left)",
                   file=self.progress, flush=True)
-
-
-def validation_cells(systems: Sequence[System], estimator_names: Sequence[str], *, quick: bool = False,
-                     seed: int = 0, device: str = "cpu", dtype: str = "float64") -> List[Cell]:
-    cells = []
-    for name in estimator_names:
-        est = est_registry.from_spec(name)
-        shown = est_registry.label(est) if ":" in name and "(" not in name else name
-        for system in systems:
-            settings = dict(validation_settings(system, quick), seed=seed, device=device, dtype=dtype)
-            if callable(getattr(est, "run_settings", None)):  # an estimator that needs other run lengths
-                settings.update(est.run_settings(system, quick))
-            cells.append(Cell(system, shown, est, settings))
-    return cells

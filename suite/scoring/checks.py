@@ -1,6 +1,6 @@
 """Conformance checks for any estimator, after scikit-learn's ``check_estimator``.
 
-    from suite.checks import check_estimator
+    from suite.scoring.checks import check_estimator
     check_estimator(MyEstimator())          # raises AssertionError listing what failed
 
 Runs the estimator through the public contract only (DESIGN.md §2), on small
@@ -21,7 +21,7 @@ problems (about a minute on a laptop CPU):
 ``checks=`` runs only the named ones (``CHECKS`` lists them all), e.g.
 ``check_estimator(est, checks=["batch"])`` while working on one property.
 
-Every comparison with an exact value uses :mod:`suite.tolerance`.  A check
+Every comparison with an exact value uses :mod:`suite.scoring.tolerance`.  A check
 on a system the estimator declares not applicable (``NotApplicableError``)
 is skipped, not failed.  Estimators returning fewer exponents than the
 dimension are compared on those they return.
@@ -35,9 +35,9 @@ from typing import Any, Callable, Iterable, List, Optional
 import numpy as np
 
 import reference_systems as rs
-from .errors import InvalidArgumentError, NotApplicableError
-from .result import LyapunovResult
-from .scoring import score
+from suite.core.errors import InvalidArgumentError, NotApplicableError
+from suite.core.result import LyapunovResult
+from suite.scoring.rows import score
 
 
 @dataclass
@@ -71,7 +71,7 @@ def _assert_contract(res: Any, batch: int) -> None:
 
 
 def _compare_exact(system, res: LyapunovResult) -> None:
-    """Judge ``res`` against the system's exact values exactly as ``validate`` does (suite.scoring)."""
+    """Judge ``res`` against the system's exact values exactly as ``validate`` does (suite.scoring.rows)."""
     bad = [r for r in score(system, "checked", res) if r["status"] == "fail"]
     assert not bad, (f"{system.label}: exponent(s) {[r['index'] for r in bad]} off: estimate "
                      f"{[r['estimate'] for r in bad]} vs exact {[r['reference'] for r in bad]} (|error| "

@@ -9,7 +9,7 @@ run so that each repeat lasts about ``min_seconds``, then ``repeats`` timed
 calls; the reported time per step is the median of ``wall_seconds / steps``
 (``estimate`` synchronises the device before it stops its clock), less the
 time a run spends recording its step once (``meta['capture']['seconds']``,
-``capture``, :mod:`suite.estimators.capture`): a fixed cost per run, like the
+``capture``, :mod:`suite.estimators.numerics.capture`): a fixed cost per run, like the
 transient.  ``capture='auto'`` is timed in the mode it picks for a long run
 (:func:`fixed_capture`), and the row's ``message`` says which mode ran.  Rates:
 
@@ -52,10 +52,13 @@ from typing import Any, Dict, List, Optional, Sequence
 import torch
 
 import reference_systems as rs
+import tasks
 from reference_systems import System
-from . import estimators as est_registry
-from .estimators.base import resolve_device, resolve_dtype, synchronize, versions
-from .provenance import git_sha
+from suite import estimators as est_registry
+from suite.core.devices import resolve_device, resolve_dtype, synchronize
+from suite.core.provenance import git_sha, versions
+from suite.core.specs import parse_spec
+from suite.estimators.numerics import capture
 
 COLUMNS = ["system", "estimator", "d", "k", "batch", "device", "device_name", "dtype", "status",
            "seconds_per_step", "steps_per_s", "traj_steps_per_s", "exponent_steps_per_s", "steps_timed",
@@ -169,12 +172,11 @@ def fixed_interval(estimator, system: System, *, batch: int, k: Optional[int], d
 def fixed_capture(estimator, system: System, *, batch: int, k: Optional[int], device, dtype, seed: int = 0,
                   steps: int = 20):
     """``estimator``, or for ``capture='auto'`` the same estimator with the mode 'auto' picks for a
-    long run here (:func:`suite.estimators.capture.assume_long_runs`: what ``measure`` times is
+    long run here (:func:`suite.estimators.numerics.capture.assume_long_runs`: what ``measure`` times is
     the steady state, the recording being a fixed cost it leaves out), and a note of what ran
     (None if the estimator has no ``capture``)."""
     if getattr(estimator, "capture", None) is None:
         return estimator, None
-    from .estimators import capture
     with capture.assume_long_runs():
         res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
     captured = res.meta.get("capture")
@@ -199,7 +201,7 @@ def timed_seconds(res) -> float:
 
 
 def capture_note(captured: Dict[str, Any]) -> str:
-    """How a run's step was executed (``meta['capture']``, :mod:`suite.estimators.capture`)."""
+    """How a run's step was executed (``meta['capture']``, :mod:`suite.estimators.numerics.capture`)."""
     note = f"capture={captured['requested']!r} ran {captured['mode']!r}"
     reason = captured.get("reason") if captured["requested"] != "none" else None
     return note + (f" ({reason})" if reason else "")
@@ -243,9 +245,8 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
 
 def scales_with_dimension(name: str) -> bool:
     """A catalogue system whose factory takes ``N``, its state dimension (random_rnn, lorenz96, ...)."""
-    from reference_systems import _REGISTRY  # noqa: PLC0415
     try:
-        factory = _REGISTRY.factory(name)
+        factory = rs.registry.factory(name)
     except Exception:  # noqa: BLE001
         return False
     return callable(factory) and "N" in inspect.signature(factory).parameters
@@ -254,7 +255,6 @@ def scales_with_dimension(name: str) -> bool:
 def cases(systems: Sequence[str], estimators: Sequence[str], batches: Sequence[int], dims: Sequence[int],
           ks: Sequence[Optional[int]]) -> List[Dict[str, Any]]:
     """The grid: every system (at every d in ``dims`` if it scales) x estimator x batch x k (k <= d)."""
-    from .specs import parse_spec
     out = []
     for spec in systems:
         if spec.startswith("task:"):  # a registered task, at its own size
@@ -279,7 +279,6 @@ def run_case(case: Dict[str, Any], device, dtype, **kw) -> Dict[str, Any]:
                dtype=str(dtype).replace("torch.", ""), git_sha=git_sha(), versions=str(versions()))
     try:
         if case["system"].startswith("task:"):
-            import tasks
             system = tasks.build(case["system"][5:], with_reference=False)
         else:
             system = rs.get(case["system"], **case["params"])

@@ -10,7 +10,7 @@ Three things bound it:
   of the frame dtype's ln(1/eps) (36 in float64, 16 in float32); the
   interval is kept to half of them, so the weakest direction is resolved to
   sqrt(eps) or better;
-* the QR method's range (:func:`suite.linalg.log_condition_limit`): a frame
+* the QR method's range (:func:`suite.estimators.numerics.linalg.log_condition_limit`): a frame
   beyond it is handed to the fallback factorisation, correct but slower;
 * magnitude: max_i |S_i| below half of ln(largest float) (44 in float32),
   so no column over- or underflows.
@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, Tuple
 
 import torch
 
-from ..linalg import log_condition_limit
+from suite.estimators.numerics.linalg import log_condition_limit
 
 PROBE_STEPS = 160
 PROBE_SKIP = 32

@@ -1,7 +1,7 @@
 """The users' scientific questions, answered from the tasks' computed references.
 
 * RNN tasks: how the spectrum's features (lambda_1, mean exponent, number of
-  positive exponents, Kaplan-Yorke dimension; suite.features) relate to the
+  positive exponents, Kaplan-Yorke dimension; suite.studies.features) relate to the
   task loss across checkpoints (init / mid / end) and across the gain of
   untrained networks;
 * training-map tasks: lambda_1 of the training map against the learning
@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import tasks
-from .plots import plt, save_figure as _save
+from suite.reporting.plots import plt
+from suite.reporting.plots import save_figure as _save
 
 FEATURE_COLUMNS = ["task", "family", "dataset", "checkpoint", "hidden", "gain", "lr", "loss", "score",
                    "lambda1", "lambda1_uncertainty", "mean_exponent", "n_positive", "kaplan_yorke", "k", "dim",

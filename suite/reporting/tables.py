@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Sequence
 
 import pandas as pd
 
-from .errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -2,7 +2,7 @@
 
 An executor has one method, ``run(cells, indices)``, that yields
 ``(index, rows, result, seconds)`` for each cell it was given, in any order.
-The runner (:func:`suite.runner.run_grid`) journals each cell as it arrives and
+The runner (:func:`suite.grid.runner.run_grid`) journals each cell as it arrives and
 writes the tables in grid order, so a grid gives the same tables, and resumes
 the same way, whichever executor ran it.
 
@@ -32,7 +32,9 @@ import time
 import uuid
 from typing import Iterator, List, Optional, Sequence, Tuple
 
-from .errors import InvalidArgumentError, NotInstalledError
+from suite.core.errors import InvalidArgumentError, NotInstalledError
+from suite.grid.cells import run_cell
+from suite.scoring.rows import failure
 
 Finished = Tuple[int, list, object, float]
 
@@ -54,7 +56,7 @@ def run_timed(cell, threads: Optional[int] = None):
     executor runs, in this process or as a Dask worker's task."""
     import torch
 
-    from .runner import run_cell
+
     if threads:
         torch.set_num_threads(threads)
     t0 = time.perf_counter()
@@ -124,7 +126,6 @@ class DaskExecutor:
     def run(self, cells: Sequence, indices: Sequence[int]) -> Iterator[Finished]:
         from distributed import as_completed
 
-        from .scoring import failure
         if any(_needs_gpu(cells[i]) for i in indices) and self.gpu_workers() == 0:
             raise InvalidArgumentError("--device", "cuda", "workers tagged GPU=1 on the cluster (dask worker ... "
                                        "--resources GPU=1); this cluster has none")

@@ -21,7 +21,7 @@
   lambda_i + lambda_{d+1-i} = 0 for i = 1..d/2.  Needs the full spectrum.
 
 Each check is a row with the same columns as an exponent row and is judged
-by the same tolerance rule (suite.tolerance), with the bias term of the
+by the same tolerance rule (suite.scoring.tolerance), with the bias term of the
 quantity (0 for the sum: the sum of ln R_ii over a full frame is ln|det| of
 the product exactly, with no boundary term; 2 b / T for a pair) plus a
 floating-point round-off term.
@@ -36,10 +36,10 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
-from .estimators.base import resolve_device, resolve_dtype
-from .result import LyapunovResult
-from .scoring import base_row, judge
-from .tolerance import roundoff, t_quantile
+from suite.core.devices import resolve_device, resolve_dtype
+from suite.core.result import LyapunovResult
+from suite.scoring.rows import base_row, judge
+from suite.scoring.tolerance import roundoff, t_quantile
 
 FIXED_POINT_RTOL = 1e-6   # |f(x)| / (1 + |x|) below this: at rest
 FIXED_POINT_DECAY = 1e-3  # or every trajectory's speed fell 1000-fold since its start: converging to rest

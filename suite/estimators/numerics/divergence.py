@@ -53,7 +53,7 @@ fitted slope.  The region also depends on the straightness tolerance.  So
 
 with s the fitted slope.  A curve that is straight between transient and
 saturation gives a bias near 0; one that bends gives a wide one.  It is
-stated in ``meta['method_bias']`` and :mod:`suite.tolerance` adds it to the
+stated in ``meta['method_bias']`` and :mod:`suite.scoring.tolerance` adds it to the
 pass/fail tolerance; the alternative regions and slopes are in
 ``meta['method_bias_alternatives']``.
 
@@ -74,7 +74,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .errors import InvalidArgumentError, SeriesError
+from suite.core.errors import InvalidArgumentError, SeriesError
 
 STOP_FRACTION = 0.9   # the curve is followed, and searched for its linear region, up to this share of its rise
 MIN_RISE = 0.25       # an admissible segment rises by at least this share of the rise

@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
+import platform
 import subprocess
 from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import torch
+
+from suite import __version__
 
 
 @functools.lru_cache(maxsize=None)
@@ -15,7 +23,7 @@ def git_sha() -> str:
     machine, a container): set it to the commit the copy was made from.
     """
     fallback = os.environ.get("LYAPBENCH_GIT_SHA", "unknown")
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     try:
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
                              capture_output=True, text=True, timeout=10)
@@ -30,10 +38,15 @@ PROVENANCE_COLUMNS = ["dtype", "device", "git_sha", "versions"]
 def row_provenance(meta) -> dict:
     """The columns that say what produced a row: dtype, device, git commit and library versions
     (a JSON object), from an estimator run's ``meta`` (or a cell's settings)."""
-    import json
     meta = meta or {}
     versions = meta.get("versions")
     return {"dtype": None if meta.get("dtype") is None else str(meta["dtype"]).replace("torch.", ""),
             "device": None if meta.get("device") is None else str(meta["device"]),
             "git_sha": git_sha(),
             "versions": json.dumps(versions, sort_keys=True) if isinstance(versions, dict) else versions}
+
+
+def versions() -> Dict[str, str]:
+    """Versions of lyapbench, torch, numpy and Python: a result's ``meta['versions']``."""
+    return {"lyapbench": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}

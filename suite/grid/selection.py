@@ -1,14 +1,21 @@
-"""Load a user's own systems from a Python file or ``package.module:attribute``."""
+"""The systems a grid runs: catalogue specs, a user's own files or ``module:attribute``, task ids.
+
+``build_systems`` reads the command-line forms (``--systems``, ``--system-file``, ``--tasks``);
+``load_systems`` loads a user's file or ``package.module:attribute``.
+"""
 from __future__ import annotations
 
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Optional
 
+import reference_systems as rs
+import tasks
 from reference_systems import System
-from .errors import InvalidArgumentError
-from .registry import load_object
+from suite.core.errors import InvalidArgumentError
+from suite.core.registry import load_object
+from suite.core.specs import parse_spec
 
 
 def _systems_in(obj: Any, origin: str) -> List[System]:
@@ -54,3 +61,26 @@ def load_systems(spec: str) -> List[System]:
         raise InvalidArgumentError("--system-file", spec, "a file defining at least one System "
                                    "(a module-level Map/Flow or a list SYSTEMS)")
     return systems
+
+
+def build_systems(systems: Optional[List[str]], system_files: Optional[List[str]] = None,
+                  task_patterns: Optional[List[str]] = None) -> list:
+    """Systems from command-line specs: catalogue names (every validation variant of a bare name,
+    ``name(p=v)`` for one), user files or ``module:attr`` and task ids/globs/tags.  With none of the
+    three given: the whole catalogue in its validation variants."""
+    out: list = []
+    if systems is None and not system_files and not task_patterns:
+        systems = rs.names()
+    for spec in systems or []:
+        name, params = parse_spec(spec, "--systems")
+        if params is not None:
+            out.append(rs.get(name, **params))
+        elif ":" in name:
+            out.append(rs.get(name))
+        else:
+            out.extend(rs.get(name, **v) for v in rs.variants(name))
+    for spec in system_files or []:
+        out.extend(load_systems(spec))
+    if task_patterns:
+        out.extend(tasks.build(t) for t in tasks.select(task_patterns))
+    return out

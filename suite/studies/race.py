@@ -25,9 +25,9 @@ Contenders, each in the fastest configuration measured for it on this machine:
   control_variates=True)`` (re-orthonormalising every 10 RK4 steps, dt =
   0.01, keeps 10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off;
   the QR of 3 x 3 frames is batched Gram-Schmidt, see
-  suite.linalg.auto_method; the log growth averaged with a taper of 3 time
+  suite.estimators.numerics.linalg.auto_method; the log growth averaged with a taper of 3 time
   units at each end, see suite.estimators.base.GrowthAccumulator; the
-  boundary term regressed out, suite.estimators.control_variates; the
+  boundary term regressed out, suite.estimators.numerics.control_variates; the
   first 10 of the 20 transient time units advance the state alone, the
   frame aligning over the last 10: the estimates moved by 4e-6 and 6e-6
   against a frame advanced through the whole transient, seeds 0 and 1,
@@ -117,10 +117,11 @@ import numpy as np
 import torch
 
 import reference_systems as rs
-from .errors import NotInstalledError
-from .provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
-from .estimators.base import check_run
-from .result import LyapunovResult
+from suite import estimators
+from suite.core.errors import NotInstalledError
+from suite.core.provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
+from suite.core.result import LyapunovResult
+from suite.estimators.base import check_run
 
 COLUMNS = ["contender", "configuration", "T", "batch", "repeat", "wall_seconds", "compile_seconds",
            "worst_error_plus_2se", "worst_abs_error", "lambda1", "lambda2", "lambda3", "reached"]
@@ -134,7 +135,6 @@ def _run(spec: Dict[str, Any], system, steps: int, transient: int, batch: int, s
     """A contender's run: its own ``run`` function, or the suite estimator its ``config`` names."""
     if "run" in spec:
         return spec["run"](system, steps, transient, batch, seed)
-    from . import estimators
     return estimators.from_spec(spec["config"]).estimate(system, steps, transient=transient, batch=batch, seed=seed)
 
 

@@ -1,6 +1,6 @@
 """Estimator comparison: one summary row per (system, estimator, seed).
 
-Built on the validation grid (:mod:`suite.runner`): every cell is run,
+Built on the validation grid (:mod:`suite.grid.runner`): every cell is run,
 scored against the reference and checked for invariants; the rows of a cell
 are then summarised so that one glance shows which implementation is right,
 which is fast, and which is confidently wrong:
@@ -28,8 +28,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from reference_systems import System
-from .provenance import PROVENANCE_COLUMNS
-from .result import LyapunovResult
+from suite.core.provenance import PROVENANCE_COLUMNS
+from suite.core.result import LyapunovResult
 
 COMPARE_DISPLAY = ["system", "estimator", "seed", "status", "lambda1_error", "worst_error", "worst_error_over_tol",
                    "max_z", "sum_residual", "t_to_1e-2", "wall_seconds", "T", "batch"]

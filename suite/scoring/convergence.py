@@ -39,8 +39,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import InvalidArgumentError
-from .provenance import PROVENANCE_COLUMNS, row_provenance
+from suite.core.errors import InvalidArgumentError
+from suite.core.provenance import PROVENANCE_COLUMNS, row_provenance
 
 
 @dataclass(frozen=True)

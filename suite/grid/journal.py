@@ -30,7 +30,9 @@ from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
-from .tables import atomic_write
+from suite.core.errors import InvalidArgumentError
+from suite.core.result import LyapunovResult
+from suite.reporting.tables import atomic_write
 
 
 def _default(obj):
@@ -83,7 +85,6 @@ def encode_result(res) -> Optional[Dict[str, Any]]:
 def decode_result(data: Optional[Dict[str, Any]]):
     if data is None:
         return None
-    from .result import LyapunovResult
     return LyapunovResult(**data)
 
 
@@ -98,7 +99,6 @@ class Journal:
                 shutil.rmtree(self.directory)
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            from .errors import InvalidArgumentError
             raise InvalidArgumentError("output directory", str(self.directory.parent.parent),
                                        f"a writable directory ({exc.strerror})") from exc
         self.resumed = 0

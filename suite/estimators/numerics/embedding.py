@@ -31,7 +31,7 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .errors import InvalidArgumentError, SeriesError
+from suite.core.errors import InvalidArgumentError, SeriesError
 
 
 def check_int(name: str, value, low: int, allow_none: bool = False, what: str = "") -> Optional[int]:
