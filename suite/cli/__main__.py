@@ -1,0 +1,6 @@
+"""``python -m suite.cli``: the ``lyapbench`` command."""
+import sys
+
+from suite.cli import main
+
+sys.exit(main())

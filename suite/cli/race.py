@@ -1,0 +1,88 @@
+"""``lyapbench race``: time to a given accuracy on Lorenz-63, lyapbench against jitcode and lyapynov."""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import List
+
+import torch
+
+from suite.cli.options import EXIT_OK, add_output, add_quiet, add_threads, set_threads
+from suite.core.errors import InvalidArgumentError, UnknownNameError
+from suite.core.provenance import git_sha
+from suite.core.specs import split_list
+from suite.reporting.tables import atomic_write, markdown, write_csv
+from suite.studies import race as rc
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("race", help="time to a given accuracy on Lorenz-63: lyapbench vs jitcode vs lyapynov")
+    p.add_argument("--eps", type=float, default=2e-3, help="target worst exponent error (default 2e-3)")
+    p.add_argument("--budget", type=float, default=600.0, help="seconds per contender before giving up (default 600)")
+    p.add_argument("--contenders", help="comma-separated subset of lyapbench,jitcode,lyapynov")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="runs of each reaching configuration of <= 60 s, contenders taking turns; the median "
+                        "is its time (default 3)")
+    p.add_argument("--seed", type=int, default=0)
+    add_threads(p, "torch CPU threads (default: torch's choice)")
+    add_output(p, "where race_lorenz63.{csv,md} go (default: results)")
+    add_quiet(p, "run")
+    return p
+
+
+def _report(args, rows: List[dict]) -> str:
+    """race_lorenz63.md: how the race is run, every run, and each contender's time to eps."""
+    times, counts = rc.time_to_eps(rows), rc.repeat_counts(rows)
+    lines = [f"# Time to worst exponent error <= {args.eps:g} on Lorenz-63 (suite/race.py)\n",
+             "Each contender runs T = T0, 2 T0, ... until |error| + 2 stderr <= eps for all three exponents; "
+             "its time is that run's wall time (jitcode's compilation added); a contender that ran out of budget "
+             "is bounded below by the seconds it spent. Reaching runs of at most "
+             f"{rc.REPEAT_LIMIT_S:g} s are then repeated ({args.repeats} runs in all, the contenders taking turns; "
+             "`repeat` > 0) and the median taken. Machine: "
+             f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; "
+             f"git {git_sha()}.\n",
+             markdown(rows, rc.DISPLAY),
+             "\n| contender | configuration | time to eps (s) | reaching runs (median of) | ratio to lyapbench |",
+             "|---|---|---|---|---|"]
+    base = times.get("lyapbench")
+    for name, t in times.items():
+        ratio = (f"{t / base:.1f}x" if t and base else
+                 (f"> {sum(r['wall_seconds'] or 0 for r in rows if r['contender'] == name) / base:.1f}x (not reached)"
+                  if base else "n/a"))
+        lines.append(f"| {name} | {rc.CONTENDERS[name]['config']} | {'not reached' if t is None else f'{t:.2f}'} "
+                     f"| {counts.get(name, 0)} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args) -> int:
+    set_threads(args.threads)
+    names = split_list(args.contenders) or list(rc.CONTENDERS)
+    for n in names:
+        if n not in rc.CONTENDERS:
+            raise UnknownNameError("contender", n, rc.CONTENDERS)
+    if not args.eps > 0:
+        raise InvalidArgumentError("--eps", args.eps, "a number > 0")
+    if args.repeats < 1:
+        raise InvalidArgumentError("--repeats", args.repeats, "an integer >= 1")
+    out = Path(args.output_dir)
+    rows: list = []
+
+    def keep(row):
+        rows.append(row)
+        if not args.no_write:
+            write_csv(rows, out / "race_lorenz63.csv", rc.COLUMNS)
+        if not args.quiet:
+            shown = "" if row["wall_seconds"] is None else (
+                f"T={row['T']:g} B={row['batch']}: {row['wall_seconds']:.2f} s, "
+                f"worst |err|+2se = {row['worst_error_plus_2se']:.2g}, ")
+            print(f"{row['contender']}: {shown}reached {row['reached']}", file=sys.stderr, flush=True)
+
+    rc.race(args.eps, args.budget, args.seed, names, on_row=keep, repeats=args.repeats)
+    text = _report(args, rows)
+    print(text)
+    if not args.no_write:
+        atomic_write(out / "race_lorenz63.md", text)
+    return EXIT_OK

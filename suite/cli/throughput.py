@@ -1,0 +1,122 @@
+"""``lyapbench throughput``: steps per second over batch, dimension and k, and the fraction of peak."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import reference_systems as rs
+import tasks
+from suite.cli.options import (EXIT_FAIL, EXIT_OK, add_device, add_dtype, add_estimators, add_output, add_quiet,
+                               add_resume, add_systems, add_tasks, add_threads, check_up_front, existing_rows,
+                               journal, set_threads)
+from suite.core.errors import GridInterrupted, InvalidArgumentError
+from suite.core.specs import parse_spec, split_list
+from suite.grid.journal import key_of
+from suite.reporting.plots import throughput_figure
+from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
+from suite.studies import throughput as tp
+
+PROFILES = {
+    # quick: every code path once in about a minute on a laptop; full: the tables committed under results/
+    "quick": {"systems": "henon,lorenz63,random_rnn", "batch": "1,256", "dims": "64", "k": "all"},
+    "full": {"systems": "henon,lorenz63,random_rnn,gaussian_products", "batch": "1,16,256,4096",
+             "dims": "16,64,256", "k": "all,1"},
+}
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("throughput", help="steps per second over batch, dimension and k; fraction of peak")
+    p.add_argument("--profile", choices=sorted(PROFILES), default="quick",
+                   help="grid preset: quick (default, about a minute) or full (the committed tables)")
+    add_systems(p, "comma-separated systems; those whose factory takes N are run at every --dims")
+    add_tasks(p, "comma-separated task ids, globs or tag:NAME (at their own size); "
+                 "without --systems only the tasks are measured")
+    add_estimators(p, "comma-separated estimators, name or name(param=value) (default: qr,jvp_qr)")
+    p.add_argument("--batch", help="comma-separated batch sizes")
+    p.add_argument("--dims", help="comma-separated dimensions for systems that scale with N")
+    p.add_argument("--k", help="comma-separated numbers of exponents, or 'all'")
+    add_device(p)
+    add_dtype(p, several=True)
+    p.add_argument("--min-seconds", type=float, default=0.2, help="target duration of each timed repeat")
+    p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    add_threads(p, "torch CPU threads (default: torch's choice)")
+    add_output(p)
+    p.add_argument("--append", action="store_true", help="add the rows to an existing table of this device and "
+                                                          "profile instead of replacing it")
+    add_quiet(p, "case")
+    add_resume(p, "cases")
+    return p
+
+
+def _cases(args, prof, est_names) -> list:
+    """The grid of --profile with --batch, --dims, --k, --systems and --tasks applied (names checked)."""
+    ints = {}
+    for key in ("batch", "dims"):
+        try:
+            ints[key] = [int(v) for v in split_list(getattr(args, key) or prof[key])]
+        except ValueError:
+            raise InvalidArgumentError(f"--{key}", getattr(args, key), "comma-separated integers >= 1") from None
+        if min(ints[key]) < 1:
+            raise InvalidArgumentError(f"--{key}", getattr(args, key), "comma-separated integers >= 1")
+    try:
+        ks = [None if v == "all" else int(v) for v in split_list(args.k or prof["k"])]
+    except ValueError:
+        raise InvalidArgumentError("--k", args.k, "comma-separated integers >= 1 or 'all'") from None
+    systems = split_list(args.systems or ("" if args.tasks else prof["systems"])) or []
+    for spec in systems:  # fail fast on unknown names
+        rs.get(parse_spec(spec, "--systems")[0]) if "(" not in spec else None
+    if args.tasks:
+        systems += ["task:" + t for t in tasks.select(split_list(args.tasks))]
+    return tp.cases(systems, est_names, ints["batch"], ints["dims"], ks)
+
+
+def _measure(args, grid, dtypes, device, grid_journal, rows, out, stem) -> None:
+    """Measure every case (replayed from the journal where it holds it), rewriting the tables after each."""
+    n_old, t_start = len(rows), time.perf_counter()
+    for dtype in dtypes:
+        for case in grid:
+            def measure_case(case=case, dtype=dtype):
+                return tp.run_case(case, device, dtype, min_seconds=args.min_seconds, repeats=args.repeats)
+            row = measure_case() if grid_journal is None else grid_journal.cached(
+                key_of([case, str(device), str(dtype), args.min_seconds, args.repeats]), measure_case)
+            rows.append(row)
+            if not args.no_write:
+                write_csv(rows, out / f"{stem}.csv", tp.COLUMNS)
+                atomic_write(out / f"{stem}.md", f"# Throughput on {row['device_name'] or device}\n\n"
+                             + tp.README + markdown(rows, tp.DISPLAY))
+            if not args.quiet:
+                done = len(rows) - n_old
+                left = (time.perf_counter() - t_start) / done * (len(grid) * len(dtypes) - done)
+                rate = f"{row['traj_steps_per_s']:.3g} traj-steps/s" if row["status"] == "ok" else row["status"]
+                print(f"[{done}/{len(grid) * len(dtypes)}] {row['system']} x {row['estimator']} B={row['batch']} "
+                      f"k={row['k']} {row['dtype']}: {rate} (~{left:.0f} s left)", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    set_threads(args.threads)
+    prof = PROFILES[args.profile]
+    est_names = split_list(args.estimators) or ["qr", "jvp_qr"]
+    device, dtypes = check_up_front(est_names, args.device, split_list(args.dtype))
+    grid = _cases(args, prof, est_names)
+    out = Path(args.output_dir)
+    stem = f"throughput_{tp.slug(device)}" + ("" if args.profile == "full" else f"_{args.profile}")
+    rows = existing_rows(out / f"{stem}.csv") if args.append else []  # several grids into one table
+    n_old = len(rows)
+    grid_journal = journal(args, stem)
+    try:
+        _measure(args, grid, dtypes, device, grid_journal, rows, out, stem)
+    except KeyboardInterrupt as exc:
+        raise GridInterrupted.after(len(rows) - n_old, len(grid) * len(dtypes), "cases",
+                                    [] if args.no_write else [out / f"{stem}.csv", out / f"{stem}.md"],
+                                    grid_journal) from exc
+    print(text_table(rows[n_old:], tp.DISPLAY))
+    if not args.no_write:
+        throughput_figure(rows, out / f"{stem}.png", f"lyapbench throughput on "
+                          f"{rows[0]['device_name'] if rows else device} at {rows[0]['git_sha'] if rows else ''}")
+        print(f"wrote {out / (stem + '.csv')}, {out / (stem + '.md')} and {out / (stem + '.png')}")
+    bad = [r for r in rows if r["status"] == "error"]
+    for r in bad:
+        print(f"ERROR {r['system']} x {r['estimator']} B={r['batch']}: {r['message']}", file=sys.stderr)
+    return EXIT_FAIL if bad else EXIT_OK
