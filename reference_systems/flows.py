@@ -6,7 +6,8 @@ import math
 import numpy as np
 import torch
 
-from reference_systems._checks import diagonalisable, finite, positive_int
+from reference_systems._checks import diagonalisable
+from suite.core.args import check_int, check_number
 from reference_systems.layout import stack_like, stored_batch_last
 from reference_systems.reference import Reference
 from reference_systems.registry import register
@@ -47,8 +48,8 @@ def lorenz63(sigma: float = 10.0, rho: float = 28.0, beta: float = 8.0 / 3.0, dt
     0.0000 and +0.0006 (three seeds).
     The validation transient is 2,000 steps (20 time units at dt = 0.01).
     """
-    sigma, rho, beta = finite("sigma", sigma), finite("rho", rho), finite("beta", beta)
-    dt = finite("dt", dt, low=0.0, low_open=True)
+    sigma, rho, beta = check_number("sigma", sigma), check_number("rho", rho), check_number("beta", beta)
+    dt = check_number("dt", dt, low=0.0, low_open=True)
     ref = None
     if (sigma, rho, beta) == _LORENZ_STANDARD:
         ref = Reference.make([0.9056, 0.0, -14.5723], [5e-4, 0.0, 5e-4], "literature",
@@ -108,8 +109,8 @@ def rossler(a: float = 0.2, b: float = 0.2, c: float = 5.7, dt: float = 0.02) ->
     gap lambda_1 - lambda_2 = 0.07 aligns the tangent frame slowly: validation
     uses a transient of 80 time units.
     """
-    a, b, c = finite("a", a), finite("b", b), finite("c", c)
-    dt = finite("dt", dt, low=0.0, low_open=True)
+    a, b, c = check_number("a", a), check_number("b", b), check_number("c", c)
+    dt = check_number("dt", dt, low=0.0, low_open=True)
     ref = None
     if (a, b, c) == (0.2, 0.2, 5.7):
         ref = Reference.make([0.0714, 0.0, -5.3943], [3e-4, 0.0, 3e-4], "literature",
@@ -149,14 +150,14 @@ def lorenz96(N: int = 40, F: float = 8.0, dt: float = 0.01) -> Flow:
     """Lorenz-96: x_i' = (x_{i+1} - x_{i-2}) x_{i-1} - x_i + F, i cyclic; per unit time.
 
     At N = 40, F = 8 the leading exponents are 1.689, 1.480, 1.308, 1.151,
-    1.009 (computed, +-0.01; lyapbench DESIGN.md §3), 13 are positive and the
+    1.009 (computed, +-0.01; docs/design.md §3), 13 are positive and the
     Kaplan-Yorke dimension is 27.07.  div f = -N for any N and F, so the sum
     of all exponents is -N exactly (up to RK4's O(dt^4)).  Jacobian:
     J_{i,i-2} = -x_{i-1}, J_{i,i-1} = x_{i+1} - x_{i-2}, J_{i,i} = -1,
     J_{i,i+1} = x_{i-1}.
     """
-    N = positive_int("N", N, low=4)
-    F, dt = finite("F", F), finite("dt", dt, low=0.0, low_open=True)
+    N = check_int("N", N, low=4)
+    F, dt = check_number("F", F), check_number("dt", dt, low=0.0, low_open=True)
     ref = None
     if (N, F) == (40, 8.0):
         ref = Reference.make([1.689, 1.480, 1.308, 1.151, 1.009], [0.01] * 5, "computed",
@@ -206,7 +207,7 @@ def linear_ode(A=None, dt: float = 0.05) -> Flow:
     uncertainty.  Default A: non-normal, eigenvalues -0.1 +- i and -0.5.
     """
     A, mu, log_cond = diagonalisable("A", A, _DEFAULT_ODE)
-    dt = finite("dt", dt, low=0.0, low_open=True)
+    dt = check_number("dt", dt, low=0.0, low_open=True)
     z = mu * dt
     rk4 = np.log(np.abs(1 + z + z ** 2 / 2 + z ** 3 / 6 + z ** 4 / 24)) / dt
     order = np.argsort(-mu.real)

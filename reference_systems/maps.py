@@ -6,7 +6,8 @@ import math
 import numpy as np
 import torch
 
-from reference_systems._checks import diagonalisable, finite
+from reference_systems._checks import diagonalisable
+from suite.core.args import check_number
 from reference_systems.reference import Reference
 from reference_systems.registry import register
 from reference_systems.system import Map
@@ -15,7 +16,7 @@ from suite.core.errors import InvalidArgumentError
 # ---------------------------------------------------------------------------
 # logistic map
 # ---------------------------------------------------------------------------
-#: Computed exponents of the logistic map at other parameters (DESIGN.md §3),
+#: Computed exponents of the logistic map at other parameters (docs/design.md §3),
 #: each from a long float64 run (+-1e-4).  r = 3.83 lies in the period-3
 #: window: the orbit settles on a stable 3-cycle and the exponent is negative.
 _LOGISTIC_COMPUTED = {3.9: 0.49604, 3.8: 0.43210, 3.7: 0.35500, 3.83: -0.36967}
@@ -36,7 +37,7 @@ def logistic(r: float = 4.0) -> Map:
     therefore checked and a collapsed trajectory is reported as an error with
     its step, never averaged.
     """
-    r = finite("r", r, low=0.0, high=4.0, low_open=True)
+    r = check_number("r", r, low=0.0, high=4.0, low_open=True)
     if r == 4.0:
         ref = Reference.make([math.log(2.0)], [0.0], "exact",
                              "conjugacy to the tent map of slope 2 (Ulam & von Neumann 1947)")
@@ -71,7 +72,7 @@ def henon(a: float = 1.4, b: float = 0.3) -> Map:
     "Chaos and Time-Series Analysis", OUP 2003, table A.1), +-3e-5.
     Other parameters: no reference (the sum rule still holds).
     """
-    a, b = finite("a", a), finite("b", b)
+    a, b = check_number("a", a), check_number("b", b)
     if b == 0:
         raise InvalidArgumentError("b", b, "a finite non-zero number (b = 0 makes the map singular)")
     ref = None
@@ -194,7 +195,7 @@ def tent(mu: float = 2.0) -> Map:
     :func:`_refill_shift`): a typical orbit, never collapsing.  For mu < 2
     the plain floating-point map does not collapse.
     """
-    mu = finite("mu", mu, low=1.0, high=2.0, low_open=True)
+    mu = check_number("mu", mu, low=1.0, high=2.0, low_open=True)
     jacobian = lambda x, *_: torch.where(x < 0.5, x.new_full((), mu), x.new_full((), -mu)).unsqueeze(-1)  # noqa: E731
     common = dict(dim=1, reference=_slope_reference(mu, "tent"), params={"mu": mu},
                   sample_initial=lambda batch, g: g.uniform(1),
@@ -218,7 +219,7 @@ def bernoulli(mu: float = 2.0) -> Map:
     trajectory (:func:`_refill_shift`).  Non-integer slopes (the
     beta-transformation, Renyi 1957) run as plain floating point.
     """
-    mu = finite("mu", mu, low=1.0, low_open=True, high=1e6)
+    mu = check_number("mu", mu, low=1.0, low_open=True, high=1e6)
     common = dict(dim=1, reference=_slope_reference(mu, "bernoulli"), params={"mu": mu},
                   jacobian=lambda x, *_: torch.full_like(x, mu).unsqueeze(-1),
                   sample_initial=lambda batch, g: g.uniform(1),
@@ -265,10 +266,10 @@ def standard_map(K: float = 10.0) -> Map:
     torus (no accelerator-mode islands: those need K in [2 pi n,
     sqrt((2 pi n)^2 + 16)]), so uniform initial conditions lie in it.
     lambda_1 = 1.620 +- 5e-4, computed (two independent long runs, 1.6197 and
-    1.6200 +- 1e-4; lyapbench DESIGN.md §3; cross-checked by a slow test);
+    1.6200 +- 1e-4; docs/design.md §3; cross-checked by a slow test);
     compare Chirikov's large-K estimate ln(K/2) = 1.609.  Other K: no reference.
     """
-    K = finite("K", K)
+    K = check_number("K", K)
     ref = None
     if K == 10.0:
         ref = Reference.make([1.620, -1.620], [5e-4, 5e-4], "computed",

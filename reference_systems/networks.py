@@ -7,39 +7,25 @@ Units: natural log; per step for the two maps (``random_rnn``,
 Mean-field theory
 -----------------
 For h <- tanh(W h + b) with W_ij ~ N(0, g^2/N), b_i ~ N(0, sigma_b^2) and
-N -> infinity, the local fields u_i = (W h + b)_i are Gaussian with variance
-q*, the stable fixed point of
+N -> infinity, the local fields are Gaussian with variance q*, the stable
+fixed point of q = g^2 E[tanh^2(sqrt(q) z)] + sigma_b^2 (z ~ N(0, 1)), and
 
-    q = g^2 E[tanh^2(sqrt(q) z)] + sigma_b^2,        z ~ N(0, 1),
+    lambda_max = 1/2 ln chi,    chi = g^2 E[sech^4(sqrt(q*) z)]
 
-and a tangent vector grows per step by the factor chi = g^2
-E[sech^4(sqrt(q*) z)] in squared norm, so
-
-    lambda_max = 1/2 ln chi
-
-(Molgedey, Schuchhardt & Schuster, "Suppressing chaos in neural networks by
-noise", PRL 69, 3717 (1992); Poole, Lahiri, Raghu, Sohl-Dickstein & Ganguli,
-"Exponential expressivity in deep neural networks through transient chaos",
-NeurIPS 2016; Schoenholz, Gilmer, Ganguli & Sohl-Dickstein, "Deep information
-propagation", ICLR 2017).  :func:`mean_field` evaluates it by fixed-point
-iteration with Gauss-Hermite quadrature (probabilists' nodes,
-200 * max(1, ceil(q)) of them, so the nodes resolve the width 1/sqrt(q) of
-sech^4(sqrt(q) z): accurate to ~1e-13 for q up to 200, checked against
-adaptive quadrature in tests/test_networks.py).
+(Molgedey, Schuchhardt & Schuster, PRL 69, 3717 (1992); Poole et al.,
+NeurIPS 2016; Schoenholz et al., ICLR 2017).  :func:`mean_field` evaluates it
+by fixed-point iteration with Gauss-Hermite quadrature.
 
 Finite N
 --------
-The mean-field value is the N -> infinity limit.  At finite N the exponent
-of one realisation differs from it by a systematic ~1/N bias (always below
-it) and, for the RNN whose W is drawn once (quenched disorder), by a
-realisation-to-realisation spread.  Both were measured by simulation with
-:func:`finite_size_study` (the k = 1 Benettin/QR recursion on the systems
-defined here; the commands, the measured numbers and the fits
-lambda(N) = lambda_MF + a/N are in the comments of ``_RNN_FINITE_N`` and
-``_DEEP_FINITE_N``), and :func:`finite_n_uncertainty` turns the
-measurements into each Reference's uncertainty as a formula in N.  The
-mean-field references exist only where this was measured (sigma_b = 0, the
-tabulated g or sigma_w, N at least the smallest size measured).
+At finite N the exponent of one realisation lies below the mean-field value
+by a ~1/N bias and, for the RNN whose W is drawn once, spreads from
+realisation to realisation.  Both were measured with
+:func:`finite_size_study` (commands and fits in the comments of
+``_RNN_FINITE_N`` and ``_DEEP_FINITE_N``), and :func:`finite_n_uncertainty`
+turns them into each Reference's uncertainty as a formula in N; mean-field
+references exist only where this was measured.  The theory, the
+measurements and the regimes of each network: docs/networks.md.
 """
 from __future__ import annotations
 
@@ -50,7 +36,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from reference_systems._checks import finite, positive_int
+from suite.core.args import check_int, check_number
 from reference_systems.noise import TrajectoryRNG
 from reference_systems.random_products import newman_spectrum
 from reference_systems.reference import Reference
@@ -122,10 +108,10 @@ def mean_field(g: float, sigma_b: float = 0.0, nodes: int = 200, tol: float = 1e
 
     Returns dict(q=q*, chi=chi, lam=1/2 ln chi, iterations=n).  For
     sigma_b = 0 and g <= 1, q* = 0 (the origin) and chi = g^2 exactly.
-    Reproduces DESIGN.md: g = 1.5 / 2 / 3 -> 0.06522 / 0.15472 / 0.3102.
+    Reproduces docs/design.md §3: g = 1.5 / 2 / 3 -> 0.06522 / 0.15472 / 0.3102.
     """
-    g = finite("g", g, low=0.0, low_open=True)
-    sigma_b = finite("sigma_b", sigma_b, low=0.0)
+    g = check_number("g", g, low=0.0, low_open=True)
+    sigma_b = check_number("sigma_b", sigma_b, low=0.0)
     if sigma_b == 0.0 and g <= 1.0:
         return {"q": 0.0, "chi": g * g, "lam": math.log(g), "iterations": 0}
     q = g * g + sigma_b * sigma_b
@@ -377,53 +363,37 @@ def _eig_reference(W: np.ndarray) -> Tuple[np.ndarray, np.ndarray, float, float]
 def random_rnn(N: int = 200, g: float = 2.0, sigma_b: float = 0.0, seed: int = 0) -> TanhRNN:
     """Random tanh recurrent network h_{t+1} = tanh(W h_t + b); exponents per step (natural log).
 
-    W_ij ~ N(0, g^2/N) and b_i ~ N(0, sigma_b^2) are drawn once from
-    ``seed`` (torch.Generator on the CPU in float64, W first, then b), so the
-    system is deterministic: one fixed realisation of the random network.
-    Tangent map J = diag(1 - h_{t+1}^2) W.  Initial states h ~ N(0, 1).
-
-    Exact sum rule (any parameters, per realisation and per trajectory):
-    sum_i lambda_i = < sum_i ln(1 - h_i^2) > + ln|det W|, the time average
-    along the trajectory; ``meta['log_abs_det_W']`` and
-    :meth:`TanhRNN.log_abs_det_jacobian` expose it.
+    W_ij ~ N(0, g^2/N) and b_i ~ N(0, sigma_b^2) are drawn once from ``seed``
+    (torch.Generator on the CPU in float64, W first, then b): one fixed
+    realisation, a deterministic map.  Tangent map J = diag(1 - h_{t+1}^2) W.
+    Initial states h ~ N(0, 1).  Exact sum rule for any parameters, per
+    trajectory: sum_i lambda_i = < sum_i ln(1 - h_i^2) > + ln|det W|
+    (``meta['log_abs_det_W']``, :meth:`TanhRNN.log_abs_det_jacobian`).
 
     References, by regime:
 
-    * g > 1 (chaotic as N -> infinity; Sompolinsky, Crisanti & Sommers,
-      PRL 61, 259 (1988) for the rate version), sigma_b = 0, g in
-      {1.5, 2, 3}, N >= 100: the mean-field lambda_max = 1/2 ln chi
-      (module docstring; Molgedey, Schuchhardt & Schuster PRL 69, 3717
-      (1992); Poole et al. NeurIPS 2016), provenance 'mean-field', one
-      value.  Uncertainty: :func:`finite_n_uncertainty`, a formula in N
-      built from the measured finite-N bias (~ -2/N to -4/N: the exponent of
-      a finite network lies below the mean-field value) and the measured
-      realisation-to-realisation spread at the 1e-4 level (quenched
-      disorder: this realisation is one draw); at g = 2 it is 0.127 at
-      N = 100, 0.038 at N = 200, 0.0072 at N = 800.  The numbers, the fits
-      and the command that measured them are in ``_RNN_FINITE_N``.  At
-      other g (the deviation is not monotone in g, so no interpolation),
-      N < 100 or sigma_b > 0: no reference, the note says why.
-    * g < 1, sigma_b = 0: h = 0 is a fixed point, stable iff the spectral
-      radius rho(W) < 1, and attracts the initial states (the mean-field
-      q-map contracts to 0 for g < 1; local stability alone would not
-      guarantee it, since ||W||_2 ~ 2g; tests/test_networks.py checks that
-      the trajectories reach 0); there the tangent map is W, so the
-      exponents are exactly ln|eig(W)| of this realisation, all N of them,
-      sorted descending (LAPACK geev through scipy.linalg.eig, the values
-      numpy.linalg.eigvals gives; provenance 'exact', uncertainty a
-      first-order rounding bound from the eigenvalue condition numbers,
-      bias_nats = max(1, ln cond(eigenvectors)) as for a constant linear
-      map; the validation transient, 60/|ln rho| steps, brings h^2 below
-      float64 resolution).  If this realisation has rho(W) >= 1 (possible
-      at small N), no reference.
-    * g < 1 with sigma_b > 0 (a non-trivial fixed point that depends on the
-      realisation), g = 1 exactly (critical: lambda -> 0 with slow,
-      N-dependent convergence): no reference; ``meta['note']`` says why.
+    * g in {1.5, 2, 3}, sigma_b = 0, N >= 100: the mean-field lambda_max =
+      1/2 ln chi (module docstring), provenance 'mean-field', one value;
+      uncertainty :func:`finite_n_uncertainty` from the measured finite-N bias
+      and realisation spread (``_RNN_FINITE_N``; at g = 2: 0.127 at N = 100,
+      0.0072 at N = 800).
+    * g < 1, sigma_b = 0: h -> 0, where the tangent map is W, so the exponents
+      are exactly ln|eig(W)| of this realisation, all N of them (provenance
+      'exact'); none if this realisation has spectral radius >= 1.
+    * otherwise (other g, N < 100, sigma_b > 0, g = 1): no reference;
+      ``meta['note']`` says why.
+
+    Parameters
+    ----------
+    N, g, sigma_b, seed : int, float, float, int
+        Hidden units, gain, bias scale and the seed of the realisation.
+
+    Details of each regime: docs/networks.md.
     """
-    N = positive_int("N", N)
-    g = finite("g", g, low=0.0, low_open=True)
-    sigma_b = finite("sigma_b", sigma_b, low=0.0)
-    seed = positive_int("seed", seed, low=0)
+    N = check_int("N", N, 1)
+    g = check_number("g", g, low=0.0, low_open=True)
+    sigma_b = check_number("sigma_b", sigma_b, low=0.0)
+    seed = check_int("seed", seed, low=0)
     W, b = _rnn_realisation(N, g, sigma_b, seed)
     _, logdet = np.linalg.slogdet(W.numpy())
     ref, note, validation = None, None, None
@@ -527,47 +497,35 @@ def rate_network(N: int = 100, g: float = 2.0, tau: float = 1.0, dt: float = 0.0
 
     J_ij ~ N(0, g^2/N) for i != j and J_ii = 0, drawn once from ``seed``
     (torch.Generator, CPU, float64, then the diagonal zeroed): one fixed
-    realisation.  Chaotic for g > 1 as N -> infinity (Sompolinsky, Crisanti &
-    Sommers, "Chaos in random neural networks", PRL 61, 259 (1988)).
-    Jacobian of the right-hand side (-I + J diag(sech^2 h)) / tau, whose
-    trace is exactly -N/tau because J has a zero diagonal: the sum of all N
-    exponents is -N/tau exactly for the flow (``meta['divergence']``, the key
-    Lorenz-63 uses), and -N/tau + O(dt^4) for the RK4 map that is integrated
-    (tests/test_networks.py measures it: the error falls ~16x when dt halves).
-    Initial states h ~ N(0, 1).
+    realisation, chaotic for g > 1 as N -> infinity (Sompolinsky, Crisanti &
+    Sommers, "Chaos in random neural networks", PRL 61, 259 (1988)).  The
+    Jacobian of the right-hand side, (-I + J diag(sech^2 h)) / tau, has trace
+    exactly -N/tau (zero diagonal), so the sum of all N exponents is -N/tau for
+    the flow (``meta['divergence']``) and -N/tau + O(dt^4) for the RK4 map.
+    Initial states h ~ N(0, 1); dt = 0.05 tau keeps RK4 well inside its
+    stability region.
 
     References for individual exponents:
 
-    * g >= 1: none - no closed form is known for a finite realisation
-      (dynamic mean-field theory gives lambda_max only as N -> infinity and
-      only implicitly); ``meta['note']`` says so.  Small networks are often
-      periodic rather than chaotic: the seed-0 networks at g = 2 with
-      N = 32 (the validation variant) and N = 100 have lambda_1 consistent
-      with 0 (0.0009 +- 0.0010 over T = 200 and -0.0015 +- 0.0038 over
-      T = 100: limit cycles), while N = 64 at g = 3 gives lambda_1 =
-      0.065 +- 0.03 (T = 100).  Either way the flow is autonomous and off
-      its fixed point, so one exponent is 0 (the suite's invariant rows
-      check it, and the sum rule).
-    * g < 1 when this realisation's spectral abscissa max Re eig(J) < 1:
-      h -> 0 (a stable fixed point that attracts the initial states, checked
-      in tests/test_networks.py; guaranteed globally only for ||J||_2 < 1,
-      i.e. g < ~1/2), where the flow is linear,
-      h' = (-I + J) h / tau, so the exponents are exactly Re(mu_i) with
-      mu = eig(-I + J)/tau, sorted descending (provenance 'exact', as for a
-      linear ODE).  The RK4 map's exponents are ln|R(dt mu)|/dt (R the RK4
-      stability polynomial); their largest difference from Re(mu) is added
-      to the uncertainty (with the eigenvalue rounding), so the tolerance
-      covers the integrator's O(dt^4).  bias_nats = max(1, ln cond(P)) (P
-      the eigenvectors), as for a constant linear map.
+    * g >= 1: none (no closed form for a finite realisation; small networks are
+      often periodic).  The flow is autonomous and off its fixed point, so one
+      exponent is 0: the invariant rows check it, and the sum rule.
+    * g < 1 when this realisation's spectral abscissa max Re eig(J) < 1: h -> 0,
+      where the flow is linear, so the exponents are exactly Re eig(-I + J) / tau
+      (provenance 'exact'); the RK4 map's known deviation is in the uncertainty.
 
-    dt = 0.05 tau keeps RK4 well inside its stability region (the
-    Jacobian's eigenvalues have |mu| <~ (1 + g)/tau).
+    Parameters
+    ----------
+    N, g, tau, dt, seed : int, float, float, float, int
+        Units, gain, time constant, RK4 step and the seed of the realisation.
+
+    Measured examples and details: docs/networks.md.
     """
-    N = positive_int("N", N, low=2)
-    g = finite("g", g, low=0.0, low_open=True)
-    tau = finite("tau", tau, low=0.0, low_open=True)
-    dt = finite("dt", dt, low=0.0, low_open=True)
-    seed = positive_int("seed", seed, low=0)
+    N = check_int("N", N, low=2)
+    g = check_number("g", g, low=0.0, low_open=True)
+    tau = check_number("tau", tau, low=0.0, low_open=True)
+    dt = check_number("dt", dt, low=0.0, low_open=True)
+    seed = check_int("seed", seed, low=0)
     gen = torch.Generator(device="cpu").manual_seed(seed)
     J = torch.randn(N, N, generator=gen, dtype=torch.float64) * (g / math.sqrt(N))
     J.fill_diagonal_(0.0)
@@ -696,37 +654,33 @@ def deep_random_net(N: int = 64, sigma_w: float = 2.0, sigma_b: float = 0.0) -> 
     """Deep random tanh network x_{t+1} = tanh(W_t x_t + b_t) with fresh weights every step.
 
     A random dynamical system: W_t ~ N(0, sigma_w^2/N) and b_t ~ N(0, sigma_b^2)
-    iid, drawn per trajectory and per step from the estimator's
-    TrajectoryRNG (W_t first, then b_t).  Exponents per step (per layer),
-    natural log.  Tangent map diag(1 - x_{t+1}^2) W_t.  Initial states
-    x ~ N(0, 1).
+    iid, drawn per trajectory and per step from the estimator's TrajectoryRNG
+    (W_t first, then b_t).  Exponents per step (per layer), natural log.
+    Tangent map diag(1 - x_{t+1}^2) W_t.  Initial states x ~ N(0, 1).
 
     References, by regime:
 
-    * sigma_b = 0, sigma_w < 1 (ordered): x -> 0 (|x_t| shrinks at least
-      like the linear product, whose top exponent is < ln sigma_w < 0), and at
-      0 the tangent map is the Gaussian matrix W_t with variance sigma_w^2/N,
-      so the whole spectrum is Newman's, exactly:
-      newman_spectrum(N, sigma_w/sqrt(N)) (Newman, Commun. Math. Phys. 103,
-      121 (1986)).  bias_nats: not 0 (the state is at 0 only asymptotically),
-      but the bound :func:`ordered_bias_bound` on the nonlinear correction from
-      a start x ~ N(0, 1) with no transient (after a transient it is smaller
-      still: ~0 once x^2 < 1e-16).
-    * the mean-field chaotic side (chi_1 > 1), sigma_b = 0, sigma_w in
-      {1.5, 2, 3}, N >= 16: lambda_max = 1/2 ln chi_1, chi_1 = sigma_w^2
-      E[sech^4(sqrt(q*) z)], q* = sigma_w^2 E[tanh^2(sqrt(q*) z)] (Poole et
-      al., NeurIPS 2016; Schoenholz et al., ICLR 2017), provenance
-      'mean-field'; uncertainty :func:`finite_n_uncertainty` from the
-      measured finite-N bias in ``_DEEP_FINITE_N`` (lambda(N) = lambda_MF + a/N
-      with a ~ -1.5 at sigma_w = 2, so 0.048 at N = 32, 0.0030 at N = 512;
-      no quenched disorder here: trajectories are independent, so their
-      spread is in the estimator's stderr).
-    * elsewhere (sigma_w = 1, sigma_b > 0, other sigma_w, smaller N): no
-      reference; ``meta['note']`` says why.
+    * sigma_b = 0, sigma_w < 1 (ordered): x -> 0, where the tangent map is the
+      Gaussian matrix W_t, so the whole spectrum is Newman's, exactly:
+      newman_spectrum(N, sigma_w/sqrt(N)) (Newman, Commun. Math. Phys. 103, 121
+      (1986)); bias_nats from :func:`ordered_bias_bound`.
+    * sigma_b = 0, sigma_w in {1.5, 2, 3}, N >= 16: the mean-field
+      lambda_max = 1/2 ln chi_1 (Poole et al., NeurIPS 2016; Schoenholz et al.,
+      ICLR 2017), provenance 'mean-field'; uncertainty
+      :func:`finite_n_uncertainty` from the measured finite-N bias
+      (``_DEEP_FINITE_N``; 0.048 at N = 32 for sigma_w = 2).
+    * elsewhere: no reference; ``meta['note']`` says why.
+
+    Parameters
+    ----------
+    N, sigma_w, sigma_b : int, float, float
+        Width, weight scale and bias scale.
+
+    Details and measurements: docs/networks.md.
     """
-    N = positive_int("N", N)
-    sigma_w = finite("sigma_w", sigma_w, low=0.0, low_open=True)
-    sigma_b = finite("sigma_b", sigma_b, low=0.0)
+    N = check_int("N", N, 1)
+    sigma_w = check_number("sigma_w", sigma_w, low=0.0, low_open=True)
+    sigma_b = check_number("sigma_b", sigma_b, low=0.0)
     mf = mean_field(sigma_w, sigma_b)
     ref, note = None, None
     validation = {"steps": 4_000, "transient": 300, "batch": 8}

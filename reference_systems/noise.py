@@ -31,6 +31,7 @@ from typing import Sequence
 
 import torch
 
+from suite.core.args import check_int
 from suite.core.devices import canonical_device
 
 _MASK64 = (1 << 64) - 1
@@ -90,10 +91,8 @@ class TrajectoryRNG:
     """
 
     def __init__(self, seed: int = 0, batch: int = 1, *, first: int = 0, device="cpu"):
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed must be an int, got {seed!r}")
-        if batch < 1:
-            raise ValueError(f"batch must be >= 1, got {batch}")
+        check_int("seed", seed)
+        check_int("batch", batch, 1)
         self.seed, self.first, self.batch = int(seed), int(first), int(batch)
         self.device = canonical_device(device)
         self.keys = torch.tensor(trajectory_keys(seed, first, batch), dtype=torch.int64,

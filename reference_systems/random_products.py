@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from scipy.special import digamma
 
-from reference_systems._checks import finite, positive_int
+from suite.core.args import check_int, check_number
 from reference_systems.reference import Reference
 from reference_systems.registry import register
 from reference_systems.system import Map
@@ -33,8 +33,8 @@ def gaussian_products(N: int = 8, sigma: float = 1.0) -> Map:
     every T (bias_nats = 0) with variance psi'((N - i + 1)/2) / (4 T).
     The state stays at the fixed point 0, where the tangent map is M_t.
     """
-    N = positive_int("N", N)
-    sigma = finite("sigma", sigma, low=0.0, low_open=True)
+    N = check_int("N", N, 1)
+    sigma = check_number("sigma", sigma, low=0.0, low_open=True)
     ref = Reference(newman_spectrum(N, sigma), np.zeros(N), "exact",
                     "Newman, Commun. Math. Phys. 103, 121 (1986)", bias_nats=0.0)
 

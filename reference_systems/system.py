@@ -16,15 +16,16 @@ Exponents are in natural log, per step for maps and per unit time for flows
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Optional
 
 import torch
 
+from reference_systems.capabilities import Capabilities
 from reference_systems.layout import BATCH_LAST_MAX_DIM, batch_last_matvec, is_batch_last, to_batch_last
 from reference_systems.noise import TrajectoryRNG
 from reference_systems.reference import Reference
 from reference_systems.rk4 import rk4_step, rk4_tangent_step
+from suite.core.args import check_bool, check_int, check_positive
 from suite.core.errors import InvalidArgumentError
 
 KINDS = ("map", "flow")
@@ -82,16 +83,10 @@ class System:
 
     Attributes: ``name``, ``kind`` ('map' | 'flow'), ``dim``, ``dt`` (1 for
     maps), ``params`` (dict), ``reference`` (:class:`Reference` or None),
-    ``meta`` (dict: ``source``, ``symplectic``, ``validation`` settings, ...),
-    ``is_random`` (noise drawn per step).
-
-    ``meta['batch_invariant'] = False`` declares that a trajectory's rounding
-    depends on the batch it runs in: the step multiplies the whole batch by one
-    shared weight matrix in a single matrix product, whose BLAS blocking
-    depends on the batch size (on x86 MKL, rows come out bit-equal only in
-    full blocks of 4).  Such a system gives the same statistics whatever the
-    batch, but not bit-identical trajectories when a batch is split; every
-    other system does (tests/test_reliability.py checks both).
+    ``capabilities`` (typed: symplectic, log_abs_det, validation, batch_invariant,
+    ...; :class:`~reference_systems.capabilities.Capabilities`), ``meta`` (the
+    keywords as given, ``source`` and anything else free-form), ``is_random``
+    (noise drawn per step).
     """
 
     kind: str = "map"
@@ -101,10 +96,8 @@ class System:
                  params: Optional[Dict[str, Any]] = None, is_random: bool = False, **meta):
         if not isinstance(name, str) or not name:
             raise InvalidArgumentError("name", name, "a non-empty string")
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
-            raise InvalidArgumentError("dim", dim, "an integer >= 1")
-        if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) or dt <= 0:
-            raise InvalidArgumentError("dt", dt, "a finite number > 0")
+        check_int("dim", dim, 1)
+        check_positive("dt", dt)
         if reference is not None and not isinstance(reference, Reference):
             raise InvalidArgumentError("reference", reference, "None or a reference_systems.Reference")
         if reference is not None and len(reference) > dim:
@@ -113,9 +106,26 @@ class System:
         self.reference = reference
         self.params = dict(params or {})
         self.is_random = bool(is_random)
+        Capabilities.from_meta(meta)  # a declared capability of the wrong type fails here, naming it
         self.meta = meta
         self._sample_initial = sample_initial
         self._domain = domain
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the system declares (symplectic, log_abs_det, validation, ...), typed: see
+        :class:`~reference_systems.capabilities.Capabilities`.  Read from ``meta``, where the
+        keywords given to the constructor (or :meth:`declare`) are kept."""
+        return Capabilities.from_meta(self.meta)
+
+    def declare(self, **capabilities) -> "System":
+        """Declare capabilities after construction (checked like the constructor's keywords)."""
+        unknown = set(capabilities) - set(Capabilities.names())
+        if unknown:
+            raise InvalidArgumentError("capability", sorted(unknown), f"one of {', '.join(Capabilities.names())}")
+        Capabilities.from_meta({**self.meta, **capabilities})
+        self.meta.update(capabilities)
+        return self
 
     # -- checks ---------------------------------------------------------------
     def _check_state(self, x: torch.Tensor, argument: str = "x") -> None:
@@ -177,8 +187,7 @@ class System:
         None), so trajectory b's state does not depend on the batch size.
         Without a system-specific sampler: 0.1 * N(0, 1) in every coordinate.
         """
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-            raise InvalidArgumentError("batch", batch, "an integer >= 1")
+        check_int("batch", batch, 1)
         if generator is None:
             generator = TrajectoryRNG(0, batch)
         if generator.batch != batch:
@@ -326,8 +335,7 @@ class Flow(System):
             raise InvalidArgumentError("rhs", rhs, "a callable (B, d) -> (B, d)")
         if jacobian is not None and not callable(jacobian):
             raise InvalidArgumentError("jacobian", jacobian, "None or a callable x -> (B, d, d)")
-        if not isinstance(batch_last, bool):
-            raise InvalidArgumentError("batch_last", batch_last, "True or False")
+        check_bool("batch_last", batch_last)
         super().__init__(name, dim, dt=dt, reference=reference, sample_initial=sample_initial,
                          domain=domain, params=params, **meta)
         self.rhs, self._jac = rhs, jacobian

@@ -125,7 +125,7 @@ def attach(spec: TaskSpec, system: System, directory: Optional[Path] = None) -> 
         system.reference = to_reference(record)
     else:
         system.reference = None
-        system.meta["note"] = (f"no computed reference ({st}); generate it with "
-                               f"`lyapbench tasks reference --tasks {spec.id}`")
+        system.declare(note=f"no computed reference ({st}); generate it with "
+                            f"`lyapbench tasks reference --tasks {spec.id}`")
     system.meta["reference_status"] = st
     return system, st

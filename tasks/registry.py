@@ -57,7 +57,7 @@ def build(task_id: str, *, with_reference: bool = True, **params):
     if params:
         system.params = dict(params)
         system.meta["reference_status"] = "overridden"
-        system.meta["note"] = f"parameters {params} override the task's: its computed reference does not apply"
+        system.declare(note=f"parameters {params} override the task's: its computed reference does not apply")
     elif with_reference:
         attach(spec, system)
     return system

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from reference_systems import Map, TrajectoryRNG
-from reference_systems._checks import finite, positive_int
+from suite.core.args import check_int, check_number
 from suite.core.errors import InvalidArgumentError, UnknownNameError
 from tasks.sequences import SequenceTask, sequence_task
 
@@ -221,14 +221,14 @@ def driven_rnn(spec) -> DrivenRNN:
     family = p["family"]
     if family not in FAMILIES:
         raise UnknownNameError("RNN family", family, FAMILIES)
-    hidden = positive_int("hidden", p["hidden"])
+    hidden = check_int("hidden", p["hidden"], 1)
     task = sequence_task(p["task"], **p.get("task_params", {}))
     meta: Dict[str, Any] = {"validation": dict(p.get("validation") or {"steps": 2_000, "transient": 500,
                                                                         "batch": 16}),
                             "reference_run": dict(p.get("reference_run") or {}),
                             "source": "tasks/rnn.py (Vogt et al. 2022; Engelken et al. 2020)"}
     if spec.checkpoint == "untrained":
-        gain = finite("gain", p["gain"], low=0.0, low_open=True)
+        gain = check_number("gain", p["gain"], low=0.0, low_open=True)
         weights = random_weights(family, task.input_dim, hidden, gain, spec.seed)
         meta.update(gain=gain, loss=None, score=None)
     else:

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from reference_systems import TrajectoryRNG
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError, UnknownNameError
 
 
@@ -95,12 +96,10 @@ def sequence_task(name: str, **params) -> SequenceTask:
         raise InvalidArgumentError(f"{name} parameter {key!r}", params[key], f"parameters {sorted(defaults[name])}")
     p = {**defaults[name], **params}
     if name in ("copy", "xor"):
-        if isinstance(p["delay"], bool) or not isinstance(p["delay"], int) or p["delay"] < 1:
-            raise InvalidArgumentError("delay", p["delay"], "an integer >= 1")
+        check_int("delay", p["delay"], 1)
         lag = p["delay"] + (1 if name == "xor" else 0)
         return SequenceTask(name, 1, 1, "binary", lag, tuple(sorted(p.items())))
-    if isinstance(p["window"], bool) or not isinstance(p["window"], int) or p["window"] < 1:
-        raise InvalidArgumentError("window", p["window"], "an integer >= 1")
+    check_int("window", p["window"], 1)
     if not 0 < p["p"] < 1:
         raise InvalidArgumentError("p", p["p"], "a probability in (0, 1)")
     return SequenceTask(name, 2, 1, "regression", p["window"] - 1, tuple(sorted(p.items())))

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*-v[0-9]+$")
@@ -73,8 +74,7 @@ class TaskSpec:
                 raise InvalidArgumentError(f"TaskSpec.{name}", getattr(self, name), "a non-empty string")
         if not callable(self.builder):
             raise InvalidArgumentError("TaskSpec.builder", self.builder, "a callable (TaskSpec) -> System")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidArgumentError("TaskSpec.seed", self.seed, "an integer >= 0")
+        check_int("TaskSpec.seed", self.seed, 0)
         object.__setattr__(self, "tags", tuple(self.tags))
         object.__setattr__(self, "schedule", dict(self.schedule))
         object.__setattr__(self, "params", dict(self.params))

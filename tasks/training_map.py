@@ -3,166 +3,34 @@
 After Danovski, Soriano & Lacasa, "Dynamical stability and chaos in
 artificial neural network trajectories along training", Front. Complex Syst.
 2, 1367957 (2024), arXiv:2404.05782: training is a discrete-time dynamical
-system whose state is the network's parameter vector, and its Lyapunov
-exponents (natural log, **per training step**) tell regular training
-(lambda_1 <= 0) from chaotic training (lambda_1 > 0) as the learning rate
-grows.
+system on the network's parameter vector, and its Lyapunov exponents
+(natural log, **per training step**) tell regular training (lambda_1 <= 0)
+from chaotic training (lambda_1 > 0) as the learning rate grows.
 
-Data
-----
-Fisher's Iris data (``tasks/data/iris.csv``, 150 samples, 4 features, 3
-classes), each feature standardised to zero mean and unit variance over the
-150 samples (population standard deviation): x_i in R^4, y_i in {0, 1, 2}.
+A 4-H-3 perceptron (H = ``hidden``, default 10; sigmoid hidden units,
+softmax output, cross-entropy in nats) on the 150 standardised Iris samples
+(``tasks/data/iris.csv``); theta is the flat parameter vector, d = 8H + 3
+(83 for H = 10), in the order W1, b1, W2, b2.  The map is full-batch
+gradient descent,
 
-Network and loss
-----------------
-A 4-H-3 perceptron (H = ``hidden``, default 10) with sigmoid hidden units and
-a softmax output,
+    theta_{t+1} = theta_t - eta grad L(theta_t),    DF = I - eta Hess L(theta_t),
 
-    a_i = sigma(W1 x_i + b1),    z_i = W2 a_i + b2,    sigma(u) = 1 / (1 + e^-u),
+plus (weight_decay / 2) |theta|^2 in L when ``weight_decay`` > 0; the
+tangent is applied by Hessian-vector products (forward-over-reverse
+torch.func, never the Hessian).  Mini-batch SGD (``sgd_batch = m``) draws m
+samples with replacement per step and trajectory from the TrajectoryRNG (a
+random map).  Initial parameters are drawn per trajectory like ``nn.Linear``.
 
-    l_i(theta) = -ln softmax(z_i)_{y_i} = ln sum_c e^{z_ic} - z_{i y_i}    (nats),
-
-    L(theta) = (1/n) sum_i l_i(theta)                  (full batch, n = 150),
-    L_w(theta) = sum_i w_i l_i(theta) / sum_i w_i      (per-sample weights w),
-
-plus (weight_decay / 2) |theta|^2 when ``weight_decay`` > 0 (default 0).
-
-The parameters form one flat vector theta in R^d, d = 4H + H + 3H + 3 = 8H + 3
-(83 for H = 10), in the order W1 (H x 4, row-major), b1 (H), W2 (3 x H,
-row-major), b2 (3).  Losses, gradients and Hessian-vector products act on a
-batch of parameter vectors (B, d) at once (one trajectory per row).
-
-The map
--------
-Full-batch gradient descent with learning rate eta (dimensionless: L is in
-nats and theta is dimensionless),
-
-    theta_{t+1} = F(theta_t) = theta_t - eta grad L(theta_t),
-
-with the tangent map DF(theta) = I - eta Hess L(theta), applied to a frame
-V (B, d, k) as V - eta (Hess L) V through Hessian-vector products
-(forward-over-reverse: torch.func.jvp of torch.func.grad, vmapped over the k
-columns and the B trajectories; the Hessian is never formed for the
-dynamics).  Lyapunov exponents are per training step, natural log.
-
-Mini-batch SGD (``sgd_batch = m``) makes the map random: at every step each
-trajectory draws m sample indices uniformly with replacement from its own
-:class:`~reference_systems.TrajectoryRNG` stream (one ``uniform(m)`` draw per
-step), w_i = (number of times i was drawn) / m, and
-
-    theta_{t+1} = theta_t - eta grad L_w(theta_t),    DF = I - eta Hess L_w(theta_t),
-
-with the same draw for the state and the tangent of that step.
-
-Initial parameters are drawn per trajectory like PyTorch's ``nn.Linear``
-default: every weight and bias of a layer ~ U(-1/sqrt(fan_in),
-1/sqrt(fan_in)), fan_in = 4 for the hidden layer and H for the output layer
-(one ``uniform(d)`` draw from the TrajectoryRNG, so trajectory b's
-initialisation does not depend on the batch size).
-
-A minimum theta* of L (where one exists) is a linearly stable fixed point of
-F iff the eigenvalues 1 - eta mu_i of I - eta Hess L(theta*) lie inside the
-unit circle (transversally to the neutral directions Z below), i.e.
-eta < 2 / S with S the sharpness, the largest Hessian eigenvalue
-(:meth:`GDTrainingMap.sharpness`).  The "edge of stability" is
-eta S(theta_t) ~ 2 along the trajectory (Cohen, Kaur, Li, Kolter &
-Talwalkar, "Gradient descent on neural networks typically occurs at the
-edge of stability", ICLR 2021).
-
-Exact structure of the spectrum
--------------------------------
-Softmax is invariant under adding the same number to every logit of a
-sample, so L (and every mini-batch loss L_w) is invariant under
-W2 -> W2 + 1 c^T, b2 -> b2 + c0 1 (c in R^H, c0 in R): an (H + 1)-dimensional
-linear subspace Z of directions with Hess L u = 0 at *every* theta.  Since
-the Hessian is symmetric it also maps Z^perp into Z^perp, so DF = I on Z and
-at least H + 1 exponents (11 for H = 10) are exactly 0, for every learning
-rate, full batch or mini-batch; with weight decay they are exactly
-ln|1 - eta weight_decay|.  In particular lambda_1 >= 0 for plain
-cross-entropy: a converging ("regular") training run has lambda_1 = 0, not
-a negative lambda_1 (finite-time estimates lie slightly above it while the
-loss still decreases through non-convex regions, and may lie below it by
-the O(1/T) alignment term of the Benettin sum).  The full spectrum at eta = 150
-(QR, k = 83) has one large positive exponent (0.24), a few small positive
-ones, ~75 within 1e-3 of 0 (the symmetry and the saturated sigmoid units)
-and two negative ones.
-
-Measured regimes (hidden = 10, weight_decay = 0)
-------------------------------------------------
-QR estimator, float64, batch 8, seed 0, transient 1000 training steps from
-the initial distribution, then T = 2000 steps; k = 12 (lambda_1 does not
-depend on k).  S: sharpness averaged over the 8 trajectories at every 100th
-step of the measured window (its distribution is skewed at large eta: mostly
-saturated units with S ~ 1e-4, spikes up to ~0.5); S(theta_0) ~ 1.37, i.e.
-2 / S ~ 1.5 at initialisation.  "chaotic": trajectories with lambda_1 > 0.01.
-Trajectories stayed finite everywhere (eta up to 1000; |theta| ~ 6.5 eta).
-
-    eta    lambda_1 +- stderr   S       2/S    eta*S  P(eta*S>2) chaotic acc
-    0.01   2.0e-4 +- 1.3e-5    1.19    1.68   0.01   0.00       0/8    0.909
-    0.1    2.1e-4 +- 3.1e-5    0.57    3.5    0.06   0.00       0/8    0.973
-    1      1.6e-4 +- 5.1e-5    0.37    5.4    0.37   0.00       0/8    0.987
-    2      2.0e-4 +- 5.8e-5    0.35    5.7    0.70   0.00       0/8    0.987
-    3      3.9e-4 +- 8.3e-5    0.33    6.2    0.97   0.00       0/8    0.988
-    5      5.9e-4 +- 1.9e-4    0.24    8.3    1.21   0.00       0/8    0.994
-    7      6.6e-4 +- 2.1e-4    0.18    11     1.24   0.00       0/8    1.000
-    10     2.3e-4 +- 5.0e-5    0.105   19     1.05   0.04       0/8    1.000
-    15     3.0e-4 +- 2.6e-4    0.092   22     1.39   0.17       0/8    0.998
-    20     4.9e-3 +- 2.8e-3    0.068   30     1.36   0.19       1/8    0.997
-    30     1.1e-2 +- 3.7e-3    0.048   42     1.44   0.16       4/8    0.994
-    50     9.8e-2 +- 6.1e-2    0.029   69     1.46   0.12       3/8    0.991
-    100    0.19   +- 0.05      0.025   79     2.54   0.28       6/8    0.936
-    150    0.29   +- 0.04      0.023   87     3.46   0.23       8/8    0.928
-    200    0.22   +- 0.04      0.0068  295    1.36   0.12       8/8    0.872
-    300    0.17   +- 0.04      0.0061  328    1.83   0.09       8/8    0.798
-    500    0.098  +- 0.022     0.0030  667    1.50   0.05       7/8    0.799
-    1000   0.040  +- 0.013     4.2e-4  4700   0.42   0.02       5/8    0.755
-
-* eta <~ 3, regular (marginal): eta S < 1 along the trajectory, the loss
-  decreases monotonically, lambda_1 -> 0+ (the structural zeros).  The
-  small positive finite-time values are the slow separation of a
-  non-convex gradient flow, not chaos: per unit of gradient-flow time
-  (eta t) they decay as training proceeds, 2e-2 at eta t ~ 10-30
-  (eta = 0.01) and 1e-4 at eta t ~ 1000-9000 (eta = 1: 1.2e-4 +- 3e-5 over
-  steps 1000-3000, 1.1e-4 +- 2e-5 over 1000-9000, two-trajectory
-  estimator); at eta = 10, once the loss has reached ~0, 6e-6 +- 9e-6.
-* 5 <~ eta <~ 15, edge of stability: the sharpness falls as eta grows so
-  that eta S hovers at 1-1.4 on average with excursions above 2 (the loss
-  rises on 1 % of the steps at eta = 10, 15 % at eta = 20), while lambda_1
-  stays ~0: the edge of stability by itself is not chaotic.
-* 20 <~ eta <~ 50, intermittent chaos: some trajectories chaotic, others
-  not, and chaotic transients (at eta = 50 the chaotic fraction falls from
-  1/2 over steps 1000-3000 to 1/8 over steps 6000-10000).
-* 100 <~ eta <~ 500, chaotic: lambda_1 ~ 0.1-0.4 per step in (nearly) every
-  trajectory, stationary over 1000-10000 steps at eta = 150-200; the
-  training still reaches 80-93 % accuracy.  The onset of chaos is thus at
-  eta ~ 15-35 times 2 / S(theta_0), deep inside the edge-of-stability
-  regime, not at eta S = 2.  At eta >~ 500 the sigmoid units saturate and
-  lambda_1 decreases again (0.04 at eta = 1000).
-
-Mini-batch SGD (sgd_batch = 16): lambda_1 = 2e-4 +- 6e-5 at eta = 1,
-3.6e-3 +- 1.2e-3 at eta = 10, 0.129 +- 0.018 at eta = 50 (8/8 chaotic,
-accuracy 0.77), 8.6e-3 +- 3.1e-3 at eta = 150 (saturated, |theta| ~ 1700).
-
-With weight_decay = 0.01 a negative lambda_1 appears: -1e-4 +- 1e-4 at
-eta = 0.3-3 (converging), -0.0567 +- 0.00002 at eta = 10 (eta S ~ 3: the
-minimum is unstable and every trajectory settles on a stable cycle, of
-period 26 for seed 0), +0.223 +- 0.003 at eta = 30 (chaotic, 8/8); the
-training itself fails there (accuracy 0.65 and 0.58).
-
-Cost (CPU, one thread, batch 8, float64): QR ~0.015-0.02 s per step at
-k <= 12 and ~0.1 s per step for the full spectrum (k = 83); the
-two-trajectory estimator ~1.2 ms per step.  :data:`REGIMES` lists suggested
-settings.
-
-No closed-form value of the exponents is known beyond the structural zeros:
-:func:`gd_training_map` carries no Reference; registered as a task
-(:func:`training_map_task`, tasks.catalogue) it gets a computed one for its
-stated horizon (tasks.references).
+Softmax's shift invariance makes at least H + 1 exponents exactly 0 at every
+theta (ln|1 - eta weight_decay| with weight decay), so lambda_1 >= 0 for
+plain cross-entropy.  No closed-form value is known beyond these zeros:
+:func:`gd_training_map` carries no Reference; as a task
+(:func:`training_map_task`) it gets a computed one for its horizon.  The
+equations, the measured regimes (eta = 0.01 ... 1000, SGD, weight decay)
+and costs: docs/tasks.md; suggested settings: :data:`REGIMES`.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Dict, Optional, Tuple
 
@@ -170,14 +38,14 @@ import numpy as np
 import torch
 
 from reference_systems import Map, TrajectoryRNG
-from suite.core.errors import InvalidArgumentError
+from suite.core.args import check_int, check_number, check_positive
 
 #: where the Iris data lives
 IRIS_CSV = Path(__file__).parent / "data" / "iris.csv"
 N_FEATURES, N_CLASSES = 4, 3
 
 
-#: Suggested settings per regime (measured; see the module docstring): the
+#: Suggested settings per regime (measured; see docs/tasks.md): the
 #: factory's arguments, the estimator horizons, and what was measured with
 #: the QR estimator (float64, seed 0) at those horizons.
 REGIMES: Dict[str, Dict] = {
@@ -417,22 +285,17 @@ def gd_training_map(lr: float, hidden: int = 10, sgd_batch: Optional[int] = None
     with ``sgd_batch = m``, over m samples drawn with replacement per step
     and per trajectory (a random map), plus weight_decay/2 |theta|^2 when
     ``weight_decay`` > 0 (default 0: plain cross-entropy).  Dimension
-    d = 8 * hidden + 3; exponents in natural log per training step.  See the
-    module docstring for the equations, the exact zero exponents and the
+    d = 8 * hidden + 3; exponents in natural log per training step.  See
+    docs/tasks.md for the equations, the exact zero exponents and the
     measured regimes, :data:`REGIMES` for suggested settings, and
     :class:`GDTrainingMap` for the diagnostics (loss, accuracy, sharpness).
     """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise InvalidArgumentError("lr", lr, "a finite number > 0")
-    if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1:
-        raise InvalidArgumentError("hidden", hidden, "an integer >= 1")
-    if sgd_batch is not None and (isinstance(sgd_batch, bool) or not isinstance(sgd_batch, int) or sgd_batch < 1):
-        raise InvalidArgumentError("sgd_batch", sgd_batch,
-                                   "None (full-batch gradient descent) or an integer >= 1 (the mini-batch "
-                                   "size; samples are drawn with replacement from the 150)")
-    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) \
-            or not math.isfinite(weight_decay) or weight_decay < 0:
-        raise InvalidArgumentError("weight_decay", weight_decay, "a finite number >= 0")
+    check_positive("lr", lr)
+    check_int("hidden", hidden, 1)
+    check_int("sgd_batch", sgd_batch, 1, allow_none=True,
+              allowed="None (full-batch gradient descent) or an integer >= 1 (the mini-batch size; samples are "
+                      "drawn with replacement from the 150)")
+    check_number("weight_decay", weight_decay, low=0.0)
     return GDTrainingMap(float(lr), hidden, sgd_batch, float(weight_decay),
                          params={"lr": float(lr), "hidden": hidden, "sgd_batch": sgd_batch,
                                  "weight_decay": float(weight_decay)},
@@ -457,9 +320,9 @@ def training_map_task(spec) -> GDTrainingMap:
                              weight_decay=p.get("weight_decay", 0.0))
     system.name, system.params = spec.id, {}
     horizon = dict(p["validation"])
-    system.meta.update(validation=horizon, fixed_horizon=True,
-                       reference_run={**horizon, "batch": p.get("reference_batch", 32)},
-                       note=f"finite-time exponents over steps {horizon['transient']}..{horizon['transient'] + horizon['steps']} "
-                            "of training from the initialisation distribution")
+    system.declare(validation=horizon, fixed_horizon=True,
+                   reference_run={**horizon, "batch": p.get("reference_batch", 32)},
+                   note=f"finite-time exponents over steps {horizon['transient']}..{horizon['transient'] + horizon['steps']} "
+                        "of training from the initialisation distribution")
     return system
 

@@ -4,61 +4,31 @@ Run from the repository root (configuration: ``asv.conf.json``)::
 
     asv run --python=same --set-commit-hash HEAD   # this venv; results saved for HEAD
     asv run --python=same --quick                  # one call each, nothing saved (smoke)
-    asv run HEAD^!                                 # build HEAD in its own virtualenv
     asv continuous main HEAD                       # exit 1 on a regression
-    asv publish && asv preview                     # the history as a web page
-
-(With ``--python=same`` asv saves results only when ``--set-commit-hash`` names the
-commit; they are filed under the environment ``existing-<path of the python>``.)
 
 Modules
 -------
-``bench_estimators``  ``time_estimate`` / ``peakmem_estimate`` (one ``estimate`` call)
-                      and ``track_seconds_per_step`` (seconds per step of a timed run),
-                      over system x estimator x batch x d.
-``bench_accuracy``    ``track_abs_error_lambda1`` (nats): |lambda_1 - reference| at fixed
-                      settings and seed 0 (deterministic), so the history shows accuracy
-                      regressions.
-``bench_race``        ``time_estimate`` and ``track_worst_error_plus_2se`` (nats) of the race's
-                      lyapbench configuration on Lorenz-63 (suite/race.py): the fastest
-                      configuration's time and its error, commit by commit.
+``bench_estimators``  ``time_estimate``, ``peakmem_estimate`` and ``track_seconds_per_step``
+                      over system x estimator x batch x d; ``FlowTangentStep``.
+``bench_accuracy``    ``track_abs_error_lambda1`` (nats, seed 0, deterministic).
+``bench_race``        the race's lyapbench configuration: its time and its error.
 
 asv counts lower as better for every ``time_*``, ``peakmem_*`` and ``track_*``
 benchmark, so only costs and errors are tracked (never rates or accuracies).
 
-Profiles (environment variable ``LYAPBENCH_ASV_PROFILE``)
---------------------------------------------------------
-``quick`` (default)  small sizes, each benchmark call well under a second on one CPU
-                     thread: random_rnn d in {16, 64}, batch in {1, 16}, 20 steps
-                     after a transient of 10; accuracy with 400 steps, batch 16.
-``full``             larger sizes for a GPU or a big CPU: random_rnn d in
-                     {64, 256, 1024}, batch in {1, 256, 4096} (a combination whose
-                     tangent frames, batch x d x d float64, exceed 4 GiB is skipped),
-                     50 steps after 20; accuracy with 20,000 steps, batch 64, and
-                     every estimator.
+Environment variables
+---------------------
+``LYAPBENCH_ASV_PROFILE``  ``quick`` (default: small sizes, one CPU thread, each call
+                           well under a second) or ``full`` (larger sizes, for a GPU
+                           or a big CPU).  The profile changes what a benchmark of the
+                           same name measures: record ``full`` under its own machine
+                           name, and restore ``results/asv/benchmarks.json`` after it.
+``LYAPBENCH_ASV_DEVICE``   ``cpu`` (default) or ``cuda``/``cuda:N``.
+``LYAPBENCH_ASV_THREADS``  torch CPU threads (default 1 in quick, torch's own in full;
+                           ``0`` = torch's default).
 
-The profile changes what a benchmark of the same name measures.  Keep the
-two histories apart: record the full profile under its own machine name
-(``asv machine --machine NAME-full --yes``, then
-``LYAPBENCH_ASV_PROFILE=full asv run --machine NAME-full ...``).  asv also
-rewrites ``results/asv/benchmarks.json`` (the parameter grid that ``asv publish``
-draws) on every run, so after a full-profile run restore it
-(``git checkout results/asv/benchmarks.json``) or re-run the quick profile
-before publishing or committing the quick history.
-
-Other environment variables
----------------------------
-``LYAPBENCH_ASV_DEVICE``   ``cpu`` (default) or ``cuda``/``cuda:N``: where estimators run.
-                           ``peakmem_*`` is always the process's peak resident set
-                           (host memory, including the interpreter and torch).
-``LYAPBENCH_ASV_THREADS``  torch CPU threads while a benchmark runs: default 1 in the
-                           quick profile (per-step overhead dominates small sizes, and
-                           one thread keeps timings steady on a shared machine), torch's
-                           own default in the full profile; ``0`` = torch's default.
-
-d is the state dimension: henon runs at d = 2 and lorenz63 at d = 3 only, random_rnn
-(the random tanh network, N = d) at the profile's sizes; other combinations, and
-those that do not apply, are skipped (``NotImplementedError`` in ``setup``, asv's way).
+Combinations that do not apply are skipped (``NotImplementedError`` in ``setup``).
+Profiles' sizes, the commands and where results live: docs/performance.md.
 """
 from __future__ import annotations
 

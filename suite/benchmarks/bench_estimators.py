@@ -3,31 +3,26 @@
 Benchmarks (class ``Estimate``; asv counts lower as better for all of them):
 
 ``time_estimate``           wall time of ``est.estimate(system, steps, transient=...,
-                            batch=B, seed=0)`` (asv's timer: a warm-up, then repeated
-                            samples; the first call's lazy initialisation is not timed, except
-                            with --quick, which times one call);
+                            batch=B, seed=0)`` (a warm-up, then repeated samples;
+                            with --quick one timed call);
 ``peakmem_estimate``        the process's peak resident set after one such call
                             (bytes; includes the interpreter and torch);
-``track_seconds_per_step``  seconds per step (unit "seconds") of a timed run sized to
-                            about ``tp_min_seconds`` per repeat, median of repeats: the
-                            protocol of ``suite.studies.throughput.measure`` without its GEMM
+``track_seconds_per_step``  seconds per step, median of repeats sized to about
+                            ``tp_min_seconds``: the protocol of
+                            ``suite.studies.throughput.measure`` without its GEMM
                             reference (see ``suite.benchmarks.seconds_per_step``).
 
 Parameters: system in henon (d = 2), lorenz63 (d = 3), random_rnn (d = N); estimator
 in qr, qr(reorth_every=10), jvp_qr, two_trajectory; batch B; d the state dimension.
 Sizes, steps and transient come from the profile (``LYAPBENCH_ASV_PROFILE``):
-
-* ``quick`` (default): d in {2, 3, 16, 64}, B in {1, 16}, 20 steps after 10, one
-  torch thread; every call well under a second on a CPU core;
-* ``full``: d in {2, 3, 64, 256, 1024}, B in {1, 256, 4096}, 50 steps after 20;
-  meant for a GPU (``LYAPBENCH_ASV_DEVICE=cuda``); a tangent estimator whose frames
-  (batch x d x d float64) exceed 4 GiB is skipped (d = 1024 at B = 4096).
-
-Combinations that do not exist (henon at d = 64) or do not apply are skipped by
-raising ``NotImplementedError`` in ``setup``.  See ``suite/benchmarks/__init__.py``.
+``quick`` (default) d in {2, 3, 16, 64}, B in {1, 16}, 20 steps after 10, one torch
+thread; ``full`` d in {2, 3, 64, 256, 1024}, B in {1, 256, 4096}, 50 steps after 20,
+frames over 4 GiB skipped.  Combinations that do not exist or do not apply are
+skipped (``NotImplementedError`` in ``setup``).
 
 Class ``FlowTangentStep``: ``time_tangent_step``, one Lorenz-63 RK4 tangent step in the
 batch-last layout and in the batch-first ``bmm`` layout, side by side, over the profile's B.
+See docs/performance.md.
 """
 from __future__ import annotations
 

@@ -1,10 +1,38 @@
-"""The result every estimator returns."""
+"""The result every estimator returns, and what it declares that scoring reads."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import numpy as np
+
+from suite.core.args import check_number
+
+@dataclass(frozen=True)
+class Declared:
+    """What a result declares in ``meta`` that scoring reads, typed and with its defaults.
+
+    Attributes
+    ----------
+    stderr_dof : degrees of freedom of ``stderr`` (default B - 1: a standard error across B trajectories).
+    method_bias : (k,) the estimator's stated systematic bound per exponent, nats (default 0).
+    integrates : 'flow' for an estimator that integrates a flow itself (a peer's adaptive
+        solver): it is held to the flow's divergence, not to the RK4 map's; anything else
+        ('map', the default; 'rk4_map') follows the system's step.
+    rtol : that solver's relative tolerance (None: not stated).
+    steps, transient : the run's steps after the transient, and the transient (None: not stated).
+    T : the run's duration (default: the last history time).
+    dtype : 'float64' or 'float32' (None: not stated).
+    """
+    stderr_dof: Any
+    method_bias: np.ndarray
+    integrates: str = "map"
+    rtol: Optional[float] = None
+    steps: Optional[int] = None
+    transient: Optional[int] = None
+    T: float = math.nan
+    dtype: Optional[str] = None
 
 
 @dataclass
@@ -56,6 +84,23 @@ class LyapunovResult:
     @property
     def k(self) -> int:
         return self.exponents.size
+
+    @property
+    def declared(self) -> Declared:
+        """The typed view of what ``meta`` declares for scoring (:class:`Declared`); a wrong type
+        raises an error naming the ``meta`` key."""
+        m = self.meta
+        dof = m.get("stderr_dof", self.per_trajectory.shape[0] - 1)
+        check_number("meta['stderr_dof']", dof, low=0.0, finite=False)  # kept as given (an int stays an int)
+        mb = np.broadcast_to(np.asarray(m.get("method_bias", 0.0), dtype=np.float64), self.exponents.shape).copy()
+        if not np.all(np.isfinite(mb)) or np.any(mb < 0):
+            raise ValueError(f"meta['method_bias'] must be finite and >= 0 per exponent, got {mb}")
+        T = m.get("T", self.times[-1] if self.times.size else math.nan)
+        return Declared(stderr_dof=dof, method_bias=mb,
+                        integrates=str(m.get("integrates", "map")),
+                        rtol=check_number("meta['rtol']", m.get("rtol"), low=0.0, allow_none=True),
+                        steps=m.get("steps"), transient=m.get("transient"), T=float(T),
+                        dtype=None if m.get("dtype") is None else str(m["dtype"]).replace("torch.", ""))
 
     def __repr__(self) -> str:
         pairs = ", ".join(f"{e:.5g}±{s:.2g}" for e, s in zip(self.exponents[:6], self.stderr[:6]))

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
+from suite.core.args import check_int
 from suite.core.devices import resolve_device, resolve_dtype, synchronize
-from suite.core.errors import DeviceError, InvalidArgumentError, NotApplicableError, TrajectoryError
+from suite.core.errors import InvalidArgumentError, NotApplicableError, TrajectoryError
 from suite.core.provenance import versions
 from suite.core.result import LyapunovResult
 from suite.estimators.numerics.control_variates import cross_fitted
@@ -43,31 +44,22 @@ class RunConfig:
         return TrajectoryRNG(self.seed, self.batch, first=self.first, device=self.device)
 
 
-def _int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InvalidArgumentError(name, value, f"an integer >= {low}")
-    return int(value)
-
-
 def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -> RunConfig:
     """Check the arguments of ``estimate`` and return them normalised."""
     if not isinstance(system, System):
         raise InvalidArgumentError("system", type(system).__name__,
                                    "a reference_systems.System (Map, Flow, or from rs.get / tasks.build)")
-    steps = _int("steps", steps, 1)
-    transient = _int("transient", transient, 0)
-    batch = _int("batch", batch, 1)
-    k = system.dim if k is None else k
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= system.dim:
-        raise InvalidArgumentError("k", k, f"None (all exponents) or an integer in 1..{system.dim} "
-                                   f"(the dimension of {system.name!r})")
+    steps = check_int("steps", steps, 1)
+    transient = check_int("transient", transient, 0)
+    batch = check_int("batch", batch, 1)
+    k = check_int("k", system.dim if k is None else k, 1, system.dim,
+                  allowed=f"None (all exponents) or an integer in 1..{system.dim} (the dimension of {system.name!r})")
     if isinstance(seed, tuple) and len(seed) == 2:
         seed, first = seed
     else:
         first = 0
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InvalidArgumentError("seed", seed, "an integer, or (seed, first_trajectory)")
-    first = _int("seed[1] (first trajectory)", first, 0)
+    seed = check_int("seed", seed, allowed="an integer, or (seed, first_trajectory)")
+    first = check_int("seed[1] (first trajectory)", first, 0)
     return RunConfig(steps, transient, batch, int(k), int(seed), first,
                      resolve_device(device), resolve_dtype(dtype))
 
@@ -119,58 +111,39 @@ class Estimator:
 
 def check_taper(taper) -> int:
     """The ``taper`` hyperparameter (steps at each end of a run, see :class:`GrowthAccumulator`)."""
-    if isinstance(taper, bool) or not isinstance(taper, (int, np.integer)) or taper < 0:
-        raise InvalidArgumentError("taper", taper, "an integer >= 0 (steps at each end of the run)")
-    return int(taper)
+    return check_int("taper", taper, 0, unit=" (steps at each end of the run)")
 
 
 class GrowthAccumulator:
     """Sums of log growth factors -> exponents, standard errors, history.
 
     Feed it ``add(log_growth, steps_done)`` after every renormalisation, with
-    ``log_growth`` (B, k) the ln of the growth of each direction since the
-    previous call and ``steps_done`` the steps after the transient so far.
-    The exponent of trajectory b is sum(log_growth) / (steps * dt).
+    ``log_growth`` (B, k) the ln of each direction's growth since the previous
+    call and ``steps_done`` the steps after the transient so far.  The exponent
+    of trajectory b is sum(log_growth) / (steps * dt): natural log, per step for
+    maps, per unit time for flows.
 
     Standard error: across trajectories (std / sqrt(B), B - 1 degrees of
     freedom) when B > 1; for B = 1 from ``n_blocks`` consecutive batch means
-    along the trajectory (std / sqrt(n_blocks), n_blocks - 1 degrees of
-    freedom), which assumes blocks much longer than the correlation time.
-    History is recorded at up to ``n_history`` renormalisations on a
-    logarithmic grid of steps; with B > 1, ``meta['history_stderr']`` (n, k)
-    holds the running estimate's standard error across trajectories at the
-    same times (convergence in T from one run, suite.scoring.convergence).
+    along the trajectory (n_blocks - 1 degrees of freedom; with a taper,
+    weighted batch means on Kish's effective number of blocks).  History at up
+    to ``n_history`` renormalisations on a log grid of steps; with B > 1
+    ``meta['history_stderr']`` holds the running estimate's standard error.
 
-    Taper.  With ``taper`` = tau > 0 (steps), the growth of an interval
-    whose midpoint lies u steps from the nearer end of the run gets the weight
-    w = sin^2(pi u / (2 tau)) if u < tau, else 1 (a Tukey window), and
+    Taper: with ``taper`` = tau > 0 steps, the growth of an interval whose
+    midpoint lies u steps from the nearer end gets the weight sin^2(pi u /
+    (2 tau)) if u < tau, else 1, and lambda = sum_n w_n ln R_n / (dt sum_n w_n
+    s_n), a weighted Birkhoff average (Das & Yorke, Nonlinearity 31, 491
+    (2018)) that turns the finite-time boundary term into an average which
+    mixing shrinks.  The history uses the rising taper only, so its last entry
+    is the estimate.
 
-        lambda = sum_n w_n ln R_n / (dt sum_n w_n s_n)      (s_n: steps of interval n),
-
-    a weighted Birkhoff average (Das & Yorke, Nonlinearity 31, 491 (2018)).
-    An unweighted time average carries a boundary term, g(x_T) - g(x_0)
-    divided by T, from where on the attractor the run starts and ends (for a
-    flow's zero exponent it is all there is: ln |f(x_T)| / |f(x_0)|); weights
-    that rise smoothly from 0 turn it into an average of g against w', which
-    mixing shrinks.  The price is a factor sum(w^2 s) sum(s) / (sum(w s))^2 on
-    the variance of the part that does average out (for steps of one,
-    T (T - 5 tau / 4) / (T - tau)^2, about 1 + 3 tau / (4 T) for tau << T).
-    The running history uses the weights up to each time (the rising taper,
-    not the falling one), so its last entry is the estimate.
-    Control variates.  With ``control_variates=True`` the caller also hands
-    over the state and frame at the start (``steps_done`` = 0) and at every
-    renormalisation through :meth:`observe`, and the boundary term is
-    regressed out of the per-trajectory estimates at the end
-    (:mod:`suite.estimators.numerics.control_variates`): the exponents, their standard
-    error and ``per_trajectory`` are the corrected values, and
-    ``meta['control_variates']`` keeps the uncorrected ones.  The running
-    history stays uncorrected.
-    For B = 1 the standard error comes from weighted batch means,
-    se^2 = n_eff / (n_eff - 1) sum_b W_b^2 (mu_b - lambda)^2 / (sum_b W_b)^2
-    with W_b the block's weight sum_n w_n s_n and n_eff = (sum W)^2 / sum W^2
-    (Kish's effective number of blocks), on n_eff - 1 degrees of freedom
-    (with i.i.d. increments and a taper of half the run it is some 5% low on
-    average, as a ratio estimator is; tests/test_qr_estimator.py).
+    Control variates: with ``control_variates=True`` the caller also hands over
+    the state and frame at the start and at every renormalisation
+    (:meth:`observe`), and the boundary term is regressed out of the
+    per-trajectory estimates (:mod:`suite.estimators.numerics.control_variates`);
+    ``meta['control_variates']`` keeps the uncorrected values, the history
+    stays uncorrected.  Formulas and measured variances: docs/estimators.md.
     """
 
     def __init__(self, batch: int, k: int, steps: int, interval: int, dt: float, device,
@@ -331,7 +304,7 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
     if bool(bad_state.any()):
         i = int(torch.nonzero(bad_state).flatten()[0])
         finite = bool(torch.isfinite(x[i]).all())
-        what = (f"left the domain {system.meta.get('domain_note', '')}".rstrip() if finite
+        what = (f"left the domain {system.capabilities.domain_note}".rstrip() if finite
                 else "diverged (non-finite state)")
         msg = (f"system {system.label!r}: trajectory {shown} {what} {where} "
                f"(state of trajectory {cfg.first + i}: {x[i].tolist()})")

@@ -1,55 +1,46 @@
 """What the delay-embedding (time-series) estimators share: hyperparameters, data, units.
 
 A time-series estimator sees only a scalar series observed from the system
-(:func:`suite.estimators.series.observe`): coordinate ``coordinate`` of the state every
-``sample_every`` steps after the transient.  Semantics of the ``estimate``
-arguments for these estimators:
+(:func:`suite.estimators.series.observe`): coordinate ``coordinate`` of the
+state every ``sample_every`` steps after the transient.  ``steps`` is the
+number of samples of each series, so T = steps * sample_every * dt
+(``meta['T']``); per-sample slopes are divided by Delta = sample_every * dt
+(exponents in natural log, per step for maps, per unit time for flows).
+``batch`` is the number of independent series (stderr across them, or from
+blocks of one series for batch = 1); ``device`` / ``dtype`` say where the
+series is generated, the analysis runs on the CPU in numpy float64.
 
-* ``steps``: the number of samples of each series (its length n), so a
-  series spans ``steps * sample_every`` steps, T = steps * sample_every * dt
-  (``meta['T']`` states it; exponents per step for maps, per unit time for
-  flows: per-sample slopes are divided by the sampling interval
-  Delta = sample_every * dt);
-* ``batch``: the number of independent series, each from its own initial
-  state; ``per_trajectory`` holds one estimate per series and the standard
-  error is taken across them (B - 1 degrees of freedom), or, for batch = 1,
-  from blocks along the single series (see the estimator);
-* ``device`` / ``dtype``: where the series is generated; the analysis runs on
-  CPU in numpy float64 (scipy's cKDTree finds the neighbours).
-
-Shared hyperparameters (validated in the constructor):
-
+Shared hyperparameters (validated in the constructor)
+------------------------------------------------------
 m : int >= 1, default 3
-    Embedding dimension (3 suits low-dimensional chaos such as Henon or
-    Lorenz-63; Takens' sufficient condition is m > 2 D_box).
+    Embedding dimension (Takens' sufficient condition: m > 2 D_box).
 lag : int >= 1 or None, default None
-    Delay between coordinates, in samples.  None: the first lag at which the
-    autocorrelation falls below 1 - 1/e (Rosenstein et al. 1993).
+    Delay in samples; None: the first lag at which the autocorrelation falls
+    below 1 - 1/e (Rosenstein et al. 1993).
 theiler : int >= 0 or None, default None
-    Theiler window in samples: a neighbour j of point i must have |i - j| >
-    theiler.  None: the mean period of the series, 1 / mean frequency of its
-    power spectrum (Rosenstein et al. 1993).
+    Theiler window in samples (neighbours need |i - j| > theiler); None: the
+    mean period of the series from its power spectrum.
 coordinate : int >= 0, default 0
     Which state coordinate is observed.
 sample_every : int >= 1, default 1
     Steps of the system between samples.
 
-The lag and Theiler window used (given or automatic) are recorded in
-``meta['embedding']``.
+The lag and Theiler window used are in ``meta['embedding']``.  See
+docs/estimators.md.
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 
 from reference_systems import System
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import Estimator, RunConfig, Seed
-from suite.estimators.numerics.embedding import check_int, check_series, default_lag, default_theiler, delay_embed
+from suite.estimators.numerics.embedding import check_series, default_lag, default_theiler, delay_embed
 from suite.estimators.series import check_coordinate, observe
 
 
@@ -61,10 +52,10 @@ class DelayEmbeddingEstimator(Estimator):
 
     def _init_embedding(self, m, lag, theiler, coordinate, sample_every) -> None:
         self.m = check_int("m", m, 1)
-        self.lag = check_int("lag", lag, 1, allow_none=True, what=" (samples)")
-        self.theiler = check_int("theiler", theiler, 0, allow_none=True, what=" (samples)")
+        self.lag = check_int("lag", lag, 1, allow_none=True, unit=" (samples)")
+        self.theiler = check_int("theiler", theiler, 0, allow_none=True, unit=" (samples)")
         self.coordinate = check_int("coordinate", coordinate, 0)
-        self.sample_every = check_int("sample_every", sample_every, 1, what=" (steps between samples)")
+        self.sample_every = check_int("sample_every", sample_every, 1, unit=" (steps between samples)")
 
     def not_applicable(self, system: System) -> Optional[str]:
         if not callable(getattr(system, "step", None)):
@@ -132,13 +123,3 @@ class DelayEmbeddingEstimator(Estimator):
     @staticmethod
     def _empty_history(k: int):
         return np.zeros((0, k)), np.zeros(0)
-
-
-def check_positive_float(name: str, value, allow_none: bool = False) -> Optional[float]:
-    """A finite float > 0 (or None where allowed), else InvalidArgumentError naming ``name``."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-            or not math.isfinite(float(value)) or value <= 0:
-        raise InvalidArgumentError(name, value, "a finite number > 0" + (" or None" if allow_none else ""))
-    return float(value)

@@ -7,11 +7,12 @@ import numpy as np
 import torch
 
 from reference_systems import System
+from suite.core.args import check_choice, check_int
 from suite.core.errors import InvalidArgumentError, SeriesError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import GrowthAccumulator, RunConfig
 from suite.estimators.delay import DelayEmbeddingEstimator
-from suite.estimators.numerics.embedding import check_int, neighbours
+from suite.estimators.numerics.embedding import neighbours
 from suite.estimators.numerics.linalg import qr_positive
 
 REORTH_EVERY = 4   # local maps multiplied between QR steps
@@ -54,74 +55,37 @@ def local_maps(Y: np.ndarray, chain: np.ndarray, idx: np.ndarray, s: int, order:
 
 
 class EckmannEstimator(DelayEmbeddingEstimator):
-    """A Lyapunov spectrum from local linear maps fitted to the data (a time-series method).
+    """A Lyapunov spectrum from local maps fitted to the data (a time-series method).
 
     Method (Eckmann, Kamphorst, Ruelle & Ciliberto, Phys. Rev. A 34, 4971
-    (1986); Sano & Sawada, Phys. Rev. Lett. 55, 1082 (1985)): embed the
-    series, Y_i = (x_i, x_{i+L}, ..., x_{i+(m-1)L}); along the chain of points
-    i_n = n s (s = ``evolve`` samples) fit at every i_n the m x m matrix T_n
-    that best maps the displacements of its ``n_neighbors`` nearest
-    neighbours (Euclidean norm, Theiler window excluded) s samples ahead,
+    (1986); Sano & Sawada, Phys. Rev. Lett. 55, 1082 (1985)): along the chain
+    of embedded points i_n = n s, fit the m x m matrix T_n that best maps the
+    displacements of the ``n_neighbors`` nearest neighbours s samples ahead,
+    Y_{j+s} - Y_{i_n+s} ~ T_n (Y_j - Y_{i_n}); with ``order=2`` the local model
+    also has the quadratic terms and T_n is its linear part (Brown, Bryant &
+    Abarbanel, Phys. Rev. A 43, 2787 (1991)), which removes the curvature bias
+    of the contracting directions.  The products of the T_n are
+    re-orthonormalised with the suite's QR, lambda_i = sum_n ln R_{n,ii} /
+    (N s Delta), Delta = sample_every * dt: natural log, per step for maps, per
+    unit time for flows.  Returns min(k, m) exponents; with m larger than the
+    attractor needs, the extra ones are spurious.  Standard error across series,
+    or from batch means over 20 blocks of the chain (batch = 1).
 
-        Y_{j+s} - Y_{i_n+s} ~ T_n (Y_j - Y_{i_n})      (least squares over j),
+    ``meta['method_bias']``: (max - min) / 2 of each exponent over half, the
+    given and twice ``n_neighbors``.
 
-    T_n being the data's estimate of the Jacobian of the s-sample map at Y_{i_n}.
-    With ``order=2`` (the default) the local model also has the m(m+1)/2
-    quadratic terms of the displacement and T_n is its linear part (Brown,
-    Bryant & Abarbanel, Phys. Rev. A 43, 2787 (1991)): a linear fit over a
-    neighbourhood of radius r absorbs the dynamics' curvature, O(r^2), into
-    T_n, which matters most for the directions in which the neighbourhood is
-    thin (the contracting ones: with ``order=1``, Eckmann et al.'s local linear
-    fit, Henon's lambda_2 comes out near -1.55 instead of -1.623, while the
-    quadratic model, exact for that map, recovers it).
-    The products T_{N-1} ... T_0 are re-orthonormalised at every step with the
-    suite's QR step (:func:`suite.estimators.numerics.linalg.qr_positive`), Q_{n+1} R_{n+1} =
-    T_n Q_n, and
-
-        lambda_i = sum_n ln R_{n,ii} / (N s Delta),   Delta = sample_every * dt,
-
-    per step for maps, per unit time for flows.  (The maps are multiplied in
-    blocks of 4 between QR steps, which gives the same sums since the QR of a
-    product telescopes; a block whose growth factors spread over more than 25
-    nats is redone with a QR step after every map.)  Returns min(k, m) exponents
-    (k = None: the system's dimension).  With s = L the map shifts the delay
-    coordinates exactly and only the last row of T_n carries information
-    (Eckmann et al.'s choice); for a map whose delay embedding of dimension m
-    is exact (Henon's x: x_{n+1} = 1 - a x_n^2 + b x_{n-1}, m = 2, L = 1) the
-    whole spectrum is recovered.  With m larger than the attractor needs, the
-    extra exponents are spurious (set by the fit's noise, not the dynamics).
-
-    Standard error: across series (batch > 1), or from batch means of the ln
-    R_ii sums over 20 blocks of the chain (batch = 1), as for the tangent
-    estimators (:class:`~suite.estimators.base.GrowthAccumulator`); ``history``
-    holds the running estimates along the chain.
-
-    Method bias (``meta['method_bias']``, per exponent): the fit's systematic
-    error comes from the neighbourhood: too wide and the local map averages
-    the curvature of the dynamics, too narrow and noise and near-degenerate
-    neighbourhoods bias it.  The estimate is repeated with half
-    (at least p + 1) and twice ``n_neighbors``, and for every exponent
-
-        method_bias_i = (max - min) / 2 of lambda_i over the three neighbourhoods.
-
-    Spurious exponents, which follow the fit's noise, get a wide bias.  A
-    chain point whose neighbourhood does not determine the local model (all
-    neighbours on one line, say) is refitted with the next larger of these
-    neighbourhoods (counted in ``meta['degenerate_fits_enlarged']``).
-
-    Hyperparameters
-    ---------------
+    Parameters
+    ----------
     m, lag, theiler, coordinate, sample_every
-        Embedding and observation (:mod:`suite.estimators.delay`; defaults
-        m = 3, lag and Theiler window automatic, coordinate 0, every step).
+        Embedding and observation (:mod:`suite.estimators.delay`).
     order : 1 or 2, default 2
         Local model: linear (Eckmann et al.) or quadratic (its linear part is T).
     n_neighbors : int or None, default None
-        Neighbours per local fit, at least p + 1 with p = m (order 1) or
-        m + m(m+1)/2 (order 2) coefficients per row; None: 3 p (2 p residual
-        degrees of freedom per row; 15 for m = 2, 27 for m = 3 at order 2).
+        Neighbours per fit, at least p + 1 (p coefficients per row); None: 3 p.
     evolve : int >= 1 or None, default None
-        Samples s between chain points (the local map's time step); None: the lag.
+        Samples s between chain points; None: the lag.
+
+    Measured behaviour (Henon, Lorenz-63): docs/estimators.md.
     """
 
     name = "eckmann"
@@ -130,14 +94,13 @@ class EckmannEstimator(DelayEmbeddingEstimator):
                  coordinate: int = 0, sample_every: int = 1, order: int = 2, n_neighbors: Optional[int] = None,
                  evolve: Optional[int] = None):
         self._init_embedding(m, lag, theiler, coordinate, sample_every)
-        if isinstance(order, bool) or order not in (1, 2):
-            raise InvalidArgumentError("order", order, "1 (local linear model) or 2 (local quadratic model)")
+        check_choice("order", order, (1, 2), "1 (local linear model) or 2 (local quadratic model)")
         self.order = int(order)
         p = n_terms(self.m, self.order)
         self.n_neighbors = check_int("n_neighbors", n_neighbors, p + 1, allow_none=True,
-                                     what=f" (p + 1 = {p + 1} at least: a local model of order {self.order} in "
+                                     unit=f" (p + 1 = {p + 1} at least: a local model of order {self.order} in "
                                           f"m={self.m} has p = {p} coefficients per row)")
-        self.evolve = check_int("evolve", evolve, 1, allow_none=True, what=" (samples)")
+        self.evolve = check_int("evolve", evolve, 1, allow_none=True, unit=" (samples)")
 
     def _local_maps(self, Y: np.ndarray, theiler: int, s: int, sizes):
         """({n_neighbors: maps (B, N, m, m)}, {n_neighbors: enlarged fits}) along the chain i_n = n s.

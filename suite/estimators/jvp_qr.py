@@ -42,7 +42,7 @@ class JVPQREstimator(QREstimator):
     def not_applicable(self, system: System):
         if not callable(getattr(system, "step", None)):
             return f"{self.name} needs the system's step map"
-        if system.meta.get("differentiable_step") is False:
+        if not system.capabilities.differentiable_step:
             return (f"{self.name} differentiates the step map, and {system.label!r} states that its step is not "
                     "differentiable (its tangent comes from an analytic Jacobian)")
         return None

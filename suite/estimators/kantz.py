@@ -6,12 +6,13 @@ from typing import Optional
 import numpy as np
 
 from reference_systems import System
+from suite.core.args import check_int, check_positive
 from suite.core.errors import SeriesError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
-from suite.estimators.delay import DelayEmbeddingEstimator, check_positive_float
+from suite.estimators.delay import DelayEmbeddingEstimator
 from suite.estimators.numerics import divergence
-from suite.estimators.numerics.embedding import check_int, neighbours
+from suite.estimators.numerics.embedding import neighbours
 
 
 def mean_abs_difference(v: np.ndarray) -> np.ndarray:
@@ -31,65 +32,34 @@ def mean_abs_difference(v: np.ndarray) -> np.ndarray:
 class KantzEstimator(DelayEmbeddingEstimator):
     """Largest exponent from the divergence of eps-neighbourhoods (a time-series method).
 
-    Method (Kantz, Phys. Lett. A 185, 77 (1994); Kantz & Schreiber,
-    "Nonlinear Time Series Analysis", 2nd ed., CUP 2004, sec. 5.3): embed the
-    series, Y_i = (x_i, x_{i+L}, ..., x_{i+(m-1)L}); for every reference point i
-    take its neighbourhood U_i (maximum norm; temporal neighbours |i - j| <=
-    w excluded) and average
+    Method (Kantz, Phys. Lett. A 185, 77 (1994); Kantz & Schreiber, "Nonlinear
+    Time Series Analysis", 2nd ed., CUP 2004, sec. 5.3): for every embedded
+    reference point i, average over its neighbourhood U_i (maximum norm, Theiler
+    window excluded) the distance after k samples of the newest delay
+    coordinates, S(k) = < ln( mean_{j in U_i} |x_{i+(m-1)L+k} - x_{j+(m-1)L+k}| ) >_i.
+    Between transient and saturation S(k) ~ S(0) + lambda_1 k Delta, so
+    lambda_1 = slope per sample / Delta, Delta = sample_every * dt: natural log,
+    per step for maps, per unit time for flows.  The linear region is chosen by
+    the rule of :mod:`suite.estimators.numerics.divergence`.  Returns one
+    exponent (k must be 1 or None); ``history`` is empty.
 
-        S(k) = < ln( (1/|U_i|) sum_{j in U_i} |x_{i+(m-1)L+k} - x_{j+(m-1)L+k}| ) >_i
+    ``meta['method_bias']``: the larger of the region term of the rule and
+    Kantz's consistency criterion |slope(n_neighbors) - slope(1 neighbour)|
+    (the slope grows with the neighbourhood).
 
-    (the distance after k samples of the newest coordinates of the delay
-    vectors; a neighbour contributes while it has k samples of future).
-    Between the initial transient and saturation S(k) ~ S(0) + lambda_1 k
-    Delta, so lambda_1 = (slope of S per sample) / Delta, Delta =
-    sample_every * dt (per step for maps, per unit time for flows).  Averaging
-    the distance inside the logarithm over the neighbourhood makes S less
-    noisy than a single-neighbour curve.
-
-    The linear region is chosen by the rule of :mod:`suite.estimators.numerics.divergence` (the
-    longest straight, rising segment of the batch-mean curve below 90 % of
-    its rise from S(0) to the saturation level < ln mean_j |x_i - x_j| >_i,
-    computed exactly over all pairs of the series); the chosen region is in
-    ``meta``.  Returns one exponent (k must be 1 or None); ``history`` is
-    empty.  Standard error across series (batch > 1) or from blocks of
-    reference points (batch = 1).
-
-    Method bias (``meta['method_bias']``): the larger of (a) the region term of
-    :mod:`suite.estimators.numerics.divergence` (how much the slope changes across the region and
-    with the straightness tolerance) and (b) Kantz's own consistency
-    criterion, that the slope must not depend on the neighbourhood:
-    |slope(n_neighbors) - slope(1 nearest neighbour)|, the single neighbour
-    being the smallest neighbourhood the data offer.  (b) matters: the
-    logarithm of a MEAN distance weights the fastest-separating neighbours, so
-    at a finite neighbourhood radius the slope exceeds lambda_1 (measured on
-    Henon, 8 x 5000 samples, m = 3: error -0.002 with 1 neighbour, +0.009
-    with 4, +0.018 with 10).  Both slopes are in ``meta`` (``slope_single_neighbour``,
-    ``method_bias_region``).
-
-    Hyperparameters
-    ---------------
+    Parameters
+    ----------
     m, lag, theiler, coordinate, sample_every
-        Embedding and observation (:mod:`suite.estimators.delay`; defaults
-        m = 3, lag and Theiler window automatic, coordinate 0, every step).
+        Embedding and observation (:mod:`suite.estimators.delay`).
     n_neighbors : int >= 1, default 2
-        With ``eps=None``: the neighbourhood is the n_neighbors nearest
-        points (a fixed-mass neighbourhood, the same statistics everywhere on
-        the attractor).  With ``eps``: at most this many of the nearest points
-        within the radius.  Small by default: noise-free data need little
-        averaging, and the bias of (b) above grows with the neighbourhood
-        (Lorenz-63 x, 4000 samples at Delta = 0.05, m = 5: slope 0.855 with 1
-        neighbour, 0.922 with 2, 1.000 with 4, 1.071 with 8; lambda_1 = 0.906).
+        The n nearest points (a fixed-mass neighbourhood), or with ``eps`` at
+        most n within the radius; small because the bias grows with it.
     eps : float > 0 or None, default None
-        Neighbourhood radius as a fraction of the series' standard deviation
-        (Kantz's fixed-radius neighbourhood; reference points with no
-        neighbour within it are skipped, their number is in meta).
-    horizon : int >= 2 or None, default None
-        Samples to follow; None: until the batch-mean curve reaches 90 % of
-        its rise to saturation (or half the series).
-    linearity : float in (0, 0.5], default 0.01
-        The largest deviation from a straight line allowed in the fitted
-        region, as a fraction of the curve's rise (:mod:`suite.estimators.numerics.divergence`).
+        Neighbourhood radius as a fraction of the series' standard deviation.
+    horizon, linearity
+        As for :class:`~suite.estimators.rosenstein.RosensteinEstimator`.
+
+    Measured biases (Henon, Lorenz-63): docs/estimators.md.
     """
 
     name = "kantz"
@@ -100,8 +70,8 @@ class KantzEstimator(DelayEmbeddingEstimator):
                  linearity: float = 0.01):
         self._init_embedding(m, lag, theiler, coordinate, sample_every)
         self.n_neighbors = check_int("n_neighbors", n_neighbors, 1)
-        self.eps = check_positive_float("eps", eps, allow_none=True)
-        self.horizon = check_int("horizon", horizon, 2, allow_none=True, what=" (samples)")
+        self.eps = check_positive("eps", eps, allow_none=True)
+        self.horizon = check_int("horizon", horizon, 2, allow_none=True, unit=" (samples)")
         self.linearity = divergence.check_linearity(linearity)
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:

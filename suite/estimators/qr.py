@@ -6,12 +6,13 @@ from typing import Any, Dict, Optional, Tuple, Union
 import torch
 
 from reference_systems import System
+from suite.core.args import check_bool, check_int
 from suite.core.errors import InvalidArgumentError
 from suite.estimators.base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
                                    trajectories_ok)
 from suite.estimators.numerics import capture as capture_
 from suite.estimators.numerics import reorth
-from suite.estimators.numerics.control_variates import boundary_features, check_batch, check_flag
+from suite.estimators.numerics.control_variates import boundary_features, check_batch
 from suite.estimators.numerics.linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
 
 #: renormalisations between two host synchronisations of a speculative run (QREstimator._phase)
@@ -24,101 +25,34 @@ class QREstimator(Estimator):
     Method (Benettin, Galgani, Giorgilli & Strelcyn, Meccanica 15, 9 (1980);
     Shimada & Nagashima, Prog. Theor. Phys. 61, 1605 (1979)): a random
     orthonormal frame Q_0 (B, d, k) is advanced with the tangent map,
-    V_{t+1} = DF(x_t) Q_t, and every ``reorth_every`` steps re-orthonormalised
-    by a QR factorisation with positive diagonal, Q R = V.  Then
+    V_{t+1} = DF(x_t) Q_t, and every ``reorth_every`` steps re-orthonormalised,
+    Q R = V with diag(R) > 0; lambda_i = sum of ln R_ii / (steps * dt), natural
+    log, per step for maps and per unit time for flows.  The transient aligns
+    the frame (its growth is discarded); the B trajectories run batched, with the
+    standard error across them (batch means for B = 1) and a running history.
 
-        lambda_i = (1 / (steps * dt)) * sum over renormalisations of ln R_ii
-
-    (natural log; per step for maps, per unit time for flows).  The transient
-    advances both the state and the frame (so the frame aligns with the
-    Lyapunov vectors) and its growth is discarded.  All B trajectories run
-    together as one batched computation; the mean, the standard error
-    (across trajectories, or batch means along one trajectory for B = 1) and
-    a running history on a log grid of T are returned.
-
-    On CUDA the run is checked a chunk of renormalisations at a time (see
-    :meth:`_phase`): the host waits on the device once per
-    ``SPECULATE_RENORMALISATIONS`` instead of twice per renormalisation, with
-    the same numbers and errors bit for bit.
-
-    Hyperparameters
-    ---------------
+    Parameters
+    ----------
     reorth_every : int >= 1 or 'auto'
-        Steps between re-orthonormalisations, m.  Keep m * dt * (lambda_1 -
-        lambda_k) well below ln(1/eps) (36 in float64, 16 in float32), or the
-        lower directions are lost to round-off: Henon (lambda_1 - lambda_2 =
-        2.04) with m = 10 in float32 collapses its frame, which is reported
-        as a TrajectoryError; a direction that is only partly lost is not
-        detected.  'auto': the largest m that keeps the frame's measured
-        log condition within half the dtype's digits and the QR method's
-        range, from a probe of the per-step log growth
-        (:mod:`suite.estimators.numerics.reorth`); the choice and what limited it are
-        in ``meta['reorth_auto']``.
+        Steps m between QR steps; keep m dt (lambda_1 - lambda_k) well below
+        ln(1/eps).  'auto': the largest m the frame's measured log condition
+        allows (:mod:`suite.estimators.numerics.reorth`, ``meta['reorth_auto']``).
     method : 'auto', 'householder', 'mgs', 'cholqr' or 'cholqr2'
-        QR factorisation (see :func:`suite.estimators.numerics.linalg.qr_positive`): Householder
-        reflections (LAPACK / cuSOLVER), modified Gram-Schmidt, or
-        CholeskyQR in one pass or two, with a Householder fallback for
-        ill-conditioned frames (one pass leaves Q orthonormal only to
-        eps cond(V)^2, which the exponents do not feel beyond a boundary
-        term: the R factors telescope); 'auto' (default) takes one-pass
-        CholeskyQR on CUDA and, on the CPU, modified Gram-Schmidt for
-        d <= 4 and Householder otherwise (:func:`suite.estimators.numerics.linalg.auto_method`).
+        QR factorisation (:func:`suite.estimators.numerics.linalg.qr_positive`).
     taper : int >= 0, at most steps / 2
-        Steps at each end of the run over which the weight of the log growth
-        rises from 0 to 1 as sin^2 (a weighted Birkhoff average, see
-        :class:`~suite.estimators.base.GrowthAccumulator`).  0 (default): the
-        plain time average.  A taper of a few correlation times removes the
-        boundary term of the finite-time estimate: on Lorenz-63 (T = 50,
-        4096 trajectories, taper 8 time units) the spread across trajectories
-        fell from var * T = 0.072 / 0.013 / 0.041 to 0.039 / 0.0025 / 0.029
-        for lambda_1 / lambda_2 / lambda_3, so the same standard error needs
-        some half the trajectories.  It also weights down the start, where a
-        frame that is not yet aligned biases the estimate; it does not replace
-        the transient (a state ensemble that is not yet stationary biases the
-        middle of the run too).
+        Steps at each end over which the growth's weight rises as sin^2
+        (:class:`~suite.estimators.base.GrowthAccumulator`); 0: plain average.
     align : int >= 0 or None
-        Steps at the end of the transient over which the frame is advanced
-        with the state; before them the state alone is (``system.step``, the
-        same trajectory bit for bit, without the tangent product).  None
-        (default): the whole transient.  The transient serves two purposes at
-        different rates: the state ensemble must become stationary (Lorenz-63
-        from its initial box: some 20 time units), the frame must align with
-        the Lyapunov vectors, which its i-th direction does like
-        exp(-(lambda_i - lambda_{i+1}) t) (Lorenz-63: 0.9 per unit time, so
-        5 time units leave 1%).  A state step costs a fraction of a tangent
-        step (Lorenz-63, batch-last: some 1/4), so ``align`` of a few
-        alignment times saves most of a long transient's cost.
+        Transient steps, at its end, that also advance the frame; None: all.
     control_variates : bool
-        Regress the boundary term out of the per-trajectory estimates
-        (:mod:`suite.estimators.numerics.control_variates`): functions of the state and
-        the frame at the run's ends (and over the taper) are zero-mean
-        control variates for a stationary run.  False (default): the plain
-        estimate.  Needs a batch of at least 20 trajectories per feature
-        (Lorenz-63, k = 3: p = 28 features, batch >= 560), and a corrected
-        trajectory's estimate depends on the rest of the batch (the fitted
-        coefficients), so the contract checks of ``lyapbench check`` that run
-        batches of 1 to 4 do not apply to it.  With a taper, on
-        Lorenz-63 at T = 25 the spread var * T fell to 0.022 / 0.00012 /
-        0.022 for lambda_1 / lambda_2 / lambda_3 against 0.069 / 0.0074 /
-        0.042 tapered alone: the same standard error from a third of the
-        trajectory time.
+        Regress the boundary term out (:mod:`suite.estimators.numerics.control_variates`;
+        the corrected estimates depend on the batch, so the batch checks of
+        ``suite.checks.check_estimator`` do not apply).
     capture : 'auto', 'none', 'trace' or 'graph'
-        How the tangent step (state and frame) runs
-        (:mod:`suite.estimators.numerics.capture`): as Python at every step ('none'),
-        or its aten operations recorded at the first step (fake tensors, so a
-        branch on a value fails the recording instead of being baked in) and
-        replayed ('trace'), or, on CUDA only, that recording captured as a
-        CUDA graph ('graph', opt-in: not yet measured on a GPU).  'auto'
-        (default): in a run that would take at least
-        ``capture.AUTO_MIN_RUN_SECONDS`` (5 s) eagerly, replays where the
-        recording's replay timed faster than the eager step: a tangent made
-        by torch.func (``jvp_qr``; a system without an analytic Jacobian,
-        like the GRU and LSTM tasks), not a hand-written one.  A step that
-        cannot be replayed faithfully (untraceable, or a replay that differs
-        from the eager step on the first state) runs eagerly.  The numbers
-        do not depend on it: a replay runs the eager step's operations on
-        the same inputs, and the run's random streams are inputs of the
-        recording.  ``meta['capture']`` says which mode ran and why.
+        Record the tangent step once and replay it (same numbers;
+        :mod:`suite.estimators.numerics.capture`).
+
+    Measured effects of each hyperparameter: docs/estimators.md.
     """
 
     name = "qr"
@@ -128,20 +62,18 @@ class QREstimator(Estimator):
 
     def __init__(self, reorth_every: Union[int, str] = 1, method: str = "auto", taper: int = 0,
                  align: Optional[int] = None, control_variates: bool = False, capture: str = "auto"):
-        if reorth_every != "auto" and (isinstance(reorth_every, bool) or not isinstance(reorth_every, int)
-                                       or reorth_every < 1):
-            raise InvalidArgumentError("reorth_every", reorth_every, "an integer >= 1, or 'auto' (chosen from "
-                                       "the spectrum's spread, suite.estimators.numerics.reorth)")
+        if reorth_every != "auto":
+            check_int("reorth_every", reorth_every, 1, allowed="an integer >= 1, or 'auto' (chosen from the "
+                      "spectrum's spread, suite.estimators.numerics.reorth)")
         if method not in QR_METHODS:
             raise InvalidArgumentError("method", method, f"one of {QR_METHODS}")
-        if align is not None and (isinstance(align, bool) or not isinstance(align, int) or align < 0):
-            raise InvalidArgumentError("align", align, "None (the whole transient) or an integer >= 0 (steps at "
-                                       "the end of the transient over which the frame is advanced)")
+        check_int("align", align, 0, allow_none=True, allowed="None (the whole transient) or an integer >= 0 "
+                  "(steps at the end of the transient over which the frame is advanced)")
         self.reorth_every = reorth_every
         self.method = method
         self.taper = check_taper(taper)
         self.align = align
-        self.control_variates = check_flag(control_variates)
+        self.control_variates = check_bool("control_variates", control_variates)
         if capture not in capture_.CAPTURE_MODES:
             raise InvalidArgumentError("capture", capture, f"one of {capture_.CAPTURE_MODES} "
                                        "(suite.estimators.numerics.capture)")

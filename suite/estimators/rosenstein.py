@@ -7,10 +7,11 @@ import numpy as np
 
 from reference_systems import System
 from suite.core.result import LyapunovResult
+from suite.core.args import check_int
 from suite.estimators.base import RunConfig
 from suite.estimators.delay import DelayEmbeddingEstimator
 from suite.estimators.numerics import divergence
-from suite.estimators.numerics.embedding import check_int, neighbours
+from suite.estimators.numerics.embedding import neighbours
 
 N_SHIFTS = 8  # temporally unrelated pairs (i, i + s mod M) for the saturation level
 
@@ -28,42 +29,31 @@ def saturation_level(Y: np.ndarray) -> float:
 class RosensteinEstimator(DelayEmbeddingEstimator):
     """Largest exponent from the mean log divergence of nearest neighbours (a time-series method).
 
-    Method (Rosenstein, Collins & De Luca, Physica D 65, 117 (1993)): embed
-    the series, Y_i = (x_i, x_{i+L}, ..., x_{i+(m-1)L}); pair every delay
-    vector Y_i with its nearest neighbour Y_j (Euclidean norm) outside the
-    Theiler window, |i - j| > w; follow both for k samples and average
+    Method (Rosenstein, Collins & De Luca, Physica D 65, 117 (1993)): pair every
+    delay vector Y_i with its nearest neighbour Y_j (Euclidean norm) outside the
+    Theiler window, follow both for k samples and average
+    y(k) = < ln |Y_{i+k} - Y_{j+k}| >_i, so that y(k) ~ y(0) + lambda_1 k Delta
+    between the initial transient and saturation: lambda_1 = slope per sample /
+    Delta, Delta = sample_every * dt (natural log; per step for maps, per unit
+    time for flows).
 
-        y(k) = < ln |Y_{i+k} - Y_{j+k}| >_i      (pairs with k samples of future)
+    The linear region is chosen by the rule of
+    :mod:`suite.estimators.numerics.divergence` (the longest straight, rising
+    segment of the batch-mean curve below 90 % of its rise to saturation), and
+    ``meta['method_bias']`` bounds the fit's systematic error from the curve
+    itself.  Returns one exponent (k must be 1 or None); ``history`` is empty.
+    Standard error across series (batch > 1) or from blocks of reference points.
 
-    so that y(k) ~ y(0) + lambda_1 k Delta between the initial transient and
-    saturation, and lambda_1 = (slope of y per sample) / Delta, Delta =
-    sample_every * dt (per step for maps, per unit time for flows).
-
-    The linear region is chosen by the rule of :mod:`suite.estimators.numerics.divergence`: the
-    longest straight (deviation from its least-squares line <= ``linearity``
-    x the rise), rising segment of the batch-mean curve below 90 % of its rise
-    from y(0) to the saturation level (mean ln distance of temporally
-    unrelated delay vectors).  ``meta['method_bias']`` bounds the fit's
-    systematic error from the curve itself: the larger of the difference
-    between the slopes of the region's two halves (a curve still bending
-    inside the region) and the change of the slope when the straightness
-    tolerance is halved or doubled.  The region (samples and time), the
-    curve's levels and the alternatives are in ``meta``.
-    Returns one exponent (k must be 1 or None); ``history`` is empty.
-    Standard error across series (batch > 1) or from blocks of reference
-    points (batch = 1; :mod:`suite.estimators.numerics.divergence`).
-
-    Hyperparameters
-    ---------------
+    Parameters
+    ----------
     m, lag, theiler, coordinate, sample_every
-        Embedding and observation (:mod:`suite.estimators.delay`; defaults
-        m = 3, lag and Theiler window automatic, coordinate 0, every step).
+        Embedding and observation (:mod:`suite.estimators.delay`).
     horizon : int >= 2 or None, default None
-        Samples to follow each pair.  None: until the batch-mean curve reaches
-        90 % of its rise to saturation (or half the series).
+        Samples to follow each pair; None: until 90 % of the rise to saturation.
     linearity : float in (0, 0.5], default 0.01
-        The largest deviation from a straight line allowed in the fitted
-        region, as a fraction of the curve's rise (:mod:`suite.estimators.numerics.divergence`).
+        Largest deviation from a line in the fitted region, as a fraction of the rise.
+
+    See docs/estimators.md.
     """
 
     name = "rosenstein"
@@ -72,7 +62,7 @@ class RosensteinEstimator(DelayEmbeddingEstimator):
                  coordinate: int = 0, sample_every: int = 1, horizon: Optional[int] = None,
                  linearity: float = 0.01):
         self._init_embedding(m, lag, theiler, coordinate, sample_every)
-        self.horizon = check_int("horizon", horizon, 2, allow_none=True, what=" (samples)")
+        self.horizon = check_int("horizon", horizon, 2, allow_none=True, unit=" (samples)")
         self.linearity = divergence.check_linearity(linearity)
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:

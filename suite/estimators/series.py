@@ -16,16 +16,13 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from suite.core.errors import InvalidArgumentError
+from suite.core.args import check_int
 from suite.estimators.base import check_finite
 
 
 def check_coordinate(system: System, coordinate) -> int:
-    if isinstance(coordinate, bool) or not isinstance(coordinate, (int, np.integer)) \
-            or not 0 <= coordinate < system.dim:
-        raise InvalidArgumentError("coordinate", coordinate,
-                                   f"an integer in 0..{system.dim - 1} (a coordinate of {system.name!r})")
-    return int(coordinate)
+    return check_int("coordinate", coordinate, 0, system.dim - 1,
+                     allowed=f"an integer in 0..{system.dim - 1} (a coordinate of {system.name!r})")
 
 
 @torch.no_grad()
@@ -58,8 +55,7 @@ def observe(system: System, cfg, n: int, *, coordinate: int = 0, every: int = 1)
     """
 
     coordinate = check_coordinate(system, coordinate)
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise InvalidArgumentError("every", every, "an integer >= 1 (steps between samples)")
+    every = check_int("every", every, 1, unit=" (steps between samples)")
     rng = cfg.rng()
     x = run_transient(system, system.sample_initial(cfg.batch, rng).to(cfg.device, cfg.dtype), rng, cfg)
     last = cfg.transient

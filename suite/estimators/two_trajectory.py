@@ -7,9 +7,10 @@ from typing import Optional
 import torch
 
 from reference_systems import System, TrajectoryRNG
+from suite.core.args import check_bool, check_int, check_positive
 from suite.core.errors import InvalidArgumentError
 from suite.estimators.base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
-from suite.estimators.numerics.control_variates import boundary_features, check_batch, check_flag
+from suite.estimators.numerics.control_variates import boundary_features, check_batch
 
 
 class TwoTrajectoryEstimator(Estimator):
@@ -17,34 +18,29 @@ class TwoTrajectoryEstimator(Estimator):
 
     Method (Benettin, Galgani & Strelcyn, Phys. Rev. A 14, 2338 (1976)): a
     neighbour y_0 = x_0 + d0 u (u a random unit vector) is advanced with the
-    system's own ``step`` beside x; every ``renorm_every`` steps the
-    separation d = |y - x| is measured and reset to d0 along the same
-    direction, and
+    system's own ``step`` beside x; every ``renorm_every`` steps the separation
+    d = |y - x| is measured and reset to d0 along the same direction, and
+    lambda_1 = sum ln(d / d0) / (steps * dt): natural log, per step for maps,
+    per unit time for flows.  No Jacobian is used (black-box systems); a random
+    system's two copies see the same noise; a neighbour that would leave the
+    system's domain is placed on the other side of the reference state.  The
+    finite separation biases by O(d0) and adds round-off O(eps / d0); the
+    default d0 = sqrt(eps) (1 + |x_0|) balances the two.
 
-        lambda_1 = (1 / (steps * dt)) * sum ln(d / d0).
-
-    No Jacobian is used: the method applies to black-box systems (training
-    maps, simulators).  A random system's two copies see the same noise
-    (their rows share one per-trajectory stream).  Where the renormalised
-    neighbour would fall outside the system's domain it is placed on the
-    other side of the reference state.  The finite separation
-    biases the estimate by O(d0) (nonlinearity) and adds round-off O(eps / d0);
-    the default d0 = sqrt(eps) * (1 + |x_0|) balances the two.
-
-    Hyperparameters
-    ---------------
+    Parameters
+    ----------
     d0 : float or None
         Initial and reset separation; None for the default above.
     renorm_every : int >= 1
         Steps between renormalisations (keep d well inside the linear regime).
     taper : int >= 0, at most steps / 2
-        Steps at each end of the run over which the weight of ln(d / d0)
-        rises from 0 to 1 (see :class:`~suite.estimators.qr.QREstimator`).
+        Steps at each end over which the weight of ln(d / d0) rises from 0 to 1
+        (as for :class:`~suite.estimators.qr.QREstimator`).
     control_variates : bool
-        Regress the boundary term out of each trajectory's estimate, as for
-        :class:`~suite.estimators.qr.QREstimator`, with the separation's
-        direction as the frame (k = 1: Lorenz-63 has 16 features and needs a
-        batch of 320).
+        Regress the boundary term out, as for ``qr``, with the separation's
+        direction as the frame (Lorenz-63: 16 features, batch >= 320).
+
+    Measured variance reduction: docs/estimators.md.
     """
 
     name = "two_trajectory"
@@ -52,14 +48,12 @@ class TwoTrajectoryEstimator(Estimator):
 
     def __init__(self, d0: Optional[float] = None, renorm_every: int = 1, taper: int = 0,
                  control_variates: bool = False):
-        if d0 is not None and not (isinstance(d0, (int, float)) and math.isfinite(d0) and d0 > 0):
-            raise InvalidArgumentError("d0", d0, "None or a finite number > 0")
-        if isinstance(renorm_every, bool) or not isinstance(renorm_every, int) or renorm_every < 1:
-            raise InvalidArgumentError("renorm_every", renorm_every, "an integer >= 1")
+        check_positive("d0", d0, allow_none=True, allowed="None or a finite number > 0")
+        check_int("renorm_every", renorm_every, 1)
         self.d0 = d0
         self.renorm_every = renorm_every
         self.taper = check_taper(taper)
-        self.control_variates = check_flag(control_variates)
+        self.control_variates = check_bool("control_variates", control_variates)
 
     def not_applicable(self, system: System) -> Optional[str]:
         if not callable(getattr(system, "step", None)):

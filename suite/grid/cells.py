@@ -50,11 +50,12 @@ def validation_settings(system: System, quick: bool = False) -> Dict[str, int]:
         s = {"steps": math.ceil(200 / system.dt), "transient": math.ceil(20 / system.dt), "batch": 16}
     else:
         s = {"steps": 5_000, "transient": 500, "batch": 64}
-    s.update(system.meta.get("validation") or {})
+    caps = system.capabilities
+    s.update(caps.validation or {})
     # a system's own k (the leading exponents its reference covers) is a default: an estimator that
     # gives the largest exponent only runs with k = None instead of refusing (see run_cell)
-    s["k_is_default"] = "k" in (system.meta.get("validation") or {})
-    if quick and not system.meta.get("fixed_horizon"):
+    s["k_is_default"] = "k" in (caps.validation or {})
+    if quick and not caps.fixed_horizon:
         s["steps"] = max(200, s["steps"] // 10)
         s["transient"] = s["transient"] // 10
     return s

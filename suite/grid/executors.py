@@ -32,6 +32,7 @@ import time
 import uuid
 from typing import Iterator, List, Optional, Sequence, Tuple
 
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError, NotInstalledError
 from suite.grid.cells import run_cell
 from suite.scoring.rows import failure
@@ -97,10 +98,8 @@ class DaskExecutor:
         if (workers is None) == (scheduler is None):
             raise InvalidArgumentError("--workers / --scheduler", (workers, scheduler),
                                        "exactly one: a number of local workers, or a scheduler address")
-        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-            raise InvalidArgumentError("--workers", workers, "an integer >= 1")
-        if isinstance(threads_per_worker, bool) or not isinstance(threads_per_worker, int) or threads_per_worker < 1:
-            raise InvalidArgumentError("threads per worker", threads_per_worker, "an integer >= 1")
+        check_int("--workers", workers, 1, allowed="an integer >= 1", allow_none=True)
+        check_int("threads per worker", threads_per_worker, 1)
         self.threads = threads_per_worker
         self.cluster = None
         if scheduler is not None:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError, LyapbenchError, NotInstalledError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import Estimator, GrowthAccumulator, RunConfig
@@ -102,20 +103,6 @@ def collect_warnings(into: List[str]):
         text = f"{w.category.__name__}: {w.message}"
         if text not in into:
             into.append(text)
-
-
-def _int_param(name: str, value, low: int, allow_none: bool = False) -> Optional[int]:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise InvalidArgumentError(name, value, f"an integer >= {low}" + (" or None" if allow_none else ""))
-    return int(value)
-
-
-def _positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise InvalidArgumentError(name, value, "a finite number > 0")
-    return float(value)
 
 
 class PeerEstimator(Estimator):
@@ -324,9 +311,9 @@ class SeriesPeer(PeerEstimator):
 
     def _series_params(self, coordinate, every, max_samples, n_split):
         self.coordinate = coordinate
-        self.every = _int_param("every", every, 1, allow_none=True)
-        self.max_samples = _int_param("max_samples", max_samples, 16)
-        self.n_split = _int_param("n_split", n_split, 2)
+        self.every = check_int("every", every, 1, allow_none=True)
+        self.max_samples = check_int("max_samples", max_samples, 16)
+        self.n_split = check_int("n_split", n_split, 2)
 
     def fit(self, peer, x: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """Exponents per sample, largest first, and their stated fit spread (or None)."""

@@ -7,10 +7,11 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
+from suite.core.args import check_number, check_positive
 from suite.core.errors import InvalidArgumentError, NotApplicableError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
-from suite.peers.base import (PeerEstimator, _positive, check_finite_estimates, collect_warnings, estimates_result,
+from suite.peers.base import (PeerEstimator, check_finite_estimates, collect_warnings, estimates_result,
                               import_peer)
 
 #: lyapbench flow -> (dysts.flows class, {lyapbench parameter: dysts parameter}).  The dysts model is
@@ -64,11 +65,9 @@ class DystsLyapunov(PeerEstimator):
         if not isinstance(method, str):
             raise InvalidArgumentError("method", method, "a scipy.integrate.solve_ivp method name")
         self.method = method
-        self.rtol, self.atol = _positive("rtol", rtol), _positive("atol", atol)
-        self.sample_dt = None if sample_dt is None else _positive("sample_dt", sample_dt)
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0:
-            raise InvalidArgumentError("tol", tol, "a number >= 0 (0 disables dysts's early stop)")
-        self.tol = float(tol)
+        self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
+        self.sample_dt = None if sample_dt is None else check_positive("sample_dt", sample_dt)
+        self.tol = check_number("tol", tol, low=0.0, allowed="a number >= 0 (0 disables dysts's early stop)")
 
     # -- the twin ----------------------------------------------------------
     @staticmethod

@@ -8,10 +8,11 @@ from typing import List, Optional
 import numpy as np
 
 from reference_systems import System
+from suite.core.args import check_int, check_positive
 from suite.core.errors import InvalidArgumentError, TrajectoryError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
-from suite.peers.base import PeerEstimator, _int_param, _positive, collect_warnings, growth_result, renorm_ends
+from suite.peers.base import PeerEstimator, collect_warnings, growth_result, renorm_ends
 
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()   # compiled jitcode_lyap objects, per equations and settings
 _CACHE_SIZE = 8
@@ -53,14 +54,14 @@ class JitcodeLyap(PeerEstimator):
         if integrator not in _EXPLICIT:
             raise InvalidArgumentError("integrator", integrator, ", ".join(map(repr, _EXPLICIT)))
         self.integrator = integrator
-        self.rtol, self.atol = _positive("rtol", rtol), _positive("atol", atol)
-        self.renorm_every = _int_param("renorm_every", renorm_every, 1)
+        self.rtol, self.atol = check_positive("rtol", rtol), check_positive("atol", atol)
+        self.renorm_every = check_int("renorm_every", renorm_every, 1)
 
     def not_applicable(self, system: System) -> Optional[str]:
         if system.kind != "flow":
             return (f"{self.name} integrates an ordinary differential equation; {system.name!r} is a "
                     f"{system.kind}, not a flow")
-        if not callable(system.meta.get("symbolic_rhs")):
+        if system.capabilities.symbolic_rhs is None:
             return (f"{self.name} needs the flow's right-hand side as symbolic expressions "
                     f"(meta['symbolic_rhs']), which {system.name!r} does not provide")
         if system.is_random:
@@ -68,7 +69,7 @@ class JitcodeLyap(PeerEstimator):
         return None
 
     def _compiled(self, jitcode, system: System, k: int):
-        f_sym = system.meta["symbolic_rhs"]([jitcode.y(i) for i in range(system.dim)])
+        f_sym = system.capabilities.symbolic_rhs([jitcode.y(i) for i in range(system.dim)])
         key = (tuple(str(e) for e in f_sym), k, self.integrator, self.rtol, self.atol)
         if key in _CACHE:
             _CACHE.move_to_end(key)

@@ -19,36 +19,28 @@ class LyapynovLCE(PeerEstimator):
 
     Each trajectory (our ``sample_initial``, our transient) is wrapped as a
     lyapynov system of numpy functions around the torch system, and
-    ``lyapynov.LCE(system, p=k, n_forward=0, n_compute=steps, keep=True)``
-    runs it: the tangent frame starts at the first k columns of the
-    identity, is advanced one step, QR-decomposed, and ln|R_jj| summed;
-    lyapynov divides the sums by ``n_compute * dt``, so with our ``dt``
-    passed in the exponents are per unit time for flows and per step for
-    maps (dt = 1): no conversion is needed.
+    ``lyapynov.LCE(system, p=k, n_forward=0, n_compute=steps, keep=True)`` runs
+    it: the frame starts at the first k columns of the identity, is advanced one
+    step, QR-decomposed, and ln|R_jj| summed; lyapynov divides by
+    ``n_compute * dt``, so with our ``dt`` the exponents are already in natural
+    log, per unit time for flows and per step for maps (dt = 1).
 
-    ``integrator`` (flows only):
+    Parameters
+    ----------
+    integrator : 'lyapynov' or 'system' (flows only)
+        'lyapynov' (default): ``lyapynov.ContinuousDS`` with the vector field and
+        its Jacobian: the state by lyapynov's RK4 with our dt (our trajectory up
+        to round-off), the tangent by RK4 of W' = J(x_n) W with the Jacobian
+        frozen at the start of the step, a first-order scheme (docs/design.md,
+        "known traps"; <= 1.0e-4 on Lorenz-63 at dt = 0.01, growing like dt).
+        'system': ``lyapynov.DiscreteDS`` over the system's RK4 map and its
+        exact Jacobian: lyapynov's QR loop on exactly the suite's tangent map.
 
-    * ``'lyapynov'`` (default): ``lyapynov.ContinuousDS(x0, 0, f, jac, dt)``
-      with f the system's vector field and jac its Jacobian.  lyapynov
-      advances the state by its own classical RK4 with our ``dt`` (the same
-      scheme as the suite's, so the same trajectory up to round-off), but
-      the tangent vectors by RK4 applied to W' = J(x_n) W with the Jacobian
-      *frozen at the start of the step* (``jacobian @ (W + dt/2 k1)``, ...),
-      not the derivative of the RK4 step (DESIGN.md §3, "known traps"): a
-      first-order scheme for the tangent.  On Lorenz-63 at dt = 0.01 its
-      effect is small: over the same RK4 trajectory (T = 1600) the exponents
-      differ from those of the exact RK4 derivative by <= 1.0e-4 (measured),
-      below the reference's 5e-4; it grows like dt.
-    * ``'system'``: ``lyapynov.DiscreteDS`` over the system's own step (the
-      RK4 map) and its exact one-step Jacobian, dt = our dt: lyapynov's QR
-      loop on exactly the suite's tangent map.
-
-    Maps always use ``DiscreteDS`` with the system's step and Jacobian.  A
-    random map draws one noise sample per step, shared by the state and the
-    Jacobian.  Standard errors: across trajectories (B > 1) or from batch
-    means of lyapynov's running sums (``keep=True`` history) along one
-    trajectory (B = 1).  Every call into lyapynov goes through torch on
-    one state, so it is slow (tens of microseconds per function call).
+    Maps always use ``DiscreteDS``; a random map draws one noise sample per step,
+    shared by the state and the Jacobian.  Standard errors across trajectories
+    (B > 1) or from batch means of lyapynov's running sums (B = 1).  Every call
+    goes through torch on one state, so it is slow (tens of microseconds per
+    function call).  See docs/estimators.md.
     """
 
     name = "lyapynov_lce"

@@ -5,6 +5,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError
 from suite.peers.base import SeriesPeer, slope_spread
 
@@ -37,9 +38,8 @@ class NeuroKit2Lyapunov(SeriesPeer):
                  coordinate: int = 0, every: Optional[int] = None, max_samples: int = 4000, n_split: int = 4):
         if method not in _METHODS:
             raise InvalidArgumentError("method", method, " or ".join(map(repr, _METHODS)))
-        if separation != "auto" and (isinstance(separation, bool) or not isinstance(separation, int)
-                                     or separation < 0):
-            raise InvalidArgumentError("separation", separation, "'auto' or an integer >= 0 (samples)")
+        if separation != "auto":
+            check_int("separation", separation, 0, allowed="'auto' or an integer >= 0 (samples)")
         self.delay, self.dimension, self.method = delay, dimension, method
         self.separation, self.len_trajectory = separation, len_trajectory
         self._series_params(coordinate, every, max_samples, n_split)

@@ -10,6 +10,7 @@ from typing import Optional
 
 import numpy as np
 
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError
 from suite.peers.base import SeriesPeer, slope_spread, sorted_desc
 
@@ -86,9 +87,8 @@ class NoldsLyapE(SeriesPeer):
 
     def __init__(self, emb_dim: int = 10, matrix_dim: int = 4, min_nb: Optional[int] = None, min_tsep: int = 0,
                  coordinate: int = 0, every: Optional[int] = None, max_samples: int = 4000, n_split: int = 4):
-        if isinstance(matrix_dim, bool) or not isinstance(matrix_dim, int) or matrix_dim < 2:
-            raise InvalidArgumentError("matrix_dim", matrix_dim, "an integer >= 2")
-        if isinstance(emb_dim, bool) or not isinstance(emb_dim, int) or (emb_dim - 1) % (matrix_dim - 1):
+        check_int("matrix_dim", matrix_dim, 2)
+        if (check_int("emb_dim", emb_dim) - 1) % (matrix_dim - 1):
             raise InvalidArgumentError("emb_dim", emb_dim, f"an integer with emb_dim - 1 divisible by "
                                        f"matrix_dim - 1 = {matrix_dim - 1}")
         self.emb_dim, self.matrix_dim, self.min_nb, self.min_tsep = emb_dim, matrix_dim, min_nb, min_tsep

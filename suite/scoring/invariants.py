@@ -39,7 +39,7 @@ from reference_systems import System, TrajectoryRNG
 from suite.core.devices import resolve_device, resolve_dtype
 from suite.core.result import LyapunovResult
 from suite.scoring.rows import base_row, judge
-from suite.scoring.tolerance import roundoff, t_quantile
+from suite.scoring.tolerance import DEFAULT_BIAS_NATS, derive, t_quantile
 
 FIXED_POINT_RTOL = 1e-6   # |f(x)| / (1 + |x|) below this: at rest
 FIXED_POINT_DECAY = 1e-3  # or every trajectory's speed fell 1000-fold since its start: converging to rest
@@ -110,59 +110,65 @@ def invariant_rows(system: System, estimator: str, result: LyapunovResult,
     """Rows for every invariant that applies to ``system`` and ``result``."""
     per = result.per_trajectory
     k, d = result.k, system.dim
-    steps = result.meta.get("steps", settings["steps"])
+    declared = result.declared
+    steps = settings["steps"] if declared.steps is None else declared.steps
     T = steps * system.dt
-    dof = result.meta.get("stderr_dof", per.shape[0] - 1)
-    dtype = result.meta.get("dtype", settings.get("dtype", "float64"))
+    dof = declared.stderr_dof
+    dtype = declared.dtype or settings.get("dtype", "float64")
     base = base_row(system, estimator, result.meta)
     base.update(wall_seconds=result.wall_seconds, stderr_dof=dof)
     scale = float(np.abs(result.exponents).sum()) + 1.0
     rows = []
-    bias = system.reference.bias_nats if system.reference is not None else 1.0
+    bias = system.reference.bias_nats if system.reference is not None else DEFAULT_BIAS_NATS
 
     vol: Optional[VolumeRate] = None
-    if k == d and ("log_abs_det" not in system.meta or system.kind == "flow"):
+    caps = system.capabilities
+    if k == d and (caps.log_abs_det is None or system.kind == "flow"):
         vol = _cached_volume_rate(system, settings)
 
     # an estimator that integrates the flow itself (a peer library's adaptive ODE solver) is held
     # to the flow's divergence, not to that of the RK4 map the built-in estimators follow
-    of_flow = system.kind == "flow" and result.meta.get("integrates") == "flow"
-    if k == d and not (of_flow and "divergence" not in system.meta):
+    of_flow = system.kind == "flow" and declared.integrates == "flow"
+    if k == d and not (of_flow and caps.divergence is None):
         sums = per.sum(axis=1)
         est, se = float(sums.mean()), _spread(sums, float(result.stderr.sum()))
         if of_flow:
-            ref, u_ref, how = float(system.meta["divergence"]), 0.0, "div f of the flow (exact constant)"
-        elif "log_abs_det" in system.meta:
-            ref, u_ref, how = float(system.meta["log_abs_det"]) / system.dt, 0.0, "ln|det DF| (exact constant)"
+            ref, u_ref, how = caps.divergence, 0.0, "div f of the flow (exact constant)"
+        elif caps.log_abs_det is not None:
+            ref, u_ref, how = caps.log_abs_det / system.dt, 0.0, "ln|det DF| (exact constant)"
         else:
             ref, u_ref = vol.mean, t_quantile(vol.dof) * vol.stderr
             how = f"<ln|det DF|>/dt on {vol.dof + 1} independent trajectories: {vol.mean:.6g} ± {vol.stderr:.2g}"
-        tol = u_ref + t_quantile(dof) * se + roundoff(dtype, scale, d, system.dt, steps)
         # an estimator's stated systematic bound on each exponent bounds the sum by their sum
-        tol += float(np.sum(np.broadcast_to(np.asarray(result.meta.get("method_bias", 0.0), dtype=float), (k,))))
-        if of_flow and result.meta.get("rtol"):
+        method_bias = float(np.sum(declared.method_bias))
+        if of_flow and declared.rtol:
             # an adaptive solver's local error control (relative rtol per accepted step on the state
             # and each tangent vector) lets ln|det| of the frame drift by <= d * rtol per step; at
             # most 1e3 accepted steps per unit time on the catalogue's flows (dopri5, rtol 1e-10)
-            tol += d * float(result.meta["rtol"]) * 1e3
+            method_bias += d * declared.rtol * 1e3
+        # the sum of ln R_ii over a full frame is ln|det| of the product exactly: no boundary term
+        tol = derive(uncertainty=u_ref, stderr=se, dof=dof, bias_nats=0.0, method_bias=method_bias,
+                     exact_scale=scale, n=d, dtype=dtype, dt=system.dt, steps=steps).total
         rows.append(judge(dict(base, quantity="sum rule", index=0, message=f"sum of exponents vs {how}"),
                           ref, u_ref, est, se, tol))
 
-    zero_declared = system.meta.get("zero_exponent")
+    zero_declared = caps.zero_exponent
     # with k < d the zero exponent may not be among those estimated: only full spectra are checked
     if system.kind == "flow" and k == d and zero_declared is not False and (zero_declared or not vol.at_fixed_point):
         i = int(np.argmin(np.abs(result.exponents)))
         est, se = float(result.exponents[i]), float(result.stderr[i])
-        tol = t_quantile(dof) * se + bias / T + roundoff(dtype, scale, 1, system.dt, steps)
+        tol = derive(stderr=se, dof=dof, T=T, bias_nats=bias, exact_scale=scale, n=1, dtype=dtype, dt=system.dt,
+                     steps=steps).total
         rows.append(judge(dict(base, quantity="zero exponent", index=i + 1,
                                message="autonomous flow off a fixed point: the exponent closest to 0"),
                           0.0, 0.0, est, se, tol))
 
-    if system.meta.get("symplectic") and k == d and d % 2 == 0:
+    if caps.symplectic and k == d and d % 2 == 0:
         for i in range(d // 2):
             pair = per[:, i] + per[:, d - 1 - i]
             est, se = float(pair.mean()), _spread(pair, float(result.stderr[i] + result.stderr[d - 1 - i]))
-            tol = t_quantile(dof) * se + 2 * bias / T + roundoff(dtype, scale, 2, system.dt, steps)
+            tol = derive(stderr=se, dof=dof, T=T, bias_nats=2 * bias, exact_scale=scale, n=2, dtype=dtype,
+                         dt=system.dt, steps=steps).total
             rows.append(judge(dict(base, quantity="symplectic pair", index=i + 1,
                                    message=f"lambda_{i + 1} + lambda_{d - i} = 0 (symplectic map)"),
                               0.0, 0.0, est, se, tol))

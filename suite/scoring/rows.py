@@ -17,7 +17,6 @@ that horizon; other runs are ``no reference``, saying why.
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Dict, List
 
 import numpy as np
@@ -25,7 +24,7 @@ import numpy as np
 from reference_systems import System
 from suite.core.provenance import row_provenance
 from suite.core.result import LyapunovResult
-from suite.scoring.tolerance import roundoff, tolerance
+from suite.scoring.tolerance import derive
 
 COLUMNS = ["system", "estimator", "quantity", "index", "reference", "ref_uncertainty", "provenance", "estimate",
            "stderr", "abs_error", "tolerance", "status", "message", "kind", "T", "steps", "transient",
@@ -61,28 +60,27 @@ def judge(row: Dict[str, Any], reference: float, uncertainty: float, estimate: f
 
 def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[str, Any]]:
     """One row per estimated exponent, judged against ``system.reference``."""
-    meta = result.meta
-    # a plug-in that states no degrees of freedom gets those of a stderr across its trajectories
-    dof = meta.get("stderr_dof", result.per_trajectory.shape[0] - 1)
+    meta, declared = result.meta, result.declared
+    dof = declared.stderr_dof
     base = base_row(system, estimator, meta)
     base.update(quantity="exponent", wall_seconds=result.wall_seconds, stderr_dof=dof)
     ref = system.reference
     note = None
-    horizon = system.meta.get("validation") if system.meta.get("fixed_horizon") else None
-    if ref is not None and horizon and (meta.get("steps"), meta.get("transient")) != (horizon.get("steps"),
+    caps = system.capabilities
+    horizon = caps.validation if caps.fixed_horizon else None
+    if ref is not None and horizon and (declared.steps, declared.transient) != (horizon.get("steps"),
                                                                                       horizon.get("transient")):
         ref = None  # a finite-time reference holds for its own horizon only
         note = (f"the reference holds for the task's horizon (transient {horizon.get('transient')}, steps "
-                f"{horizon.get('steps')}); this run used transient {meta.get('transient')}, steps {meta.get('steps')}")
-    T = meta.get("T", result.times[-1] if result.times.size else math.nan)
+                f"{horizon.get('steps')}); this run used transient {declared.transient}, steps {declared.steps}")
+    T = declared.T
     n_ref = min(len(ref), result.exponents.size) if ref is not None else 0
     # an estimator's own stated systematic-error bound (time-series fits), 0 for the Benettin methods
-    method_bias = np.broadcast_to(np.asarray(meta.get("method_bias", 0.0), dtype=np.float64),
-                                  result.exponents.shape)
-    tol = (tolerance(ref.uncertainty[:n_ref], result.stderr[:n_ref], dof, T, ref.bias_nats)
-           + method_bias[:n_ref]
-           + roundoff(meta.get("dtype", "float64"), float(np.abs(ref.values).max()), 1, system.dt, meta.get("steps", 0))
-           if n_ref else np.zeros(0))
+    method_bias = declared.method_bias
+    tol = derive(uncertainty=ref.uncertainty[:n_ref], stderr=result.stderr[:n_ref], dof=dof, T=T,
+                 bias_nats=ref.bias_nats, method_bias=method_bias[:n_ref],
+                 exact_scale=float(np.abs(ref.values).max()), dtype=declared.dtype or "float64", dt=system.dt,
+                 steps=declared.steps or 0).total if n_ref else np.zeros(0)
     rows = []
     for i, (est, se) in enumerate(zip(result.exponents, result.stderr)):
         row = dict(base, index=i + 1, estimate=float(est), stderr=float(se))
@@ -95,7 +93,7 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
                                    f"{method_bias[i]:.3g} > {INCONCLUSIVE_FRACTION:g} x {scale:.3g}")
         else:
             row.update(status="no reference",
-                       message=note or system.meta.get("note") or f"{system.name} states no reference for exponent {i + 1}")
+                       message=note or caps.note or f"{system.name} states no reference for exponent {i + 1}")
         rows.append(row)
     return rows
 

@@ -1,111 +1,33 @@
 """Time to accuracy on Lorenz-63: lyapbench against jitcode and lyapynov, side by side in one run.
 
 The question a user asks is not "how many steps per second" but "how long
-until the whole spectrum is right to eps".  For each contender the race
-runs Lorenz-63 (sigma, rho, beta = 10, 28, 8/3; reference 0.9056, 0,
--14.5723, Sprott 2003, +-5e-4) with trajectory length T = T0, 2 T0, 4 T0,
-... and stops at the first run whose every exponent satisfies
+until the whole spectrum is right to eps".  For each contender the race runs
+Lorenz-63 (sigma, rho, beta = 10, 28, 8/3; reference 0.9056, 0, -14.5723 per
+unit time, natural log; Sprott 2003, +-5e-4) with trajectory length T = T0,
+2 T0, 4 T0, ... and stops at the first run whose every exponent satisfies
 
     |estimate - reference| + 2 stderr <= eps        (default eps = 2e-3)
 
-(the 2 stderr keeps a lucky short run from counting).  The contender's
-time is that run's wall time, the time a user who knows the T needed spends
-(earlier, shorter runs are not added); jitcode's one-off compilation of its
-C module is added to it.  Load on this shared machine comes and goes
-(the same lyapbench run took 5.6, 6.4 and 9.6 s in three races within 15
-minutes), so after the search each reaching run of at most
-``REPEAT_LIMIT_S`` is run again, the contenders taking turns, and the
-median of ``repeats`` runs is the time.  A contender that has not reached
-eps when its cumulative time passes ``budget_s`` is reported as not
-reached, with the error it got; its time-to-eps is then only bounded below.
+(the 2 stderr keeps a lucky short run from counting).  The contender's time
+is that run's wall time (earlier, shorter runs are not added); jitcode's
+one-off compilation is added to it.  Reaching runs of at most
+``REPEAT_LIMIT_S`` are run again, the contenders taking turns, and the median
+of ``repeats`` runs is the time, since load on a shared machine comes and
+goes.  A contender that has not reached eps when its cumulative time passes
+``budget_s`` is reported as not reached, its time bounded below.
 
-Contenders, each in the fastest configuration measured for it on this machine:
+Contenders (:data:`CONTENDERS`), each in the fastest configuration measured
+for it: ``lyapbench``, ``qr(reorth_every=10, taper=300, align=1000,
+control_variates=True)`` on 4096 trajectories in float64, T0 = 12.5;
+``jitcode``, ``jitcode_lyap`` compiled to C at scipy's default tolerances
+with a QR every time unit, batch 8; ``lyapynov``, ``lyapynov.LCE`` on a
+``ContinuousDS`` with hand-written numpy f and Jacobian, batch 8.  All start
+from the suite's initial states after ``TRANSIENT_TIME`` = 20 time units
+(10 is not enough: lambda_2 comes out biased by some 3 standard errors).
 
-* ``lyapbench``: ``qr(reorth_every=10, taper=300, align=1000,
-  control_variates=True)`` (re-orthonormalising every 10 RK4 steps, dt =
-  0.01, keeps 10 dt (lambda_1 - lambda_3) = 1.5 nats far from round-off;
-  the QR of 3 x 3 frames is batched Gram-Schmidt, see
-  suite.estimators.numerics.linalg.auto_method; the log growth averaged with a taper of 3 time
-  units at each end, see suite.estimators.base.GrowthAccumulator; the
-  boundary term regressed out, suite.estimators.numerics.control_variates; the
-  first 10 of the 20 transient time units advance the state alone, the
-  frame aligning over the last 10: the estimates moved by 4e-6 and 6e-6
-  against a frame advanced through the whole transient, seeds 0 and 1,
-  against 6e-5 with 5 units of alignment; standard error 6e-4), Lorenz-63
-  stepped in the batch-last layout (reference_systems.layout),
-  float64, batch 4096 trajectories advanced together, T0 = 12.5.  Why these:
-  across trajectories of length T the spread of lambda_1's plain time
-  average is var(lambda_1(T)) T = a + c / T with a = 0.021 and c = 2.6 per
-  unit time (measured here from 4096 trajectories at T = 25, 50 and 100:
-  var T = 0.125, 0.074, 0.047); the c / T part is a boundary term (where on
-  the attractor a trajectory starts and ends).  A taper turns it into an
-  average over the ends, and control variates, functions of the state and
-  the frame there, regress what is left of it out: on 4096 trajectories
-  (seed 0) var T fell from 0.159 / 0.027 / 0.070 (lambda_1 / lambda_2 /
-  lambda_3, taper alone) to 0.020 / 0.0016 / 0.020 at T = 12.5 with a
-  taper of 3 time units, and from 0.069 / 0.0074 / 0.042 to 0.022 /
-  0.00012 / 0.022 at T = 25 with a taper of 8: the asymptotic a, so a
-  short trajectory costs no more per time unit than a long one, and the
-  batch can be as large as the CPU rate likes (1.8e6 trajectory-steps/s at
-  B = 4096, 6e5 at B = 512, 2.4e5 at B = 128: each torch op's fixed cost).
-  At T = 12.5 and B = 4096 lambda_1's standard error is 6.2e-4, and seeds
-  0-3 reached |error| + 2 stderr = 1.68e-3, 1.51e-3, 1.72e-3, 1.82e-3 at
-  T0 (4.5-5.2 s each), and of seeds 4-9, not used in choosing, four
-  (seeds 4 and 5 reached at T = 25, where jitcode too needed more than at
-  seed 0); B = 3072 at T = 25 with a taper of 8 reached on the
-  same four seeds in 5.5-6.4 s, B = 4096 at T = 25 in 7-9 s.  The taper
-  alone (the previous configuration, ``taper=800`` without control
-  variates) needed B = 2048 at T = 50: 8.2 s.  The 20-unit transient is
-  still needed: with 10 (5 state-only, 5 aligning) lambda_1 came out 1.4
-  standard errors low at T = 25 on two seeds of three even corrected, and
-  4e-3 low at T = 12.5 (an ensemble not yet stationary biases more than
-  the boundary); with 5 units of alignment at T = 12.5 lambda_2 came out
-  3-4 standard errors high (a frame not yet aligned).  float32
-  is no faster on the CPU (each op's fixed cost dominates; measured
-  B = 4096, T = 50: 11.2 s against 11.4 s).  dt stays 0.01: the RK4 map's
-  sum of exponents is off by +1.0e-4 at dt = 0.01, +5.4e-4 at 0.015 and
-  +1.8e-3 at 0.02 (measured against -(sigma + 1 + beta)), which would eat
-  the error budget.  ``torch.compile`` (inductor, CPU) of one RK4 tangent
-  step runs 2.9-4.1e6 trajectory-steps/s at B = 4096 (2.3x eager) but
-  takes 12-15 s to compile cold and 4 s from its cache, so it cannot win a
-  race that counts compilation; this torch build has no LLVM, so
-  TorchScript's CPU fuser is not available either.  Writing Lorenz's J V
-  out row by row in the batch-first layout is no faster than bmm (B = 4096:
-  420 us against 260 us per product); in the batch-last layout, where each
-  row is a contiguous run, three broadcast multiply-adds beat bmm, and the
-  whole tangent step runs 1.5x (B = 2048) to 1.7x (B = 4096) faster on one
-  thread, but at B = 2048 its ops (18,432 numbers) stay under torch's
-  parallel grain of 32,768, so on two threads bmm's threading evens it out
-  there and the race time hardly moves (the state-only part of the
-  transient, ``align``, saves some 10%).  Splitting the batch over
-  two single-threaded processes runs 1.46x the rate of one process on two
-  threads (B = 2048 each against 4096), but the peers, single-threaded,
-  would gain 2x from the same split, so a race on the same two cores does
-  not move in lyapbench's favour by it, and the harness runs every
-  contender in one process;
-* ``jitcode``: ``jitcode_lyap`` compiled to C, adaptive Dormand-Prince at
-  scipy's default tolerances for it (rtol = 1e-6, atol = 1e-12), a QR every
-  time unit (``renorm_every=100``), through
-  :mod:`suite.peers.jitcode_adapter`, batch 8 trajectories run one after
-  another (the cost is B T either way).  Some 3,900 time units per second
-  here, several times the adapter's default setting (rtol = atol = 1e-10, a
-  QR every 0.1 time units), so the race gives jitcode its faster setting;
-* ``lyapynov``: ``lyapynov.LCE`` on a ``ContinuousDS`` given hand-written
-  numpy f and Jacobian (its own RK4 with dt = 0.01 and a QR every step, the
-  fastest way to call it; through the suite's generic torch adapter it is
-  ~6x slower), batch 8.
-
-All start from the suite's initial states (``sample_initial`` with the same
-seed) after a transient of ``TRANSIENT_TIME`` = 20 time units.  10 is not
-enough for short trajectories: the ensemble drawn near (0, 0, 25) stays
-partly in phase for some 30 time units (its mean z is 22.0 after 10, 23.1
-after 20, 23.54 +- 0.03 stationary), and lambda_2 then comes out biased
-(4096 trajectories, T = 25: +0.0013 and +0.0017 with standard error
-0.0005, in two seeds: some 3 standard errors, most of eps); after 20 time
-units it is within the standard error (-0.0005, 0.0000, +0.0006 in three
-seeds).  Ratios are taken
-from this one run on one machine, so load on the machine affects all
-contenders alike only to first order: rerun to see the spread.
+Why these configurations, what was measured and rejected (torch.compile,
+float32, other layouts, a larger dt), and the last results with the
+commands that reproduce them: docs/performance.md.
 """
 from __future__ import annotations
 

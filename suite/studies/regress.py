@@ -29,8 +29,10 @@ accuracy
     one-sided Student-t quantile 1 - ALPHA_FAMILY / m on the smaller of the two
     runs' degrees of freedom, m the number of accuracy comparisons (Bonferroni):
     an unchanged estimator run with another seed raises a false alarm in at most
-    ALPHA_FAMILY = 1% of regress runs.  Round-off: :func:`suite.scoring.tolerance.roundoff`
-    (exact quantities estimated with zero spread).  Also a regression: a row that
+    ALPHA_FAMILY = 1% of regress runs.  The threshold is computed by
+    :func:`suite.scoring.tolerance.derive` (one-sided, alpha = ALPHA_FAMILY / m, no
+    finite-T term; its round-off term covers exact quantities estimated with zero
+    spread).  Also a regression: a row that
     passed now fails, or a cell that ran now raises.
 convergence
     T_eps per (system, estimator, exponent, eps): regression if both runs reached
@@ -67,7 +69,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, TextIO
 
 import torch
-from scipy import stats
 
 from suite.core.devices import resolve_device, resolve_dtype, synchronize
 from suite.core.errors import InvalidArgumentError
@@ -80,7 +81,7 @@ from suite.grid.selection import build_systems
 from suite.reporting.tables import atomic_write, markdown, read_rows, write_csv
 from suite.scoring.convergence import EPSILONS, SUMMARY_COLUMNS, convergence_rows
 from suite.scoring.rows import COLUMNS as ACCURACY_COLUMNS
-from suite.scoring.tolerance import roundoff
+from suite.scoring.tolerance import derive
 from suite.studies import throughput as tp
 
 ALPHA_FAMILY = 0.01
@@ -348,13 +349,13 @@ def compare_accuracy(base: List[Dict[str, Any]], now: List[Dict[str, Any]]) -> L
             continue  # nothing to compare: no reference
         sb, sc = float(b["stderr"]), float(c["stderr"])
         dof = min(float(b.get("stderr_dof") or math.inf), float(c.get("stderr_dof") or math.inf))
-        z = float(stats.t.ppf(1 - ALPHA_FAMILY / m, dof)) if math.isfinite(dof) else float(
-            stats.norm.ppf(1 - ALPHA_FAMILY / m))
         steps = int(c.get("steps") or 0)
         dt = float(c["T"]) / steps if steps and c.get("T") else 1.0
-        floor = roundoff(c.get("dtype") or "float64", abs(float(c["reference"])), 1, dt, steps)
+        # one-sided, family-wise; both runs at the same T carry the same finite-T bias: no b / T term
+        tol = derive(stderr=math.hypot(sb, sc), dof=dof, alpha=ALPHA_FAMILY / m, sides=1, bias_nats=0.0,
+                     exact_scale=abs(float(c["reference"])), dtype=c.get("dtype") or "float64", dt=dt, steps=steps)
+        z, allowed = tol.quantile, float(tol.total)
         eb, ec = abs(float(b["estimate"]) - float(b["reference"])), abs(float(c["estimate"]) - float(c["reference"]))
-        allowed = z * math.hypot(sb, sc) + floor
         grew = ec - eb
         out.append(_verdict("accuracy", b, **kw, baseline=eb, current=ec, threshold=eb + allowed,
                             verdict="regression" if grew > allowed else "ok",

@@ -35,8 +35,9 @@ import torch
 import tasks
 from suite import estimators
 from suite.core.provenance import git_sha
+from suite.core.result import LyapunovResult
 from suite.reporting.tables import atomic_write
-from suite.scoring.tolerance import t_quantile
+from suite.scoring.tolerance import DEFAULT_BIAS_NATS, derive
 from suite.studies.features import spectrum_features
 from tasks.references import probe, reference_path
 
@@ -48,6 +49,18 @@ class ReferenceNotConfirmed(ArithmeticError):
     """QR and two-trajectory lambda_1 disagree beyond their joint uncertainty."""
 
 
+def reference_bounds(qr: LyapunovResult, two: LyapunovResult, T: float, bias: float = DEFAULT_BIAS_NATS):
+    """(allowed |lambda_1^QR - lambda_1^2traj|, the stored uncertainty of each exponent), by the tolerance rule.
+
+    The allowed difference of two independent estimates is t * joint stderr + 2 b / T (each carries its
+    finite-T bound b / T); the stored uncertainty is t * s_i + b / T.
+    """
+    dof = qr.meta["stderr_dof"]
+    allowed = derive(stderr=math.hypot(qr.stderr[0], two.stderr[0]), dof=min(dof, two.meta["stderr_dof"]), T=T,
+                     bias_nats=2 * bias)
+    return float(allowed.total), derive(stderr=qr.stderr, dof=dof, T=T, bias_nats=bias).total
+
+
 def compute(task_id: str, *, directory=None, device="cpu", steps: Optional[int] = None) -> Dict[str, Any]:
     """Compute, confirm and write the reference of ``task_id``; returns the record.
 
@@ -55,20 +68,18 @@ def compute(task_id: str, *, directory=None, device="cpu", steps: Optional[int] 
     """
     spec = tasks.get(task_id)
     system = tasks.build(task_id, with_reference=False)
-    run = {**DEFAULT_RUN, **(system.meta.get("reference_run") or {})}
+    run = {**DEFAULT_RUN, **(system.capabilities.reference_run or {})}
     if steps is not None:
         run["steps"] = steps
-    bias = 1.0  # nats: the default finite-time bound of suite.scoring.tolerance
+    bias = DEFAULT_BIAS_NATS
     T = run["steps"] * system.dt
     common = dict(transient=run["transient"], batch=run["batch"], device=device, dtype=torch.float64)
     qr = estimators.get("qr", reorth_every=1, method="householder")
     res = qr.estimate(system, run["steps"], k=run["k"], seed=REFERENCE_SEED, **common)
     two = estimators.get("two_trajectory").estimate(system, run["steps"], k=1, seed=REFERENCE_SEED + 1, **common)
     dof = res.meta["stderr_dof"]
-    tq = t_quantile(min(dof, two.meta["stderr_dof"]))
     diff = abs(res.exponents[0] - two.exponents[0])
-    joint = math.hypot(res.stderr[0], two.stderr[0])
-    allowed = tq * joint + 2 * bias / T
+    allowed, uncertainty = reference_bounds(res, two, T, bias)
     confirmation = {"estimator": "two_trajectory", "lambda1": float(two.exponents[0]),
                     "stderr": float(two.stderr[0]), "abs_difference": float(diff), "allowed": float(allowed),
                     "seed": REFERENCE_SEED + 1, "wall_seconds": round(two.wall_seconds, 2)}
@@ -77,7 +88,6 @@ def compute(task_id: str, *, directory=None, device="cpu", steps: Optional[int] 
             f"task {task_id!r}: QR lambda_1 = {res.exponents[0]:.6g} +- {res.stderr[0]:.2g} and two-trajectory "
             f"lambda_1 = {two.exponents[0]:.6g} +- {two.stderr[0]:.2g} differ by {diff:.3g} > {allowed:.3g} "
             "(t * joint stderr + 2/T): the tangent map and the step disagree; no reference written")
-    uncertainty = tq * res.stderr + bias / T
     meta = system.meta
     record = {
         "task": spec.id, "spec_key": spec.key(), "probe": probe(system),

@@ -1,45 +1,32 @@
 """Throughput of estimators: steps per second over batch, dimension and k, with the
 fraction of the hardware limit.
 
-One measurement (:func:`measure`) runs ``estimator.estimate`` on a system
-with ``transient=0`` and the given batch B, number of exponents k, device
-and dtype, in the manner of ``torch.utils.benchmark``: one warm-up call
-(lazy initialisation, allocator, kernel selection), a probe that sizes the
-run so that each repeat lasts about ``min_seconds``, then ``repeats`` timed
-calls; the reported time per step is the median of ``wall_seconds / steps``
-(``estimate`` synchronises the device before it stops its clock), less the
-time a run spends recording its step once (``meta['capture']['seconds']``,
-``capture``, :mod:`suite.estimators.numerics.capture`): a fixed cost per run, like the
-transient.  ``capture='auto'`` is timed in the mode it picks for a long run
-(:func:`fixed_capture`), and the row's ``message`` says which mode ran.  Rates:
+One measurement (:func:`measure`) runs ``estimator.estimate`` with
+``transient=0`` and the given batch B, number of exponents k, device and
+dtype, in the manner of ``torch.utils.benchmark``: one warm-up call, a probe
+that sizes each repeat to about ``min_seconds``, then ``repeats`` timed
+calls; the time per step is the median of ``wall_seconds / steps`` (the
+device synchronised), less the run's one-off recording time
+(``meta['capture']['seconds']``, :mod:`suite.estimators.numerics.capture`).
+``capture='auto'`` is timed in the mode it picks for a long run
+(:func:`fixed_capture`); the row's ``message`` says which.
 
-* ``steps_per_s``            steps of the whole batch per second;
-* ``traj_steps_per_s``       B x steps_per_s;
-* ``exponent_steps_per_s``   B x k x steps_per_s.
+Rates: ``steps_per_s`` (the whole batch), ``traj_steps_per_s`` (B x that),
+``exponent_steps_per_s`` (B x k x that).  Peak memory: the CUDA allocator's
+peak, or on the CPU the process's peak resident set (``VmHWM``, interpreter
+and torch included).
 
-Peak memory: on CUDA the allocator's peak (``torch.cuda.max_memory_allocated``
-after a reset) during the timed calls; on the CPU the process's peak
-resident set (Linux ``VmHWM``, reset through ``/proc/self/clear_refs``
-before the timed calls), which includes the interpreter and torch
-(a few hundred MB).
-
-Fraction of the hardware limit.  The work counted per step and trajectory
-is the dense tangent product plus the QR re-orthonormalisation, a lower
-bound of what any QR-based estimator must do:
+Fraction of the hardware limit: the work counted per step and trajectory is
+the dense tangent product plus Householder QR re-orthonormalisation,
 
     flops = s * 2 d^2 k + (4 d k^2 - 4/3 k^3) / m
 
-with s = 1 for maps and 4 for RK4 flows (one Jacobian product per stage),
-m the re-orthonormalisation interval (``reorth_every``, 1 if the estimator
-has none; for 'auto' the interval its probe picks on the system, which is
-then timed as a fixed interval and named in the row's ``message``) and the
-QR cost that of Householder with Q formed (Golub & Van Loan, Matrix
-Computations, 4th ed., sec. 5.2).  Jacobian formation and the
-nonlinearity are not counted.  ``gemm_flops_per_s`` is the rate of a large
-dense matrix product in the same dtype on the same device, measured in the
-same run (the practical peak); ``fraction_of_gemm`` = achieved model flops /
-that rate.  Where the device is one whose nominal peak is known
-(:data:`NOMINAL_PEAK`) ``fraction_of_nominal`` is given too.
+(s = 1 for maps, 4 for RK4 flows; m the re-orthonormalisation interval, for
+'auto' the one its probe picks; Golub & Van Loan, Matrix Computations, 4th
+ed., sec. 5.2).  ``fraction_of_gemm``: achieved model flops over a large
+dense matrix product measured in the same run; ``fraction_of_nominal``: over
+the datasheet peak where known (:data:`NOMINAL_PEAK`).  Measured figures and
+the commands that reproduce them: docs/performance.md.
 """
 from __future__ import annotations
 

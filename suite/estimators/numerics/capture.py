@@ -1,74 +1,32 @@
 """Record a step once, replay it every step: torch.func's host cost paid once per run.
 
-``jvp_qr`` advances its frame with ``torch.func.vmap(torch.func.jvp(step))``.
-The transforms run in Python at every call, and decide nothing but which
-aten operations run: on the CPU (torch 2.13, one thread, random_rnn N = 16,
-k = 4) they take 1.06 ms a step against 46 us for the same arithmetic written
-out.  For a step without data-dependent control flow the operations are the
-same at every step, so they are recorded once
-(``torch.fx.experimental.proxy_tensor.make_fx``), the operations whose results
-are unused are dropped, and the recorded graph is called at every step.
-
-Tracing uses fake tensors, so a Python branch on a tensor's value, ``.item()``
-or a NumPy round trip makes the trace fail instead of baking in the branch
-taken at the first state.  A recorded step is used only if
-
-1. the trace succeeded;
-2. on the first state the replay equals the eager step bit for bit (a step
-   drawing from torch's global generator, for one, fails this).
-
-A random system's noise comes from the run's
-:class:`~reference_systems.TrajectoryRNG`, a stateless hash of per-trajectory
-keys and a draw counter.  The keys and the counter are inputs of the
-recording, not constants baked into it, and the replay advances the counter by
-the draws the eager step made, so every replayed step draws fresh numbers,
-the same ones the eager step would.
-
-A step that fails a check runs eagerly.  Either way the outcome and its reason go
-into ``meta['capture']``: ``{'requested', 'mode', 'reason', 'recordings',
-'seconds'}`` (mode and reason those of the run's last recording; recordings
-and seconds the number made, one per layout of the inputs, and the wall time
-they took, checks included: a fixed cost per run, like the transient, which
-``lyapbench throughput`` does not time), and for 'auto' ``eager_step_s`` and
-``replay_step_s``, the step times it compared.
-
-A replay repeats tensor operations only: a step must be a function of its
-inputs and the run's generator, as the System contract asks.  Python side
-effects (a counter kept on the system object, a print) happen at the
-recording and not at the replays; where they change the numbers, check 2
-usually sees it, since the recording is made at a second call of the step.
+``jvp_qr`` advances its frame with ``torch.func.vmap(torch.func.jvp(step))``,
+whose transforms run in Python at every call and only decide which aten
+operations run.  For a step without data-dependent control flow those
+operations are the same at every step, so they are recorded once
+(``torch.fx.experimental.proxy_tensor.make_fx``, with fake tensors: a branch
+on a value, ``.item()`` or a NumPy round trip fails the trace instead of
+being baked in), unused results are dropped, and the recorded graph is
+called at every step.  A recording is used only if the trace succeeded and,
+on the first state, the replay equals the eager step bit for bit.  The run's
+:class:`~reference_systems.TrajectoryRNG` keys and draw counter are inputs of
+the recording, so every replayed step draws the numbers the eager step would.
+A step that fails a check runs eagerly; the outcome is in ``meta['capture']``
+(``requested``, ``mode``, ``reason``, ``recordings``, ``seconds``; for 'auto'
+also ``eager_step_s`` and ``replay_step_s``).
 
 Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
 
 ``'none'``   the step's Python (transforms included) at every step.
 ``'trace'``  the recorded aten graph at every step.
-``'graph'``  CUDA only: the recorded graph captured once more as a CUDA graph
-             (:class:`GraphedStep`: static input and output buffers, one
-             launch a step instead of one per operation).  It falls back to
-             ``'trace'`` (with the reason) if capture fails or the replay does
-             not reproduce the recorded step bit for bit.
-``'auto'``   ``'trace'`` where the replay is faster, in a run long enough
-             for it to matter.  The first step is timed eagerly; if the
-             run's remaining steps would take less than
-             :data:`AUTO_MIN_RUN_SECONDS` at that rate, the run stays eager
-             (a recording costs 0.02-0.5 s, some 20% of a 500-step ``qr`` run
-             on the catalogue).  Otherwise the step is recorded, timed
-             eagerly and replayed, five calls each taking turns
-             (:func:`race`), and the replay is kept if its fastest call took
-             under :data:`AUTO_MARGIN` of the eager one's.  Measured on the
-             CPU (one thread, B = 4, side by side): a recording of torch.func
-             transforms wins (``jvp_qr`` 1.5-4x; ``qr`` on the GRU and LSTM
-             tasks, whose tangents come from autodiff, 1.4-1.6x), while a
-             hand-written tangent is already a few fused operations and its
-             aten-level replay loses (``qr`` on Hénon, Lorenz-63, Gaussian
-             products: 0.74-0.93x).  ``'graph'`` stays opt-in until it has
-             been measured on a GPU (the replay check makes it safe, not
-             proven faster).
+``'graph'``  CUDA only, opt-in: the recording captured as a CUDA graph
+             (:class:`GraphedStep`), falling back to ``'trace'`` with the reason.
+``'auto'``   ``'trace'`` where the replay timed faster (:func:`race`, by
+             :data:`AUTO_MARGIN`), in a run that would take at least
+             :data:`AUTO_MIN_RUN_SECONDS` eagerly; otherwise eager.
 
-The recording lives for one run (:func:`scope`, thread-local), so a system
-changed between runs is never replayed from a stale graph; it is keyed by the
-inputs' shapes, strides, dtype and device (a recorded ``view`` may depend on a
-layout), so a run records once per layout its frames come in (two or three).
+A recording lives for one run (:func:`scope`) and replays tensor operations
+only.  Measured speed-ups: docs/estimators.md, docs/performance.md.
 """
 from __future__ import annotations
 

@@ -1,55 +1,29 @@
 """Boundary control variates: the finite-time boundary term of a batch of exponents, regressed out.
 
-A trajectory's finite-time estimate is a (weighted) time average of its log
-growth, and part of that growth is a coboundary, g(z_{n+1}) - g(z_n) for
-some function g of the state and the frame z = (x, Q): that part sums to a
-boundary term, g(z_T) - g(z_0) over T, which no long run averages away
-faster than 1/T, and which dominates the spread across short trajectories
-(for a flow's zero exponent it is nearly all there is, ln |f(x_T)| /
-|f(x_0)|).  With the run's weights w_n (1 without a taper,
-:class:`~suite.estimators.base.GrowthAccumulator`), the weighted boundary
+Part of a trajectory's log growth is a coboundary, g(z_{n+1}) - g(z_n) for
+a function g of the state and the frame z = (x, Q); it sums to a boundary
+term (g(z_T) - g(z_0)) / T that dominates the spread of short trajectories.
+With the run's weights w_n (1 without a taper), the weighted boundary
 functional of a feature phi,
 
     C_phi = sum_n (w_{(n-1, n]} - w_{(n, n+1]}) phi(z_n) / (dt sum_n w_n s_n),
 
-w being 0 outside the run, has mean exactly 0 for any phi when the
-trajectory is stationary (the coefficients sum to 0, and E phi(z_n) is the
-same at every n): a zero-mean control variate (Glasserman, Monte Carlo
-Methods in Financial Engineering, Springer 2004, section 4.1; the
-stationary differences phi(z_T) - phi(z_0) as in Henderson, Variance
-reduction via an approximating Markov process, PhD thesis, Stanford 1997).
-Each exponent's per-trajectory estimate is then corrected by the part of it
-a linear regression on the C's explains,
+has mean exactly 0 on a stationary trajectory: a zero-mean control variate
+(Glasserman, Monte Carlo Methods in Financial Engineering, Springer 2004,
+sec. 4.1; Henderson, PhD thesis, Stanford 1997).  Each exponent's
+per-trajectory estimate is corrected, lambda_b' = lambda_b - beta^T C_b,
+with beta cross-fitted over two halves of the batch (each half corrected
+with the other's fit), so the corrected mean stays unbiased.  Batches below
+``MIN_TRAJECTORIES_PER_FEATURE`` x p are refused.
 
-    lambda_b' = lambda_b - beta^T C_b,
-
-with beta fitted across trajectories.  The coefficients are cross-fitted
-(two folds: the first half of the batch is corrected with beta fitted on
-the second and vice versa), so a trajectory's correction does not depend on
-its own estimate, the corrected values of a fold are independent given the
-other fold, and their mean stays unbiased (E C = 0).  Estimating beta
-costs about p / (B / 2) of the remaining variance (p features); batches
-below ``MIN_TRAJECTORIES_PER_FEATURE`` x p are refused.
-
-Features phi(x, Q): the state's coordinates, their products x_i x_j (i <=
-j), the products q_i q_j (i <= j) of each frame column (the column's
-direction, sign-free), and for a flow with an ``rhs`` ln |f(x)|:
-p = d + (k + 1) d (d + 1) / 2 (+ 1).  The frame is the QR frame for
-``qr`` and ``jvp_qr`` and the separation's direction (k = 1) for
-``two_trajectory`` (Lorenz-63, T = 12.5, taper 3 time units, 4096
-trajectories: lambda_1's variance ratio 0.13).  Measured on Lorenz-63 (T = 25, 4096
-trajectories, taper 8 time units, 20-unit transient): the spread
-var * T fell from 0.069 / 0.0074 / 0.042 to 0.022 / 0.00012 / 0.022 for
-lambda_1 / lambda_2 / lambda_3, the asymptotic variance of lambda_1
-(0.021) that no run length beats; without a taper only to 0.059 / 0.016 /
-0.030 (the unsmoothed ends depend on the frame's last interval in ways
-these features miss), so use both.
-
-What it does not do: a state ensemble that is not yet stationary biases
-the estimate through more than the boundary (E C != 0 there); the
-transient is still needed (Lorenz-63 with 10 transient time units instead
-of 20: lambda_1 came out 1.4 standard errors low on two seeds out of three,
-corrected or not).
+Features phi(x, Q): the state's coordinates, their products x_i x_j
+(i <= j), the products q_i q_j of each frame column, and for a flow with an
+``rhs`` ln |f(x)|: p = d + (k + 1) d (d + 1) / 2 (+ 1).  The frame is the QR
+frame (``qr``, ``jvp_qr``) or the separation's direction (``two_trajectory``).
+Units follow the exponents: natural log, per step for maps, per unit time
+for flows.  A state ensemble that is not yet stationary biases more than
+the boundary: the transient is still needed.  Measured variance reductions
+(Lorenz-63): docs/estimators.md.
 """
 from __future__ import annotations
 
@@ -62,13 +36,6 @@ from reference_systems import System
 from suite.core.errors import InvalidArgumentError
 
 MIN_TRAJECTORIES_PER_FEATURE = 20
-
-
-def check_flag(control_variates) -> bool:
-    """The ``control_variates`` hyperparameter: True or False."""
-    if not isinstance(control_variates, bool):
-        raise InvalidArgumentError("control_variates", control_variates, "True or False")
-    return control_variates
 
 
 def check_batch(system: System, k: int, batch: int) -> None:

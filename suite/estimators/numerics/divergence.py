@@ -1,70 +1,32 @@
 """Divergence curves of neighbouring delay vectors and their automatic linear fit.
 
 Shared by the Rosenstein and Kantz estimators.  A divergence curve is
+y(k) = < ln D_i(k) >_i, k = 0..K samples after the neighbour pairing, with
+D_i(k) how far the neighbours of reference point i have moved apart (the
+estimator defines it).  Where separations are small y(k) ~ y(0) + lambda_1
+k Delta; where they reach the attractor's size y saturates at y_sat.
+lambda_1 is the slope of the linear part over the sampling interval Delta
+(natural log; per step for maps, per unit time for flows).
 
-    y(k) = < ln D_i(k) >_i ,   k = 0, 1, ..., K   (samples after the neighbour pairing)
+Automatic horizon: with ``horizon=None`` the curve is followed until the
+batch-mean curve reaches y(0) + 0.9 (y_sat - y(0)) (``STOP_FRACTION``), or
+half the embedded series.
 
-where D_i(k) measures how far the neighbours of reference point i have moved
-apart after k samples (the estimator defines it).  Where the separations are
-small y(k) ~ y(0) + lambda_1 k Delta; where they reach the attractor's size y
-saturates at the level y_sat of temporally unrelated points.  lambda_1 is the
-slope of the linear part divided by the sampling interval Delta.
+The rule (the fitted region): on the batch-mean curve Y with rise R =
+Y_sat - Y(0), the LONGEST segment [lo, hi] that lies below saturation (hi
+<= the first k with Y(k) >= Y(0) + 0.9 R), is straight (largest deviation
+from its least-squares line <= ``linearity`` R, default 0.01) and rises
+(Y(hi) - Y(lo) >= 0.25 R, at least 3 samples); ties go to the straighter,
+then the earlier.  Every series is fitted over the same region; a curve
+with no admissible segment raises SeriesError.
 
-Automatic horizon.  With ``horizon=None`` the curve is followed until the
-batch-mean curve first reaches y(0) + 0.9 (y_sat - y(0)) (``STOP_FRACTION``)
-or until half the embedded series (a pair contributes at k while both of
-its points have k samples of future; Rosenstein et al. 1993).
+Method bias (``meta['method_bias']``, added to the tolerance):
 
-Automatic linear region (the rule).  On the batch-mean curve Y(k), with
-rise R = Y_sat - Y(0), the fitted region is the LONGEST segment [lo, hi] of
-samples that
+    max( |s_first_half - s_second_half|, |s(delta/2) - s|, |s(2 delta) - s| ) / Delta
 
-* lies below saturation: hi <= k_top, the first k with Y(k) >= Y(0) + 0.9 R;
-* is straight: the largest deviation of Y from its least-squares line over
-  lo..hi is at most delta = ``linearity`` * R (default 0.01, i.e. 1 % of the
-  rise: about 0.05 nats for Lorenz-63, 0.07 for Henon);
-* rises: Y(hi) - Y(lo) >= 0.25 R (a flat noise floor or plateau is never the
-  region) and spans at least 3 samples;
-
-its endpoints are searched on all samples 0..k_top (on 200 evenly spaced
-ones when k_top > 200); among equally long segments the straighter one wins,
-then the earlier one.  The exponent is the least-squares slope over lo..hi.
-This excludes on its own the initial transient (for a flow the curve first
-rises faster than lambda_1 for a few tenths of a time unit while the
-separation turns into the unstable direction; for a map it may dip for a
-step) and the bend into saturation, whatever their lengths.  Every series of
-a batch is fitted over the same region, so the mean of the per-series slopes
-is the slope of the batch-mean curve.  A curve with no admissible segment
-raises SeriesError.
-
-Method bias (a bound on the rule's systematic error, derived from the data).
-lambda_1 is the local slope of the curve where the separations are already
-aligned with the unstable direction but still small; the fit returns the
-average slope over the region, and a curve that still bends inside the
-region (saturation setting in gradually: the spread of ln-separations is
-1-2 nats wide, so the largest pairs saturate long before the mean does)
-makes the two differ.  If the local slope drifts linearly across the region,
-the slopes of its first and second halves differ by half the drift, and the
-local slope anywhere in the region lies within |s_first - s_second| of the
-fitted slope.  The region also depends on the straightness tolerance.  So
-
-    method_bias = max( |s_first_half - s_second_half|,
-                       |s(longest segment at delta/2) - s|, |s(longest segment at 2 delta) - s| ) / Delta
-
-with s the fitted slope.  A curve that is straight between transient and
-saturation gives a bias near 0; one that bends gives a wide one.  It is
-stated in ``meta['method_bias']`` and :mod:`suite.scoring.tolerance` adds it to the
-pass/fail tolerance; the alternative regions and slopes are in
-``meta['method_bias_alternatives']``.
-
-Standard error.  With B > 1 series: across the per-series slopes (B - 1
-degrees of freedom).  With one series: the reference points are split into
-n_b contiguous blocks (n_b = min(20, M // K), at least 2: each block spans at
-least the horizon, the correlation length of neighbouring reference points'
-divergences), each block's curve is fitted over the same region, and the
-stderr is std(block slopes) / sqrt(n_b) with n_b - 1 degrees of freedom
-(neighbours are searched in the whole series, so blocks are not strictly
-independent).  A series too short for two blocks raises InvalidArgumentError.
+Standard error: across the per-series slopes (B > 1), or from n_b =
+min(20, M // K) contiguous blocks of reference points of one series.
+Derivation and examples: docs/estimators.md.
 """
 from __future__ import annotations
 
@@ -74,6 +36,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from suite.core.args import check_number
 from suite.core.errors import InvalidArgumentError, SeriesError
 
 STOP_FRACTION = 0.9   # the curve is followed, and searched for its linear region, up to this share of its rise
@@ -85,11 +48,9 @@ MIN_POINTS = 3
 
 def check_linearity(value) -> float:
     """delta / R: a number in (0, 0.5], else InvalidArgumentError naming ``linearity``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-            or not math.isfinite(float(value)) or not 0 < value <= 0.5:
-        raise InvalidArgumentError("linearity", value, "a number in (0, 0.5]: the largest deviation from a "
-                                   "straight line allowed in the fit region, as a fraction of the curve's rise")
-    return float(value)
+    return check_number("linearity", value, low=0.0, high=0.5, low_open=True,
+                        allowed="a number in (0, 0.5]: the largest deviation from a straight line allowed in "
+                                "the fit region, as a fraction of the curve's rise")
 
 
 def _rise(curve: np.ndarray, y_sat: float) -> float:

@@ -31,17 +31,8 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy.spatial import cKDTree
 
+from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError, SeriesError
-
-
-def check_int(name: str, value, low: int, allow_none: bool = False, what: str = "") -> Optional[int]:
-    """An integer >= ``low`` (or None where allowed), else InvalidArgumentError naming ``name``."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        allowed = f"an integer >= {low}{what}" + (" or None (automatic)" if allow_none else "")
-        raise InvalidArgumentError(name, value, allowed)
-    return int(value)
 
 
 def check_series(x: np.ndarray) -> np.ndarray:

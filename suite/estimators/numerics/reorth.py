@@ -1,48 +1,26 @@
 """The re-orthonormalisation interval chosen from the spectrum's spread (``reorth_every='auto'``).
 
-Between two QR steps the k tangent vectors are pushed m times by the
-tangent map, and the frame's columns drift apart: after the interval,
-direction i has grown by exp(S_i) with S_i the sum of its log growth over
-the m steps, so the frame's log condition is about max_i S_i - min_i S_i.
-Three things bound it:
+Between two QR steps direction i of the frame grows by exp(S_i), S_i the sum
+of its log growth (natural log) over the m steps, so the frame's log
+condition is about max_i S_i - min_i S_i.  Three bounds:
 
-* precision: the weakest direction keeps ln(1/eps) - (max S - min S) nats
-  of the frame dtype's ln(1/eps) (36 in float64, 16 in float32); the
-  interval is kept to half of them, so the weakest direction is resolved to
-  sqrt(eps) or better;
-* the QR method's range (:func:`suite.estimators.numerics.linalg.log_condition_limit`): a frame
-  beyond it is handed to the fallback factorisation, correct but slower;
-* magnitude: max_i |S_i| below half of ln(largest float) (44 in float32),
-  so no column over- or underflows.
+* precision: the spread is kept to half of the frame dtype's ln(1/eps) (36
+  in float64, 16 in float32), so the weakest direction keeps sqrt(eps);
+* the QR method's range (:func:`suite.estimators.numerics.linalg.log_condition_limit`);
+* magnitude: max_i |S_i| below half of ln(largest float).
 
-The sums S are measured, not modelled.  A probe advances the frame
-``PROBE_STEPS`` steps, renormalising every step; since QR of a product
-telescopes (the R factor of an m-step interval has diag(R) = the product of
-the per-step ones), the log growth of every window of m consecutive probe
-steps is exactly what an interval of m would see there.  After
-``PROBE_SKIP`` steps (for a frame that starts unaligned) the largest m of
-``CANDIDATES`` is taken whose worst window, over the probe and its first
-``PROBE_TRAJECTORIES`` trajectories, times ``SAFETY`` (the run visits
-parts of the orbit the probe did not), fits all three bounds, and no more
-than :func:`interval_cap` allows (enough renormalisations for the history,
-the batch means and a taper).
+The sums are measured, not modelled: a probe advances the frame
+``PROBE_STEPS`` steps renormalising every step (the QR of a product
+telescopes, so every window of m probe steps shows what an interval of m
+would see), skips ``PROBE_SKIP`` steps, and the largest m of ``CANDIDATES``
+is taken whose worst window over the first ``PROBE_TRAJECTORIES``
+trajectories, times ``SAFETY``, fits all three bounds, capped by
+:func:`interval_cap`.  The probe runs in place in the transient if it has
+the steps, else on copies after it, so the run is the same trajectory
+either way; the chosen m depends on the batch (round-off level).
 
-Where the probe runs: in place, over the first ``PROBE_STEPS`` steps of the
-transient during which the frame is advanced, if there are that many;
-otherwise on copies of the state, the frame and the random streams after
-the transient, so the run itself is the same trajectory either way (the
-copy costs ``PROBE_STEPS`` extra steps).  The chosen m depends on the
-batch (the worst window over it), so with 'auto' a trajectory's estimate
-depends on its batch at round-off level.
-
-Measured (CPU, float64, seed 0, one probe each): Henon m = 4 (64
-trajectories; the worst 4-step window spans 11.1 nats) and Lorenz-63
-m = 32 (64 trajectories, dt = 0.01; 10.4 nats), both limited by precision;
-the full spectrum of random_rnn(N=256, g=2) m = 1 (10.7 nats in one step)
-and of gaussian_products(N=8) m = 1 (11.0); the top 64 exponents of
-random_rnn(N=1024, g=2) m = 64, the cap (5.5 nats over 64 steps).  In
-float32 Henon gets m = 1, where the fixed m = 10 collapses its frame
-(tests/test_reorth.py).
+Measured choices (Henon 4, Lorenz-63 32, full spectra of random networks 1,
+float32 Henon 1): docs/estimators.md; tests/test_reorth.py.
 """
 from __future__ import annotations
 
