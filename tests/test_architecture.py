@@ -156,3 +156,20 @@ def test_every_moved_module_exists():
     for old, new in suite.MOVED.items():
         assert new in MODULES, f"{old} -> {new}: no such module"
         assert old not in MODULES, f"{old} exists as a file beside its alias"
+
+
+def test_no_function_local_imports_of_our_own_modules():
+    """Imports of lyapbench's own modules sit at the top of a module, where a reader sees the arrows;
+    a function-local import is left only for optional third-party packages (a peer, dask, matplotlib)."""
+    local = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        for fn in ast.walk(tree):
+            if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for node in ast.walk(fn):
+                    mod = (node.module or "." if isinstance(node, ast.ImportFrom) and not node.level else
+                           "." if isinstance(node, ast.ImportFrom) else
+                           node.names[0].name if isinstance(node, ast.Import) else None)
+                    if mod is not None and (mod == "." or mod.split(".")[0] in FIRST_PARTY):
+                        local.append(f"{name}:{node.lineno}")
+    assert not local, local
