@@ -26,12 +26,12 @@ How the tolerances are derived (every assertion states its own):
   with ALIGN_NATS = 1 nat covering the alignment residual: with g >= MIN_GAP and the
   transients below, exp(-2 g t0) <= e^-30, so 1 nat holds unless K > 1e13 (an initial frame
   within 1e-6 of the degenerate set).  The same bound as lyapbench's own (bias_nats =
-  ln cond(P), suite/tolerance.py), made per-trajectory here.
+  ln cond(P), suite/scoring/tolerance.py), made per-trajectory here.
 * Round-off, per step: a Householder QR of A Q (Q orthonormal to O(d eps)) is exact for A Q + E
   with |E| <= gamma d eps |A|, which moves each ln R_ii by <= gamma d eps cond(A); gamma = 100
   as in suite.scoring.tolerance.roundoff; plus naive float64 summation over T terms, T eps * scale.
   Exponents are averages of per-step ln R_ii, so this bound is not divided by T.
-* Random / chaotic systems (Henon): the library's rule (suite/tolerance.py): Student-t quantile
+* Random / chaotic systems (Henon): the library's rule (suite/scoring/tolerance.py): Student-t quantile
   at alpha = 1e-4 times the standard error plus 1 nat / T per Benettin run; two independent
   runs combine as t * sqrt(se_1^2 + se_2^2) (t at the smaller dof: Welch's dof is >= that).
 """
@@ -418,7 +418,7 @@ def test_henon_inverse_along_attractor_orbit_negates_reversed_spectrum(seed):
     assert (back - orbits[:, :-1]).abs().max() <= 1e-13
     res_b = QR.estimate(playback_inverse_henon(orbits), T, transient=t0_b, batch=B, seed=seed)
 
-    # statistical rule (suite/tolerance.py) for the two runs; conservative here, since both see the
+    # statistical rule (suite/scoring/tolerance.py) for the two runs; conservative here, since both see the
     # same orbit segment and their errors are positively correlated
     tol = combined(res_f, res_b) + 2 * 1.0 / T
     err = np.abs(res_b.exponents + res_f.exponents[::-1])

@@ -1,4 +1,4 @@
-"""The race's lyapbench configuration (suite/race.py) over commits: its time and its error.
+"""The race's lyapbench configuration (suite/studies/race.py) over commits: its time and its error.
 
 ``lyapbench race`` times lyapbench's fastest Lorenz-63 configuration against jitcode
 and lyapynov once; this keeps that configuration's history, so that a commit that

@@ -13,7 +13,7 @@ from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
 from suite.scoring.convergence import CURVE_COLUMNS, SUMMARY_COLUMNS, SUMMARY_DISPLAY, convergence_rows
 
 README = ("# Convergence in T\n\nbias: fitted a in error = a/T (nats); noise: fitted c in stderr = c/sqrt(T) for "
-          "the batch mean; T_eps: smallest history T from which |error| + 2 stderr < eps (suite/convergence.py).\n\n")
+          "the batch mean; T_eps: smallest history T from which |error| + 2 stderr < eps (suite/scoring/convergence.py).\n\n")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -36,7 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _report(args, rows: List[dict]) -> str:
     """race_lorenz63.md: how the race is run, every run, and each contender's time to eps."""
     times, counts = rc.time_to_eps(rows), rc.repeat_counts(rows)
-    lines = [f"# Time to worst exponent error <= {args.eps:g} on Lorenz-63 (suite/race.py)\n",
+    lines = [f"# Time to worst exponent error <= {args.eps:g} on Lorenz-63 (suite/studies/race.py)\n",
              "Each contender runs T = T0, 2 T0, ... until |error| + 2 stderr <= eps for all three exponents; "
              "its time is that run's wall time (jitcode's compilation added); a contender that ran out of budget "
              "is bounded below by the seconds it spent. Reaching runs of at most "

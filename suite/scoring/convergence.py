@@ -1,33 +1,21 @@
 """Convergence in T from one run's running history: bias and noise terms, and T_eps.
 
-A Benettin-type estimate over time T of an exponent with true value lambda
-behaves as
+A Benettin-type estimate over time T of an exponent lambda behaves as
 
     lambda(T) - lambda = a / T + (noise of standard deviation c / sqrt(T)),
 
-the first term the finite-time bias (a boundary term of O(1) nats: the
-initial frame's alignment, the end points), the second the fluctuation of a
-time average of a mixing sequence (c^2 = the integrated autocorrelation of
-the local growth rates; for products of N x N Gaussian matrices exactly
-c^2 = psi'((N - i + 1) / 2) / 4 per trajectory, Newman 1986).  With B
-trajectories the mean's noise is c / sqrt(B T).
+a finite-time boundary term of O(1) nats plus the fluctuation of a time
+average (c^2 the integrated autocorrelation of the local growth rates; for
+N x N Gaussian products c^2 = psi'((N - i + 1) / 2) / 4, Newman 1986).  With B
+trajectories the mean's noise is c / sqrt(B T).  From a result's ``history``
+and ``meta['history_stderr']`` (recorded when B > 1):
 
-From a result's ``history`` (running mean over trajectories at ``times``)
-and ``meta['history_stderr']`` (its standard error across trajectories at the
-same times, recorded by GrowthAccumulator when B > 1):
-
-* :func:`fit_bias_noise` fits c (nats per sqrt(time), for the mean of the
-  batch) by least squares of stderr on 1/sqrt(T), then a (nats) by
-  generalised least squares of the error on 1/T with the covariance of a
-  running mean, Cov(e(T_i), e(T_j)) = c^2 / max(T_i, T_j) (the points of
-  one run's history share their noise); each with its standard error.
-  Under that covariance (a Brownian motion in 1/T) the estimate of a reduces
-  to T_1 e(T_1), the earliest history point, with stderr c sqrt(T_1): the
-  bias is identifiable only where it is not yet swamped by the noise, and
-  a late history adds nothing to it;
-* :func:`t_epsilon` is the smallest history time T from which on
-  |error| + 2 stderr < eps holds at every later history time (None: not
-  reached within the run).
+* :func:`fit_bias_noise` fits c by least squares of stderr on 1/sqrt(T), and a
+  by generalised least squares on 1/T with the covariance of a running mean,
+  c^2 / max(T_i, T_j); under it the estimate of a reduces to T_1 e(T_1), the
+  earliest history point (the derivation is in docs/design.md, "Convergence");
+* :func:`t_epsilon` is the smallest history time from which on
+  |error| + 2 stderr < eps holds at every later history time (None: not reached).
 
 Units: natural log; T in steps for maps, time units for flows.
 """

@@ -445,7 +445,7 @@ def report(verdicts: List[Dict[str, Any]], base: Measurement, now: Measurement) 
     lines = ["# Regression check against the baseline\n",
              f"Baseline: commit {base.info.get('git_sha')} on {base.info.get('device_name')} "
              f"({base.info.get('created')}), seed {base.grid.seed}. This run: commit {now.info.get('git_sha')} on "
-             f"{now.info.get('device_name')}, seed {now.grid.seed}. Rules (suite/regress.py): accuracy, |error| grew "
+             f"{now.info.get('device_name')}, seed {now.grid.seed}. Rules (suite/studies/regress.py): accuracy, |error| grew "
              f"beyond the two runs' standard errors (family-wise alpha {ALPHA_FAMILY:g}); convergence, T_eps more "
              f"than {CONVERGENCE_FACTOR:g}x larger; throughput, speed relative to a calibration kernel below "
              f"{THROUGHPUT_FACTOR:g}.\n", "| check | ok | regression | not compared |", "|---|---|---|---|"]

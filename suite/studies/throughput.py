@@ -70,7 +70,7 @@ README = ("Median of timed repeats after a warm-up; `estimate` synchronises the 
           "product s*2d^2k + Householder QR (4dk^2 - 4k^3/3)/m) over the time, against a dense matrix product "
           "measured in the same run; `fraction_of_nominal`: against the datasheet peak where known. "
           "Peak memory: CUDA allocator peak, or the process's peak resident set on the CPU. "
-          "See suite/throughput.py.\n\n")
+          "See suite/studies/throughput.py.\n\n")
 
 
 def device_name(device: torch.device) -> str:
