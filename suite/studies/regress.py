@@ -2,60 +2,31 @@
 
 A :class:`RegressGrid` (systems, tasks, estimators, run length, seed, device,
 dtype) is measured by :func:`measure` into three tables of tidy rows:
-
-* ``accuracy``     the validation rows of every cell (:data:`suite.scoring.rows.COLUMNS`):
-  estimate, stderr, abs error against the reference, tolerance, status;
-* ``convergence``  the convergence summary of every cell (:data:`suite.scoring.convergence.SUMMARY_COLUMNS`):
-  T_eps for eps = 1e-1, 1e-2, 1e-3 per exponent, from the run's own history;
-* ``throughput``   seconds per step of each cell's estimator at the cell's batch and k
-  (:func:`suite.studies.throughput.measure`: warm-up, median of repeats), and ``relative_cost``,
-  that time over the time per step of a fixed plain-torch calibration kernel
-  (:func:`calibration_seconds_per_step`: batched 8 x 8 products and Householder QR, the
-  operations of every Benettin loop) timed in the same process just before, so a slower
-  or busier machine cancels to first order.
-
-:func:`write_measurement` stores a measurement as a directory (``run.json`` with
-the grid, commit, versions and machine, plus ``accuracy.csv``, ``convergence.csv``,
-``throughput.csv``); the committed baseline ``results/baseline/`` is one.
-:func:`compare` applies three rules and gives one verdict row per comparison:
+``accuracy`` (the validation rows of every cell), ``convergence`` (T_eps per
+exponent from each run's history) and ``throughput`` (seconds per step, and
+``relative_cost``: that time over the time per step of the calibration kernel
+:func:`calibration_seconds_per_step`, timed just before in the same process).
+:func:`write_measurement` stores a measurement as a directory; the committed
+baseline ``results/baseline/`` is one.  :func:`compare` gives one verdict row
+per comparison:
 
 accuracy
-    for every quantity judged against a reference in both runs (exponents, sum
-    rules, zero exponents, symplectic pairs), with e = estimate - reference and s
-    its standard error:  regression if  |e_now| - |e_base| > z s_pair + round-off,
-    s_pair = sqrt(s_base^2 + s_now^2).  At the same T both runs carry the same
-    finite-T bias, so for unchanged code e_now - e_base is noise of standard
-    deviation s_pair, and | |e_now| - |e_base| | <= |e_now - e_base|.  z is the
-    one-sided Student-t quantile 1 - ALPHA_FAMILY / m on the smaller of the two
-    runs' degrees of freedom, m the number of accuracy comparisons (Bonferroni):
-    an unchanged estimator run with another seed raises a false alarm in at most
-    ALPHA_FAMILY = 1% of regress runs.  The threshold is computed by
-    :func:`suite.scoring.tolerance.derive` (one-sided, alpha = ALPHA_FAMILY / m, no
-    finite-T term; its round-off term covers exact quantities estimated with zero
-    spread).  Also a regression: a row that
-    passed now fails, or a cell that ran now raises.
+    regression if |e_now| - |e_base| > z s_pair + round-off, s_pair =
+    sqrt(s_base^2 + s_now^2), e = estimate - reference (the same finite-T bias
+    in both runs), z the one-sided Student-t quantile 1 - ALPHA_FAMILY / m over
+    m comparisons (:func:`suite.scoring.tolerance.derive`); or a row that passed
+    now fails, or a cell that ran now raises.
 convergence
-    T_eps per (system, estimator, exponent, eps): regression if both runs reached
-    eps and T_now > CONVERGENCE_FACTOR T_base, or the baseline reached it with room
-    to spare (T_base <= T_max / CONVERGENCE_FACTOR) and this run does not.  T_eps
-    is where |e| + 2 s falls below eps for good, s = c / sqrt(T); for a
-    noise-dominated exponent |e| / s at that point is half-normal, between 0 and
-    3.3 in 99.9% of runs (a little more for the supremum over the later history),
-    so T_eps = ((2 + |z|) c / eps)^2 lies within a factor (5.3 / 2)^2 = 7.0 across
-    seeds; with the history grid's spacing: CONVERGENCE_FACTOR = 8.
+    regression if T_now > CONVERGENCE_FACTOR T_base, or the baseline reached eps
+    by T_max / CONVERGENCE_FACTOR and this run does not (T_eps scatters by a
+    factor ~7 across seeds).
 throughput
-    relative speed = relative_cost_base / relative_cost_now; regression if it is
-    below THROUGHPUT_FACTOR = 0.5 (twice as slow, relative to the calibration
-    kernel), compared only between runs on the same device name.  The factor is
-    above the spread measured between repeated runs of the unchanged code on a
-    shared 2-core machine (results/README.md, "regress").  A cell timed below
-    the factor is timed once more and the faster timing kept: load on a shared
-    machine only ever slows a run, so a burst during one timing (a relative
-    speed of 0.44 for unchanged code was once seen that way) is not reported,
-    while a real slowdown is slow both times.
+    regression if relative_cost_base / relative_cost_now < THROUGHPUT_FACTOR,
+    same device only; a cell below it is timed again and the faster timing kept.
 
 Units: exponents in natural log (per step for maps, per unit time for flows),
-T in steps for maps and time units for flows, times in seconds.
+T in steps for maps and time units for flows, times in seconds.  The
+derivation of each threshold: docs/cli.md ("lyapbench regress").
 """
 from __future__ import annotations
 
