@@ -161,7 +161,7 @@ def lorenz96(N: int = 40, F: float = 8.0, dt: float = 0.01) -> Flow:
     ref = None
     if (N, F) == (40, 8.0):
         ref = Reference.make([1.689, 1.480, 1.308, 1.151, 1.009], [0.01] * 5, "computed",
-                             "long full-spectrum runs (lyapbench DESIGN.md §3); cross-checked by a slow test",
+                             "long full-spectrum runs (docs/design.md §3); cross-checked by a slow test",
                              extra={"n_positive": 13, "kaplan_yorke": 27.07})
     idx = torch.arange(N)
     ip1, im1, im2 = (idx + 1) % N, (idx - 1) % N, (idx - 2) % N

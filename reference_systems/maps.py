@@ -43,7 +43,7 @@ def logistic(r: float = 4.0) -> Map:
                              "conjugacy to the tent map of slope 2 (Ulam & von Neumann 1947)")
     elif r in _LOGISTIC_COMPUTED:
         ref = Reference.make([_LOGISTIC_COMPUTED[r]], [1e-4], "computed",
-                             "long float64 run (lyapbench DESIGN.md §3)")
+                             "long float64 run (docs/design.md §3)")
     else:
         ref = None
     return Map(
@@ -273,7 +273,7 @@ def standard_map(K: float = 10.0) -> Map:
     ref = None
     if K == 10.0:
         ref = Reference.make([1.620, -1.620], [5e-4, 5e-4], "computed",
-                             "two independent long runs, 1.6197 and 1.6200 +- 1e-4 (lyapbench DESIGN.md §3)")
+                             "two independent long runs, 1.6197 and 1.6200 +- 1e-4 (docs/design.md §3)")
     two_pi = 2 * math.pi
 
     def step(x):

@@ -34,7 +34,7 @@ def run_validation(system, **override):
 # mean-field theory
 # ---------------------------------------------------------------------------
 def test_mean_field_reproduces_design_values():
-    # DESIGN.md section 3: g = 1.5 / 2 / 3 -> 0.06522 / 0.15472 / 0.3102 (sigma_b = 0)
+    # docs/design.md section 3: g = 1.5 / 2 / 3 -> 0.06522 / 0.15472 / 0.3102 (sigma_b = 0)
     for g, lam, digits in [(1.5, 0.06522, 5), (2.0, 0.15472, 5), (3.0, 0.3102, 4)]:
         assert nw.mean_field(g)["lam"] == pytest.approx(lam, abs=0.5 * 10 ** -digits)
     # the same numbers from an independent evaluation (adaptive quadrature, brentq for q*)

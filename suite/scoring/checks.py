@@ -3,7 +3,7 @@
     from suite.scoring.checks import check_estimator
     check_estimator(MyEstimator())          # raises AssertionError listing what failed
 
-Runs the estimator through the public contract only (DESIGN.md §2), on small
+Runs the estimator through the public contract only (docs/design.md §2), on small
 problems (about a minute on a laptop CPU):
 
 * ``contract``: ``estimate`` returns a LyapunovResult with float64 arrays of
