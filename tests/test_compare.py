@@ -1,4 +1,7 @@
 """`lyapbench compare`: plug-ins side by side, a wrong one flagged, one summary row per cell."""
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -69,3 +72,69 @@ def test_frozen_jacobian_plugin_is_flagged_on_lorenz_at_coarse_step(tmp_path):
     assert frozen.status == "fail" and frozen.estimate > 3e-3
     assert frozen.abs_error > frozen.tolerance + 8 * frozen.stderr, (frozen.abs_error, frozen.tolerance, frozen.stderr)
     assert set(rows[rows.estimator == "qr"]["index"]) == {1, 2}
+
+
+def _readme_plugin() -> str:
+    """The plug-in estimator exactly as the README shows it (the code block after `my_estimator.py`)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = readme.split("`my_estimator.py`, a plain class", 1)[1]
+    return after.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_plugin_runs_from_the_current_directory(tmp_path, monkeypatch, capsys):
+    """Found as module:attr in the current directory; called with torch.device, torch.dtype and an int seed
+    (it builds tensors with them); its rows carry seed, T, batch, dtype and device though its meta is empty."""
+    (tmp_path / "readme_estimator.py").write_text(_readme_plugin())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "readme_estimator", raising=False)
+    code = main(["compare", "--systems", "henon", "--estimators", "readme_estimator:PlainQR", "--steps", "2000",
+                 "--seeds", "3", "--output-dir", str(tmp_path / "out"), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    rows = pd.read_csv(tmp_path / "out" / "compare_rows.csv")
+    assert set(rows.estimator) == {"plain_qr"} and set(rows.status) == {"pass"}
+    assert (rows.seed == 3).all() and (rows["T"] == 2000).all() and (rows.batch == 64).all()
+    assert (rows.steps == 2000).all() and (rows.dtype == "float64").all() and (rows.device == "cpu").all()
+    summary = pd.read_csv(tmp_path / "out" / "compare.csv").iloc[0]
+    assert (summary.seed, summary["T"], summary.batch, summary.status) == (3, 2000, 64, "pass")
+    assert summary.wall_seconds > 0  # the plug-in reports 0: the cell's time of the call
+
+
+RAISING = '''\
+import torch
+
+
+class Raising:
+    name = "raising"
+
+    def estimate(self, system, steps, *, transient, batch, k, seed, device, dtype=torch.float64):
+        assert isinstance(device, torch.device) and isinstance(dtype, torch.dtype) and type(seed) is int
+        return helper(batch)
+
+
+def helper(batch):
+    raise RuntimeError(f"deliberate failure with batch {batch}")
+'''
+
+
+def test_an_exception_in_a_plugin_is_reported_with_its_traceback(tmp_path, monkeypatch, capsys):
+    (tmp_path / "raising_readme_plugin.py").write_text(RAISING)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "raising_readme_plugin", raising=False)
+    code = main(["compare", "--systems", "henon", "--estimators", "raising_readme_plugin:Raising,qr", "--steps",
+                 "300", "--seeds", "5", "--output-dir", str(tmp_path), "--quiet"])
+    assert code == 1
+    err = capsys.readouterr().err
+    rows = pd.read_csv(tmp_path / "compare_rows.csv")
+    bad = rows[rows.estimator == "raising"].iloc[0]
+    first, *trace = bad.message.split("\n")
+    assert first == "RuntimeError: deliberate failure with batch 64"
+    assert trace[0].startswith("Traceback (most recent call last")
+    assert any("raising_readme_plugin.py" in line and "in helper" in line for line in trace)
+    assert trace[-1].strip() == 'raise RuntimeError(f"deliberate failure with batch {batch}")'
+    assert not any("cells.py" in line for line in trace)  # the grid's own frames are left out
+    assert (bad.seed, bad["T"], bad.batch, bad.status) == (5, 300, 64, "error")
+    assert err.count("Traceback (most recent call last") == 1 and "in helper" in err  # in the log, once
+    assert "FAILED henon(a=1.4, b=0.3) x raising (seed 5): error RuntimeError: deliberate failure with batch 64\n" in err
+    assert "Traceback" not in (tmp_path / "compare.md").read_text()
+    assert pd.read_csv(tmp_path / "compare.csv").set_index("estimator").loc["qr", "status"] == "pass"

@@ -15,10 +15,12 @@ package may import anything in ``suite`` (it is the top layer); nothing in ``sui
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import List, Optional
 
-from suite.cli import catalogue, compare, convergence, race, regress, report, tasks, throughput, validate
+from suite.cli import (catalogue, compare, convergence, race, references, regress, report, tasks, throughput,
+                       validate)
 from suite.cli.options import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from suite.cli.throughput import PROFILES
 from suite.core.errors import LyapbenchError
@@ -26,7 +28,7 @@ from suite.core.errors import LyapbenchError
 __all__ = ["main", "build_parser", "COMMANDS", "PROFILES", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
 
 #: in the order ``lyapbench --help`` lists them
-COMMANDS = (validate, compare, convergence, throughput, race, tasks, regress, report, catalogue)
+COMMANDS = (validate, compare, convergence, throughput, race, tasks, references, regress, report, catalogue)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,9 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def search_current_directory() -> None:
+    """Let ``module:attr`` name a module in the current directory, as ``python -m`` does: the ``lyapbench``
+    console script puts its own folder on ``sys.path``, not the current one.  Appended, so the current
+    directory is searched after ``PYTHONPATH`` and the installed packages and never shadows them."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.append(cwd)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    search_current_directory()
     try:
         return args.func(args)
     except LyapbenchError as exc:

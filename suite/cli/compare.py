@@ -10,6 +10,7 @@ from suite.cli.options import (EXIT_FAIL, EXIT_OK, add_run, add_selection, execu
 from suite.grid.runner import run_grid
 from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
 from suite.scoring.compare import COMPARE_COLUMNS, COMPARE_DISPLAY, summarise
+from suite.scoring.rows import first_line
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -48,8 +49,8 @@ def run(args, stem: str = "compare", heading: str = "Estimator comparison") -> i
     print(text_table(summaries[n_old:], COMPARE_DISPLAY))
     bad = [s_ for s_ in summaries[n_old:] if s_["status"] in ("fail", "error")]
     for s_ in bad:
-        print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} {s_['message']}",
-              file=sys.stderr)
+        print(f"FAILED {s_['system']} x {s_['estimator']} (seed {s_['seed']}): {s_['status']} "
+              f"{first_line(s_['message'])}", file=sys.stderr)
     if not args.no_write:
         print(f"wrote {out / (stem + '.csv')}, {out / (stem + '.md')} and {out / (stem + '_rows.csv')}")
     return EXIT_FAIL if bad else EXIT_OK

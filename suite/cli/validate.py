@@ -9,7 +9,7 @@ from suite.cli.options import EXIT_FAIL, EXIT_OK, add_run, add_selection, execut
 from suite.grid.cells import validation_cells
 from suite.grid.runner import DISPLAY, DISPLAY_HEADERS, run_grid, with_display
 from suite.reporting.tables import text_table
-from suite.scoring.rows import failed, summary
+from suite.scoring.rows import failed, first_line, summary
 from suite.scoring.tolerance import RULE
 
 
@@ -41,6 +41,6 @@ def run(args) -> int:
     bad = failed(rows)
     for r in bad:
         print(f"FAILED {r['system']} x {r['estimator']} #{r['index']}: {r['status']}"
-              + (f" {r['message']}" if r.get("message") else
+              + (f" {first_line(r['message'])}" if r.get("message") else
                  f" |error| {r['abs_error']:.3g} > tolerance {r['tolerance']:.3g}"), file=sys.stderr)
     return EXIT_FAIL if bad else EXIT_OK

@@ -8,16 +8,21 @@ an exception into an ``error``, ``not applicable`` or ``not installed`` row.
 from __future__ import annotations
 
 import math
+import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-import torch
-
 from reference_systems import System
 from suite import estimators as est_registry
-from suite.core.errors import InvalidArgumentError, NotApplicableError, NotInstalledError
+from suite.core.devices import resolve_device, resolve_dtype, synchronize
+from suite.core.errors import InvalidArgumentError, LyapbenchError, NotApplicableError, NotInstalledError
+from suite.core.result import LyapunovResult
 from suite.scoring.invariants import invariant_rows
 from suite.scoring.rows import failure, score
+
+#: innermost frames of a traceback kept in an error row's message (the grid's own frames left out)
+TRACEBACK_FRAMES = 6
 
 
 @dataclass
@@ -72,23 +77,66 @@ def with_default_k(settings: Dict[str, Any], call: Callable[[Optional[int]], Any
         return call(None)
 
 
+def is_plugin(estimator: Any) -> bool:
+    """True for an estimator defined outside lyapbench (``module:attr``, an entry point, a registered class)."""
+    return not type(estimator).__module__.split(".")[0] == "suite"
+
+
+def traceback_text(exc: BaseException, limit: int = TRACEBACK_FRAMES) -> str:
+    """The innermost ``limit`` frames of ``exc``'s traceback, this module's frames (the cell's call) left out."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
+    shown = frames[-limit:]
+    head = ("Traceback (most recent call last):" if len(shown) == len(frames) else
+            f"Traceback (most recent call last; the innermost {len(shown)} of {len(frames)} frames):")
+    return "\n".join([head] + [f'  File "{f.filename}", line {f.lineno}, in {f.name}'
+                               + (f"\n    {f.line.strip()}" if f.line else "") for f in shown])
+
+
+def fill_meta(result: LyapunovResult, system: System, settings: Dict[str, Any], device, dtype) -> None:
+    """Fill in what the cell asked for where the result's ``meta`` does not say (a plug-in need not):
+    steps, transient, T (= steps * dt), batch, seed, device and dtype; what the estimator stated is kept."""
+    asked = {"steps": settings["steps"], "transient": settings["transient"], "batch": settings["batch"],
+             "seed": settings.get("seed", 0), "device": str(device), "dtype": str(dtype).replace("torch.", "")}
+    if "T" not in result.meta:
+        asked["T"] = result.meta.get("steps", settings["steps"]) * system.dt
+    for key, value in asked.items():
+        result.meta.setdefault(key, value)
+
+
 def run_cell(cell: Cell, keep_result: bool = False):
-    """Run, score and check one cell; returns its rows (and the LyapunovResult if asked)."""
+    """Run, score and check one cell; returns its rows (and the LyapunovResult if asked).
+
+    The estimator is called with ``device`` a ``torch.device``, ``dtype`` a ``torch.dtype`` and ``seed`` an
+    int, whatever form the cell's settings hold them in (the rows show them as 'cpu', 'float64').  An
+    exception becomes one row; its message is ``Type: message``, followed by the innermost frames of the
+    traceback where the exception is not one of lyapbench's own errors or the estimator is a plug-in.
+    What a plug-in's result does not state is filled in from the cell (:func:`fill_meta`; a ``wall_seconds``
+    of 0, the call's time).
+    """
     s = cell.settings
     res = None
-
-    def estimate(k):
-        return cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
-                                       k=k, seed=s.get("seed", 0), device=s.get("device", "cpu"),
-                                       dtype=s.get("dtype", torch.float64))
     try:
+        device, dtype = resolve_device(s.get("device", "cpu")), resolve_dtype(s.get("dtype", "float64"))
+
+        def estimate(k):
+            return cell.estimator.estimate(cell.system, s["steps"], transient=s["transient"], batch=s["batch"],
+                                           k=k, seed=int(s.get("seed", 0)), device=device, dtype=dtype)
+        t0 = time.perf_counter()
         res = with_default_k(s, estimate)
+        if not isinstance(res, LyapunovResult):
+            raise TypeError(f"estimate returned {type(res).__name__}, not a suite.core.result.LyapunovResult")
+        if not res.wall_seconds:  # a plug-in that does not time itself: the call's time
+            synchronize(device)
+            res.wall_seconds = time.perf_counter() - t0
+        fill_meta(res, cell.system, s, device, dtype)
     except NotInstalledError as exc:
-        rows = failure(cell.system, cell.estimator_name, s, exc, status="not installed")
+        res, rows = None, failure(cell.system, cell.estimator_name, s, exc, status="not installed")
     except NotApplicableError as exc:
-        rows = failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
+        res, rows = None, failure(cell.system, cell.estimator_name, s, exc, status="not applicable")
     except Exception as exc:  # noqa: BLE001 - a failing cell is recorded, the grid goes on
-        rows = failure(cell.system, cell.estimator_name, s, exc)
+        trace = is_plugin(cell.estimator) or not isinstance(exc, LyapbenchError)
+        res, rows = None, failure(cell.system, cell.estimator_name, s, exc,
+                                  detail=traceback_text(exc) if trace else None)
     else:
         rows = score(cell.system, cell.estimator_name, res)
         try:

@@ -17,7 +17,7 @@ from suite.grid.cells import Cell
 from suite.grid.executors import InProcess
 from suite.grid.journal import Journal, cell_key, decode_result, encode_result
 from suite.reporting.tables import atomic_write, markdown, write_csv
-from suite.scoring.rows import COLUMNS
+from suite.scoring.rows import COLUMNS, first_line
 
 DISPLAY = ["system", "estimator", "quantity", "index", "reference", "estimate_pm", "abs_error", "tolerance", "status"]
 DISPLAY_HEADERS = ["system", "estimator", "quantity", "i", "reference", "estimate ± stderr", "abs error", "tolerance", "status"]
@@ -40,7 +40,7 @@ def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         if r.get("estimate") is not None:
             r["estimate_pm"] = f"{r['estimate']:.6g} ± {r['stderr']:.2g}"
         elif r.get("message"):
-            r["estimate_pm"] = r["message"][:120]
+            r["estimate_pm"] = first_line(r["message"])[:120]
         out.append(r)
     return out
 
@@ -117,6 +117,9 @@ class _GridState:
                                                              DISPLAY_HEADERS))
         if self.on_cell is not None:
             self.on_cell(cell, cell_rows, result)
+        for r in cell_rows:  # an error's traceback, once, in the log (the tables show its first line)
+            if r["status"] == "error" and "\n" in str(r.get("message") or ""):
+                print(f"{cell.label}: error {r['message']}", file=sys.stderr, flush=True)
         if self.progress is not None:
             n = i + 1
             left = (time.perf_counter() - self.t_start) / n * (len(self.cells) - n)

@@ -17,7 +17,7 @@ that horizon; other runs are ``no reference``, saying why.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -99,11 +99,18 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
 
 
 def failure(system: System, estimator: str, settings: Dict[str, Any], exc: BaseException,
-            status: str = "error") -> List[Dict[str, Any]]:
-    """A single row recording why a cell produced no estimate."""
+            status: str = "error", detail: Optional[str] = None) -> List[Dict[str, Any]]:
+    """A single row recording why a cell produced no estimate: ``Type: message`` first, then ``detail``
+    (a traceback) on the following lines where given (:func:`first_line` gives the first alone)."""
     row = base_row(system, estimator, settings)
-    row.update(quantity="exponent", index=0, status=status, message=f"{type(exc).__name__}: {exc}")
+    row.update(quantity="exponent", index=0, status=status,
+               message=f"{type(exc).__name__}: {exc}" + (f"\n{detail}" if detail else ""))
     return [row]
+
+
+def first_line(message: Optional[str]) -> str:
+    """The first line of a row's message (``Type: message`` of an error row, without its traceback)."""
+    return str(message or "").split("\n", 1)[0]
 
 
 def failed(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
