@@ -78,7 +78,8 @@ class TrajectoryRNG:
     Parameters
     ----------
     seed : int
-        Seed of the run.
+        Seed of the run, in 0..2**64 - 1 (a negative seed or a larger one would
+        alias another: the keys are taken modulo 2**64).
     batch : int
         Number of trajectories.
     first : int
@@ -91,8 +92,9 @@ class TrajectoryRNG:
     """
 
     def __init__(self, seed: int = 0, batch: int = 1, *, first: int = 0, device="cpu"):
-        check_int("seed", seed)
+        check_int("seed", seed, 0, _MASK64, allowed="an integer in 0..2**64 - 1")
         check_int("batch", batch, 1)
+        check_int("first", first, 0)
         self.seed, self.first, self.batch = int(seed), int(first), int(batch)
         self.device = canonical_device(device)
         self.keys = torch.tensor(trajectory_keys(seed, first, batch), dtype=torch.int64,

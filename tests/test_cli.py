@@ -104,6 +104,78 @@ def test_bad_usage_exits_2(argv, pattern, capsys, tmp_path):
     assert pattern in capsys.readouterr().err
 
 
+BIG = str(2 ** 63)
+# every bad argument: exit 2 and a message naming the flag (argparse's own errors included)
+BAD_ARGUMENTS = [
+    (["compare", "--systems", "henon", "--seeds", "0,x"], "--seeds"),
+    (["compare", "--systems", "henon", "--seeds", "0,,1"], "--seeds"),
+    (["compare", "--systems", "henon", "--seeds", "0,1,"], "--seeds"),
+    (["compare", "--systems", "henon", "--seeds", ""], "--seeds"),
+    (["compare", "--systems", "henon", "--seeds", "-1"], "--seeds"),
+    (["compare", "--systems", "henon", "--seeds", BIG], "--seeds"),
+    (["convergence", "--systems", "henon", "--seeds", "1.5"], "--seeds"),
+    (["tasks", "score", "--tasks", "rnn/tanh-copy-h16-end-v1", "--seeds", "0,-2"], "--seeds"),
+    (["validate", "--systems", "henon", "--seed", "-1"], "--seed"),
+    (["validate", "--systems", "henon", "--seed", BIG], "--seed"),
+    (["validate", "--systems", "henon", "--seed", str(-2 ** 70)], "--seed"),
+    (["regress", "--seed", "-1", "--no-throughput"], "--seed"),
+    (["race", "--seed", "-1"], "--seed"),
+    (["compare", "--systems", "henon", "--estimators", ""], "--estimators"),
+    (["validate", "--systems", "henon", "--estimators", "qr,,two_trajectory"], "--estimators"),
+    (["compare", "--systems", "henon", "--estimators", "no_such_module:Est"], "--estimators"),
+    (["regress", "--estimators", "", "--no-throughput"], "--estimators"),
+    (["throughput", "--estimators", ""], "--estimators"),
+    (["validate", "--systems", ""], "--systems"),
+    (["compare", "--systems", "henon,,logistic"], "--systems"),
+    (["regress", "--systems", "", "--no-throughput"], "--systems"),
+    (["throughput", "--systems", ""], "--systems"),
+    (["validate", "--tasks", ""], "--tasks"),
+    (["tasks", "list", "--tasks", ""], "--tasks"),
+    (["regress", "--tasks", "", "--no-throughput"], "--tasks"),
+    (["compare", "--systems", "henon", "--batch", "x"], "--batch"),
+    (["compare", "--systems", "henon", "--steps", "1e3"], "--steps"),
+    (["throughput", "--batch", "1,,4"], "--batch"),
+    (["throughput", "--batch", "1,x"], "--batch"),
+    (["throughput", "--dims", ""], "--dims"),
+    (["throughput", "--k", "all,0"], "--k"),
+    (["race", "--contenders", ""], "--contenders"),
+    (["validate", "--system-file", "my.txt"], "--system-file"),
+    (["validate", "--system-file", "{tmp}/existing.txt"], "--system-file"),
+    (["validate", "--system-file", "no_such_module:SYSTEMS"], "--system-file"),
+    (["validate", "--system-file", "reference_systems:no_such_attribute"], "--system-file"),
+    (["validate", "--system-file", ""], "--system-file"),
+]
+
+
+@pytest.mark.parametrize("argv,flag", BAD_ARGUMENTS, ids=[" ".join(a[:1] + a[-2:]) for a, _ in BAD_ARGUMENTS])
+def test_every_bad_argument_exits_2_naming_its_flag(argv, flag, tmp_path, capsys):
+    (tmp_path / "existing.txt").write_text("SYSTEMS = []\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    out = ["--output-dir", str(tmp_path / "out")] if argv[0] != "tasks" or argv[1] != "list" else []
+    try:
+        code = main(argv + out)
+    except SystemExit as exc:  # argparse's own usage errors (--batch x)
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert flag in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_a_negative_seed_is_refused_by_the_python_api():
+    from suite import estimators
+    import reference_systems as rs
+    for seed in (-1, -2 ** 70, 2 ** 63, (-1, 0)):
+        with pytest.raises(ValueError, match=r"invalid seed=.*0\.\.2\*\*63 - 1"):
+            estimators.get("qr").estimate(rs.get("henon"), 10, seed=seed)
+    with pytest.raises(ValueError, match="invalid seed=-1"):
+        rs.TrajectoryRNG(-1, 2)
+    with pytest.raises(ValueError, match="invalid seed="):
+        rs.TrajectoryRNG(2 ** 64, 2)  # would alias seed 0
+    assert estimators.get("qr").estimate(rs.get("henon"), 10, seed=2 ** 63 - 1).exponents.shape == (2,)
+
+
 def test_argparse_usage_errors_exit_2():
     with pytest.raises(SystemExit) as info:
         main(["validate", "--dtype", "float16"])

@@ -16,9 +16,10 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
+from suite.core.args import SEED_MAX, check_int_list, check_seed
 from suite.core.devices import resolve_device, resolve_dtype
 from suite.core.errors import InvalidArgumentError
-from suite.core.specs import split_list
+from suite.core.specs import split_flag
 from suite.grid.cells import Cell, validation_cells
 from suite.grid.executors import make_executor
 from suite.grid.journal import Journal, journal_for
@@ -118,7 +119,12 @@ def check_up_front(est_names: Sequence[str], device, dtypes: Sequence) -> Tuple[
     """Fail fast, before any work, on unknown estimator names or bad hyperparameters, a device this machine
     lacks or an unknown dtype (in that order); the resolved device and dtypes."""
     for name in est_names:
-        estimators.from_spec(name)
+        try:
+            estimators.from_spec(name)
+        except InvalidArgumentError as exc:
+            if exc.argument != "spec":  # a module:attr that does not import: say which flag named it
+                raise
+            raise InvalidArgumentError("--estimators", name, exc.allowed) from exc
     return resolve_device(device), [resolve_dtype(d) for d in dtypes]
 
 
@@ -131,14 +137,28 @@ def set_threads(threads: Optional[int]) -> None:
 
 
 def select_systems(args) -> List[rs.System]:
-    return build_systems(split_list(args.systems), args.system_file, split_list(getattr(args, "tasks", None)))
+    return build_systems(split_flag(args.systems, "--systems"), args.system_file,
+                         split_flag(getattr(args, "tasks", None), "--tasks"))
+
+
+def seed_list(value: Optional[str], flag: str = "--seeds") -> List[int]:
+    """The seeds of ``--seeds 0,1,2``: integers in 0..2**63 - 1 ([0] where the flag is not given)."""
+    if value is None:
+        return [0]
+    return check_int_list(flag, split_flag(value, flag), 0, SEED_MAX,
+                          allowed="comma-separated integers in 0..2**63 - 1")
+
+
+def seed_flag(value: Optional[int], flag: str = "--seed") -> Optional[int]:
+    """``--seed``: an integer in 0..2**63 - 1 (None where the flag has no default and was not given)."""
+    return None if value is None else check_seed(flag, value)
 
 
 def prepare(args) -> Tuple[List[rs.System], List[str]]:
     """Shared by validate, compare and convergence: threads, systems, checked estimator names, device, dtype."""
     set_threads(args.threads)
     systems = select_systems(args)
-    est_names = split_list(args.estimators) or estimators.validation_defaults()
+    est_names = split_flag(args.estimators, "--estimators") or estimators.validation_defaults()
     check_up_front(est_names, args.device, [args.dtype])
     return systems, est_names
 
@@ -148,9 +168,8 @@ def seeded_cells(args, systems, est_names, overrides) -> List[Cell]:
     for key in overrides:
         if getattr(args, key) is not None and getattr(args, key) < 1:
             raise InvalidArgumentError(f"--{key}", getattr(args, key), "an integer >= 1")
-    seeds = [int(v) for v in split_list(args.seeds)] if args.seeds else [0]
     cells = []
-    for seed in seeds:
+    for seed in seed_list(args.seeds):
         for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
                                      dtype=args.dtype):
             for key in overrides:

@@ -10,10 +10,10 @@ from typing import List
 
 import torch
 
-from suite.cli.options import EXIT_OK, add_output, add_quiet, add_threads, set_threads
+from suite.cli.options import EXIT_OK, add_output, add_quiet, add_threads, seed_flag, set_threads
 from suite.core.errors import InvalidArgumentError, UnknownNameError
 from suite.core.provenance import git_sha
-from suite.core.specs import split_list
+from suite.core.specs import split_flag
 from suite.reporting.tables import atomic_write, markdown, write_csv
 from suite.studies import race as rc
 
@@ -59,7 +59,8 @@ def _report(args, rows: List[dict]) -> str:
 
 def run(args) -> int:
     set_threads(args.threads)
-    names = split_list(args.contenders) or list(rc.CONTENDERS)
+    seed_flag(args.seed)
+    names = split_flag(args.contenders, "--contenders") or list(rc.CONTENDERS)
     for n in names:
         if n not in rc.CONTENDERS:
             raise UnknownNameError("contender", n, rc.CONTENDERS)

@@ -6,9 +6,9 @@ import sys
 from pathlib import Path
 
 from suite.cli.options import (EXIT_FAIL, EXIT_OK, add_estimators, add_run, check_up_front, executor, journal,
-                               set_threads)
+                               seed_flag, set_threads)
 from suite.core.errors import InvalidArgumentError
-from suite.core.specs import split_list
+from suite.core.specs import split_flag, split_list
 from suite.reporting.tables import atomic_write, write_csv
 from suite.studies import regress as rg
 
@@ -62,6 +62,9 @@ def _promote(run_dir: Path, base_dir: Path, now) -> int:
 def run(args) -> int:
     """Run the baseline's grid (or a new one with --update-baseline) and compare; exit 1 on a regression."""
     set_threads(args.threads)
+    seed_flag(args.seed)
+    for flag in ("systems", "tasks", "estimators"):  # given empty or with an empty item: refused
+        split_flag(getattr(args, flag), f"--{flag}")
     base_dir = Path(args.baseline_dir)
     out = Path(args.output_dir)
     base = None if args.update_baseline else rg.read_measurement(base_dir)

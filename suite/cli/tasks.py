@@ -10,7 +10,7 @@ from typing import List
 import tasks
 from suite.cli import compare
 from suite.cli.options import EXIT_FAIL, EXIT_OK, TASKS_HELP, add_estimators, add_run, add_tasks, set_threads
-from suite.core.specs import split_list
+from suite.core.specs import split_flag
 from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
 from suite.reporting.task_report import FEATURE_COLUMNS, feature_rows, figures
 from suite.studies.task_references import compute
@@ -90,7 +90,7 @@ def _features(args, ids: List[str]) -> int:
 
 def run(args) -> int:
     """lyapbench tasks list | reference | score | features."""
-    ids = tasks.select(split_list(args.tasks))
+    ids = tasks.select(split_flag(args.tasks, "--tasks"))
     if args.action == "list":
         return _list(ids)
     if args.action == "reference":

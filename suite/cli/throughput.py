@@ -11,8 +11,9 @@ import tasks
 from suite.cli.options import (EXIT_FAIL, EXIT_OK, add_device, add_dtype, add_estimators, add_output, add_quiet,
                                add_resume, add_systems, add_tasks, add_threads, check_up_front, existing_rows,
                                journal, set_threads)
-from suite.core.errors import GridInterrupted, InvalidArgumentError
-from suite.core.specs import parse_spec, split_list
+from suite.core.args import check_int_list
+from suite.core.errors import GridInterrupted
+from suite.core.specs import parse_spec, split_flag, split_list
 from suite.grid.journal import key_of
 from suite.reporting.plots import throughput_figure
 from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
@@ -54,21 +55,19 @@ def _cases(args, prof, est_names) -> list:
     """The grid of --profile with --batch, --dims, --k, --systems and --tasks applied (names checked)."""
     ints = {}
     for key in ("batch", "dims"):
-        try:
-            ints[key] = [int(v) for v in split_list(getattr(args, key) or prof[key])]
-        except ValueError:
-            raise InvalidArgumentError(f"--{key}", getattr(args, key), "comma-separated integers >= 1") from None
-        if min(ints[key]) < 1:
-            raise InvalidArgumentError(f"--{key}", getattr(args, key), "comma-separated integers >= 1")
-    try:
-        ks = [None if v == "all" else int(v) for v in split_list(args.k or prof["k"])]
-    except ValueError:
-        raise InvalidArgumentError("--k", args.k, "comma-separated integers >= 1 or 'all'") from None
-    systems = split_list(args.systems or ("" if args.tasks else prof["systems"])) or []
+        given = getattr(args, key)
+        items = split_flag(given, f"--{key}") if given is not None else split_list(prof[key])
+        ints[key] = check_int_list(f"--{key}", items, 1, allowed="comma-separated integers >= 1")
+    ks = []
+    for v in split_flag(args.k, "--k") if args.k is not None else split_list(prof["k"]):
+        ks += [None] if v == "all" else check_int_list("--k", [v], 1, allowed="comma-separated integers >= 1 "
+                                                                              "or 'all'")
+    systems = (split_flag(args.systems, "--systems") if args.systems is not None else
+               [] if args.tasks else split_list(prof["systems"]))
     for spec in systems:  # fail fast on unknown names
         rs.get(parse_spec(spec, "--systems")[0]) if "(" not in spec else None
-    if args.tasks:
-        systems += ["task:" + t for t in tasks.select(split_list(args.tasks))]
+    if args.tasks is not None:
+        systems += ["task:" + t for t in tasks.select(split_flag(args.tasks, "--tasks"))]
     return tp.cases(systems, est_names, ints["batch"], ints["dims"], ks)
 
 
@@ -97,8 +96,8 @@ def _measure(args, grid, dtypes, device, grid_journal, rows, out, stem) -> None:
 def run(args) -> int:
     set_threads(args.threads)
     prof = PROFILES[args.profile]
-    est_names = split_list(args.estimators) or ["qr", "jvp_qr"]
-    device, dtypes = check_up_front(est_names, args.device, split_list(args.dtype))
+    est_names = split_flag(args.estimators, "--estimators") or ["qr", "jvp_qr"]
+    device, dtypes = check_up_front(est_names, args.device, split_flag(args.dtype, "--dtype"))
     grid = _cases(args, prof, est_names)
     out = Path(args.output_dir)
     stem = f"throughput_{tp.slug(device)}" + ("" if args.profile == "full" else f"_{args.profile}")

@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from suite.cli.options import EXIT_FAIL, EXIT_OK, add_run, add_selection, executor, journal, prepare
+from suite.cli.options import EXIT_FAIL, EXIT_OK, add_run, add_selection, executor, journal, prepare, seed_flag
 from suite.grid.cells import validation_cells
 from suite.grid.runner import DISPLAY, DISPLAY_HEADERS, run_grid, with_display
 from suite.reporting.tables import text_table
@@ -17,11 +17,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("validate", help="run reference systems through estimators and judge every exponent")
     add_selection(p)
     add_run(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the run, 0..2**63 - 1 (default 0)")
     return p
 
 
 def run(args) -> int:
+    seed_flag(args.seed)
     systems, est_names = prepare(args)
     cells = validation_cells(systems, est_names, quick=args.quick, seed=args.seed,
                              device=args.device, dtype=args.dtype)

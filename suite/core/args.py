@@ -13,6 +13,10 @@ from typing import Optional
 
 from suite.core.errors import InvalidArgumentError
 
+#: seeds lyapbench takes on the command line and in ``estimate``: 0 .. 2**63 - 1 (an int64, as the tables
+#: store it; the random streams take up to 2**64 - 1, room for the derived seeds such as seed + 1)
+SEED_MAX = 2 ** 63 - 1
+
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -75,3 +79,26 @@ def check_choice(name: str, value, choices, allowed: Optional[str] = None):
     if isinstance(value, bool) and not any(isinstance(c, bool) for c in choices) or value not in choices:
         raise InvalidArgumentError(name, value, allowed or "one of " + ", ".join(map(repr, choices)))
     return value
+
+
+def check_seed(name: str, value) -> int:
+    """A seed: an integer in 0..2**63 - 1 (:data:`SEED_MAX`); a negative one would alias another stream."""
+    return check_int(name, value, 0, SEED_MAX, allowed="an integer in 0..2**63 - 1")
+
+
+def check_int_list(name: str, items, low: Optional[int] = None, high: Optional[int] = None, *,
+                   allowed: Optional[str] = None) -> list:
+    """Command-line items (strings) as ints, each in [low, high]; an error naming ``name`` and the whole list."""
+    out = []
+    for item in items:
+        try:
+            value = int(item)
+        except (TypeError, ValueError):
+            value = None
+        if value is None or (low is not None and value < low) or (high is not None and value > high):
+            if allowed is None:
+                allowed = ("comma-separated integers" + (f" >= {low}" if high is None and low is not None else
+                                                         f" in {low}..{high}" if low is not None else ""))
+            raise InvalidArgumentError(name, ",".join(map(str, items)), allowed)
+        out.append(value)
+    return out

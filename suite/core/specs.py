@@ -16,10 +16,8 @@ from typing import Any, Dict, List, Optional, Tuple
 from suite.core.errors import InvalidArgumentError
 
 
-def split_list(value: Optional[str]) -> Optional[List[str]]:
-    """Split a comma-separated list, leaving commas inside parentheses alone."""
-    if value is None:
-        return None
+def _parts(value: str) -> List[str]:
+    """Every comma-separated part of ``value``, stripped (empty ones too), commas inside parentheses left alone."""
     parts, depth, cur = [], 0, ""
     for ch in value:
         depth += (ch == "(") - (ch == ")")
@@ -29,7 +27,28 @@ def split_list(value: Optional[str]) -> Optional[List[str]]:
         else:
             cur += ch
     parts.append(cur)
-    return [v.strip() for v in parts if v.strip()]
+    return [v.strip() for v in parts]
+
+
+def split_list(value: Optional[str]) -> Optional[List[str]]:
+    """Split a comma-separated list, leaving commas inside parentheses alone (empty parts dropped)."""
+    if value is None:
+        return None
+    return [v for v in _parts(value) if v]
+
+
+def split_flag(value: Optional[str], flag: str) -> Optional[List[str]]:
+    """A command-line flag's comma-separated list: None where the flag was not given; an empty list
+    (``--estimators ""``) or an empty item (``--seeds 0,,1``) is refused, naming ``flag``."""
+    if value is None:
+        return None
+    parts = _parts(value)
+    if not any(parts):
+        raise InvalidArgumentError(flag, value, "a non-empty comma-separated list (leave the flag out for "
+                                   "the default)")
+    if not all(parts):
+        raise InvalidArgumentError(flag, value, "a comma-separated list without empty items")
+    return parts
 
 
 def parse_spec(spec: str, argument: str) -> Tuple[str, Optional[Dict[str, Any]]]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
-from suite.core.args import check_int
+from suite.core.args import SEED_MAX, check_int
 from suite.core.devices import resolve_device, resolve_dtype, synchronize
 from suite.core.errors import InvalidArgumentError, NotApplicableError, TrajectoryError
 from suite.core.provenance import versions
@@ -58,7 +58,7 @@ def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -
         seed, first = seed
     else:
         first = 0
-    seed = check_int("seed", seed, allowed="an integer, or (seed, first_trajectory)")
+    seed = check_int("seed", seed, 0, SEED_MAX, allowed="an integer in 0..2**63 - 1, or (seed, first_trajectory)")
     first = check_int("seed[1] (first trajectory)", first, 0)
     return RunConfig(steps, transient, batch, int(k), int(seed), first,
                      resolve_device(device), resolve_dtype(dtype))

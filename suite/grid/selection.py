@@ -39,7 +39,10 @@ def load_systems(spec: str) -> List[System]:
     every System bound to a module-level name (in definition order).
     """
     path = Path(spec)
-    if spec.endswith(".py") or path.is_file():
+    if not spec.endswith(".py") and ":" not in spec:
+        raise InvalidArgumentError("--system-file", spec, "a Python file (name ending in .py) or "
+                                   "package.module:attribute")
+    if spec.endswith(".py"):
         if not path.is_file():
             raise InvalidArgumentError("--system-file", spec, "an existing Python file or package.module:attribute")
         mod_name = f"_lyapbench_user_systems_{abs(hash(str(path.resolve())))}"
@@ -56,7 +59,11 @@ def load_systems(spec: str) -> List[System]:
         else:
             systems = [v for k, v in vars(module).items() if isinstance(v, System) and not k.startswith("_")]
     else:
-        systems = _systems_in(load_object(spec), spec)
+        try:
+            obj = load_object(spec)
+        except InvalidArgumentError as exc:  # a module that does not import, an attribute it lacks
+            raise InvalidArgumentError("--system-file", spec, exc.allowed) from exc
+        systems = _systems_in(obj, spec)
     if not systems:
         raise InvalidArgumentError("--system-file", spec, "a file defining at least one System "
                                    "(a module-level Map/Flow or a list SYSTEMS)")
