@@ -118,6 +118,11 @@ class System:
         keywords given to the constructor (or :meth:`declare`) are kept."""
         return Capabilities.from_meta(self.meta)
 
+    @property
+    def hand_written_tangent(self) -> bool:
+        """True where the tangent comes from a Jacobian the system's author wrote (not autodiff)."""
+        return getattr(self, "_jac", None) is not None
+
     def declare(self, **capabilities) -> "System":
         """Declare capabilities after construction (checked like the constructor's keywords)."""
         unknown = set(capabilities) - set(Capabilities.names())
