@@ -63,12 +63,36 @@ def test_user_system_file_runs_through_validate(tmp_path, capsys):
     lozi = df[df.system == "lozi"]
     assert list(lozi.status) == ["no reference", "no reference", "pass"]  # the sum rule still applies
     assert abs(lozi.estimate.iloc[0] - 0.470) < 0.01
+    # the printed table folds the two exponents without reference into one row that shows them
+    l1, l2 = lozi.estimate.iloc[:2]
+    se = sorted(f"{v:.2g}" for v in lozi.stderr.iloc[:2])
+    shown = f"{l1:.3g}, {l2:.3g} (stderr {se[0] if se[0] == se[1] else se[0] + '–' + se[1]})"
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("lozi") and " qr " in ln
+                and "no reference" in ln)
+    assert "1–2" in line and shown in line, (shown, line)
     decay = df[df.system == "decay"]
     assert list(decay.status) == ["pass", "pass", "pass"]  # two exponents and the sum rule
     assert "zero exponent" not in set(decay.quantity)  # converges to its fixed point: no zero exponent
     # after a transient of 20 time units the frame is aligned to e^(-0.5 * 20) ~ 5e-5, so only
     # that residual boundary term (/ T = 20) and RK4's O(dt^4) ~ 1e-7 remain
     assert decay.abs_error.max() < 1e-5
+
+
+def test_a_spectrum_without_reference_is_shown_compactly():
+    """32 exponents without reference: one row, its index 1–32, the spectrum's first and last estimates
+    and the stderr range (the Markdown and the terminal table; the CSV keeps the 32 rows)."""
+    from suite.grid.runner import DISPLAY, with_display
+    from suite.reporting.tables import markdown
+    est = [0.118, 0.0953, 0.0712] + [0.05 - 0.07 * i for i in range(27)] + [-1.9, -2.31]
+    base = dict(system="net32", estimator="qr", quantity="exponent", status="no reference", reference=None)
+    rows = [dict(base, index=i + 1, estimate=e, stderr=1e-3 * (1 + i % 4)) for i, e in enumerate(est)]
+    rows.append(dict(base, quantity="sum rule", index=0, status="pass", reference=-49.9, estimate=-49.9, stderr=1e-6))
+    shown = with_display(rows)
+    assert len(shown) == 2 and shown[0]["index"] == "1–32"
+    assert shown[0]["estimate_pm"] == "0.118, 0.0953, 0.0712, …, -1.9, -2.31 (stderr 0.001–0.004)"
+    assert "CSV" not in markdown(shown, DISPLAY)
+    assert with_display(rows[:2])[0]["estimate_pm"] == "0.118, 0.0953 (stderr 0.001–0.002)"
+    assert with_display(rows[:1])[0]["estimate_pm"] == "0.118 ± 0.001"  # one exponent alone: as any row
 
 
 def test_failing_row_exits_1(tmp_path, capsys):

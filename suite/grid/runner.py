@@ -23,19 +23,37 @@ DISPLAY = ["system", "estimator", "quantity", "index", "reference", "estimate_pm
 DISPLAY_HEADERS = ["system", "estimator", "quantity", "i", "reference", "estimate ± stderr", "abs error", "tolerance", "status"]
 
 
+def spectrum_text(estimates: Sequence[float], stderrs: Sequence[float], head: int = 3, tail: int = 2) -> str:
+    """A run of estimates in a few characters: ``0.118, 0.0953, 0.0712, …, -1.9, -2.31 (stderr 0.0011–0.0042)``
+    (all of them up to ``head + tail + 1``; the smallest and largest stderr)."""
+    shown = [f"{v:.3g}" for v in estimates]
+    if len(shown) > head + tail + 1:
+        shown = shown[:head] + ["…"] + shown[-tail:]
+    lo, hi = f"{min(stderrs):.2g}", f"{max(stderrs):.2g}"
+    return f"{', '.join(shown)} (stderr {lo if lo == hi else f'{lo}–{hi}'})"
+
+
 def with_display(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Rows for reading: ``estimate ± stderr`` in one column, and a run of exponents
-    without reference in one cell folded into a single row (the CSV keeps them all)."""
+    without reference in one cell folded into a single row showing the spectrum compactly
+    (:func:`spectrum_text`; the CSV keeps every row)."""
     out: List[Dict[str, Any]] = []
+    runs: Dict[int, tuple] = {}  # position in out -> (estimates, stderrs) of a folded run
+
+    def foldable(r):
+        return r["status"] == "no reference" and r.get("quantity") == "exponent" and r.get("estimate") is not None
+
     for r in rows:
         r = dict(r)
         prev = out[-1] if out else None
-        if (r["status"] == "no reference" and r.get("quantity") == "exponent" and prev is not None
-                and prev["status"] == "no reference" and prev.get("quantity") == "exponent"
+        if (foldable(r) and prev is not None and foldable(prev)
                 and (prev["system"], prev["estimator"]) == (r["system"], r["estimator"])):
             first = str(prev["index"]).split("–")[0]
             prev["index"] = f"{first}–{r['index']}"
-            prev["estimate_pm"] = "no reference; estimates in the CSV"
+            est, se = runs.setdefault(len(out) - 1, ([prev["estimate"]], [prev["stderr"]]))
+            est.append(r["estimate"])
+            se.append(r["stderr"])
+            prev["estimate_pm"] = spectrum_text(est, se)
             continue
         if r.get("estimate") is not None:
             r["estimate_pm"] = f"{r['estimate']:.6g} ± {r['stderr']:.2g}"
