@@ -1,4 +1,4 @@
-"""Flows with known exponents: Lorenz-63, Rossler, Lorenz-96, linear ODEs."""
+"""Flows with known exponents: Lorenz-63, Rossler, Lorenz-96, linear ODEs, rotating axes."""
 from __future__ import annotations
 
 import math
@@ -8,6 +8,7 @@ import torch
 
 from reference_systems._checks import diagonalisable
 from suite.core.args import check_int, check_number
+from suite.core.errors import InvalidArgumentError
 from reference_systems.layout import stack_like, stored_batch_last
 from reference_systems.reference import Reference
 from reference_systems.registry import register
@@ -232,3 +233,73 @@ def linear_ode(A=None, dt: float = 0.05) -> Flow:
 
 
 register("linear_ode", linear_ode)
+
+
+def _rotating_axes_rk4(omega: float, a: float, b: float, dt: float) -> np.ndarray:
+    """Exponents of the RK4 map of :func:`rotating_axes` (v block), exactly: in the frame that rotates with
+    the axes the RK4 step is the constant matrix R(-omega dt) P, P the RK4 step of v' = A(omega t) v from 0."""
+    def A(t):
+        c, s = math.cos(omega * t), math.sin(omega * t)
+        return np.array([[a * c * c + b * s * s, (a - b) * c * s], [(a - b) * c * s, a * s * s + b * c * c]])
+    eye = np.eye(2)
+    k1 = A(0.0)
+    k2 = A(dt / 2) @ (eye + dt / 2 * k1)
+    k3 = A(dt / 2) @ (eye + dt / 2 * k2)
+    k4 = A(dt) @ (eye + dt * k3)
+    P = eye + dt / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    c, s = math.cos(omega * dt), math.sin(omega * dt)
+    return np.sort(np.log(np.abs(np.linalg.eigvals(np.array([[c, s], [-s, c]]) @ P))) / dt)[::-1]
+
+
+def rotating_axes(omega: float = 2.0, a: float = -1.0, b: float = -9.0, dt: float = 0.05) -> Flow:
+    """A linear flow whose principal axes rotate: theta' = omega, v' = R(theta) diag(a, b) R(theta)^T v.
+
+    In the frame that turns with the axes, w = R(theta)^T v obeys w' = M w with the constant
+    M = [[a, omega], [-omega, b]], so the exponents are exactly 0 (along theta) and Re eig(M),
+    per unit time.  The Jacobian changes direction within each step (at rate omega) while its
+    eigenvalues do not: a tangent advanced with the Jacobian frozen over the step, by Euler
+    beside RK4, or with J^T instead of J gets the exponents visibly wrong, while the exact
+    derivative of the RK4 step does not (docs/design.md, "Known traps").  The RK4 map's own
+    exponents are known exactly too (:func:`_rotating_axes_rk4`); their deviation from the
+    flow's is the stated uncertainty, as for ``linear_ode``.  State (theta, v1, v2); v -> 0.
+    """
+    omega, a, b = check_number("omega", omega), check_number("a", a), check_number("b", b)
+    dt = check_number("dt", dt, low=0.0, low_open=True)
+    flow = np.sort(np.linalg.eigvals(np.array([[a, omega], [-omega, b]])).real)[::-1]
+    if not flow[0] < 0:
+        raise InvalidArgumentError("a, b, omega", (a, b, omega), "values with Re eig([[a, omega], [-omega, b]]) < 0 "
+                                   "(v decays to 0 instead of overflowing)")
+    rk4 = _rotating_axes_rk4(omega, a, b, dt)
+    ref = Reference(np.r_[0.0, flow], np.r_[0.0, np.abs(rk4 - flow)] + 1e-12, "exact",
+                    "0 along theta and Re eig([[a, omega], [-omega, b]]) (the flow in the frame that rotates with "
+                    "the axes); uncertainty = the RK4 map's exactly known deviation "
+                    f"(RK4 map: {rk4[0]:.10g}, {rk4[1]:.10g})",
+                    extra={"rk4_map": [0.0, *rk4.tolist()]})
+
+    def axes(theta):
+        c, s = torch.cos(theta), torch.sin(theta)
+        return c, s, (a - b) * c * s
+
+    def rhs(x):
+        c, s, cs = axes(x[:, 0])
+        v1, v2 = x[:, 1], x[:, 2]
+        return torch.stack([torch.full_like(v1, omega), (a * c * c + b * s * s) * v1 + cs * v2,
+                            cs * v1 + (a * s * s + b * c * c) * v2], dim=1)
+
+    def jacobian(x):
+        c, s, cs = axes(x[:, 0])
+        v1, v2 = x[:, 1], x[:, 2]
+        d2, cos2 = 2 * cs, (a - b) * (c * c - s * s)  # dA/dtheta = [[-2cs, cos2], [cos2, 2cs]]
+        J = torch.zeros(x.shape[0], 3, 3, dtype=x.dtype, device=x.device)
+        J[:, 1, 0], J[:, 2, 0] = -d2 * v1 + cos2 * v2, cos2 * v1 + d2 * v2
+        J[:, 1, 1], J[:, 1, 2] = a * c * c + b * s * s, cs
+        J[:, 2, 1], J[:, 2, 2] = cs, a * s * s + b * c * c
+        return J
+
+    return Flow("rotating_axes", rhs, dim=3, dt=dt, jacobian=jacobian, reference=ref,
+                sample_initial=lambda batch, g: g.normal(3),
+                params={"omega": omega, "a": a, "b": b, "dt": dt}, divergence=a + b, zero_exponent=True,
+                validation={"steps": math.ceil(500 / dt), "transient": math.ceil(20 / dt), "batch": 4})
+
+
+register("rotating_axes", rotating_axes)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from suite.core.args import check_int, check_number
+from reference_systems import computed
 from reference_systems.noise import TrajectoryRNG
 from reference_systems.random_products import newman_spectrum
 from reference_systems.reference import Reference
@@ -253,6 +254,37 @@ def finite_n_uncertainty(entry: Dict, N: int, quenched: bool) -> Optional[float]
     return u
 
 
+def finite_size_prediction(table: Dict[float, Dict], x: float, N: int, quenched: bool) -> Optional[Dict]:
+    """lambda_max of one size-N system predicted from mean-field theory plus the fitted finite-size correction.
+
+    d(N) = c1 / N + c2 / N^2 is fitted by weighted least squares to the measured deviations d_i +- e_i of
+    ``table[x]`` (module tables); the prediction is lambda_MF + d(N), its standard error that of the fit
+    at N, plus, for a fixed realisation (``quenched``), the realisation-to-realisation spread at N (N s(N)
+    taken as constant below the smallest measured size, s ~ 1/sqrt(N) beyond the largest).  Used to check
+    the mean-field value (the N -> infinity limit) against the computed finite-N references.  None where
+    ``x`` was not measured.
+    """
+    entry = table.get(x)
+    if entry is None:
+        return None
+    Ns, d, e = (np.asarray(entry[k], dtype=float) for k in ("N", "dev", "se"))
+    X = np.stack([1.0 / Ns, 1.0 / Ns ** 2], axis=1) / e[:, None]
+    coef, *_ = np.linalg.lstsq(X, d / e, rcond=None)
+    cov = np.linalg.inv(X.T @ X)
+    chi2 = float(np.sum((X @ coef - d / e) ** 2)) / max(1, len(Ns) - 2)
+    cov *= max(1.0, chi2)  # an imperfect two-term law: its scatter widens the fit's error
+    basis = np.array([1.0 / N, 1.0 / N ** 2])
+    spread = 0.0
+    if quenched:
+        s = np.asarray(entry["spread_ucb"], dtype=float)
+        spread = float(Ns[0] * s[0] / N) if N <= Ns[0] else float(np.interp(N, Ns, s)) if N <= Ns[-1] \
+            else float(s[-1] * math.sqrt(Ns[-1] / N))
+    return {"lambda_mf": mean_field(x)["lam"], "correction": float(basis @ coef),
+            "value": mean_field(x)["lam"] + float(basis @ coef),
+            "fit_stderr": float(math.sqrt(basis @ cov @ basis)), "spread": spread,
+            "coefficients": coef.tolist(), "chi2_per_dof": chi2}
+
+
 def _entries_for(table: Dict[float, Dict], x: float) -> Optional[list]:
     """The measured entry for parameter value x, or None where none was measured.
 
@@ -276,6 +308,19 @@ def _mean_field_reference(table, x, N, quenched, lam, **kw) -> Tuple[Optional[Re
                  uncertainty_formula="reference_systems.networks.finite_n_uncertainty(finite_n, N, "
                                      f"quenched={quenched}) at N = {N}")
     return Reference.make([lam], [max(us)], "mean-field", extra=extra, **kw), None
+
+
+#: the long float64 runs that compute a chaotic network's reference for the finite system as defined
+#: (suite.studies.computed_references: QR, confirmed by two-trajectory lambda_1 and autodiff tangents)
+CHAOTIC_REFERENCE_RUN = {"steps": 20_000, "transient": 1_000, "batch": 32}
+
+
+def _with_computed_reference(system, run=None):
+    """Declare the reference run of a chaotic configuration and attach its computed reference where a
+    fresh one is cached (the mean-field value, if any, then stays in ``meta['limit_reference']``)."""
+    system.declare(reference_run=dict(run or CHAOTIC_REFERENCE_RUN))
+    computed.attach_to_system(system)
+    return system
 
 
 # ---------------------------------------------------------------------------
@@ -372,11 +417,11 @@ def random_rnn(N: int = 200, g: float = 2.0, sigma_b: float = 0.0, seed: int = 0
 
     References, by regime:
 
-    * g in {1.5, 2, 3}, sigma_b = 0, N >= 100: the mean-field lambda_max =
-      1/2 ln chi (module docstring), provenance 'mean-field', one value;
-      uncertainty :func:`finite_n_uncertainty` from the measured finite-N bias
-      and realisation spread (``_RNN_FINITE_N``; at g = 2: 0.127 at N = 100,
-      0.0072 at N = 800).
+    * g > 1: the computed spectrum of this realisation where a fresh one is
+      cached (``lyapbench references``; the mean-field value then moves to
+      ``meta['limit_reference']``); otherwise, for g in {1.5, 2, 3},
+      sigma_b = 0, N >= 100, the mean-field lambda_max = 1/2 ln chi with the
+      finite-N uncertainty of :func:`finite_n_uncertainty`.
     * g < 1, sigma_b = 0: h -> 0, where the tangent map is W, so the exponents
       are exactly ln|eig(W)| of this realisation, all N of them (provenance
       'exact'); none if this realisation has spectral radius >= 1.
@@ -437,15 +482,16 @@ def random_rnn(N: int = 200, g: float = 2.0, sigma_b: float = 0.0, seed: int = 0
         note = ("g < 1 with sigma_b > 0: h converges to a realisation-dependent fixed point h* and "
                 "lambda_i = ln|eig(diag(1 - h*^2) W)|, not known in closed form; no reference")
     if validation is None:
-        # chaotic: the full spectrum (the runner's k = None) costs O(N^3) per step, and the
-        # tolerance is dominated by the finite-N uncertainty, not by T
-        validation = {"steps": 1_000, "transient": 200, "batch": 8}
-    return TanhRNN(W, b, reference=ref, sample_initial=lambda batch, gen: gen.normal(N),
-                   params={"N": N, "g": g, "sigma_b": sigma_b, "seed": seed},
-                   log_abs_det_W=float(logdet), note=note, mean_field=mf, validation=validation)
+        # chaotic: the full spectrum (the runner's k = None) costs O(N^3) per step; 16 trajectories
+        # resolve lambda_1 to ~1e-3 against the computed reference (docs/networks.md)
+        validation = {"steps": 2_000 if N > 64 else 4_000, "transient": 200, "batch": 16}
+    system = TanhRNN(W, b, reference=ref, sample_initial=lambda batch, gen: gen.normal(N),
+                     params={"N": N, "g": g, "sigma_b": sigma_b, "seed": seed},
+                     log_abs_det_W=float(logdet), note=note, mean_field=mf, validation=validation)
+    return _with_computed_reference(system) if g > 1.0 else system
 
 
-register("random_rnn", random_rnn, variants=[{"N": 100, "g": 3.0}, {"N": 64, "g": 0.8}])
+register("random_rnn", random_rnn, variants=[{"N": 100, "g": 3.0}, {"N": 50, "g": 2.0}, {"N": 64, "g": 0.8}])
 
 
 # ---------------------------------------------------------------------------
@@ -507,9 +553,9 @@ def rate_network(N: int = 100, g: float = 2.0, tau: float = 1.0, dt: float = 0.0
 
     References for individual exponents:
 
-    * g >= 1: none (no closed form for a finite realisation; small networks are
-      often periodic).  The flow is autonomous and off its fixed point, so one
-      exponent is 0: the invariant rows check it, and the sum rule.
+    * g > 1: the computed spectrum of this realisation where ``lyapbench
+      references`` has cached a fresh one (docs/networks.md, "Computed
+      references"), else none; small networks are often periodic.
     * g < 1 when this realisation's spectral abscissa max Re eig(J) < 1: h -> 0,
       where the flow is linear, so the exponents are exactly Re eig(-I + J) / tau
       (provenance 'exact'); the RK4 map's known deviation is in the uncertainty.
@@ -556,12 +602,18 @@ def rate_network(N: int = 100, g: float = 2.0, tau: float = 1.0, dt: float = 0.0
             note = (f"this realisation has max Re eig(-I + J)/tau = {abscissa:.4f} >= 0 although g = {g} < 1 "
                     "(finite-N fluctuation): h = 0 is not stable and no exact value is known; the sum of all "
                     "exponents is still -N/tau (meta['divergence'])")
-    return RateNetwork(J, tau, dt, reference=ref, sample_initial=lambda batch, gen_: gen_.normal(N),
-                       params={"N": N, "g": g, "tau": tau, "dt": dt, "seed": seed},
-                       divergence=-N / tau, note=note,
-                       **({} if zero_exponent is None else {"zero_exponent": zero_exponent}),
-                       validation={"steps": math.ceil(T / dt), "transient": math.ceil(transient_T / dt),
-                                   "batch": 8 if ref is None else 4})
+    if ref is None and g > 1.0:
+        T = 400.0 * tau  # lambda_1 ~ 0.01 fluctuates strongly: 32 trajectories over T = 400 resolve it to ~0.003
+    system = RateNetwork(J, tau, dt, reference=ref, sample_initial=lambda batch, gen_: gen_.normal(N),
+                         params={"N": N, "g": g, "tau": tau, "dt": dt, "seed": seed},
+                         divergence=-N / tau, note=note,
+                         **({} if zero_exponent is None else {"zero_exponent": zero_exponent}),
+                         validation={"steps": math.ceil(T / dt), "transient": math.ceil(transient_T / dt),
+                                     "batch": 4 if ref is not None else 32 if g > 1.0 else 8})
+    if ref is None and g > 1.0:
+        return _with_computed_reference(system, {"steps": math.ceil(10_000 * tau / dt),
+                                                 "transient": math.ceil(50 * tau / dt), "batch": 32})
+    return system
 
 
 register("rate_network", rate_network, variants=[{"N": 32, "g": 2.0}, {"N": 16, "g": 0.5, "dt": 0.1}])
@@ -664,11 +716,10 @@ def deep_random_net(N: int = 64, sigma_w: float = 2.0, sigma_b: float = 0.0) -> 
       Gaussian matrix W_t, so the whole spectrum is Newman's, exactly:
       newman_spectrum(N, sigma_w/sqrt(N)) (Newman, Commun. Math. Phys. 103, 121
       (1986)); bias_nats from :func:`ordered_bias_bound`.
-    * sigma_b = 0, sigma_w in {1.5, 2, 3}, N >= 16: the mean-field
-      lambda_max = 1/2 ln chi_1 (Poole et al., NeurIPS 2016; Schoenholz et al.,
-      ICLR 2017), provenance 'mean-field'; uncertainty
-      :func:`finite_n_uncertainty` from the measured finite-N bias
-      (``_DEEP_FINITE_N``; 0.048 at N = 32 for sigma_w = 2).
+    * chaotic (chi_1 > 1): the computed spectrum of the finite-N ensemble where
+      a fresh one is cached (``lyapbench references``); otherwise, for sigma_b
+      = 0, sigma_w in {1.5, 2, 3}, N >= 16, the mean-field lambda_max =
+      1/2 ln chi_1 (Poole et al. 2016) with :func:`finite_n_uncertainty`.
     * elsewhere: no reference; ``meta['note']`` says why.
 
     Parameters
@@ -683,7 +734,7 @@ def deep_random_net(N: int = 64, sigma_w: float = 2.0, sigma_b: float = 0.0) -> 
     sigma_b = check_number("sigma_b", sigma_b, low=0.0)
     mf = mean_field(sigma_w, sigma_b)
     ref, note = None, None
-    validation = {"steps": 4_000, "transient": 300, "batch": 8}
+    validation = {"steps": 4_000, "transient": 300, "batch": 16}
     if sigma_b == 0.0 and sigma_w < 1.0:
         bound = ordered_bias_bound(N, sigma_w)
         ref = Reference(newman_spectrum(N, sigma_w / math.sqrt(N)), np.zeros(N), "exact",
@@ -713,10 +764,11 @@ def deep_random_net(N: int = 64, sigma_w: float = 2.0, sigma_b: float = 0.0) -> 
     else:
         note = ("ordered phase with sigma_b > 0: x fluctuates around q* > 0 and the exponents depend on "
                 "the fluctuations at finite N; no reference")
-    return DeepRandomNet(N, sigma_w, sigma_b, reference=ref,
-                         sample_initial=lambda batch, g: g.normal(N),
-                         params={"N": N, "sigma_w": sigma_w, "sigma_b": sigma_b},
-                         note=note, mean_field=mf, validation=validation)
+    system = DeepRandomNet(N, sigma_w, sigma_b, reference=ref,
+                           sample_initial=lambda batch, g: g.normal(N),
+                           params={"N": N, "sigma_w": sigma_w, "sigma_b": sigma_b},
+                           note=note, mean_field=mf, validation=validation)
+    return _with_computed_reference(system) if mf["chi"] > 1.0 else system
 
 
 register("deep_random_net", deep_random_net, variants=[{"N": 16, "sigma_w": 0.8}, {"N": 32, "sigma_w": 2.0}])

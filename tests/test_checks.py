@@ -6,6 +6,7 @@ import pytest
 
 from suite import estimators
 from suite.scoring.checks import CHECKS, check_estimator
+from wrong_estimators import Biased, EulerTangent, FrozenJacobian, Transposed
 from suite.core.errors import InvalidArgumentError
 from suite.estimators import QREstimator
 
@@ -61,6 +62,12 @@ class ZeroStderr(QREstimator):
 
 @pytest.mark.parametrize("broken,check,words", [
     (Bits(), "logistic", "off"),
+    # the known traps (tests/wrong_estimators.py), each on the check that shows it
+    (Transposed(), "non-normal network", "off"),
+    (Transposed(), "flow tangent", "off"),
+    (FrozenJacobian(), "flow tangent", "off"),
+    (EulerTangent(), "flow tangent", "off"),
+    (Biased(), "linear_map", "off"),
     (Overconfident(), "gaussian_products stderr", "not calibrated"),
     (CrossTalk(), "batch", "depends on the other trajectories"),
     (ZeroStderr(), "contract", "never a silent 0"),
@@ -89,6 +96,6 @@ class Raises(QREstimator):
 
 
 def test_a_failing_check_raises_by_default():
-    with pytest.raises(AssertionError, match=r"raises.*failed 7 conformance check") as exc:
+    with pytest.raises(AssertionError, match=r"raises.*failed 9 conformance check") as exc:
         check_estimator(Raises())
     assert "raised RuntimeError: broken on purpose" in str(exc.value)

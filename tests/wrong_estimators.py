@@ -67,3 +67,26 @@ class RaisesOnHenon(QREstimator):
         if system.name == "henon":
             raise RuntimeError("deliberate failure on henon")
         return super()._estimate(system, cfg)
+
+
+class EulerTangent(QREstimator):
+    """Advances the tangent frame by one Euler step (I + dt J(x_n)) beside an RK4 trajectory: a tangent
+    integrated with another scheme than the state (an O(dt) error in the exponents)."""
+    name = "euler_tangent"
+
+    def _advance(self, system, x, Q, rng):
+        B, d = x.shape
+        eye = torch.eye(d, dtype=x.dtype, device=x.device).expand(B, -1, -1).contiguous()
+        return system.step(x, rng), (eye + system.dt * system._jvp(x, eye)) @ Q
+
+
+class Biased(QREstimator):
+    """qr with a constant 0.02 nats added to every exponent (and its history and per-trajectory values)."""
+    name = "biased"
+    BIAS = 0.02
+
+    def estimate(self, system, steps, **kw):
+        import dataclasses
+        res = super().estimate(system, steps, **kw)
+        return dataclasses.replace(res, exponents=res.exponents + self.BIAS,
+                                   per_trajectory=res.per_trajectory + self.BIAS, history=res.history + self.BIAS)

@@ -16,7 +16,14 @@ problems (about a minute on a laptop CPU):
 * ``linear_map``: the exact ln|eig A| of the default ``linear_map``;
 * ``logistic``: ln 2 at r = 4;
 * ``gaussian_products``: Newman's exact spectrum, and (estimate - exact) /
-  stderr over 24 seeds has mean ~0 and spread ~1 (the stderr is honest).
+  stderr over 24 seeds has mean ~0 and spread ~1 (the stderr is honest);
+* ``flow tangent``: the exact spectrum of ``rotating_axes`` (dt = 0.1), a flow
+  whose Jacobian turns within each step: catches a tangent advanced by Euler
+  beside RK4 or with the Jacobian frozen over the step (and J^T);
+* ``non-normal network``: lambda_1 of ``random_rnn(N=50, g=2)`` against its
+  computed reference (about 1e-3): catches J^T instead of J.
+
+A constant bias of 0.02 nats fails ``linear_map`` (exact, zero spread).
 
 ``checks=`` runs only the named ones (``CHECKS`` lists them all), e.g.
 ``check_estimator(est, checks=["batch"])`` while working on one property.
@@ -81,7 +88,7 @@ def _compare_exact(system, res: LyapunovResult) -> None:
 
 #: every check, in the order they run
 CHECKS = ("contract", "batch", "reproducible", "linear_map", "logistic", "gaussian_products",
-          "gaussian_products stderr")
+          "gaussian_products stderr", "flow tangent", "non-normal network")
 
 
 def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
@@ -142,9 +149,13 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
         assert not np.array_equal(a.per_trajectory, c.per_trajectory), "different seeds gave identical results"
         return "same seed identical, different seed different"
 
-    def exact(system, steps, transient, batch_size):
+    def exact(system, steps, transient, batch_size, k=None):
         def fn():
-            res = est(system, steps, transient=transient, batch=batch_size, seed=11)
+            if system.reference is None:
+                raise NotApplicableError(f"{system.label} has no fresh reference "
+                                         f"({system.meta.get('reference_status', 'none')}): lyapbench references")
+            res = est(system, steps, transient=transient, batch=batch_size, seed=11,
+                      **({} if k is None else {"k": k}))
             _compare_exact(system, res)
             return f"{system.label}: within the derived tolerance"
         return fn
@@ -175,6 +186,8 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
     run("logistic", exact(rs.get("logistic", r=4.0), 5_000, 100, 16))
     run("gaussian_products", exact(rs.get("gaussian_products", N=4), 3_000, 0, 16))
     run("gaussian_products stderr", calibrated)
+    run("flow tangent", exact(rs.get("rotating_axes", dt=0.1), 1_000, 200, 2))
+    run("non-normal network", exact(rs.get("random_rnn", N=50, g=2.0), 4_000, 200, 16, k=1))
 
     if raise_on_failure and report.failed:
         raise AssertionError(f"estimator {name!r} failed {len(report.failed)} conformance check(s):\n{report}")
