@@ -108,3 +108,12 @@ def test_references_command_checks_freshness(capsys):
     for label in REQUIRED:
         assert f"{label}: fresh" in err
     assert main(["references", "--systems", "henon"]) == 2  # a system with a closed form: refused, naming it
+
+
+def test_the_referee_sees_tangent_traps_on_rotating_axes():
+    """An Euler tangent beside RK4, a frozen-Jacobian RK4 tangent and J^T fail; qr and two_trajectory pass."""
+    v = _verdicts(rs.get("rotating_axes"), ["qr", "two_trajectory", "wrong_estimators:EulerTangent",
+                                            "wrong_estimators:FrozenJacobian", "wrong_estimators:Transposed"])
+    assert v["qr"] == {"pass"} and v["two_trajectory"] == {"pass"}, v
+    for wrong in ("EulerTangent", "FrozenJacobian", "Transposed"):
+        assert "fail" in v[f"wrong_estimators:{wrong}"], v
