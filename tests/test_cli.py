@@ -6,7 +6,7 @@ import textwrap
 import pandas as pd
 import pytest
 
-from suite.cli import main
+from suite.cli import build_parser, main
 from suite.scoring.rows import COLUMNS
 
 USER_SYSTEMS = textwrap.dedent('''
@@ -251,3 +251,20 @@ def test_compare_append_keeps_the_earlier_grid(tmp_path, capsys):
     assert "qr" in (tmp_path / "compare.md").read_text()
     assert main(common + ["--estimators", "two_trajectory", "--batch", "8"]) == 0
     assert pd.read_csv(tmp_path / "compare.csv")["estimator"].tolist() == ["two_trajectory"]
+
+
+def test_tables_go_to_lyapbench_results_in_the_current_folder_by_default(tmp_path, monkeypatch, capsys):
+    """A command run in a clone leaves the committed results/ alone; report reads the same default folder."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    assert main(["compare", "--systems", "henon", "--estimators", "qr", "--steps", "200", "--quiet"]) == 0
+    assert main(["validate", "--quick", "--systems", "henon", "--estimators", "qr", "--quiet"]) == 0
+    assert main(["report"]) == 0
+    out = tmp_path / "lyapbench-results"
+    assert {"compare.csv", "compare_rows.csv", "validation.csv", "report.md"} <= {p.name for p in out.iterdir()}
+    assert list((tmp_path / "results").iterdir()) == []
+    assert "lyapbench-results/validation.csv" in capsys.readouterr().out
+    for command in ("validate", "compare", "convergence", "throughput", "race", "tasks", "regress"):
+        args = build_parser().parse_args([command] + (["score"] if command == "tasks" else []))
+        assert args.output_dir == "lyapbench-results", command
+    assert build_parser().parse_args(["report"]).results_dir == "lyapbench-results"

@@ -135,6 +135,7 @@ def test_an_exception_in_a_plugin_is_reported_with_its_traceback(tmp_path, monke
     assert not any("cells.py" in line for line in trace)  # the grid's own frames are left out
     assert (bad.seed, bad["T"], bad.batch, bad.status) == (5, 300, 64, "error")
     assert err.count("Traceback (most recent call last") == 1 and "in helper" in err  # in the log, once
-    assert "FAILED henon(a=1.4, b=0.3) x raising (seed 5): error RuntimeError: deliberate failure with batch 64\n" in err
+    assert ("FAILED henon(a=1.4, b=0.3) x raising (seed 5): error RuntimeError: deliberate failure with batch 64\n"
+            in err)
     assert "Traceback" not in (tmp_path / "compare.md").read_text()
     assert pd.read_csv(tmp_path / "compare.csv").set_index("estimator").loc["qr", "status"] == "pass"

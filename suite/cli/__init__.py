@@ -4,13 +4,15 @@
     lyapbench compare  [--estimators qr,pkg.mod:Mine] [--systems a,b] [--seeds 0,1] [--steps N]
     lyapbench convergence | throughput | race | tasks ...
     lyapbench regress  [--update-baseline] [--baseline-dir results/baseline] [--seed N]
-    lyapbench report   [--results-dir results]
+    lyapbench report   [--results-dir lyapbench-results]
     lyapbench list
 
 Each command module declares its subcommand (``add_parser(subparsers)``) and runs it (``run(args) -> int``);
-:func:`main` parses, runs and turns a :class:`~suite.core.errors.LyapbenchError` into exit status 2.  The
-package may import anything in ``suite`` (it is the top layer); nothing in ``suite`` imports it.  Exit status:
-0 when every row passes, 1 when a row fails or a cell errors, 2 for bad usage (unknown names, bad arguments).
+Tables go to ``--output-dir``, by default ``lyapbench-results/`` in the current directory (never the committed
+``results/`` unless named).  :func:`main` parses, runs and turns a :class:`~suite.core.errors.LyapbenchError`
+into exit status 2.  The package may import anything in ``suite`` (it is the top layer); nothing in ``suite``
+imports it.  Exit status: 0 when every row passes, 1 when a row fails or a cell errors, 2 for bad usage (unknown
+names, bad arguments).
 """
 from __future__ import annotations
 

@@ -24,8 +24,12 @@ from suite.grid.cells import Cell, validation_cells
 from suite.grid.executors import make_executor
 from suite.grid.journal import Journal, journal_for
 from suite.grid.selection import build_systems
+from suite.reporting.tables import DEFAULT_OUTPUT
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+OUTPUT_HELP = (f"where the tables go (default: {DEFAULT_OUTPUT} in the current directory; --output-dir results "
+               "rewrites the committed tables of a lyapbench checkout)")
 
 THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine shared with other busy "
                 "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
@@ -61,9 +65,9 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     add_tasks(p)
 
 
-def add_output(p: argparse.ArgumentParser, help: str = "where the tables go (default: results)") -> None:
-    """--output-dir and --no-write."""
-    p.add_argument("--output-dir", default="results", help=help)
+def add_output(p: argparse.ArgumentParser, help: str = OUTPUT_HELP) -> None:
+    """--output-dir (default :data:`DEFAULT_OUTPUT`) and --no-write."""
+    p.add_argument("--output-dir", default=DEFAULT_OUTPUT, help=help)
     p.add_argument("--no-write", action="store_true", help="print only, write no files")
 
 

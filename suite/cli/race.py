@@ -28,7 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         "is its time (default 3)")
     p.add_argument("--seed", type=int, default=0)
     add_threads(p, "torch CPU threads (default: torch's choice)")
-    add_output(p, "where race_lorenz63.{csv,md} go (default: results)")
+    add_output(p, "where race_lorenz63.{csv,md} go (default: lyapbench-results in the current directory; "
+                  "--output-dir results rewrites the committed tables)")
     add_quiet(p, "run")
     return p
 

@@ -5,9 +5,10 @@ import functools
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -30,6 +31,23 @@ def git_sha() -> str:
     except (OSError, subprocess.SubprocessError):
         return fallback
     return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else fallback
+
+
+@functools.lru_cache(maxsize=None)
+def commit_time(sha: str) -> Optional[int]:
+    """The committer time (Unix seconds) of ``sha`` (a :func:`git_sha` name; '-dirty' is ignored) in the
+    lyapbench checkout; None where there is no git, no checkout or no such commit."""
+    rev = sha[:-len("-dirty")] if sha.endswith("-dirty") else sha
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z._/+-]*", rev or "") or rev == "unknown":
+        return None
+    root = Path(__file__).resolve().parents[2]
+    try:
+        out = subprocess.run(["git", "show", "-s", "--format=%ct", f"{rev}^{{commit}}"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    text = out.stdout.strip()
+    return int(text) if out.returncode == 0 and text.isdigit() else None
 
 
 PROVENANCE_COLUMNS = ["dtype", "device", "git_sha", "versions"]

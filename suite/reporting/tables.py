@@ -11,6 +11,11 @@ import pandas as pd
 
 from suite.core.errors import InvalidArgumentError
 
+#: the folder every command writes its tables to unless told otherwise (``--output-dir``), in the current
+#: directory: a command run in a clone never rewrites the committed tables under results/
+#: (``--output-dir results`` does, on purpose)
+DEFAULT_OUTPUT = "lyapbench-results"
+
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and a rename (never half-written)."""
