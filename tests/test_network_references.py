@@ -117,3 +117,7 @@ def test_the_referee_sees_tangent_traps_on_rotating_axes():
     assert v["qr"] == {"pass"} and v["two_trajectory"] == {"pass"}, v
     for wrong in ("EulerTangent", "FrozenJacobian", "Transposed"):
         assert "fail" in v[f"wrong_estimators:{wrong}"], v
+
+
+def test_references_command_refuses_an_empty_list():
+    assert main(["references", "--systems", ""]) == 2

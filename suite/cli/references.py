@@ -16,7 +16,7 @@ import reference_systems as rs
 from reference_systems import System, computed
 from suite.cli.options import EXIT_FAIL, EXIT_OK, set_threads
 from suite.core.errors import InvalidArgumentError
-from suite.core.specs import split_list
+from suite.core.specs import split_flag
 from suite.grid.selection import build_systems
 from suite.studies.computed_references import compute_system
 
@@ -36,9 +36,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def computed_systems(specs) -> List[System]:
     """The systems named (or every catalogue variant with a reference run), each checked to declare one."""
-    names = split_list(specs)
-    if specs is not None and not names:
-        raise InvalidArgumentError("--systems", specs, "a non-empty comma-separated list of system specs")
+    names = split_flag(specs, "--systems")
     systems = build_systems(names) if names else rs.catalogue()
     chosen = [s for s in systems if s.capabilities.reference_run is not None]
     if names and len(chosen) < len(systems):
