@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import List
+from pathlib import Path
+from typing import Callable, List, Tuple
 
 import reference_systems as rs
 from reference_systems import System, computed
@@ -46,31 +47,46 @@ def computed_systems(specs) -> List[System]:
     return chosen
 
 
-def run(args) -> int:
-    set_threads(args.threads)
-    systems = computed_systems(args.systems)
+def refresh(labels: List[str], entry: Callable[[str], Tuple[str, Callable[[], Tuple[dict, Path]]]], *,
+            check: bool, force: bool) -> int:
+    """Compute the missing or stale references (all with ``force``; none with ``check``), reporting each on
+    stderr.  ``entry(label)`` gives the status and a function computing (record, path).  Exit 1 if any is not
+    fresh at the end (shared with ``lyapbench tasks reference``)."""
     bad = []
-    for n, system in enumerate(systems, 1):
-        st = system.meta.get("reference_status", "missing")
-        where = f"[{n}/{len(systems)}] {system.label}"
-        if args.check or (st == "fresh" and not args.force):
+    for n, label in enumerate(labels, 1):
+        st, compute = entry(label)
+        where = f"[{n}/{len(labels)}] {label}"
+        if check or (st == "fresh" and not force):
             print(f"{where}: {st}", file=sys.stderr, flush=True)
             if st != "fresh":
-                bad.append(f"{system.label}: {st}")
+                bad.append(f"{label}: {st}")
             continue
         t0 = time.perf_counter()
         try:
-            rec = compute_system(system, device=args.device)
+            rec, path = compute()
         except ArithmeticError as exc:  # not confirmed, or a trajectory diverged: reported, nothing written
-            bad.append(f"{system.label}: {exc}")
+            bad.append(f"{label}: {exc}")
             print(f"{where}: FAILED {exc}", file=sys.stderr, flush=True)
             continue
+        routes = rec["routes"]
+        auto = f", autodiff within {routes['autodiff']['max_abs_difference']:.1g}" if "autodiff" in routes else ""
         print(f"{where}: lambda_1 = {rec['values'][0]:.5g} +- {rec['uncertainty'][0]:.2g}, two-trajectory "
-              f"{rec['routes']['two_trajectory']['lambda1']:.5g}"
-              + (f", autodiff within {rec['routes']['autodiff']['max_abs_difference']:.1g}"
-                 if "autodiff" in rec["routes"] else "")
-              + f" ({time.perf_counter() - t0:.0f} s) -> {computed.reference_path(rec['key'])}",
+              f"{routes['two_trajectory']['lambda1']:.5g}{auto} ({time.perf_counter() - t0:.0f} s) -> {path}",
               file=sys.stderr, flush=True)
     for line in bad:
         print(f"NOT FRESH {line}", file=sys.stderr)
     return EXIT_FAIL if bad else EXIT_OK
+
+
+def run(args) -> int:
+    set_threads(args.threads)
+    systems = {s.label: s for s in computed_systems(args.systems)}
+
+    def entry(label):
+        system = systems[label]
+
+        def compute():
+            rec = compute_system(system, device=args.device)
+            return rec, computed.reference_path(rec["key"])
+        return system.meta.get("reference_status", "missing"), compute
+    return refresh(list(systems), entry, check=args.check, force=args.force)

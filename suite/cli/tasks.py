@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
 from pathlib import Path
 from typing import List
 
 import tasks
 from suite.cli import compare
-from suite.cli.options import EXIT_FAIL, EXIT_OK, TASKS_HELP, add_estimators, add_run, add_tasks, set_threads
+from suite.cli.references import refresh
+from suite.cli.options import EXIT_OK, TASKS_HELP, add_estimators, add_run, add_tasks, set_threads
 from suite.core.specs import split_flag
 from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
 from suite.reporting.task_report import FEATURE_COLUMNS, feature_rows, figures
@@ -49,28 +48,11 @@ def _list(ids: List[str]) -> int:
 
 def _reference(args, ids: List[str]) -> int:
     set_threads(args.threads)
-    bad = []
-    for n, tid in enumerate(ids, 1):
-        system = tasks.build(tid)
-        st = system.meta["reference_status"]
-        if args.check or (st == "fresh" and not args.force):
-            print(f"[{n}/{len(ids)}] {tid}: {st}", file=sys.stderr, flush=True)
-            if st != "fresh":
-                bad.append(f"{tid}: {st}")
-            continue
-        t0 = time.perf_counter()
-        try:
-            rec = compute(tid, device=args.device)
-        except ArithmeticError as exc:  # not confirmed, or a trajectory diverged: reported, nothing written
-            bad.append(f"{tid}: {exc}")
-            print(f"[{n}/{len(ids)}] {tid}: FAILED {exc}", file=sys.stderr, flush=True)
-            continue
-        print(f"[{n}/{len(ids)}] {tid}: lambda_1 = {rec['values'][0]:.5g} +- {rec['uncertainty'][0]:.2g}, "
-              f"two-trajectory {rec['confirmation']['lambda1']:.5g} ({time.perf_counter() - t0:.0f} s) "
-              f"-> {tasks.reference_path(tid)}", file=sys.stderr, flush=True)
-    for line in bad:
-        print(f"NOT FRESH {line}", file=sys.stderr)
-    return EXIT_FAIL if bad else EXIT_OK
+
+    def entry(tid):
+        status = tasks.build(tid).meta["reference_status"]
+        return status, lambda: (compute(tid, device=args.device), tasks.reference_path(tid))
+    return refresh(ids, entry, check=args.check, force=args.force)
 
 
 def _features(args, ids: List[str]) -> int:
