@@ -6,6 +6,7 @@
     system = tasks.build(spec.id)            # a System with its computed reference (if fresh)
     tasks.build(spec.id, hidden=16)          # a smaller variant (no reference: the task changed)
     tasks.register(TaskSpec(...))            # add one
+    tasks.training_map(model, loss_fn, (X, y), lr=0.1)   # a user's training run as a map (tasks.training)
 
 Third-party packages add tasks through the entry-point group
 ``lyapbench.tasks`` (an entry point names a TaskSpec or a zero-argument
@@ -20,6 +21,7 @@ from tasks import catalogue  # noqa: F401
 from tasks.references import attach, read, reference_path, references_dir, status
 from tasks.registry import build, get, names, register, select, unregister
 from tasks.spec import TaskSpec, optional_spec
+from tasks.training import TrainingMap, training_map
 
 __all__ = ["TaskSpec", "register", "unregister", "names", "get", "build", "select", "read", "status", "attach",
-           "reference_path", "references_dir"]
+           "reference_path", "references_dir", "training_map", "TrainingMap"]

@@ -3,7 +3,7 @@
 RNN scenarios (tasks.rnn): three families trained briefly on three stream
 tasks with checkpoints at init / mid / end, a hidden-size ladder 16 ... 512,
 and untrained tanh networks across the gain g driven by the copy task's
-inputs.  Training-map scenarios (tasks.training_map): full-batch gradient
+inputs.  Training-map scenarios (tasks.iris_training, on tasks.training_map): full-batch gradient
 descent on Iris across learning rates, and mini-batch SGD.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 from tasks.registry import register
 from tasks.rnn import driven_rnn
 from tasks.spec import TaskSpec
-from tasks.training_map import training_map_task
+from tasks.iris_training import training_map_task
 
 # brief, deterministic training (float64 Adam on the CPU, seconds per network)
 _SCHEDULE = {"optimizer": "adam", "lr": 0.01, "steps": 300, "batch": 32, "length": 40}
@@ -61,7 +61,7 @@ for _g in (0.5, 1.0, 1.5, 2.0, 3.0):
 
 
 def _mlp(lr: float, *, sgd_batch: Optional[int] = None, weight_decay: float = 0.0, regime: str) -> None:
-    """Training of the 4-10-3 sigmoid MLP on Iris as a map (tasks.training_map), one learning rate."""
+    """Training of the 4-10-3 sigmoid MLP on Iris as a map (tasks.iris_training), one learning rate."""
     opt = f"sgd{sgd_batch}" if sgd_batch else "gd"
     wd = f"-wd{weight_decay:g}" if weight_decay else ""
     params = {"lr": lr, "hidden": 10, "sgd_batch": sgd_batch, "weight_decay": weight_decay,
@@ -75,7 +75,7 @@ def _mlp(lr: float, *, sgd_batch: Optional[int] = None, weight_decay: float = 0.
                                   f" ({regime})"))
 
 
-# the learning-rate sweep of Danovski, Soriano & Lacasa (2024): regimes measured in tasks/training_map.py
+# the learning-rate sweep of Danovski, Soriano & Lacasa (2024): regimes measured in tasks/iris_training.py
 for _lr, _regime in ((0.1, "regular"), (1.0, "regular"), (10.0, "edge-of-stability"), (30.0, "intermittent"),
                      (100.0, "chaotic"), (150.0, "chaotic")):
     _mlp(_lr, regime=_regime)

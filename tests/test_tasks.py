@@ -214,7 +214,7 @@ def test_training_map_references_place_the_transition():
     """The committed (and, by the freshness test, current) references of the learning-rate sweep.
 
     Plain cross-entropy has H + 1 exactly-zero exponents (softmax's shift invariance,
-    tasks/training_map.py), so a regular run has lambda_1 = 0, not < 0: at lr <= 10
+    tasks/iris_training.py), so a regular run has lambda_1 = 0, not < 0: at lr <= 10
     (up to the edge of stability, lr * sharpness ~ 1-2) lambda_1 is 0 within its
     uncertainty; in the chaotic regime (lr >= 100) it is positive beyond it. With weight
     decay the zeros move to ln(1 - 0.01 lr) < 0 and lambda_1 changes sign between lr 10 and 30.
