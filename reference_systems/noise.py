@@ -88,7 +88,10 @@ class TrajectoryRNG:
     device : torch device of the keys (numbers are produced there).
 
     Draw with :meth:`normal` and :meth:`uniform`; results have shape
-    ``(batch, *shape)``.
+    ``(batch, *shape)``.  It is not a ``torch.Generator``: torch's samplers
+    (``torch.randn(..., generator=...)``) refuse it; :meth:`torch_generator`
+    gives a seeded one for code that needs them, at the price of a
+    batch-dependent stream.
     """
 
     def __init__(self, seed: int = 0, batch: int = 1, *, first: int = 0, device="cpu"):
@@ -154,6 +157,25 @@ class TrajectoryRNG:
         u2 = (lo + 0.5) * 2.0 ** -32
         g = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
         return (mean + std * g).to(dtype)
+
+    def torch_generator(self) -> torch.Generator:
+        """A ``torch.Generator`` on this generator's device, seeded from every trajectory's key and the
+        draw counter (which advances by one, like any draw), for code that needs torch's own samplers:
+        ``torch.randn(batch, d, generator=generator.torch_generator())``.
+
+        The escape hatch gives up the per-trajectory streams: its numbers depend on the whole batch
+        (a batch of B no longer equals B single runs, and splitting a batch changes the draws), though
+        the same seed, batch and draw sequence give the same numbers.  Prefer :meth:`normal` and
+        :meth:`uniform`, which return (batch, *shape) with each row drawn from its trajectory's stream.
+        """
+        c = int(self.counter)
+        self.counter = c + 1
+        h = mix64_int(c)
+        for key in self.keys.tolist():
+            h = mix64_int(h ^ (key & _MASK64))
+        g = torch.Generator(device=self.device)
+        g.manual_seed(h >> 1)  # 63 bits: every torch accepts it
+        return g
 
     def __repr__(self) -> str:
         return (f"TrajectoryRNG(seed={self.seed}, batch={self.batch}, first={self.first}, "

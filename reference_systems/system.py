@@ -75,6 +75,26 @@ def _checked_jacobian(jacobian: Callable, x: torch.Tensor, name: str) -> torch.T
     return J
 
 
+def _call_user(argument: str, fn: Callable, *args):
+    """Call a user's ``sample_initial`` or ``noise`` callable; a TypeError from handing the TrajectoryRNG to a
+    function that wants a ``torch.Generator`` (``torch.randn(..., generator=generator)``) becomes an
+    InvalidArgumentError naming ``argument``, the generator's type and the calls to use instead."""
+    try:
+        return fn(*args)
+    except TypeError as exc:
+        text = str(exc)
+        if "generator" not in text.lower() and "TrajectoryRNG" not in text:
+            raise
+        raise InvalidArgumentError(
+            argument, getattr(fn, "__name__", repr(fn)),
+            "a callable that draws from its generator with generator.normal(*shape) or generator.uniform(*shape) "
+            "(each returns (batch, *shape), row b from trajectory b's stream), e.g. "
+            "p + 1e-3 * generator.normal(d) instead of p + 1e-3 * torch.randn(batch, d, generator=generator): "
+            "the generator is a reference_systems.TrajectoryRNG, not a torch.Generator, so torch's samplers refuse "
+            "it; generator.torch_generator() gives a seeded torch.Generator if you accept numbers that depend on "
+            f"the batch size. torch said: {text.splitlines()[0] if text else type(exc).__name__}") from exc
+
+
 class System:
     """Base class of every system; see the module docstring for the contract.
 
@@ -200,7 +220,7 @@ class System:
         if self._sample_initial is None:
             x = 0.1 * generator.normal(self.dim)
         else:
-            x = self._sample_initial(batch, generator)
+            x = _call_user("sample_initial", self._sample_initial, batch, generator)
         x = torch.as_tensor(x)
         self._check_state(x, "sample_initial(...)")
         if x.shape[0] != batch:
@@ -290,7 +310,7 @@ class Map(System):
         """The deterministic map of this step: x -> F(x) (noise drawn once)."""
         if self._noise is None:
             return self._f, self._jac
-        xi = self._noise(generator, x)
+        xi = _call_user("noise", self._noise, generator, x)
         f = lambda y: self._f(y, xi)  # noqa: E731
         jac = None if self._jac is None else (lambda y: self._jac(y, xi))
         return f, jac
