@@ -6,6 +6,7 @@
     system = tasks.build(spec.id)            # a System with its computed reference (if fresh)
     tasks.build(spec.id, hidden=16)          # a smaller variant (no reference: the task changed)
     tasks.register(TaskSpec(...))            # add one
+    tasks.from_module(torch_rnn, inputs)     # a user's recurrent torch model as a System (tasks.modules)
     tasks.training_map(model, loss_fn, (X, y), lr=0.1)   # a user's training run as a map (tasks.training)
 
 Third-party packages add tasks through the entry-point group
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 # the built-in tasks register themselves on import
 from tasks import catalogue  # noqa: F401
+from tasks.modules import from_module
 from tasks.references import attach, read, reference_path, references_dir, status
 from tasks.registry import build, get, names, register, select, unregister
 from tasks.spec import TaskSpec, optional_spec
 from tasks.training import TrainingMap, training_map
 
 __all__ = ["TaskSpec", "register", "unregister", "names", "get", "build", "select", "read", "status", "attach",
-           "reference_path", "references_dir", "training_map", "TrainingMap"]
+           "reference_path", "references_dir", "training_map", "TrainingMap", "from_module"]

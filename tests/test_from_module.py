@@ -1,0 +1,322 @@
+"""tasks.from_module: a user's recurrent torch model as a System.
+
+Exact spectra by construction (networks at rest, linear regimes, saturated gates), the analytic
+tangent against autodiff and central differences, torch's own forward, batch = single runs,
+float32, bad input, and the registry's RNN tasks rebuilt from torch.nn modules.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tasks
+from reference_systems import TrajectoryRNG, computed
+from suite import estimators
+from suite.core.errors import InvalidArgumentError
+from suite.scoring.tolerance import derive
+
+F64 = torch.float64
+
+
+def _with_eigenvalues(lams, seed):
+    """A real matrix Q diag(lams) Q^-1 with a well-conditioned Q (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    Q = torch.eye(len(lams), dtype=F64) + 0.2 * torch.randn(len(lams), len(lams), dtype=F64, generator=g)
+    return Q @ torch.diag(torch.tensor(lams, dtype=F64)) @ torch.linalg.inv(Q)
+
+
+def _set(module, **tensors):
+    with torch.no_grad():
+        for name, value in tensors.items():
+            getattr(module, name).copy_(value)
+    return module
+
+
+def _check_spectrum(system, expected, *, steps=2000, transient=200, batch=2, k=None, dtype=F64):
+    """qr's estimate within the tolerance of suite.scoring.tolerance.derive (bias 1 nat / T, round-off)."""
+    expected = np.sort(np.asarray(expected, dtype=np.float64))[::-1]
+    res = estimators.get("qr").estimate(system, steps, transient=transient, batch=batch, k=k or len(expected),
+                                        seed=0, dtype=dtype)
+    tol = derive(stderr=res.stderr, dof=res.meta["stderr_dof"], T=steps, bias_nats=1.0,
+                 exact_scale=np.abs(expected), steps=steps, dtype=dtype).total
+    err = np.abs(res.exponents - expected)
+    assert np.all(err <= tol), (res.exponents, expected, tol)
+    return res
+
+
+# -- exact spectra by construction ------------------------------------------------------------------------
+def test_tanh_rnn_at_rest_has_log_abs_eigenvalues_of_w_hh():
+    """Zero input, zero biases, contracting W_hh: h -> 0, where the tangent map is W_hh."""
+    lams = [0.9, -0.6, 0.4, 0.2]
+    rnn = nn.RNN(2, 4, bias=False)
+    _set(rnn, weight_hh_l0=_with_eigenvalues(lams, 1))
+    system = tasks.from_module(rnn, None)
+    assert system.dim == 4 and not system.is_random and system.hand_written_tangent
+    _check_spectrum(system, np.log(np.abs(lams)))
+
+
+def test_two_layer_tanh_rnn_spectrum_is_the_union_of_the_layers():
+    """Layer 1 reads layer 0's new h: the Jacobian at rest is block lower-triangular, [[W0, 0], [W1_ih W0, W1]]."""
+    l0, l1 = [0.8, -0.5], [0.65, 0.3]
+    rnn = nn.RNN(3, 2, num_layers=2, bias=False, batch_first=True)
+    _set(rnn, weight_hh_l0=_with_eigenvalues(l0, 2), weight_hh_l1=_with_eigenvalues(l1, 3))
+    system = tasks.from_module(rnn, None)
+    J = system.jacobian(torch.zeros(1, 4, dtype=F64))[0]
+    assert torch.equal(J[:2, 2:], torch.zeros(2, 2, dtype=F64))
+    assert torch.allclose(J[2:, :2], rnn.weight_ih_l1.detach().to(F64) @ rnn.weight_hh_l0.detach().to(F64),
+                          rtol=0, atol=1e-15)
+    _check_spectrum(system, np.log(np.abs(l0 + l1)))
+
+
+def test_relu_rnn_in_the_linear_regime():
+    """Nonnegative weights, positive bias: the state stays positive, the map is linear, exponents ln|eig W|."""
+    W = torch.tensor([[0.7, 0.2, 0.1], [0.0, 0.5, 0.3], [0.0, 0.0, -0.0]], dtype=F64)
+    W[2, 2] = 0.25
+    rnn = nn.RNNCell(1, 3, nonlinearity="relu")
+    _set(rnn, weight_hh=W, weight_ih=torch.ones(3, 1), bias_ih=torch.ones(3), bias_hh=torch.zeros(3))
+    # positive inputs drawn i.i.d. from a table: a random, still linear map (an affine drive)
+    system = tasks.from_module(rnn, torch.tensor([[0.5], [1.0], [2.0]]))
+    assert system.is_random
+    _check_spectrum(system, np.log([0.7, 0.5, 0.25]))
+
+
+def test_gru_with_a_constant_update_gate_has_exponents_log_z():
+    """z = sigmoid(b_iz) fixed, n independent of h (W_hn = 0): h' = (1 - z) n(u) + z h, tangent diag(z)."""
+    z = torch.tensor([0.9, 0.6, 0.3], dtype=F64)
+    gru = nn.GRU(2, 3, num_layers=1)
+    w_hh = gru.weight_hh_l0.detach().clone().to(F64)
+    w_hh[3:] = 0.0                         # z and n rows: no h dependence (r rows stay random)
+    w_ih = gru.weight_ih_l0.detach().clone().to(F64)
+    w_ih[3:6] = 0.0                        # z rows: no input dependence
+    b_ih = gru.bias_ih_l0.detach().clone().to(F64)
+    b_ih[3:6] = torch.log(z / (1 - z))     # logit z
+    _set(gru, weight_hh_l0=w_hh, weight_ih_l0=w_ih, bias_ih_l0=b_ih,
+         bias_hh_l0=torch.cat([gru.bias_hh_l0[:3].detach(), torch.zeros(6)]))
+    system = tasks.from_module(gru, torch.randn(64, 2, generator=torch.Generator().manual_seed(0)), input_noise=0.1)
+    _check_spectrum(system, np.log(z.numpy()))
+
+
+def test_lstm_with_saturated_output_gate_has_exponents_log_f():
+    """o = 1 (bias +40 saturates it in float64), i, f, g constant: c' = f c + i g, h' = tanh(c').
+
+    The Jacobian is [[0, diag(1 - h'^2) diag(f)], [0, diag(f)]]: H exponents ln f_j and H at -inf
+    (the leading H are estimated)."""
+    H, f = 3, torch.tensor([0.95, 0.7, 0.4], dtype=F64)
+    lstm = nn.LSTM(2, H, num_layers=1, dtype=F64)
+    w_hh, w_ih = torch.zeros(4 * H, H, dtype=F64), torch.zeros(4 * H, 2, dtype=F64)
+    w_hh[3 * H:] = 0.3 * torch.randn(H, H, dtype=F64, generator=torch.Generator().manual_seed(4))  # o rows
+    w_ih[3 * H:] = 0.3
+    b = torch.cat([torch.full((H,), -1.0, dtype=F64), torch.log(f / (1 - f)), torch.full((H,), 0.5, dtype=F64),
+                   torch.full((H,), 40.0, dtype=F64)])
+    _set(lstm, weight_hh_l0=w_hh, weight_ih_l0=w_ih, bias_ih_l0=b, bias_hh_l0=torch.zeros(4 * H))
+    system = tasks.from_module(lstm, torch.rand(16, 2, generator=torch.Generator().manual_seed(1)))
+    assert system.dim == 2 * H
+    _check_spectrum(system, np.log(f.numpy()), k=H)
+
+
+class LinearCell(nn.Module):
+    """A custom cell with a tuple state: h' = A h + B u, s' = 0.5 s + h (autodiff tangent)."""
+
+    def __init__(self, A):
+        super().__init__()
+        self.A = nn.Parameter(A.clone())
+        self.B = nn.Parameter(torch.ones(A.shape[0], 1, dtype=A.dtype))
+        self.input_size = 1
+
+    def forward(self, u, state):
+        h, s = state if state is not None else (torch.zeros(u.shape[0], 2, 2, dtype=u.dtype),
+                                                torch.zeros(u.shape[0], 1, dtype=u.dtype))
+        h1 = (h.reshape(-1, 4) @ self.A.T + u @ self.B.T).reshape(-1, 2, 2)
+        return h1, 0.5 * s + h1[:, :1, 0]
+
+
+def test_custom_module_with_a_tuple_state_by_autodiff():
+    lams = [0.8, -0.7, 0.3, 0.1]
+    A = _with_eigenvalues(lams, 5)
+    system = tasks.from_module(LinearCell(A), lambda g, b: g.normal(1), name="linear-cell", validation={"steps": 100})
+    assert system.name == "linear-cell" and system.dim == 5 and not system.hand_written_tangent
+    assert system.capabilities.validation["steps"] == 100
+    x = torch.randn(2, 5, dtype=F64)
+    h, s = system.unpack(x)
+    assert h.shape == (2, 2, 2) and s.shape == (2, 1) and torch.equal(system.pack((h, s)), x)
+    _check_spectrum(system, np.log(np.abs(lams + [0.5])))
+
+
+# -- cross-routes -----------------------------------------------------------------------------------------
+class Wrapped(nn.Module):
+    """A torch.nn RNN/GRU/LSTM or cell behind forward(u, h) -> h: from_module takes the autodiff route.
+
+    The state is batch-first, (B, L, H) per tensor, i.e. layer 0 h, layer 1 h, ... then the c's."""
+
+    def __init__(self, m):
+        super().__init__()
+        self.m, self.input_size = m, m.input_size
+
+    def forward(self, u, h):
+        if not isinstance(self.m, nn.RNNBase):
+            return self.m(u, h)
+        flip = (lambda t: tuple(a.transpose(0, 1).contiguous() for a in t) if isinstance(t, tuple)  # noqa: E731
+                else t.transpose(0, 1).contiguous())
+        _, out = self.m(u.unsqueeze(1) if self.m.batch_first else u.unsqueeze(0), None if h is None else flip(h))
+        return flip(out)
+
+
+def _standard_modules():
+    torch.manual_seed(0)
+    return [nn.RNN(3, 4, num_layers=2), nn.RNN(3, 4, nonlinearity="relu", batch_first=True),
+            nn.GRU(3, 4, num_layers=2, batch_first=True), nn.LSTM(3, 4, num_layers=2), nn.LSTM(3, 4, bias=False),
+            nn.RNNCell(3, 4), nn.GRUCell(3, 4), nn.LSTMCell(3, 4)]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_step_equals_torchs_own_forward_and_tangent_equals_finite_differences(index):
+    module = _standard_modules()[index]
+    inputs = torch.randn(32, 3, generator=torch.Generator().manual_seed(1))
+    system = tasks.from_module(module, inputs, input_noise=0.05)
+    assert system.hand_written_tangent and system.name == type(module).__name__
+    B = 5
+    x = system.sample_initial(B, TrajectoryRNG(1, B))
+    u = system._noise(TrajectoryRNG(2, B), x)
+    m64 = Wrapped(module).to(F64)
+    with torch.no_grad():
+        own = m64.m(u.unsqueeze(1) if getattr(module, "batch_first", False) else u.unsqueeze(0), system.unpack(x))[1] \
+            if isinstance(module, nn.RNNBase) else m64(u, system.unpack(x))
+    step = system.step(x, TrajectoryRNG(2, B))
+    assert torch.allclose(step, system.pack(own), rtol=0, atol=1e-14)
+    V = torch.randn(B, system.dim, 3, dtype=F64, generator=torch.Generator().manual_seed(3))
+    x1, JV = system.tangent(x, V, TrajectoryRNG(2, B))
+    assert torch.equal(x1, step)
+    eps = 1e-6
+    for j in range(3):
+        fd = (system.step(x + eps * V[:, :, j], TrajectoryRNG(2, B))
+              - system.step(x - eps * V[:, :, j], TrajectoryRNG(2, B))) / (2 * eps)
+        assert torch.linalg.vector_norm(JV[:, :, j] - fd) <= 1e-6 * torch.linalg.vector_norm(fd)
+
+
+@pytest.mark.parametrize("index", [0, 2, 3, 6, 7])
+def test_analytic_tangent_equals_autodiff_through_torchs_module(index):
+    """The same module through the analytic route and, wrapped as a custom module, through autodiff."""
+    module = _standard_modules()[index]
+    inputs = torch.randn(32, 3, generator=torch.Generator().manual_seed(1))
+    analytic = tasks.from_module(module, inputs, input_noise=0.05)
+    auto = tasks.from_module(Wrapped(module), inputs, input_noise=0.05)
+    assert not auto.hand_written_tangent and auto.dim == analytic.dim
+    B = 3
+    x = analytic.sample_initial(B, TrajectoryRNG(1, B))
+    # the two layouts differ for stacked modules: map through each system's own torch state
+    to_auto = torch.func.vmap(lambda v: _relayout(analytic, auto, module, v), in_dims=2, out_dims=2)
+    V = torch.randn(B, analytic.dim, 4, dtype=F64, generator=torch.Generator().manual_seed(2))
+    xa, Va = analytic.tangent(x, V, TrajectoryRNG(2, B))
+    xb, Vb = auto.tangent(_relayout(analytic, auto, module, x), to_auto(V), TrajectoryRNG(2, B))
+    assert torch.allclose(xb, _relayout(analytic, auto, module, xa), rtol=0, atol=1e-14)
+    assert torch.allclose(Vb, to_auto(Va), rtol=0, atol=1e-12)
+
+
+def _relayout(analytic, auto, module, x):
+    state = analytic.unpack(x)
+    if isinstance(module, nn.RNNBase):
+        state = tuple(t.transpose(0, 1) for t in state) if isinstance(state, tuple) else state.transpose(0, 1)
+    return auto.pack(state)
+
+
+def test_a_cell_and_the_one_layer_module_with_its_weights_step_identically():
+    cell = nn.GRUCell(3, 5)
+    gru = nn.GRU(3, 5, num_layers=1)
+    _set(gru, **{name + "_l0": p for name, p in cell.named_parameters()})
+    inputs = torch.randn(20, 3, generator=torch.Generator().manual_seed(0))
+    a, b = tasks.from_module(cell, inputs), tasks.from_module(gru, inputs)
+    x = a.sample_initial(4, TrajectoryRNG(0, 4))
+    V = torch.randn(4, 5, 5, dtype=F64)
+    for _ in range(5):
+        (xa, Va), (xb, Vb) = a.tangent(x, V, TrajectoryRNG(1, 4)), b.tangent(x, V, TrajectoryRNG(1, 4))
+        assert torch.equal(xa, xb) and torch.equal(Va, Vb)
+        x, V = xa, Va
+
+
+# -- batches, dtypes ------------------------------------------------------------------------------------
+def test_a_batch_of_b_equals_b_single_runs():
+    lstm = nn.LSTM(2, 3, num_layers=2)
+    system = tasks.from_module(lstm, torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), input_noise=0.1)
+    qr = estimators.get("qr")
+    full = qr.estimate(system, 100, transient=10, batch=3, seed=7)
+    for b in range(3):
+        one = qr.estimate(system, 100, transient=10, batch=1, seed=(7, b))
+        assert np.allclose(one.per_trajectory[0], full.per_trajectory[b], rtol=0, atol=1e-12)
+    # the drawn rows are rows of the table, trajectory by trajectory
+    table = torch.tensor([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    draws = tasks.from_module(lstm, table)._noise(TrajectoryRNG(0, 64), torch.zeros(64, 12, dtype=F64))
+    assert all(any(torch.equal(r, t.to(F64)) for t in table) for r in draws)
+    assert len({tuple(r.tolist()) for r in draws}) == 3
+
+
+def test_float32_runs_and_agrees_with_float64():
+    gru = nn.GRU(2, 4, num_layers=2)
+    system = tasks.from_module(gru, torch.randn(50, 2, generator=torch.Generator().manual_seed(0)))
+    x32 = system.sample_initial(3, TrajectoryRNG(0, 3)).to(torch.float32)
+    x1, V1 = system.tangent(x32, torch.eye(8).expand(3, 8, 8).contiguous(), TrajectoryRNG(1, 3))
+    assert x1.dtype == V1.dtype == torch.float32
+    qr = estimators.get("qr")
+    r32 = qr.estimate(system, 300, transient=50, batch=2, seed=0, dtype=torch.float32)
+    r64 = qr.estimate(system, 300, transient=50, batch=2, seed=0, dtype=F64)
+    assert np.all(np.isfinite(r32.exponents)) and np.allclose(r32.exponents, r64.exponents, rtol=0, atol=1e-3)
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+class NotAState(nn.Module):
+    input_size, hidden_size = 2, 3
+
+    def forward(self, u, h):
+        return torch.cat([h, u], dim=1)  # wrong width
+
+
+class ReturnsOutputAndState(nn.Module):
+    input_size, hidden_size = 2, 3
+
+    def forward(self, u, h):
+        return u, h
+
+
+def test_bad_input_is_refused_naming_the_argument():
+    with pytest.raises(InvalidArgumentError, match="module.bidirectional.*backwards"):
+        tasks.from_module(nn.GRU(2, 3, bidirectional=True), None)
+    with pytest.raises(InvalidArgumentError, match="module.proj_size.*projection"):
+        tasks.from_module(nn.LSTM(2, 4, proj_size=2), None)
+    with pytest.raises(InvalidArgumentError, match="invalid inputs=.*input_size = 2"):
+        tasks.from_module(nn.LSTM(2, 4), torch.zeros(10, 3))
+    with pytest.raises(InvalidArgumentError, match="invalid inputs=.*input_size"):
+        tasks.from_module(nn.GRUCell(2, 4), lambda g, b: g.normal(5))
+    with pytest.raises(InvalidArgumentError, match="invalid inputs="):
+        tasks.from_module(nn.GRUCell(2, 4), [[1.0, 2.0]])
+    with pytest.raises(InvalidArgumentError, match="invalid module=.*forward returned a tensor of shape \\(3, 5\\)"):
+        tasks.from_module(NotAState(), None)
+    with pytest.raises(InvalidArgumentError, match="invalid module=.*returns the next state"):
+        tasks.from_module(ReturnsOutputAndState(), None)
+    with pytest.raises(InvalidArgumentError, match="invalid module="):
+        tasks.from_module(lambda u, h: h, None)
+    with pytest.raises(InvalidArgumentError, match="input_noise"):
+        tasks.from_module(nn.RNNCell(2, 3), None, input_noise=-1.0)
+
+
+# -- the registry's RNN tasks --------------------------------------------------------------------------
+@pytest.mark.parametrize("task_id, cls", [("rnn/gru-xor-h64-end-v1", nn.GRU), ("rnn/lstm-adding-h32-end-v1", nn.LSTM),
+                                          ("rnn/tanh-copy-h16-end-v1", nn.RNN)])
+def test_registry_rnn_tasks_from_torch_modules_reproduce_their_dynamics(task_id, cls):
+    """A torch.nn GRU/LSTM/RNN loaded with a task's trained weights and driven by its inputs is the task:
+    same steps and tangents to round-off, and its probe matches the committed reference's."""
+    task_system = tasks.build(task_id)
+    weights, task = task_system._params64, task_system.task
+    module = _set(cls(task.input_dim, weights["weight_hh"].shape[1], dtype=F64),
+                  **{name + "_l0": p for name, p in weights.items()})
+    system = tasks.from_module(module, lambda g, b: task.draw(g), name=task_id)
+    assert computed.probes_match(computed.probe(system), tasks.read(task_id)["probe"])
+    x = task_system.sample_initial(4, TrajectoryRNG(0, 4))
+    V = torch.randn(4, system.dim, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    for _ in range(3):
+        xa, Va = task_system.tangent(x, V, TrajectoryRNG(5, 4))
+        xb, Vb = system.tangent(x, V, TrajectoryRNG(5, 4))
+        assert torch.allclose(xa, xb, rtol=0, atol=1e-14) and torch.allclose(Va, Vb, rtol=0, atol=1e-12)
+        x, V = xa, Va
+    assert math.isclose(float(np.sum(computed.probe(system))), float(np.sum(computed.probe(task_system))),
+                        rel_tol=1e-12)
