@@ -3,7 +3,7 @@
 RNN scenarios (tasks.rnn): three families trained briefly on three stream
 tasks with checkpoints at init / mid / end, a hidden-size ladder 16 ... 512,
 and untrained tanh networks across the gain g driven by the copy task's
-inputs.  Training-map scenarios (tasks.iris_training, on tasks.training_map): full-batch gradient
+inputs.  Training-map scenarios (tasks.iris_training): full-batch gradient
 descent on Iris across learning rates, and mini-batch SGD.
 """
 from __future__ import annotations

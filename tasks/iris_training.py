@@ -20,10 +20,6 @@ tangent is applied by Hessian-vector products (forward-over-reverse
 torch.func, never the Hessian).  Mini-batch SGD (``sgd_batch = m``) draws m
 samples with replacement per step and trajectory from the TrajectoryRNG (a
 random map).  Initial parameters are drawn per trajectory like ``nn.Linear``.
-The map is :func:`tasks.training_map` (:mod:`tasks.training`) applied to
-:func:`iris_mlp` with ``torch.nn.functional.cross_entropy``; the hand-written
-loss and gradient below (:func:`mlp_loss`) are kept as independent checks.
-(This module was ``tasks/training_map.py`` before that name became the function.)
 
 Softmax's shift invariance makes at least H + 1 exponents exactly 0 at every
 theta (ln|1 - eta weight_decay| with weight decay), so lambda_1 >= 0 for
@@ -41,9 +37,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
-from reference_systems import TrajectoryRNG
+from reference_systems import Map, TrajectoryRNG
 from suite.core.args import check_int, check_number, check_positive
-from tasks.training import TrainingMap
 
 #: where the Iris data lives
 IRIS_CSV = Path(__file__).parent / "data" / "iris.csv"
@@ -166,60 +161,119 @@ def mlp_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, hidden: int 
 
 
 # ---------------------------------------------------------------------------
-# the training map: tasks.training_map on the 4-H-3 network
+# the training map
 # ---------------------------------------------------------------------------
-def iris_mlp(hidden: int = 10) -> torch.nn.Module:
-    """The 4-H-3 network as an nn.Module (float64): Linear(4, H), sigmoid, Linear(H, 3).
-
-    Its flat parameters, in ``named_parameters()`` order, are W1, b1, W2, b2:
-    the layout of :func:`unflatten`.
-    """
-    return torch.nn.Sequential(torch.nn.Linear(N_FEATURES, hidden), torch.nn.Sigmoid(),
-                               torch.nn.Linear(hidden, N_CLASSES)).to(torch.float64)
-
-
-class GDTrainingMap(TrainingMap):
+class GDTrainingMap(Map):
     """theta_{t+1} = theta_t - eta grad L(theta_t) on Iris; see :func:`gd_training_map`.
 
-    A :class:`tasks.training.TrainingMap` (the map of :func:`tasks.training_map`)
-    of :func:`iris_mlp` with the mean cross-entropy on the 150 standardised
-    samples, ``batch_size = sgd_batch`` (m indices drawn with replacement per
-    step and trajectory), weight decay in the loss, and the initialisation
-    distribution of ``nn.Linear`` drawn per trajectory from the TrajectoryRNG.
-    Adds the Iris diagnostics :meth:`accuracy` and the hand-written gradient
-    :meth:`grad` (with optional per-sample weights).
+    State: the flat parameter vectors (B, d) of B independently trained
+    networks.  Tangent map I - eta Hess L applied by Hessian-vector products
+    (never forming the Hessian).  With ``sgd_batch = m`` the loss of each step
+    is the mini-batch loss L_w of m indices drawn with replacement per
+    trajectory from the TrajectoryRNG (the map is then random).
     """
 
     def __init__(self, lr: float, hidden: int = 10, sgd_batch: Optional[int] = None,
                  weight_decay: float = 0.0, name: str = "gd_training_map", **kw):
-        self.hidden, self.sgd_batch = int(hidden), sgd_batch
+        self.lr, self.hidden, self.sgd_batch = float(lr), int(hidden), sgd_batch
+        self.weight_decay = float(weight_decay)
         X, y = load_iris(torch.float64)
         self.X64, self.y = X, y
+        self.n_samples = X.shape[0]
+        self._cast: Dict[Tuple[torch.dtype, torch.device], Tuple[torch.Tensor, torch.Tensor]] = {}
         fan_in = torch.cat([torch.full((N_FEATURES * hidden + hidden,), float(N_FEATURES)),
                             torch.full((N_CLASSES * hidden + N_CLASSES,), float(hidden))])
         self._init_bound = (1.0 / fan_in.sqrt()).to(torch.float64)
-        super().__init__(iris_mlp(hidden), torch.nn.functional.cross_entropy, (X, y), lr=lr, batch_size=sgd_batch,
-                         weight_decay=weight_decay, momentum=0.0, sample_initial=self._iris_init, name=name, **kw)
+        kw.setdefault("batch_invariant", False)  # vmapped products: their BLAS calls depend on the batch
+        super().__init__(name, step=self._map, dim=n_params(hidden),
+                         sample_initial=self._init, noise=None if sgd_batch is None else self._draw, **kw)
 
-    def _iris_init(self, batch: int, generator: TrajectoryRNG) -> torch.Tensor:
+    # -- data per (dtype, device) -------------------------------------------
+    def data(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(X (n, 4), one-hot Y (n, 3)) in x's dtype and device (cached)."""
+        key = (x.dtype, x.device)
+        if key not in self._cast:
+            self._cast[key] = (self.X64.to(device=x.device, dtype=x.dtype),
+                               torch.nn.functional.one_hot(self.y, N_CLASSES).to(device=x.device, dtype=x.dtype))
+        return self._cast[key]
+
+    # -- noise and initial states -------------------------------------------
+    def _draw(self, generator: TrajectoryRNG, x: torch.Tensor) -> torch.Tensor:
+        """Per-trajectory mini-batch weights (B, n): draw counts of m indices (with replacement) / m."""
+        m, n = self.sgd_batch, self.n_samples
+        u = generator.uniform(m, dtype=torch.float64).to(x.device)
+        idx = torch.clamp((u * n).floor().to(torch.int64), max=n - 1)
+        counts = torch.zeros(x.shape[0], n, dtype=x.dtype, device=x.device)
+        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=x.dtype))
+        return counts / m
+
+    def _init(self, batch: int, generator: TrajectoryRNG) -> torch.Tensor:
         """nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every weight and bias."""
         return generator.uniform(self.dim, low=-1.0, high=1.0) * self._init_bound.to(generator.device)
 
+    # -- dynamics -----------------------------------------------------------
+    def _map(self, x: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        X, Y = self.data(x)
+        return x - self.lr * _grad(x, X, Y, self.hidden, weights, self.weight_decay)
+
+    def hvp(self, theta: torch.Tensor, V: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Hess L_w(theta) V, (B, d, k), by forward-over-reverse autodiff (never forming the Hessian).
+
+        torch.func.jvp of torch.func.grad of the single-trajectory loss,
+        vmapped over the k columns of V and over the B trajectories.
+        """
+        X, Y = self.data(theta)
+        H, wd = self.hidden, self.weight_decay
+
+        def one(th, v, w):  # th (d,), v (d,), w (n,) -> Hess L_w(th) v, (d,)
+            g = torch.func.grad(lambda t: _loss(t, X, Y, H, w, wd))
+            return torch.func.jvp(g, (th,), (v,))[1]
+
+        w_dim = None if weights is None else 0
+        columns = torch.func.vmap(one, in_dims=(None, 1, None), out_dims=1)
+        return torch.func.vmap(columns, in_dims=(0, 0, w_dim))(theta, V, weights)
+
+    def _step(self, x, generator):
+        w = None if self.sgd_batch is None else self._draw(generator, x)
+        return self._map(x, w)
+
+    def _tangent(self, x, V, generator):
+        w = None if self.sgd_batch is None else self._draw(generator, x)
+        return self._map(x, w), V - self.lr * self.hvp(x, V, w)
+
     # -- diagnostics ----------------------------------------------------------
-    def grad(self, theta: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """grad L_w(theta), (B, d), by hand-written backpropagation (full batch when ``weights`` is None;
-        else (B, 150) per-sample weights, the loss sum_i w_i l_i / sum_i w_i)."""
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        """Full-batch mean cross-entropy L(theta), (B,) in nats."""
         self._check_state(theta, "theta")
-        X = self.X64.to(device=theta.device, dtype=theta.dtype)
-        Y = torch.nn.functional.one_hot(self.y, N_CLASSES).to(device=theta.device, dtype=theta.dtype)
+        X, Y = self.data(theta)
+        return _loss(theta, X, Y, self.hidden, None, self.weight_decay)
+
+    def grad(self, theta: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """grad L_w(theta), (B, d) (full batch when ``weights`` is None)."""
+        self._check_state(theta, "theta")
+        X, Y = self.data(theta)
         return _grad(theta, X, Y, self.hidden, weights, self.weight_decay)
 
     def accuracy(self, theta: torch.Tensor) -> torch.Tensor:
         """Fraction of the 150 samples classified correctly (argmax of the logits), (B,)."""
         self._check_state(theta, "theta")
-        X = self.X64.to(device=theta.device, dtype=theta.dtype)
+        X, _ = self.data(theta)
         _, z = _forward(theta, X, self.hidden)
         return (z.argmax(dim=-1) == self.y.to(theta.device)).to(theta.dtype).mean(dim=-1)
+
+    def hessian(self, theta: torch.Tensor) -> torch.Tensor:
+        """Full-batch Hess L(theta), (B, d, d), from d Hessian-vector products (symmetrised)."""
+        self._check_state(theta, "theta")
+        eye = torch.eye(self.dim, dtype=theta.dtype, device=theta.device).expand(theta.shape[0], -1, -1)
+        Hm = self.hvp(theta, eye.contiguous())
+        return 0.5 * (Hm + Hm.transpose(1, 2))
+
+    def sharpness(self, theta: torch.Tensor) -> torch.Tensor:
+        """Largest eigenvalue of the full-batch Hessian, (B,) (torch.linalg.eigvalsh).
+
+        Gradient descent is linearly stable at a minimum iff eta < 2 / sharpness.
+        """
+        return torch.linalg.eigvalsh(self.hessian(theta))[:, -1]
 
 
 def gd_training_map(lr: float, hidden: int = 10, sgd_batch: Optional[int] = None,
