@@ -21,8 +21,8 @@ import os
 import sys
 from typing import List, Optional
 
-from suite.cli import (catalogue, compare, convergence, race, references, regress, report, tasks, throughput,
-                       validate)
+from suite.cli import (catalogue, compare, convergence, race, references, regress, report, spectrum, tasks,
+                       throughput, validate)
 from suite.cli.options import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from suite.cli.throughput import PROFILES
 from suite.core.errors import LyapbenchError
@@ -30,7 +30,8 @@ from suite.core.errors import LyapbenchError
 __all__ = ["main", "build_parser", "COMMANDS", "PROFILES", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
 
 #: in the order ``lyapbench --help`` lists them
-COMMANDS = (validate, compare, convergence, throughput, race, tasks, references, regress, report, catalogue)
+COMMANDS = (validate, compare, convergence, throughput, race, tasks, references, spectrum, regress, report,
+            catalogue)
 
 
 def build_parser() -> argparse.ArgumentParser:

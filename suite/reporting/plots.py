@@ -220,3 +220,23 @@ def accuracy_vs_time_figure(points: List[Dict[str, Any]], path: Path, title: str
     _figure_legend(fig, axes)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, path)
+
+
+def history_figure(times, history, history_stderr, path: Path, title: str, max_index: int = 5) -> Path:
+    """The running estimate of the leading ``max_index`` exponents against T, each with its 2-stderr band
+    (a spectrum without reference: how settled each exponent is at the end of the run)."""
+    times = np.asarray(times, dtype=float)
+    history = np.asarray(history, dtype=float)
+    se = None if history_stderr is None else np.asarray(history_stderr, dtype=float)
+    fig, ax = plt.subplots(figsize=(8.5, 4.5), layout="constrained")
+    for i in range(min(max_index, history.shape[1])):
+        line, = ax.plot(times, history[:, i], marker=".", label=f"λ{i + 1}")
+        if se is not None and se.shape == history.shape:
+            ax.fill_between(times, history[:, i] - 2 * se[:, i], history[:, i] + 2 * se[:, i],
+                            color=line.get_color(), alpha=0.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("T (steps · dt)")
+    ax.set_ylabel("running estimate (nats per unit)")
+    ax.set_title(title)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,106 @@
+"""``lyapbench spectrum``: a saved recurrent model's spectrum, confirmed, with exact values by construction."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import reference_systems as rs
+from suite.cli import main
+from suite.scoring.tolerance import derive
+from suite.studies.spectrum import measure
+
+MODEL = '''
+import torch
+from torch import nn
+
+
+def contracting():
+    """A tanh RNN with small recurrent weights and no input: h -> 0, where the tangent map is W_hh."""
+    torch.manual_seed(0)
+    m = nn.RNN(input_size=2, hidden_size=6, bias=False)
+    with torch.no_grad():
+        m.weight_hh_l0.copy_(0.4 * torch.randn(6, 6) / 6 ** 0.5)
+    return m
+
+
+def lstm():
+    torch.manual_seed(1)
+    return nn.LSTM(input_size=3, hidden_size=4, num_layers=2)
+'''
+
+
+@pytest.fixture
+def model_dir(tmp_path, monkeypatch):
+    (tmp_path / "user_models.py").write_text(MODEL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_exact_spectrum_of_a_contracting_rnn(model_dir, capsys):
+    import user_models
+    W = user_models.contracting().weight_hh_l0.detach().double().numpy()
+    exact = np.sort(np.log(np.abs(np.linalg.eigvals(W))))[::-1]
+    assert main(["spectrum", "--module", "user_models:contracting", "--steps", "400", "--transient", "200",
+                 "--batch", "4", "--output-dir", "out"]) == 0
+    printed = capsys.readouterr().out
+    assert "PASS  lambda_1 by two_trajectory" in printed and "PASS  sum rule" in printed
+    rows = np.genfromtxt(model_dir / "out" / "spectrum.csv", delimiter=",", names=True)
+    # exact after the transient (|h| ~ 0.4^t): every exponent within its derived tolerance (b = ln cond(P) + 1)
+    P = np.linalg.eig(W)[1]
+    tol = derive(stderr=rows["stderr"], dof=3, T=400, bias_nats=1 + math.log(np.linalg.cond(P))).total + 1e-9
+    assert np.all(np.abs(rows["estimate"] - exact) <= tol), (rows["estimate"], exact, tol)
+    assert (model_dir / "out" / "spectrum.png").is_file()
+
+
+def test_checkpoint_and_inputs_files(model_dir, capsys):
+    import user_models
+    torch.save(user_models.lstm().state_dict(), model_dir / "ck.pt")
+    torch.save(torch.randn(50, 3), model_dir / "inputs.pt")
+    assert main(["spectrum", "--module", "user_models:lstm", "--checkpoint", "ck.pt", "--inputs", "inputs.pt",
+                 "--k", "3", "--steps", "300", "--batch", "4", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "16 state variables, 3 exponents" in out
+    assert "Kaplan-Yorke dimension: 0.0" in out  # lambda_1 < 0 fixes D_KY = 0 even from a partial spectrum
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--module", "user_models:nothing"], "--module"),
+    (["--module", "user_models"], "--module"),
+    (["--module", "user_models:lstm", "--checkpoint", "missing.pt"], "--checkpoint"),
+    (["--module", "user_models:lstm", "--inputs", "missing.pt"], "--inputs"),
+    (["--module", "user_models:lstm", "--k", "99"], "--k"),
+    (["--module", "user_models:lstm", "--seed", "-1"], "--seed"),
+])
+def test_bad_usage_names_the_flag(model_dir, capsys, argv, flag):
+    assert main(["spectrum", *argv, "--no-write"]) == 2
+    assert flag in capsys.readouterr().err
+
+
+def test_eps_lengthens_the_run_until_every_exponent_is_that_precise():
+    henon = rs.get("henon")
+    first = measure(henon, steps=500, transient=100, batch=8)
+    eps = 0.5 * max(r["half_width"] for r in first.rows())  # needs about 4x the steps: two doublings
+    out = measure(henon, steps=500, transient=100, batch=8, eps=eps)
+    assert out.eps_reached and all(r["half_width"] <= eps for r in out.rows())
+    assert out.result.declared.steps > 500
+
+
+def test_a_disagreement_is_reported_not_hidden():
+    """A hand-written Jacobian twice too large shifts QR's lambda_1 by ln 2; two_trajectory does not."""
+    def step(x):
+        return torch.stack([1 - 1.4 * x[:, 0] ** 2 + x[:, 1], 0.3 * x[:, 0]], 1)
+
+    def wrong_jacobian(x):
+        J = torch.zeros(x.shape[0], 2, 2, dtype=x.dtype)
+        J[:, 0, 0], J[:, 0, 1], J[:, 1, 0] = -2.8 * x[:, 0], 1.0, 0.3
+        return 2 * J
+    system = rs.Map("henon_wrong_jacobian", step, 2, jacobian=wrong_jacobian,
+                    sample_initial=lambda b, g: 0.1 * g.normal(2))
+    out = measure(system, steps=2000, transient=100, batch=8)
+    assert not out.ok
+    check = next(c for c in out.checks if c["check"] == "lambda_1 by two_trajectory")
+    assert check["status"] == "fail" and ">" in check["message"]
