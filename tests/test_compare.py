@@ -139,3 +139,19 @@ def test_an_exception_in_a_plugin_is_reported_with_its_traceback(tmp_path, monke
             in err)
     assert "Traceback" not in (tmp_path / "compare.md").read_text()
     assert pd.read_csv(tmp_path / "compare.csv").set_index("estimator").loc["qr", "status"] == "pass"
+
+
+def test_max_z_counts_the_error_beyond_the_references_own_uncertainty():
+    """On rotating_axes the reference's uncertainty is the RK4 map's known deviation from the flow: qr, at
+    ~1e-16 spread, lands on the map's values and must not look 'confidently wrong'; J^T must."""
+    import reference_systems as rs
+    from suite import estimators
+    from suite.scoring.compare import summarise
+    from suite.scoring.rows import score
+    from wrong_estimators import Transposed
+    system = rs.get("rotating_axes", dt=0.1)
+    z = {}
+    for est in (estimators.get("qr"), Transposed()):
+        res = est.estimate(system, 1_000, transient=200, batch=2, seed=0)
+        z[est.name] = summarise(system, score(system, est.name, res), res)["max_z"]
+    assert z["qr"] < 4 < z["transposed"], z
