@@ -4,37 +4,23 @@
     model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1))
     system = tasks.training_map(model, torch.nn.functional.mse_loss, (X, y), lr=0.1)
 
-The state is the flat vector theta of the model's trainable parameters (in
-``model.named_parameters()`` order, each flattened row-major), and one step
-of the map is one step of gradient descent,
+The state is the flat vector theta of the model's trainable parameters (``named_parameters()``
+order, row-major), and one step of the map is one step of gradient descent,
 
     theta_{t+1} = theta_t - lr (grad L(theta_t) + wd theta_t),   DF = I - lr (H + wd I),
 
-with L = ``loss_fn(model(X), y)`` and H its Hessian.  With ``momentum`` m > 0
-(heavy ball, the convention of this module) the state is (theta, v), 2d
-numbers, theta first:
+with L = ``loss_fn(model(X), y)`` and H its Hessian.  With ``momentum`` m > 0 (heavy ball) the
+state is (theta, v), theta first: v_{t+1} = m v_t - lr (grad L + wd theta_t), theta_{t+1} =
+theta_t + v_{t+1} (torch.optim.SGD's momentum in the coordinates v = -lr b).  The tangent is
+applied by Hessian-vector products (torch.func.jvp of torch.func.grad, vmapped over the frame's
+columns and the trajectories), never forming the Hessian.  Exponents: natural log, per step.
 
-    v_{t+1} = m v_t - lr (grad L(theta_t) + wd theta_t),   theta_{t+1} = theta_t + v_{t+1},
-
-    DF = [[I - lr (H + wd I), m I], [-lr (H + wd I), m I]].
-
-torch.optim.SGD's momentum (b <- m b + g, theta <- theta - lr b) is the same
-training run in the coordinates v = -lr b, so its exponents are the same.
-The tangent is applied by Hessian-vector products (torch.func.jvp of
-torch.func.grad, vmapped over the frame's columns and the trajectories),
-never forming the Hessian.  Exponents: natural log, per training step.
-
-Data: ``(X, y)`` (full batch; with ``batch_size = m`` each step and each
-trajectory uses m samples drawn uniformly *with replacement* from the
-TrajectoryRNG, so the map is random) or a sequence of ``(X_j, y_j)``
-batches of equal shapes (each step and each trajectory uses one batch drawn
-uniformly from the TrajectoryRNG; cycling through them in order would make
-the map depend on time, which a System cannot).  Every random draw comes
-from the per-trajectory streams, so a batch of B trajectories equals B
-single runs.  Initial states: the model's current parameters plus
-``init_noise`` * N(0, 1) per coordinate and trajectory (default 1e-3, so the
-trajectories of a batch differ; ``init_noise=0`` starts every trajectory
-exactly at the model's parameters), velocity 0.  See docs/training_maps.md.
+Data: ``(X, y)`` (full batch; with ``batch_size = m`` each step and trajectory uses m samples
+drawn with replacement from its TrajectoryRNG) or a sequence of equal-shaped ``(X_j, y_j)``
+batches (one drawn per step and trajectory).  A batch of B trajectories equals B single runs.
+Initial states: the model's parameters plus ``init_noise`` * N(0, 1) (default 1e-3; 0 starts
+exactly there), velocity 0.  The block form of DF, the conventions and an example:
+docs/training_maps.md.
 """
 from __future__ import annotations
 

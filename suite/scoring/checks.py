@@ -17,13 +17,10 @@ problems (about a minute on a laptop CPU):
 * ``logistic``: ln 2 at r = 4;
 * ``gaussian_products``: Newman's exact spectrum, and (estimate - exact) /
   stderr over 24 seeds has mean ~0 and spread ~1 (the stderr is honest);
-* ``flow tangent``: the exact spectrum of ``rotating_axes`` (dt = 0.1), a flow
-  whose Jacobian turns within each step: catches a tangent advanced by Euler
-  beside RK4 or with the Jacobian frozen over the step (and J^T);
+* ``flow tangent``: ``rotating_axes`` (dt = 0.1), whose Jacobian turns within
+  each step: catches Euler or frozen-Jacobian tangents beside RK4 (and J^T);
 * ``non-normal network``: lambda_1 of ``random_rnn(N=50, g=2)`` against its
-  computed reference (about 1e-3): catches J^T instead of J.
-
-A constant bias of 0.02 nats fails ``linear_map`` (exact, zero spread).
+  computed reference (~1e-3): catches J^T.  A 0.02-nat bias fails ``linear_map``.
 
 ``checks=`` runs only the named ones (``CHECKS`` lists them all), e.g.
 ``check_estimator(est, checks=["batch"])`` while working on one property.
