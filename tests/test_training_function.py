@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import tasks
+from batch_checks import assert_batch_equals_single_runs
 from reference_systems import TrajectoryRNG
 from suite import estimators
 from suite.core.errors import InvalidArgumentError
@@ -151,25 +152,8 @@ def test_minibatches_a_batch_of_B_equals_B_single_runs(mode):
     m = tasks.training_map(_mlp(), F.cross_entropy, data, lr=0.5, momentum=0.2,
                            batch_size=6 if mode == "batch_size" else None)
     assert m.is_random
-    B, steps = 4, 12
-    V0 = torch.randn(B, m.dim, 3, dtype=D64, generator=torch.Generator().manual_seed(2))
-
-    def run(g, x, V):
-        for _ in range(steps):
-            x, V = m.tangent(x, V, g)
-        return x, V
-    gB = TrajectoryRNG(11, B)
-    xB, VB = run(gB, m.sample_initial(B, gB), V0)
-    for b in range(B):
-        g1 = TrajectoryRNG(11, 1, first=b)
-        x1, V1 = run(g1, m.sample_initial(1, g1), V0[b:b + 1])
-        assert torch.allclose(x1, xB[b:b + 1], rtol=1e-12, atol=1e-13)
-        assert torch.allclose(V1, VB[b:b + 1], rtol=1e-10, atol=1e-12)
-    # the draws differ between trajectories (different mini-batches)
-    assert not torch.allclose(xB[0], xB[1])
-    rB = QR.estimate(m, 8, transient=2, batch=B, k=2, seed=5)
-    r1 = QR.estimate(m, 8, transient=2, batch=1, k=2, seed=(5, 3))
-    np.testing.assert_allclose(r1.per_trajectory[0], rB.per_trajectory[3], rtol=1e-9, atol=1e-12)
+    xB = assert_batch_equals_single_runs(m, steps=12, singles=(3,))
+    assert not torch.allclose(xB[0], xB[1])  # the draws differ between trajectories (different mini-batches)
 
 
 def test_bad_inputs_name_the_argument():

@@ -1,13 +1,13 @@
 """The gradient-descent training map on Iris (tasks.iris_training)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from reference_systems import TrajectoryRNG
 from suite import estimators
 from suite.core.errors import InvalidArgumentError
+from batch_checks import assert_batch_equals_single_runs
 from tasks.iris_training import GDTrainingMap, gd_training_map, load_iris, mlp_loss, n_params
 
 QR = estimators.get("qr")
@@ -137,27 +137,7 @@ def test_training_decreases_loss_and_fits_iris():
 
 @pytest.mark.parametrize("sgd_batch", [None, 10])
 def test_batch_independence(sgd_batch):
-    m = gd_training_map(3.0, sgd_batch=sgd_batch)
-    B, k, steps = 4, 3, 15
-    V0 = torch.randn(B, m.dim, k, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-
-    def run(g, x, V):
-        for _ in range(steps):
-            x, V = m.tangent(x, V, g)
-        return x, V
-
-    gB = TrajectoryRNG(11, B)
-    xB, VB = run(gB, m.sample_initial(B, gB), V0)
-    for b in range(B):
-        g1 = TrajectoryRNG(11, 1, first=b)
-        x1, V1 = run(g1, m.sample_initial(1, g1), V0[b:b + 1])
-        assert torch.allclose(x1, xB[b:b + 1], rtol=1e-12, atol=1e-13)
-        assert torch.allclose(V1, VB[b:b + 1], rtol=1e-10, atol=1e-12)
-    # through the estimator: trajectory b of a batch equals the single run (seed, b)
-    rB = QR.estimate(m, 10, transient=2, batch=B, k=2, seed=5)
-    for b in (0, 3):
-        r1 = QR.estimate(m, 10, transient=2, batch=1, k=2, seed=(5, b))
-        np.testing.assert_allclose(r1.per_trajectory[0], rB.per_trajectory[b], rtol=1e-9, atol=1e-12)
+    assert_batch_equals_single_runs(gd_training_map(3.0, sgd_batch=sgd_batch), steps=15)
 
 
 def test_arguments_are_checked():
