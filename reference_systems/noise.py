@@ -147,6 +147,11 @@ class TrajectoryRNG:
         u = (_srl(z, 11).to(torch.float64) + 0.5) * 2.0 ** -53
         return (low + (high - low) * u).to(dtype)
 
+    def integers(self, high: int, *shape: int) -> torch.Tensor:
+        """Indices uniform in 0..high-1 (int64), shape (batch, *shape): floor(high U), U from :meth:`uniform`."""
+        u = self.uniform(*shape)
+        return torch.clamp((u * high).floor().to(torch.int64), max=high - 1)
+
     def normal(self, *shape: int, mean: float = 0.0, std: float = 1.0,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
         """Standard normal numbers (Box-Muller), shape (batch, *shape)."""

@@ -201,8 +201,7 @@ class GDTrainingMap(Map):
     def _draw(self, generator: TrajectoryRNG, x: torch.Tensor) -> torch.Tensor:
         """Per-trajectory mini-batch weights (B, n): draw counts of m indices (with replacement) / m."""
         m, n = self.sgd_batch, self.n_samples
-        u = generator.uniform(m, dtype=torch.float64).to(x.device)
-        idx = torch.clamp((u * n).floor().to(torch.int64), max=n - 1)
+        idx = generator.integers(n, m).to(x.device)
         counts = torch.zeros(x.shape[0], n, dtype=x.dtype, device=x.device)
         counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=x.dtype))
         return counts / m

@@ -24,6 +24,7 @@ a random dynamical system when u_t is random; exponents per step, natural log.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -133,7 +134,7 @@ class ModuleMap(Map):
         else:
             self._weights = {k: _f64(v) for k, v in list(module.named_parameters()) + list(module.named_buffers())}
             self._shapes, self._tuple = _probe_state(module, input_size)
-            dim = sum(_numel(s) for s in self._shapes)
+            dim = sum(math.prod(s) for s in self._shapes)
         meta.setdefault("batch_invariant", False)  # one shared weight matrix times the batch
         meta.setdefault("source", f"tasks.from_module({type(module).__name__})")
         super().__init__(name, self._forward, dim,
@@ -157,7 +158,7 @@ class ModuleMap(Map):
         a cell; a custom module's tensor or tuple of tensors (B, ...)."""
         B, parts, start = x.shape[0], [], 0
         for s in self._shapes:
-            n = _numel(s)
+            n = math.prod(s)
             parts.append(x[:, start:start + n].reshape((B,) + tuple(s)))
             start += n
         if self.kind_of_cell is not None and isinstance(self.module, nn.RNNBase):
@@ -176,11 +177,7 @@ class ModuleMap(Map):
     # -- dynamics -----------------------------------------------------------------
     def _input(self, x: torch.Tensor, u: Optional[torch.Tensor]) -> torch.Tensor:
         """The step's input: the drawn u, else the constant row (a one-row ``inputs``), else zero."""
-        if u is not None:
-            return u
-        if self._constant is None:
-            return torch.zeros(x.shape[0], self.input_size, dtype=x.dtype, device=x.device)
-        return self._constant.to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1)
+        return u if u is not None else _fixed_input(x, self._constant, self.input_size)
 
     def _forward(self, x: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
         u = self._input(x, u)
@@ -214,11 +211,11 @@ class ModuleMap(Map):
         return self._advance(x, self._input(x, u), V)
 
 
-def _numel(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n
+def _fixed_input(x: torch.Tensor, constant: Optional[torch.Tensor], width: int) -> torch.Tensor:
+    """The input of every trajectory when none is drawn: the one-row ``inputs`` (constant), else zero."""
+    if constant is None:
+        return torch.zeros(x.shape[0], width, dtype=x.dtype, device=x.device)
+    return constant.to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1)
 
 
 def _probe_state(module: nn.Module, input_size: int):
@@ -297,8 +294,7 @@ def _inputs_draw(inputs, input_size: Optional[int], input_noise: Optional[float]
             if key not in cache:
                 cache[key] = samples.to(device=x.device, dtype=x.dtype)
             table = cache[key]
-            idx = (generator.uniform(1)[:, 0] * table.shape[0]).long().clamp_(max=table.shape[0] - 1)
-            return table[idx.to(x.device)]
+            return table[generator.integers(table.shape[0]).to(x.device)]
         base, constant = (rows, None) if samples.shape[0] > 1 else (None, samples)
     elif callable(inputs):
         out = inputs(TrajectoryRNG(0, 2), 2)
@@ -330,9 +326,7 @@ def _inputs_draw(inputs, input_size: Optional[int], input_noise: Optional[float]
         return width, None, constant
 
     def draw(generator, x):
-        u = (base(generator, x) if base is not None else
-             torch.zeros(x.shape[0], width, dtype=x.dtype, device=x.device) if constant is None else
-             constant.to(device=x.device, dtype=x.dtype).expand(x.shape[0], -1))
+        u = base(generator, x) if base is not None else _fixed_input(x, constant, width)
         if std:
             u = u + std * generator.normal(width, dtype=x.dtype).to(x.device)
         return u

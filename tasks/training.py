@@ -154,12 +154,9 @@ class TrainingMap(Map):
         """This step's data per trajectory: (X (B, m, ...), y (B, m, ...)), one draw of the TrajectoryRNG."""
         X, y, _ = self._data(x)
         if self.batch_size is None:  # a sequence of batches: one drawn per trajectory
-            u = generator.uniform(1, dtype=torch.float64).to(x.device)[:, 0]
-            j = torch.clamp((u * X.shape[0]).floor().to(torch.int64), max=X.shape[0] - 1)
+            j = generator.integers(X.shape[0]).to(x.device)
             return X[j], y[j]
-        m, n = self.batch_size, self.n_samples
-        u = generator.uniform(m, dtype=torch.float64).to(x.device)
-        idx = torch.clamp((u * n).floor().to(torch.int64), max=n - 1)  # (B, m), with replacement
+        idx = generator.integers(self.n_samples, self.batch_size).to(x.device)  # (B, m), with replacement
         return X[0][idx], y[0][idx]
 
     def _init(self, batch: int, generator: TrajectoryRNG) -> torch.Tensor:
