@@ -297,9 +297,7 @@ def training_map(model: torch.nn.Module, loss_fn: Callable, data, *, lr: float, 
     check_int("batch_size", batch_size, 1, allow_none=True,
               allowed="None (full batch) or an integer >= 1 (samples drawn with replacement per step and trajectory)")
     check_number("weight_decay", weight_decay, low=0.0)
-    check_number("momentum", momentum, low=0.0, high=1.0)
-    if momentum >= 1.0:
-        raise InvalidArgumentError("momentum", momentum, "a number in [0, 1)")
+    check_number("momentum", momentum, low=0.0, high=1.0, high_open=True, allowed="a number in [0, 1)")
     check_number("init_noise", init_noise, low=0.0)
     if sample_initial is not None and not callable(sample_initial):
         raise InvalidArgumentError("sample_initial", sample_initial, "None or a callable (batch, generator) -> (B, dim)")

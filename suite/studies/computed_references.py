@@ -137,8 +137,9 @@ def compute_system(system: System, *, directory=None, device="cpu", steps: Optio
         run["steps"] = steps
     res, routes, uncertainty = confirmed_run(system, run, system.label, device)
     key = computed.system_key(system)
-    limit = system.meta.get("limit_reference") or (system.reference if system.meta.get("reference_status")
-                                                   != "fresh" else None)
+    # the reference the system was built with (e.g. mean-field), kept in the record beside the computed one
+    fresh = system.meta.get("reference_status") == "fresh"
+    limit = system.meta.get("limit_reference") if fresh else system.reference
     record = record_of(system, res, routes, uncertainty, run, key=key, spec_key=system.label,
                        note="computed reference of the finite system as defined: a long float64 QR run confirmed "
                             "by the two-trajectory estimate of lambda_1" + (" and by autodiff tangents"
