@@ -75,7 +75,7 @@ def _checked_jacobian(jacobian: Callable, x: torch.Tensor, name: str) -> torch.T
     return J
 
 
-def _call_user(argument: str, fn: Callable, *args):
+def call_user(argument: str, fn: Callable, *args):
     """Call a user's ``sample_initial`` or ``noise`` callable; a TypeError from handing the TrajectoryRNG to a
     function that wants a ``torch.Generator`` (``torch.randn(..., generator=generator)``) becomes an
     InvalidArgumentError naming ``argument``, the generator's type and the calls to use instead."""
@@ -220,7 +220,7 @@ class System:
         if self._sample_initial is None:
             x = 0.1 * generator.normal(self.dim)
         else:
-            x = _call_user("sample_initial", self._sample_initial, batch, generator)
+            x = call_user("sample_initial", self._sample_initial, batch, generator)
         x = torch.as_tensor(x)
         self._check_state(x, "sample_initial(...)")
         if x.shape[0] != batch:
@@ -306,11 +306,16 @@ class Map(System):
                          domain=domain, params=params, is_random=noise is not None, **meta)
         self._f, self._jac, self._noise = step, jacobian, noise
 
+    def draw_noise(self, generator, x):
+        """This step's noise xi = noise(generator, x) (None for a deterministic map); a user's noise that hands
+        the generator to torch's samplers gets the error of :func:`call_user`."""
+        return None if self._noise is None else call_user("noise", self._noise, generator, x)
+
     def _bind(self, x, generator):
         """The deterministic map of this step: x -> F(x) (noise drawn once)."""
         if self._noise is None:
             return self._f, self._jac
-        xi = _call_user("noise", self._noise, generator, x)
+        xi = self.draw_noise(generator, x)
         f = lambda y: self._f(y, xi)  # noqa: E731
         jac = None if self._jac is None else (lambda y: self._jac(y, xi))
         return f, jac

@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from reference_systems import Map, TrajectoryRNG
+from reference_systems.system import call_user
 from suite.core.args import check_number
 from suite.core.errors import InvalidArgumentError
 
@@ -207,7 +208,7 @@ class ModuleMap(Map):
     def _tangent(self, x, V, generator):
         if self.kind_of_cell is None:
             return super()._tangent(x, V, generator)
-        u = None if self._noise is None else self._noise(generator, x)
+        u = self.draw_noise(generator, x)
         return self._advance(x, self._input(x, u), V)
 
 
@@ -297,7 +298,7 @@ def _inputs_draw(inputs, input_size: Optional[int], input_noise: Optional[float]
             return table[generator.integers(table.shape[0]).to(x.device)]
         base, constant = (rows, None) if samples.shape[0] > 1 else (None, samples)
     elif callable(inputs):
-        out = inputs(TrajectoryRNG(0, 2), 2)
+        out = call_user("inputs", inputs, TrajectoryRNG(0, 2), 2)
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != 2:
             raise InvalidArgumentError("inputs", inputs, f"a callable (generator, batch) -> (batch, input_size); "
                                        f"for batch 2 it returned {_describe(out)}")
@@ -307,7 +308,7 @@ def _inputs_draw(inputs, input_size: Optional[int], input_noise: Optional[float]
                                        f"input_size); for batch 2 it returned (2, {width})")
 
         def base(generator, x):
-            u = inputs(generator, x.shape[0])
+            u = call_user("inputs", inputs, generator, x.shape[0])
             if not isinstance(u, torch.Tensor) or u.shape != (x.shape[0], width):
                 raise InvalidArgumentError("inputs", inputs, f"a callable returning ({x.shape[0]}, {width}); it "
                                            f"returned {_describe(u)}")

@@ -209,7 +209,7 @@ class DrivenRNN(Map):
     def _tangent(self, x, V, generator):
         if self.family != "tanh":
             return super()._tangent(x, V, generator)
-        u = self._noise(generator, x)
+        u = self.draw_noise(generator, x)
         h = self._forward(x, u)
         W = self.params_for(x)["weight_hh"]
         return h, (1.0 - h * h).unsqueeze(-1) * torch.matmul(W, V)

@@ -36,6 +36,13 @@ def test_torch_samplers_in_noise_get_the_same_error_naming_noise():
         system.step(system.sample_initial(2, TrajectoryRNG(0, 2)), TrajectoryRNG(1, 2))
 
 
+def test_torch_samplers_in_from_module_inputs_get_the_same_error_naming_inputs():
+    import tasks
+    cell = torch.nn.RNNCell(2, 4)
+    with pytest.raises(InvalidArgumentError, match=r"invalid inputs=.*generator\.normal\(.*TrajectoryRNG"):
+        tasks.from_module(cell, lambda generator, batch: torch.randn(batch, 2, generator=generator))
+
+
 def test_other_type_errors_pass_through_unchanged():
     system = rs.Map("mine", _step, D, sample_initial=lambda batch, generator: P + "oops")
     with pytest.raises(TypeError):
