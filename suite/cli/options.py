@@ -16,7 +16,7 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.core.args import SEED_MAX, check_int_list, check_seed
+from suite.core.args import SEED_MAX, check_int, check_int_list, check_seed
 from suite.core.devices import resolve_device, resolve_dtype
 from suite.core.errors import InvalidArgumentError
 from suite.core.specs import split_flag
@@ -133,11 +133,8 @@ def check_up_front(est_names: Sequence[str], device, dtypes: Sequence) -> Tuple[
 
 
 def set_threads(threads: Optional[int]) -> None:
-    if threads is None:
-        return
-    if threads < 1:
-        raise InvalidArgumentError("--threads", threads, "an integer >= 1")
-    torch.set_num_threads(threads)
+    if check_int("--threads", threads, 1, allow_none=True, allowed="an integer >= 1") is not None:
+        torch.set_num_threads(threads)
 
 
 def select_systems(args) -> List[rs.System]:
@@ -170,8 +167,7 @@ def prepare(args) -> Tuple[List[rs.System], List[str]]:
 def seeded_cells(args, systems, est_names, overrides) -> List[Cell]:
     """The validation grid once per ``--seeds`` value, with the command-line ``overrides`` applied."""
     for key in overrides:
-        if getattr(args, key) is not None and getattr(args, key) < 1:
-            raise InvalidArgumentError(f"--{key}", getattr(args, key), "an integer >= 1")
+        check_int(f"--{key}", getattr(args, key), 1, allow_none=True, allowed="an integer >= 1")
     cells = []
     for seed in seed_list(args.seeds):
         for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
