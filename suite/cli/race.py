@@ -11,7 +11,8 @@ from typing import List
 import torch
 
 from suite.cli.options import EXIT_OK, add_output, add_quiet, add_threads, seed_flag, set_threads
-from suite.core.errors import InvalidArgumentError, UnknownNameError
+from suite.core.args import check_int, check_positive
+from suite.core.errors import UnknownNameError
 from suite.core.provenance import git_sha
 from suite.core.specs import split_flag
 from suite.reporting.tables import atomic_write, markdown, write_csv
@@ -65,10 +66,8 @@ def run(args) -> int:
     for n in names:
         if n not in rc.CONTENDERS:
             raise UnknownNameError("contender", n, rc.CONTENDERS)
-    if not args.eps > 0:
-        raise InvalidArgumentError("--eps", args.eps, "a number > 0")
-    if args.repeats < 1:
-        raise InvalidArgumentError("--repeats", args.repeats, "an integer >= 1")
+    check_positive("--eps", args.eps, allowed="a number > 0")
+    check_int("--repeats", args.repeats, 1)
     out = Path(args.output_dir)
     rows: list = []
 
