@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -89,11 +89,6 @@ class Tolerance:
     def terms(self) -> dict:
         """{term name: array} for reporting."""
         return {t.name: getattr(self, t.name) for t in TERMS}
-
-    def __getitem__(self, i) -> "Tolerance":
-        """The tolerance of one element (or a slice) of an array tolerance."""
-        return Tolerance(**{f.name: (getattr(self, f.name)[i] if f.name in {t.name for t in TERMS}
-                                     else getattr(self, f.name)) for f in fields(self)})
 
 
 def t_quantile(dof: float, alpha: float = None, sides: int = 2) -> float:
