@@ -14,6 +14,8 @@ a random dynamical system when u_t is random; exponents per step, natural log.
   (index = floor(N U), U = ``generator.uniform(1)``; a single row is a constant input), a callable
   ``(generator, batch) -> (batch, input_size)``, or None (zero input, an autonomous network).
   ``input_noise`` (std) adds ``input_noise * generator.normal(input_size)`` after that draw.
+* Step: torch's own cell functions (``torch.rnn_tanh_cell``, ``gru_cell``, ``lstm_cell``), layer by
+  layer, so the state equals the module's own forward bit for bit (tested for every kind).
 * Tangent: analytic for the standard modules, J V = dF/dx V (J V, never J^T V), layer by layer
   (layer l's input is layer l-1's new h), with PyTorch's equations and gate orders (LSTM i, f, g, o;
   GRU r, z, n, n = tanh(W_in u + b_in + r (W_hn h + b_hn))); automatic differentiation
@@ -66,47 +68,45 @@ def _layer_weights(module: nn.Module) -> List[Tuple[torch.Tensor, ...]]:
     return out
 
 
+#: torch's own cell functions (what nn.RNNCell / GRUCell / LSTMCell and, per layer and step, nn.RNN / GRU /
+#: LSTM compute): the state is theirs bit for bit
+_CELLS = {"RNN_TANH": torch.rnn_tanh_cell, "RNN_RELU": torch.rnn_relu_cell, "GRU": torch.gru_cell,
+          "LSTM": torch.lstm_cell}
+
+
 def _layer(kind: str, p, u, h, c, du=None, dh=None, dc=None):
-    """One layer's step (h', c') and, given tangents (B, ., k), their tangents (dh', dc')."""
+    """One layer's step (h', c') by torch's cell function and, given tangents (B, ., k), their tangents
+    (dh', dc') from the analytic derivative of PyTorch's equations (gates recomputed for it)."""
+    if kind == "LSTM":
+        h1, c1 = _CELLS[kind](u, (h, c), *p)
+    else:
+        h1, c1 = _CELLS[kind](u, h, *p), None
+    if dh is None:
+        return h1, c1, None, None
     W_ih, W_hh, b_ih, b_hh = p
-    gi, gh = F.linear(u, W_ih, b_ih), F.linear(h, W_hh, b_hh)
-    tangent = dh is not None
-    if tangent:
-        dgi = 0.0 if du is None else torch.matmul(W_ih, du)
-        dgh = torch.matmul(W_hh, dh)
+    dgi = 0.0 if du is None else torch.matmul(W_ih, du)
+    dgh = torch.matmul(W_hh, dh)
     if kind in ("RNN_TANH", "RNN_RELU"):
-        pre = gi + gh
-        h1 = torch.tanh(pre) if kind == "RNN_TANH" else torch.relu(pre)
-        if not tangent:
-            return h1, None, None, None
-        slope = 1.0 - h1 * h1 if kind == "RNN_TANH" else (pre > 0).to(pre.dtype)
+        slope = 1.0 - h1 * h1 if kind == "RNN_TANH" else (h1 > 0).to(h1.dtype)
         return h1, None, slope.unsqueeze(-1) * (dgi + dgh), None
-    if kind == "GRU":
+    H = h.shape[1]
+    gi, gh = F.linear(u, W_ih, b_ih), F.linear(h, W_hh, b_hh)
+    if kind == "GRU":  # gates r, z, n; n = tanh(W_in u + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h
         ir, iz, in_ = gi.chunk(3, dim=1)
         hr, hz, hn = gh.chunk(3, dim=1)
         r, z = torch.sigmoid(ir + hr), torch.sigmoid(iz + hz)
         n = torch.tanh(in_ + r * hn)
-        h1 = (1.0 - z) * n + z * h
-        if not tangent:
-            return h1, None, None, None
-        H = h.shape[1]
         dgi_r, dgi_z, dgi_n = (0.0, 0.0, 0.0) if du is None else (dgi[:, :H], dgi[:, H:2 * H], dgi[:, 2 * H:])
         dgh_r, dgh_z, dgh_n = dgh[:, :H], dgh[:, H:2 * H], dgh[:, 2 * H:]
         dr = (r * (1.0 - r)).unsqueeze(-1) * (dgi_r + dgh_r)
         dz = (z * (1.0 - z)).unsqueeze(-1) * (dgi_z + dgh_z)
         dn = (1.0 - n * n).unsqueeze(-1) * (dgi_n + dr * hn.unsqueeze(-1) + r.unsqueeze(-1) * dgh_n)
         return h1, None, (1.0 - z).unsqueeze(-1) * dn + (h - n).unsqueeze(-1) * dz + z.unsqueeze(-1) * dh, None
-    # LSTM: gates i, f, g, o
-    gates = gi + gh
-    gi_, gf, gg, go = gates.chunk(4, dim=1)
+    # LSTM: gates i, f, g, o; c' = f c + i g, h' = o tanh(c')
+    gi_, gf, gg, go = (gi + gh).chunk(4, dim=1)
     i, f, g, o = torch.sigmoid(gi_), torch.sigmoid(gf), torch.tanh(gg), torch.sigmoid(go)
-    c1 = f * c + i * g
     tc = torch.tanh(c1)
-    h1 = o * tc
-    if not tangent:
-        return h1, c1, None, None
     dgates = dgi + dgh
-    H = h.shape[1]
     di = (i * (1.0 - i)).unsqueeze(-1) * dgates[:, :H]
     df = (f * (1.0 - f)).unsqueeze(-1) * dgates[:, H:2 * H]
     dg = (1.0 - g * g).unsqueeze(-1) * dgates[:, 2 * H:3 * H]

@@ -11,10 +11,10 @@ cell driven by the task's inputs,
 
 with x = h (tanh, GRU) or x = (h, c) stacked (LSTM, dimension 2H): a
 random dynamical system whose exponents are per step, natural log.  The
-tangent map is J = d cell / d x in the standard orientation (J V, never
-J^T V): analytic for the tanh cell, J = diag(1 - h_{t+1}^2) W_hh, and by
-forward-mode automatic differentiation (torch.func.jvp through the cell)
-for GRU and LSTM.
+System is built by :func:`tasks.from_module` on the torch.nn cell loaded
+with the weights (one path for the registry's networks and a user's): the
+state is torch's own cell function, bit for bit, and the tangent J V the
+analytic derivative of PyTorch's equations.
 
 Training is brief and deterministic: float64 on the CPU, Adam, sequences of
 the task's inputs from a seeded TrajectoryRNG, the cell initialised by
@@ -36,7 +36,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ from torch import nn
 from reference_systems import Map, TrajectoryRNG
 from suite.core.args import check_int, check_number
 from suite.core.errors import InvalidArgumentError, UnknownNameError
+from tasks.modules import from_module
 from tasks.sequences import SequenceTask, sequence_task
 
 FAMILIES = ("tanh", "gru", "lstm")
@@ -51,28 +52,15 @@ CHECKPOINTS = ("init", "mid", "end")
 EVAL_SEQUENCES, EVAL_SEED_OFFSET = 256, 1_000_003  # held-out sequences, seeded apart from training
 
 
-def make_cell(family: str, input_dim: int, hidden: int) -> nn.Module:
+def make_cell(family: str, input_dim: int, hidden: int, device=None) -> nn.Module:
+    """The float64 torch.nn cell of ``family`` (tanh: RNNCell, gru: GRUCell, lstm: LSTMCell)."""
     if family == "tanh":
-        return nn.RNNCell(input_dim, hidden, nonlinearity="tanh", dtype=torch.float64)
+        return nn.RNNCell(input_dim, hidden, nonlinearity="tanh", dtype=torch.float64, device=device)
     if family == "gru":
-        return nn.GRUCell(input_dim, hidden, dtype=torch.float64)
+        return nn.GRUCell(input_dim, hidden, dtype=torch.float64, device=device)
     if family == "lstm":
-        return nn.LSTMCell(input_dim, hidden, dtype=torch.float64)
+        return nn.LSTMCell(input_dim, hidden, dtype=torch.float64, device=device)
     raise UnknownNameError("RNN family", family, FAMILIES)
-
-
-def state_dim(family: str, hidden: int) -> int:
-    return 2 * hidden if family == "lstm" else hidden
-
-
-def cell_step(family: str, cell: nn.Module, params: Dict[str, torch.Tensor], u: torch.Tensor,
-              x: torch.Tensor) -> torch.Tensor:
-    """x_{t+1} = cell(u_t, x_t) with ``params`` (functional; x = (h, c) stacked for the LSTM)."""
-    if family == "lstm":
-        H = x.shape[-1] // 2
-        h, c = torch.func.functional_call(cell, params, (u, (x[..., :H], x[..., H:])))
-        return torch.cat([h, c], dim=-1)
-    return torch.func.functional_call(cell, params, (u, x))
 
 
 def _source_hash() -> str:
@@ -174,49 +162,12 @@ def random_weights(family: str, input_dim: int, hidden: int, gain: float, seed: 
     return {"weight_ih": W_ih, "weight_hh": W_hh, "bias_ih": zero, "bias_hh": zero.clone()}
 
 
-class DrivenRNN(Map):
-    """x_{t+1} = cell(u_t, x_t), u_t ~ task inputs; see the module docstring.
+def driven_rnn(spec) -> Map:
+    """Builder of the RNN tasks: ``spec.params`` = family, hidden, task, task_params, (gain).
 
-    ``meta``: ``loss`` and ``score`` of the checkpoint on held-out sequences,
-    ``family``, ``hidden``.
-    """
-
-    def __init__(self, name: str, family: str, task: SequenceTask, params: Dict[str, torch.Tensor], **meta):
-        hidden = params["weight_hh"].shape[1]
-        self.family, self.task = family, task
-        self.cell = make_cell(family, task.input_dim, hidden)
-        self._params64 = params
-        self._cast: Dict[Tuple[torch.dtype, torch.device], Dict[str, torch.Tensor]] = {}
-        super().__init__(name, step=self._forward, dim=state_dim(family, hidden),
-                         jacobian=self._jacobian if family == "tanh" else None,
-                         noise=lambda gen, x: task.draw(gen, x.dtype).to(x.device),
-                         family=family, hidden=hidden, batch_invariant=False, **meta)  # shared W_hh
-
-    def params_for(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
-        key = (x.dtype, x.device)
-        if key not in self._cast:
-            self._cast[key] = {k: v.to(device=x.device, dtype=x.dtype) for k, v in self._params64.items()}
-        return self._cast[key]
-
-    def _forward(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        return cell_step(self.family, self.cell, self.params_for(x), u, x)
-
-    def _jacobian(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """tanh cell: diag(1 - h_{t+1}^2) W_hh, (B, H, H)."""
-        h = self._forward(x, u)
-        return (1.0 - h * h).unsqueeze(-1) * self.params_for(x)["weight_hh"]
-
-    def _tangent(self, x, V, generator):
-        if self.family != "tanh":
-            return super()._tangent(x, V, generator)
-        u = self.draw_noise(generator, x)
-        h = self._forward(x, u)
-        W = self.params_for(x)["weight_hh"]
-        return h, (1.0 - h * h).unsqueeze(-1) * torch.matmul(W, V)
-
-
-def driven_rnn(spec) -> DrivenRNN:
-    """Builder of the RNN tasks: ``spec.params`` = family, hidden, task, task_params, (gain)."""
+    The torch cell loaded with the checkpoint's weights, wrapped by :func:`tasks.from_module` and
+    driven by the task's inputs (``meta``: ``family``, ``loss`` and ``score`` of the checkpoint on
+    held-out sequences, ``gain`` for an untrained network)."""
     p = spec.params
     family = p["family"]
     if family not in FAMILIES:
@@ -237,4 +188,6 @@ def driven_rnn(spec) -> DrivenRNN:
         ckpt = train(family, task, hidden, dict(spec.schedule), spec.seed)[spec.checkpoint]
         weights = ckpt["params"]
         meta.update(loss=ckpt["loss"], score=ckpt["score"])
-    return DrivenRNN(spec.id, family, task, weights, **meta)
+    cell = make_cell(family, task.input_dim, hidden, device="meta")  # no initialisation, no global RNG drawn
+    cell.load_state_dict(weights, assign=True)
+    return from_module(cell, lambda generator, batch: task.draw(generator), name=spec.id, family=family, **meta)

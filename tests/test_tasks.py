@@ -79,12 +79,14 @@ def _driven(task_id, hidden=8):
     system = tasks.build(task_id, hidden=hidden)
     rng = TrajectoryRNG(3, 4)
     x = system.sample_initial(4, rng).to(torch.float64)
-    u = system.task.draw(rng, torch.float64)
+    u = system.draw_noise(rng, x)
     return system, x, u
 
 
-def test_vanilla_rnn_analytic_jacobian_equals_autodiff():
-    system, x, u = _driven("rnn/tanh-copy-h16-end-v1")
+@pytest.mark.parametrize("task_id", ["rnn/tanh-copy-h16-end-v1", "rnn/gru-xor-h64-end-v1",
+                                     "rnn/lstm-adding-h32-end-v1"])
+def test_rnn_analytic_jacobian_equals_autodiff(task_id):
+    system, x, u = _driven(task_id)
     J = system._jacobian(x, u)
     J_auto = torch.func.vmap(torch.func.jacrev(lambda y, v: system._forward(y[None], v[None])[0]))(x, u)
     assert torch.allclose(J, J_auto, rtol=0, atol=1e-14)
@@ -97,7 +99,7 @@ def test_vanilla_rnn_analytic_jacobian_equals_autodiff():
 
 @pytest.mark.parametrize("task_id", ["rnn/gru-xor-h64-end-v1", "rnn/lstm-adding-h32-end-v1"])
 def test_gated_rnn_tangent_equals_finite_differences(task_id):
-    """Autodiff tangent J V (standard orientation) against central differences of the step."""
+    """Analytic tangent J V (standard orientation) against central differences of the step."""
     system, x, _ = _driven(task_id)
     V = torch.randn(4, system.dim, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     _, JV = system.tangent(x, V, TrajectoryRNG(7, 4))

@@ -22,11 +22,17 @@ skipped (``NotImplementedError`` in ``setup``).
 
 Class ``FlowTangentStep``: ``time_tangent_step``, one Lorenz-63 RK4 tangent step in the
 batch-last layout and in the batch-first ``bmm`` layout, side by side, over the profile's B.
+Class ``ModuleTangentStep``: ``time_tangent_step``, one tangent step (k = d) of a torch.nn cell
+through ``tasks.from_module``, analytic and autodiff side by side.
 See docs/performance.md.
 """
 from __future__ import annotations
 
+import torch
+from torch import nn
+
 import reference_systems as rs
+import tasks
 from reference_systems.layout import to_batch_last
 from suite.benchmarks import (ESTIMATORS, FIXED_DIM, PROFILE, SCALABLE, ThreadsMixin, build_estimator, build_system,
                               device, seconds_per_step, system_dims)
@@ -89,3 +95,41 @@ class FlowTangentStep(ThreadsMixin):
 
     def time_tangent_step(self, layout, batch):
         self.flow.tangent(self.x, self.V)
+
+
+class _Autodiff(nn.Module):
+    """The cell behind a custom forward(u, h): from_module differentiates it by torch.func."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell, self.input_size = cell, cell.input_size
+
+    def forward(self, u, h):  # h: a tensor, or the tuple (h, c) of an LSTMCell
+        return self.cell(u, h)
+
+
+class ModuleTangentStep(ThreadsMixin):
+    """One tangent step (k = d, float64, CPU) of a torch.nn cell wrapped by ``tasks.from_module``.
+
+    ``tangent``: 'analytic' is the standard cell (PyTorch's equations differentiated by hand,
+    tasks/modules.py); 'autodiff' is the same cell behind a custom ``forward(u, h)``, which
+    from_module differentiates by torch.func.  One asv run times both side by side, so their
+    ratio is the analytic tangent's gain (the registry's RNN tasks use the analytic one).
+    """
+
+    params = [["RNNCell", "GRUCell", "LSTMCell"], ["analytic", "autodiff"], list(PROFILE.batches)]
+    param_names = ["cell", "tangent", "batch"]
+
+    def setup(self, cell, tangent, batch):
+        torch.manual_seed(0)
+        module = getattr(nn, cell)(4, 32, dtype=torch.float64)
+        if tangent == "autodiff":
+            module = _Autodiff(module)
+        inputs = torch.randn(64, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        self.system = tasks.from_module(module, inputs)
+        self.x = self.system.sample_initial(batch, rs.TrajectoryRNG(0, batch))
+        self.V = rs.TrajectoryRNG(1, batch).normal(self.system.dim, self.system.dim)
+        self._set_threads()
+
+    def time_tangent_step(self, cell, tangent, batch):
+        self.system.tangent(self.x, self.V, rs.TrajectoryRNG(2, self.x.shape[0]))

@@ -28,7 +28,8 @@ def compute(task_id: str, *, directory=None, device="cpu", steps: Optional[int] 
     run = {**DEFAULT_RUN, **(system.capabilities.reference_run or {})}
     if steps is not None:
         run["steps"] = steps
-    # a task's tangent is autodiff already (GRU, LSTM, training maps): the two-trajectory route confirms it
+    # the two-trajectory route confirms lambda_1; the tasks' analytic tangents (RNN cells, Hessian-vector
+    # products) are checked against autodiff in tests/test_tasks.py and tests/test_from_module.py
     res, routes, uncertainty = confirmed_run(system, run, f"task {task_id!r}", device, autodiff=False)
     meta = system.meta
     record = record_of(system, res, routes, uncertainty, run, task=spec.id, key=spec.id, spec_key=spec.key(),
