@@ -7,19 +7,22 @@ system on the network's parameter vector, and its Lyapunov exponents
 (natural log, **per training step**) tell regular training (lambda_1 <= 0)
 from chaotic training (lambda_1 > 0) as the learning rate grows.
 
-A 4-H-3 perceptron (H = ``hidden``, default 10; sigmoid hidden units,
-softmax output, cross-entropy in nats) on the 150 standardised Iris samples
-(``tasks/data/iris.csv``); theta is the flat parameter vector, d = 8H + 3
-(83 for H = 10), in the order W1, b1, W2, b2.  The map is full-batch
-gradient descent,
+A 4-H-3 perceptron (H = ``hidden``, default 10; ``nn.Linear``, sigmoid,
+``nn.Linear``; softmax cross-entropy in nats) on the 150 standardised Iris
+samples (``tasks/data/iris.csv``); theta is the flat parameter vector,
+d = 8H + 3 (83 for H = 10), in the order W1, b1, W2, b2.  The map is
+:func:`tasks.training_map` on that model (one path for the registry's
+training runs and a user's): full-batch gradient descent
 
     theta_{t+1} = theta_t - eta grad L(theta_t),    DF = I - eta Hess L(theta_t),
 
-plus (weight_decay / 2) |theta|^2 in L when ``weight_decay`` > 0; the
-tangent is applied by Hessian-vector products (forward-over-reverse
-torch.func, never the Hessian).  Mini-batch SGD (``sgd_batch = m``) draws m
-samples with replacement per step and trajectory from the TrajectoryRNG (a
-random map).  Initial parameters are drawn per trajectory like ``nn.Linear``.
+plus (weight_decay / 2) |theta|^2 in L when ``weight_decay`` > 0, the
+tangent by Hessian-vector products (never the Hessian).  Mini-batch SGD
+(``sgd_batch = m``) draws m samples with replacement per step and
+trajectory from the TrajectoryRNG (a random map).  Initial parameters are
+drawn per trajectory like ``nn.Linear`` (:func:`linear_init`).
+:func:`mlp_loss` is an independent einsum implementation of the same loss,
+for tests.
 
 Softmax's shift invariance makes at least H + 1 exponents exactly 0 at every
 theta (ln|1 - eta weight_decay| with weight decay), so lambda_1 >= 0 for
@@ -32,13 +35,15 @@ and costs: docs/tasks.md; suggested settings: :data:`REGIMES`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import torch
+from torch import nn
 
-from reference_systems import Map, TrajectoryRNG
+from reference_systems import TrajectoryRNG
 from suite.core.args import check_int, check_number, check_positive
+from tasks.training import TrainingMap, training_map
 
 #: where the Iris data lives
 IRIS_CSV = Path(__file__).parent / "data" / "iris.csv"
@@ -129,23 +134,6 @@ def _loss(theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, hidden: int,
     return L
 
 
-def _grad(theta: torch.Tensor, X: torch.Tensor, Y: torch.Tensor, hidden: int,
-          weights: Optional[torch.Tensor] = None, weight_decay: float = 0.0) -> torch.Tensor:
-    """grad (L_w(theta) + weight_decay/2 |theta|^2), (B, d), by hand-written backpropagation, batched over B."""
-    a, z = _forward(theta, X, hidden)
-    _, _, W2, _ = unflatten(theta, hidden)
-    w = _sample_weights(weights, X.shape[0], theta)
-    dz = (torch.softmax(z, dim=-1) - Y) * w.unsqueeze(-1)          # (B, n, 3)
-    gW2 = torch.einsum("bnc,bnh->bch", dz, a)
-    gb2 = dz.sum(dim=-2)
-    du = torch.einsum("bnc,bch->bnh", dz, W2) * a * (1.0 - a)       # (B, n, H)
-    gW1 = torch.einsum("bnh,nf->bhf", du, X)
-    gb1 = du.sum(dim=-2)
-    B = theta.shape[0]
-    g = torch.cat([gW1.reshape(B, -1), gb1, gW2.reshape(B, -1), gb2], dim=1)
-    return g + weight_decay * theta if weight_decay else g
-
-
 def mlp_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, hidden: int = 10,
              weights: Optional[torch.Tensor] = None, weight_decay: float = 0.0) -> torch.Tensor:
     """Mean cross-entropy (nats) of the 4-H-3 sigmoid/softmax network, (B,) for theta (B, d).
@@ -163,116 +151,31 @@ def mlp_loss(theta: torch.Tensor, X: torch.Tensor, y: torch.Tensor, hidden: int 
 # ---------------------------------------------------------------------------
 # the training map
 # ---------------------------------------------------------------------------
-class GDTrainingMap(Map):
-    """theta_{t+1} = theta_t - eta grad L(theta_t) on Iris; see :func:`gd_training_map`.
+#: the training map's class (the name this module used before it was rebuilt on tasks.training_map)
+GDTrainingMap = TrainingMap
 
-    State: the flat parameter vectors (B, d) of B independently trained
-    networks.  Tangent map I - eta Hess L applied by Hessian-vector products
-    (never forming the Hessian).  With ``sgd_batch = m`` the loss of each step
-    is the mini-batch loss L_w of m indices drawn with replacement per
-    trajectory from the TrajectoryRNG (the map is then random).
-    """
 
-    def __init__(self, lr: float, hidden: int = 10, sgd_batch: Optional[int] = None,
-                 weight_decay: float = 0.0, name: str = "gd_training_map", **kw):
-        self.lr, self.hidden, self.sgd_batch = float(lr), int(hidden), sgd_batch
-        self.weight_decay = float(weight_decay)
-        X, y = load_iris(torch.float64)
-        self.X64, self.y = X, y
-        self.n_samples = X.shape[0]
-        self._cast: Dict[Tuple[torch.dtype, torch.device], Tuple[torch.Tensor, torch.Tensor]] = {}
-        fan_in = torch.cat([torch.full((N_FEATURES * hidden + hidden,), float(N_FEATURES)),
-                            torch.full((N_CLASSES * hidden + N_CLASSES,), float(hidden))])
-        self._init_bound = (1.0 / fan_in.sqrt()).to(torch.float64)
-        kw.setdefault("batch_invariant", False)  # vmapped products: their BLAS calls depend on the batch
-        super().__init__(name, step=self._map, dim=n_params(hidden),
-                         sample_initial=self._init, noise=None if sgd_batch is None else self._draw, **kw)
+def iris_mlp(hidden: int = 10) -> nn.Sequential:
+    """The 4-``hidden``-3 network, nn.Linear, Sigmoid, nn.Linear, float64, its parameters zero (initial
+    states come from :func:`linear_init`; no global random number is drawn)."""
+    model = nn.Sequential(nn.Linear(N_FEATURES, hidden, dtype=torch.float64, device="meta"), nn.Sigmoid(),
+                          nn.Linear(hidden, N_CLASSES, dtype=torch.float64, device="meta")).to_empty(device="cpu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+    return model
 
-    # -- data per (dtype, device) -------------------------------------------
-    def data(self, x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        """(X (n, 4), one-hot Y (n, 3)) in x's dtype and device (cached)."""
-        key = (x.dtype, x.device)
-        if key not in self._cast:
-            self._cast[key] = (self.X64.to(device=x.device, dtype=x.dtype),
-                               torch.nn.functional.one_hot(self.y, N_CLASSES).to(device=x.device, dtype=x.dtype))
-        return self._cast[key]
 
-    # -- noise and initial states -------------------------------------------
-    def _draw(self, generator: TrajectoryRNG, x: torch.Tensor) -> torch.Tensor:
-        """Per-trajectory mini-batch weights (B, n): draw counts of m indices (with replacement) / m."""
-        m, n = self.sgd_batch, self.n_samples
-        idx = generator.integers(n, m).to(x.device)
-        counts = torch.zeros(x.shape[0], n, dtype=x.dtype, device=x.device)
-        counts.scatter_add_(1, idx, torch.ones_like(idx, dtype=x.dtype))
-        return counts / m
+def linear_init(hidden: int = 10) -> Callable[[int, TrajectoryRNG], torch.Tensor]:
+    """``sample_initial(batch, generator)``: nn.Linear's default, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every
+    weight and bias (fan_in = 4, then ``hidden``), one ``uniform(d)`` draw per trajectory."""
+    fan_in = torch.cat([torch.full((N_FEATURES * hidden + hidden,), float(N_FEATURES)),
+                        torch.full((N_CLASSES * hidden + N_CLASSES,), float(hidden))])
+    bound = (1.0 / fan_in.sqrt()).to(torch.float64)
 
-    def _init(self, batch: int, generator: TrajectoryRNG) -> torch.Tensor:
-        """nn.Linear's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every weight and bias."""
-        return generator.uniform(self.dim, low=-1.0, high=1.0) * self._init_bound.to(generator.device)
-
-    # -- dynamics -----------------------------------------------------------
-    def _map(self, x: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        X, Y = self.data(x)
-        return x - self.lr * _grad(x, X, Y, self.hidden, weights, self.weight_decay)
-
-    def hvp(self, theta: torch.Tensor, V: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Hess L_w(theta) V, (B, d, k), by forward-over-reverse autodiff (never forming the Hessian).
-
-        torch.func.jvp of torch.func.grad of the single-trajectory loss,
-        vmapped over the k columns of V and over the B trajectories.
-        """
-        X, Y = self.data(theta)
-        H, wd = self.hidden, self.weight_decay
-
-        def one(th, v, w):  # th (d,), v (d,), w (n,) -> Hess L_w(th) v, (d,)
-            g = torch.func.grad(lambda t: _loss(t, X, Y, H, w, wd))
-            return torch.func.jvp(g, (th,), (v,))[1]
-
-        w_dim = None if weights is None else 0
-        columns = torch.func.vmap(one, in_dims=(None, 1, None), out_dims=1)
-        return torch.func.vmap(columns, in_dims=(0, 0, w_dim))(theta, V, weights)
-
-    def _step(self, x, generator):
-        w = None if self.sgd_batch is None else self._draw(generator, x)
-        return self._map(x, w)
-
-    def _tangent(self, x, V, generator):
-        w = None if self.sgd_batch is None else self._draw(generator, x)
-        return self._map(x, w), V - self.lr * self.hvp(x, V, w)
-
-    # -- diagnostics ----------------------------------------------------------
-    def loss(self, theta: torch.Tensor) -> torch.Tensor:
-        """Full-batch mean cross-entropy L(theta), (B,) in nats."""
-        self._check_state(theta, "theta")
-        X, Y = self.data(theta)
-        return _loss(theta, X, Y, self.hidden, None, self.weight_decay)
-
-    def grad(self, theta: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """grad L_w(theta), (B, d) (full batch when ``weights`` is None)."""
-        self._check_state(theta, "theta")
-        X, Y = self.data(theta)
-        return _grad(theta, X, Y, self.hidden, weights, self.weight_decay)
-
-    def accuracy(self, theta: torch.Tensor) -> torch.Tensor:
-        """Fraction of the 150 samples classified correctly (argmax of the logits), (B,)."""
-        self._check_state(theta, "theta")
-        X, _ = self.data(theta)
-        _, z = _forward(theta, X, self.hidden)
-        return (z.argmax(dim=-1) == self.y.to(theta.device)).to(theta.dtype).mean(dim=-1)
-
-    def hessian(self, theta: torch.Tensor) -> torch.Tensor:
-        """Full-batch Hess L(theta), (B, d, d), from d Hessian-vector products (symmetrised)."""
-        self._check_state(theta, "theta")
-        eye = torch.eye(self.dim, dtype=theta.dtype, device=theta.device).expand(theta.shape[0], -1, -1)
-        Hm = self.hvp(theta, eye.contiguous())
-        return 0.5 * (Hm + Hm.transpose(1, 2))
-
-    def sharpness(self, theta: torch.Tensor) -> torch.Tensor:
-        """Largest eigenvalue of the full-batch Hessian, (B,) (torch.linalg.eigvalsh).
-
-        Gradient descent is linearly stable at a minimum iff eta < 2 / sharpness.
-        """
-        return torch.linalg.eigvalsh(self.hessian(theta))[:, -1]
+    def sample(batch: int, generator: TrajectoryRNG) -> torch.Tensor:
+        return generator.uniform(bound.numel(), low=-1.0, high=1.0) * bound.to(generator.device)
+    return sample
 
 
 def gd_training_map(lr: float, hidden: int = 10, sgd_batch: Optional[int] = None,
@@ -287,7 +190,8 @@ def gd_training_map(lr: float, hidden: int = 10, sgd_batch: Optional[int] = None
     d = 8 * hidden + 3; exponents in natural log per training step.  See
     docs/tasks.md for the equations, the exact zero exponents and the
     measured regimes, :data:`REGIMES` for suggested settings, and
-    :class:`GDTrainingMap` for the diagnostics (loss, accuracy, sharpness).
+    :class:`tasks.training.TrainingMap` for the diagnostics (loss, accuracy,
+    sharpness).
     """
     check_positive("lr", lr)
     check_int("hidden", hidden, 1)
@@ -295,15 +199,17 @@ def gd_training_map(lr: float, hidden: int = 10, sgd_batch: Optional[int] = None
               allowed="None (full-batch gradient descent) or an integer >= 1 (the mini-batch size; samples are "
                       "drawn with replacement from the 150)")
     check_number("weight_decay", weight_decay, low=0.0)
-    return GDTrainingMap(float(lr), hidden, sgd_batch, float(weight_decay),
-                         params={"lr": float(lr), "hidden": hidden, "sgd_batch": sgd_batch,
-                                 "weight_decay": float(weight_decay)},
-                         source="Danovski, Soriano & Lacasa, Front. Complex Syst. 2, 1367957 (2024), "
-                                "arXiv:2404.05782",
-                         note="training map on Iris; no reference value of the exponents")
+    system = training_map(iris_mlp(hidden), nn.functional.cross_entropy, load_iris(), lr=float(lr),
+                          batch_size=sgd_batch, weight_decay=float(weight_decay), init_noise=0.0,
+                          sample_initial=linear_init(hidden), name="gd_training_map",
+                          source="Danovski, Soriano & Lacasa, Front. Complex Syst. 2, 1367957 (2024), "
+                                 "arXiv:2404.05782",
+                          note="training map on Iris; no reference value of the exponents")
+    system.params = {"lr": float(lr), "hidden": hidden, "sgd_batch": sgd_batch, "weight_decay": float(weight_decay)}
+    return system
 
 
-def training_map_task(spec) -> GDTrainingMap:
+def training_map_task(spec) -> TrainingMap:
     """Builder of the training-map tasks (tasks.catalogue): ``spec.params`` = lr, hidden, sgd_batch,
     weight_decay, validation (steps, transient, batch, k).
 

@@ -72,7 +72,7 @@ class TrainingMap(Map):
     """Gradient descent (optionally heavy-ball momentum) on a model's flat parameters; see :func:`training_map`.
 
     Diagnostics: :meth:`loss`, :meth:`grad` (full batch), :meth:`hvp`,
-    :meth:`hessian`, :meth:`sharpness`; :meth:`theta` takes theta out of a
+    :meth:`hessian`, :meth:`sharpness`, :meth:`outputs`, :meth:`accuracy`; :meth:`theta` takes theta out of a
     state (with momentum, the first half).
     """
 
@@ -237,6 +237,24 @@ class TrainingMap(Map):
                               in_dims=(None, 0, 0, None))(theta, X, y, fixed)
         return per.mean(dim=0)
 
+    def outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's outputs on the full data, (B, nb, n, ...) for states x (B, dim) (nb batches of n samples)."""
+        theta = self._theta_of(x)
+        X, _, fixed = self._data(theta)
+
+        def one(th, Xj):
+            return torch.func.functional_call(self.model, {**fixed, **self._params(th)}, (Xj,))
+        return torch.func.vmap(torch.func.vmap(one, in_dims=(None, 0)), in_dims=(0, None))(theta, X)
+
+    def accuracy(self, x: torch.Tensor) -> torch.Tensor:
+        """Classification accuracy on the full data, (B,): the fraction of samples whose output's argmax over the
+        last dimension equals their integer label y."""
+        _, y, _ = self._data(x)
+        if y.is_floating_point() or y.is_complex():
+            raise InvalidArgumentError("data", f"y of dtype {y.dtype}", "integer class labels for accuracy()")
+        out = self.outputs(x)
+        return (out.argmax(dim=-1) == y).to(x.dtype).flatten(1).mean(dim=1)
+
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """grad (L + wd/2 |theta|^2)(theta), (B, d), on the full data (the mean over the batches of a sequence)."""
         theta = self._theta_of(x)
@@ -264,7 +282,7 @@ class TrainingMap(Map):
 def training_map(model: torch.nn.Module, loss_fn: Callable, data, *, lr: float, optimizer: str = "gd",
                  batch_size: Optional[int] = None, weight_decay: float = 0.0, momentum: float = 0.0,
                  init_noise: float = 1e-3, sample_initial: Optional[Callable] = None,
-                 name: str = "training_map") -> TrainingMap:
+                 name: str = "training_map", **meta) -> TrainingMap:
     """Training of ``model`` by gradient descent on ``loss_fn(model(X), y)``, as a map (a System).
 
     ``data``: an ``(X, y)`` pair of tensors (full batch; ``batch_size = m``
@@ -281,6 +299,8 @@ def training_map(model: torch.nn.Module, loss_fn: Callable, data, *, lr: float, 
     ``generator.normal(...)`` / ``generator.uniform(...)``).
     Dimension: the number of trainable parameters (x2 with momentum).
     Exponents in natural log per training step.  The model is not modified.
+    ``**meta`` passes through to the System (``validation={...}``,
+    ``source=...``, ``note=...``).
     See the module docstring and docs/training_maps.md.
     """
     if not isinstance(model, torch.nn.Module):
@@ -310,7 +330,7 @@ def training_map(model: torch.nn.Module, loss_fn: Callable, data, *, lr: float, 
     return TrainingMap(model, loss_fn, data, lr=float(lr), batch_size=batch_size, weight_decay=float(weight_decay),
                        momentum=float(momentum), init_noise=float(init_noise), sample_initial=sample_initial,
                        name=name, params=params,
-                       note="training map of a user's model; no reference value of the exponents")
+                       **{"note": "training map of a user's model; no reference value of the exponents", **meta})
 
 
 __all__ = ["training_map", "TrainingMap", "OPTIMIZERS"]

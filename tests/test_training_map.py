@@ -1,4 +1,4 @@
-"""The gradient-descent training map on Iris (tasks.iris_training)."""
+"""The gradient-descent training map on Iris (tasks.iris_training, built on tasks.training_map)."""
 import math
 
 import pytest
@@ -52,13 +52,19 @@ def test_dimension_loss_and_gradient_match_autograd():
         W2, b2 = x[b, 50:80].reshape(3, 10), x[b, 80:]
         logits = torch.sigmoid(X @ W1.T + b1) @ W2.T + b2
         assert float(m.loss(x)[b]) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)), rel=1e-13)
-    # the hand-written gradient (the state update) equals autograd's, with weights and weight decay
-    w = torch.rand(3, 150, dtype=torch.float64)
+    # the step (torch.func through nn.Sequential) is gradient descent on the independent einsum loss, with
+    # weight decay; a mini-batch step on the m drawn samples equals the full loss weighted by draw counts / m
     for wd in (0.0, 0.03):
         xr = x.clone().requires_grad_(True)
-        g = torch.autograd.grad(mlp_loss(xr, X, y, 10, w, wd).sum(), xr)[0]
+        g = torch.autograd.grad(mlp_loss(xr, X, y, 10, None, wd).sum(), xr)[0]
         md = gd_training_map(0.5, weight_decay=wd)
-        assert torch.allclose(md.grad(x, w), g, rtol=1e-12, atol=1e-15)
+        assert torch.allclose(md.grad(x), g, rtol=1e-12, atol=1e-15)
+        assert torch.allclose(md.step(x), x - 0.5 * g, rtol=0, atol=1e-14)
+        sgd = gd_training_map(0.5, sgd_batch=16, weight_decay=wd)
+        idx = TrajectoryRNG(7, 3).integers(150, 16)
+        counts = torch.zeros(3, 150, dtype=torch.float64).scatter_add_(1, idx, torch.ones(3, 16, dtype=torch.float64))
+        gw = torch.autograd.grad(mlp_loss(xr, X, y, 10, counts / 16, wd).sum(), xr)[0]
+        assert torch.allclose(sgd.step(x, TrajectoryRNG(7, 3)), x - 0.5 * gw, rtol=0, atol=1e-14)
     # nn.Linear's default initialisation: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = 4 then 10
     assert float(x[:, :50].abs().max()) < 0.5 and float(x[:, 50:].abs().max()) < 1 / math.sqrt(10)
     assert float(x[:, :50].abs().max()) > 1 / math.sqrt(10)  # the hidden layer's wider range is used
@@ -116,10 +122,11 @@ def test_sgd_tangent_is_derivative_of_one_step_with_the_same_noise():
     g3 = TrajectoryRNG(5, 3)
     g3.counter = 8
     assert not torch.allclose(m.step(x, g3), x_next)
-    # mini-batch weights: m draws with replacement, counts / m
-    w = m._draw(TrajectoryRNG(0, 3), x)
-    assert torch.allclose(w.sum(1), torch.ones(3, dtype=torch.float64))
-    assert torch.equal(w * 16, (w * 16).round())
+    # a mini-batch: m = 16 Iris samples per trajectory, drawn with replacement
+    Xb, yb = m._draw(TrajectoryRNG(0, 3), x)
+    X, y = load_iris()
+    idx = TrajectoryRNG(0, 3).integers(150, 16)
+    assert Xb.shape == (3, 16, 4) and torch.equal(Xb, X[idx]) and torch.equal(yb, y[idx])
 
 
 def test_training_decreases_loss_and_fits_iris():

@@ -52,7 +52,7 @@ def validation_defaults() -> List[str]:
 
     ``jvp_qr`` is left out by default: it computes exactly what ``qr`` does
     (the tests hold them to 1e-12 on every catalogue system) through
-    torch.func, at 1.6-2.2x ``qr``'s time a step even with the step recorded and
+    torch.func, at 1.6-2.3x ``qr``'s time a step even with the step recorded and
     replayed (``capture``, :mod:`suite.estimators.numerics.capture`); name it
     with ``--estimators jvp_qr`` to validate it.
     """
