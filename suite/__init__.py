@@ -16,7 +16,9 @@ The packages follow the flow of data, and each imports only those before it
 Modules that moved in the reorganisation stay importable under their old
 names (``suite.errors``, ``suite.runner``, ...; :data:`MOVED`): the old name is
 the same module object, so ``isinstance`` and monkeypatching see one module.
-``suite.checks`` is the public name of :mod:`suite.scoring.checks`.
+``suite.checks`` is the public name of :mod:`suite.scoring.checks`;
+``suite.estimate_to_accuracy`` (:mod:`suite.studies.accuracy`) is an attribute of
+the top-level package (:data:`PUBLIC`).
 """
 from __future__ import annotations
 
@@ -81,3 +83,13 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 if not any(isinstance(f, _MovedModules) for f in sys.meta_path):
     sys.meta_path.append(_MovedModules())
+
+#: public functions of the higher layers, as attributes of ``suite`` (imported on first use, so that
+#: ``import suite`` stays light and the layers below never import them)
+PUBLIC = {"estimate_to_accuracy": "suite.studies.accuracy"}
+
+
+def __getattr__(name):
+    if name in PUBLIC:
+        return getattr(importlib.import_module(PUBLIC[name]), name)
+    raise AttributeError(f"module 'suite' has no attribute {name!r}")

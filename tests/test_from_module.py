@@ -21,6 +21,15 @@ from tasks.sequences import sequence_task
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _seeded_weights():
+    """Modules built here draw their weights from torch's global generator: seed it, so that no test depends
+    on which tests ran before it in the same process."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
+
+
 def _with_eigenvalues(lams, seed):
     """A real matrix Q diag(lams) Q^-1 with a well-conditioned Q (seeded)."""
     g = torch.Generator().manual_seed(seed)
@@ -237,6 +246,10 @@ def test_a_cell_and_the_one_layer_module_with_its_weights_step_identically():
 
 # -- batches, dtypes ------------------------------------------------------------------------------------
 def test_a_batch_of_b_equals_b_single_runs():
+    """Equal to round-off (one weight matrix times the batch: BLAS may round a batch of 3 and of 1
+    differently).  The weights are seeded: with nearly degenerate exponents (torch.manual_seed(0) gives
+    -0.2403, -0.2447) the frame's rotation inside their plane amplifies that round-off to 3e-8 per exponent."""
+    torch.manual_seed(1)
     lstm = nn.LSTM(2, 3, num_layers=2)
     system = tasks.from_module(lstm, torch.randn(50, 2, generator=torch.Generator().manual_seed(0)), input_noise=0.1)
     qr = estimators.get("qr")

@@ -21,9 +21,12 @@ from suite.peers import ADAPTERS, PeerError, PeerImportError, import_peer
 from suite.grid.cells import Cell, run_cell
 from suite.scoring.rows import score
 
-NAMES = ["nolds_lyap_r", "nolds_lyap_e", "neurokit2_lyapunov", "lyapynov_lce", "jitcode_lyap", "dysts_lyapunov"]
+NAMES = ["nolds_lyap_r", "nolds_lyap_e", "neurokit2_lyapunov", "lyapynov_lce", "jitcode_lyap", "dysts_lyapunov",
+         "lyapax_spectrum"]
 PACKAGES = {"nolds_lyap_r": "nolds", "nolds_lyap_e": "nolds", "neurokit2_lyapunov": "neurokit2",
-            "lyapynov_lce": "lyapynov", "jitcode_lyap": "jitcode", "dysts_lyapunov": "dysts"}
+            "lyapynov_lce": "lyapynov", "jitcode_lyap": "jitcode", "dysts_lyapunov": "dysts",
+            "lyapax_spectrum": "lyapax"}
+FLOW_PEERS = ("jitcode_lyap", "dysts_lyapunov", "lyapynov_lce", "lyapax_spectrum")
 LORENZ = (0.9056, 0.0, -14.5723)
 HENON_L1 = 0.41922
 
@@ -59,7 +62,8 @@ def test_core_imports_no_peer_package():
         import suite.grid.runner, suite.peers
         for n in estimators.names():
             estimators.get(n)
-        loaded = [m for m in ("nolds", "neurokit2", "lyapynov", "jitcode", "dysts", "symengine", "sklearn")
+        loaded = [m for m in ("nolds", "neurokit2", "lyapynov", "jitcode", "dysts", "symengine", "sklearn", "jax",
+                              "lyapax")
                   if m in sys.modules]
         assert not loaded, loaded
     """)
@@ -71,7 +75,7 @@ def test_core_imports_no_peer_package():
 def test_not_installed_is_a_clean_row(monkeypatch, name):
     pkg = PACKAGES[name]
     _hide(monkeypatch, pkg)
-    system = rs.get("lorenz63") if name in ("jitcode_lyap", "dysts_lyapunov", "lyapynov_lce") else rs.get("henon")
+    system = rs.get("lorenz63") if name in FLOW_PEERS else rs.get("henon")
     with pytest.raises(NotInstalledError) as info:
         estimators.get(name).estimate(system, 400, transient=10, batch=2)
     assert not isinstance(info.value, PeerImportError)
@@ -108,7 +112,9 @@ def test_not_applicable_with_reason():
     assert "symbolic_rhs" in jit.not_applicable(no_sym)
     assert "map" in dy.not_applicable(henon)
     assert "no model" in dy.not_applicable(rs.get("linear_ode"))
-    for system, name in ((henon, "jitcode_lyap"), (rs.get("linear_ode"), "dysts_lyapunov")):
+    lx = estimators.get("lyapax_spectrum")
+    assert "map" in lx.not_applicable(henon) and "symbolic_rhs" in lx.not_applicable(no_sym)
+    for system, name in ((henon, "jitcode_lyap"), (rs.get("linear_ode"), "dysts_lyapunov"), (henon, "lyapax_spectrum")):
         rows = run_cell(_cell(system, name))
         assert rows[0]["status"] == "not applicable" and rows[0]["message"], rows
         with pytest.raises(NotApplicableError):
@@ -199,6 +205,25 @@ def test_jitcode_recovers_lorenz_spectrum():
     again = estimators.get("jitcode_lyap").estimate(s, 2000, transient=1000, batch=1, k=1)
     assert again.meta["compile_seconds"] == 0.0
     np.testing.assert_array_equal(again.per_trajectory, one.per_trajectory)
+
+
+def test_lyapax_recovers_lorenz_and_the_exact_linear_spectrum():
+    """lyapax's RK4 map with our dt: Lorenz-63 judged like every estimator (the RK4 map's exponents), and a
+    linear ODE's exact exponents (the real parts of A's eigenvalues) to round-off of the RK4 map's."""
+    pytest.importorskip("lyapax")
+    s = rs.get("lorenz63")
+    res = estimators.get("lyapax_spectrum").estimate(s, 5000, transient=1000, batch=8, seed=0)
+    _assert_result(res, 8, 3)
+    assert res.meta["integrates"] == "rk4_map" and res.meta["renorm_every"] == 10
+    rows = score(s, "lyapax_spectrum", res)
+    assert [r["status"] for r in rows] == ["pass"] * 3, [(r["estimate"], r["tolerance"]) for r in rows]
+    lin = rs.get("linear_ode")
+    one = estimators.get("lyapax_spectrum", renorm_every=7).estimate(lin, 3000, transient=500, batch=1)
+    assert one.meta["renorm_every"] == 1 and one.meta["stderr_method"].startswith("batch means")  # gcd(7, 3000)
+    rows = score(lin, "lyapax_spectrum", one)
+    assert [r["status"] for r in rows] == ["pass"] * lin.dim, [(r["estimate"], r["tolerance"]) for r in rows]
+    with pytest.raises(InvalidArgumentError, match="float64"):
+        estimators.get("lyapax_spectrum").estimate(s, 100, dtype=torch.float32)
 
 
 def test_nolds_lyap_r_recovers_henon_roughly():

@@ -80,13 +80,15 @@ def test_bad_usage_names_the_flag(model_dir, capsys, argv, flag):
     assert flag in capsys.readouterr().err
 
 
-def test_eps_lengthens_the_run_until_every_exponent_is_that_precise():
+def test_eps_runs_to_that_accuracy():
+    """--eps is suite.estimate_to_accuracy: the rows' half-widths (t * stderr + the bias bound) are <= eps,
+    and the estimates within eps of Henon's exponents."""
     henon = rs.get("henon")
-    first = measure(henon, steps=500, transient=100, batch=8)
-    eps = 0.5 * max(r["half_width"] for r in first.rows())  # needs about 4x the steps: two doublings
-    out = measure(henon, steps=500, transient=100, batch=8, eps=eps)
-    assert out.eps_reached and all(r["half_width"] <= eps for r in out.rows())
-    assert out.result.declared.steps > 500
+    out = measure(henon, steps=500, transient=100, batch=8, eps=0.02)
+    assert out.eps_reached and out.ok and all(r["half_width"] <= 0.02 for r in out.rows())
+    acc = out.result.meta["accuracy"]
+    assert acc["eps"] == 0.02 and acc["bias_nats"] == 1.0
+    assert np.all(np.abs(out.result.exponents - henon.reference.values) <= 0.02)
 
 
 def test_a_disagreement_is_reported_not_hidden():

@@ -110,3 +110,18 @@ def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
     assert "| lyapbench | qr(reorth_every=10, taper=50) | not reached | 0 | n/a |" in md
     assert main(["race", "--contenders", "fastest", "--no-write"]) == 2
     assert main(["race", "--repeats", "0", "--no-write"]) == 2
+
+
+def test_race_runs_lyapax_as_a_contender(tmp_path, monkeypatch):
+    """lyapax (installed with the test extra) races like the others: a reaching run, its configuration named."""
+    pytest.importorskip("lyapax")
+    import pandas as pd
+    from suite.studies import race as rc
+    monkeypatch.setitem(rc.CONTENDERS, "lyapax", dict(rc.CONTENDERS["lyapax"], T0=20.0))
+    monkeypatch.setattr(rc, "TRANSIENT_TIME", 5.0)
+    assert main(["race", "--contenders", "lyapax", "--eps", "0.5", "--repeats", "1", "--output-dir", str(tmp_path),
+                 "--quiet"]) == 0
+    df = pd.read_csv(tmp_path / "race_lorenz63.csv")
+    assert set(df.contender) == {"lyapax"} and df.reached.iloc[-1] == "yes"
+    assert (df.configuration == "lyapax_spectrum(renorm_every=10)").all() and (df.batch == 4).all()
+    assert abs(df.lambda1.iloc[-1] - 0.9056) < 0.5

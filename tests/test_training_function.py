@@ -192,3 +192,21 @@ def test_bad_inputs_name_the_argument():
         tasks.training_map(lambda t: t, F.cross_entropy, (X, y), lr=0.1)
     with pytest.raises(TypeError):
         tasks.training_map(model, F.cross_entropy, (X, y), 0.1)  # lr is keyword-only
+
+
+def test_outputs_and_accuracy_of_a_classifier():
+    """outputs(x): the model's outputs per trajectory on the full data; accuracy(x): argmax against integer
+    labels (a linear classifier that reads the label off a one-hot input is exactly right or exactly wrong)."""
+    X = torch.eye(3, dtype=D64).repeat(4, 1)                      # 12 one-hot samples
+    y = torch.arange(3).repeat(4)
+    system = tasks.training_map(torch.nn.Linear(3, 3, bias=False).to(D64), F.cross_entropy, (X, y), lr=0.1,
+                                init_noise=0.0)
+    right, wrong = torch.eye(3, dtype=D64).reshape(1, 9), torch.eye(3, dtype=D64)[[1, 2, 0]].reshape(1, 9)
+    x = torch.cat([right, wrong])
+    out = system.outputs(x)
+    assert out.shape == (2, 1, 12, 3) and torch.equal(out[0, 0], X @ torch.eye(3, dtype=D64).T)
+    assert system.accuracy(x).tolist() == [1.0, 0.0]
+    regression = tasks.training_map(torch.nn.Linear(3, 1).to(D64), F.mse_loss, (X, torch.zeros(12, 1, dtype=D64)),
+                                    lr=0.1)
+    with pytest.raises(InvalidArgumentError, match="integer class labels"):
+        regression.accuracy(regression.sample_initial(1, TrajectoryRNG(0, 1)))

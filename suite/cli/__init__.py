@@ -2,6 +2,7 @@
 
     lyapbench validate [--quick] [--systems a,b] [--estimators qr] [--system-file F]
     lyapbench compare  [--estimators qr,pkg.mod:Mine] [--systems a,b] [--seeds 0,1] [--steps N]
+    lyapbench estimate --systems a,b --eps 1e-3 [--max-seconds S]
     lyapbench convergence | throughput | race | tasks ...
     lyapbench regress  [--update-baseline] [--baseline-dir results/baseline] [--seed N]
     lyapbench report   [--results-dir lyapbench-results]
@@ -21,8 +22,8 @@ import os
 import sys
 from typing import List, Optional
 
-from suite.cli import (catalogue, compare, convergence, race, references, regress, report, spectrum, tasks,
-                       throughput, validate)
+from suite.cli import (catalogue, compare, convergence, estimate, race, references, regress, report, spectrum,
+                       tasks, throughput, validate)
 from suite.cli.options import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from suite.cli.throughput import PROFILES
 from suite.core.errors import LyapbenchError
@@ -30,8 +31,8 @@ from suite.core.errors import LyapbenchError
 __all__ = ["main", "build_parser", "COMMANDS", "PROFILES", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
 
 #: in the order ``lyapbench --help`` lists them
-COMMANDS = (validate, compare, convergence, throughput, race, tasks, references, spectrum, regress, report,
-            catalogue)
+COMMANDS = (validate, compare, convergence, estimate, throughput, race, tasks, references, spectrum, regress,
+            report, catalogue)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,6 +106,14 @@ def add_executor(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", help="--executor dask: use the cluster at this address (tcp://host:port)")
 
 
+def add_single_run(p: argparse.ArgumentParser) -> None:
+    """Where the tables go, device, dtype and threads: the commands that run one study, not a grid."""
+    add_output(p)
+    add_device(p)
+    add_dtype(p)
+    add_threads(p)
+
+
 def add_run(p: argparse.ArgumentParser, device: Optional[str] = "cpu", dtype: Optional[str] = "float64") -> None:
     """Where a grid's tables go, device, dtype, progress, threads, resume and executor: the grid commands'."""
     add_output(p)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 import tasks
-from suite.cli.options import EXIT_FAIL, EXIT_OK, add_device, add_dtype, add_output, add_threads, set_threads
+from suite.cli.options import EXIT_FAIL, EXIT_OK, add_single_run, set_threads
 from suite.core.args import check_int, check_seed
 from suite.core.devices import resolve_device, resolve_dtype
 from suite.core.errors import InvalidArgumentError
@@ -40,16 +40,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                                                     "torch.save (default: none, an autonomous network)")
     p.add_argument("--input-noise", type=float, help="std of Gaussian noise added to every input")
     p.add_argument("--k", type=int, help="number of exponents, largest first (default: all)")
-    p.add_argument("--eps", type=float, help="lengthen the run until every exponent's 1e-4 half-width "
-                                             "(t * stderr) is at most EPS")
+    p.add_argument("--eps", type=float, help="run to this accuracy instead of --steps x --batch: every exponent "
+                                             "within EPS of the truth with probability 0.95 "
+                                             "(suite.estimate_to_accuracy)")
     p.add_argument("--steps", type=int, default=2_000, help="steps per trajectory (default 2000)")
     p.add_argument("--transient", type=int, default=500, help="transient steps (default 500)")
     p.add_argument("--batch", type=int, default=16, help="trajectories (default 16)")
     p.add_argument("--seed", type=int, default=0)
-    add_output(p)
-    add_device(p)
-    add_dtype(p)
-    add_threads(p)
+    add_single_run(p)
     return p
 
 

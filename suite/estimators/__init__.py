@@ -42,6 +42,7 @@ PEER_ADAPTERS = {
     "lyapynov_lce": "suite.peers.lyapynov_adapter:LyapynovLCE",
     "jitcode_lyap": "suite.peers.jitcode_adapter:JitcodeLyap",
     "dysts_lyapunov": "suite.peers.dysts_adapter:DystsLyapunov",
+    "lyapax_spectrum": "suite.peers.lyapax_adapter:LyapaxSpectrum",
 }
 for _name, _path in PEER_ADAPTERS.items():
     _REGISTRY.register(_name, _path)

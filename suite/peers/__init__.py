@@ -18,13 +18,14 @@ name                    peer                                   applies to
 ``lyapynov_lce``        lyapynov.LCE (QR), spectrum            maps and flows (step / rhs and Jacobian)
 ``jitcode_lyap``        jitcode.jitcode_lyap (compiled C)      flows with ``meta['symbolic_rhs']``
 ``dysts_lyapunov``      dysts.analysis.find_lyapunov_exponents flows with a dysts twin (same equations)
+``lyapax_spectrum``     lyapax.lyapunov_spectrum (JAX, jit)    flows with ``meta['symbolic_rhs']``
 ======================  =====================================  ===========================================
 """
 from __future__ import annotations
 
-from suite.peers.adapters import (ADAPTERS, DystsLyapunov, JitcodeLyap, LyapynovLCE, NeuroKit2Lyapunov, NoldsLyapE,
-                                  NoldsLyapR)
+from suite.peers.adapters import (ADAPTERS, DystsLyapunov, JitcodeLyap, LyapaxSpectrum, LyapynovLCE, NeuroKit2Lyapunov,
+                                  NoldsLyapE, NoldsLyapR)
 from suite.peers.base import PeerError, PeerEstimator, PeerImportError, import_peer
 
 __all__ = ["ADAPTERS", "PeerEstimator", "PeerError", "PeerImportError", "import_peer", "NoldsLyapR", "NoldsLyapE",
-           "NeuroKit2Lyapunov", "LyapynovLCE", "JitcodeLyap", "DystsLyapunov"]
+           "NeuroKit2Lyapunov", "LyapynovLCE", "JitcodeLyap", "DystsLyapunov", "LyapaxSpectrum"]

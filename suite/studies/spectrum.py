@@ -1,7 +1,8 @@
 """The spectrum of one system without a reference, with every check the suite can make on it.
 
 For a user's own model (``lyapbench spectrum``; :func:`tasks.from_module`): the QR spectrum with its
-standard errors, optionally lengthened until every exponent's half-width t * stderr is at most ``eps``;
+standard errors, or with ``eps`` run to that accuracy (:func:`suite.studies.accuracy.estimate_to_accuracy`:
+every exponent within eps of the truth with probability 0.95);
 lambda_1 confirmed by the two-trajectory estimate on independent trajectories (agreement within
 t * sqrt(s_1^2 + s_2^2) + 2/T, :func:`suite.studies.computed_references.reference_bounds`); where the
 whole spectrum is computed, the sum rule against <ln|det J|> on independent trajectories
@@ -10,11 +11,9 @@ reported in ``checks``, never hidden. Units: natural log, per step for maps, per
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-import numpy as np
 
 from reference_systems import System
 from suite import estimators
@@ -22,12 +21,9 @@ from suite.core.args import check_int, check_positive
 from suite.core.result import LyapunovResult
 from suite.scoring.invariants import invariant_rows
 from suite.scoring.tolerance import t_quantile
+from suite.studies.accuracy import estimate_to_accuracy
 from suite.studies.computed_references import reference_bounds
 from suite.studies.features import kaplan_yorke
-
-#: the longest run ``eps`` may ask for, in steps per trajectory
-MAX_STEPS = 1_000_000
-
 
 @dataclass
 class Spectrum:
@@ -43,12 +39,14 @@ class Spectrum:
         return all(c["status"] == "pass" for c in self.checks) and self.eps_reached is not False
 
     def rows(self) -> List[Dict[str, Any]]:
-        """One row per exponent: index, estimate, stderr, half-width of the 1e-4 interval."""
+        """One row per exponent: index, estimate, stderr, half-width (of the 1e-4 interval, t * stderr, or
+        with ``eps`` the accuracy's, which adds the finite-time bias bound)."""
         r = self.result
         q = t_quantile(r.declared.stderr_dof)
-        return [{"index": i + 1, "estimate": float(e), "stderr": float(s), "half_width": float(q * s),
+        widths = r.meta["accuracy"]["half_width"] if "accuracy" in r.meta else q * r.stderr
+        return [{"index": i + 1, "estimate": float(e), "stderr": float(s), "half_width": float(w),
                  "T": r.declared.T, "batch": r.per_trajectory.shape[0]}
-                for i, (e, s) in enumerate(zip(r.exponents, r.stderr))]
+                for i, (e, s, w) in enumerate(zip(r.exponents, r.stderr, widths))]
 
 
 def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, transient: int = 500, batch: int = 16,
@@ -56,26 +54,23 @@ def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, tran
             max_seconds: float = 600.0) -> Spectrum:
     """Estimate, confirm and check the spectrum of ``system``.
 
-    ``eps``: lengthen the run (doubling ``steps``) until every exponent's t * stderr <= eps, or until
-    ``max_seconds`` or :data:`MAX_STEPS` would be exceeded (then ``eps_reached`` is False).
+    ``eps``: run to that accuracy instead of ``steps`` x ``batch`` (:func:`estimate_to_accuracy` chooses
+    steps, transient and batch within ``max_seconds``; ``eps_reached`` says whether it got there).
     """
     steps, transient, batch = check_int("steps", steps, 1), check_int("transient", transient, 0), \
         check_int("batch", batch, 2, allowed="an integer >= 2 (a standard error across trajectories)")
     eps = check_positive("eps", eps, allow_none=True)
     run = dict(transient=transient, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
     qr = estimators.get("qr")
-    t0 = time.perf_counter()
-    res = qr.estimate(system, steps, **run)
     reached = None
-    if eps is not None:
-        while True:
-            width = t_quantile(res.declared.stderr_dof) * res.stderr
-            reached = bool(np.all(width <= eps))
-            spent = time.perf_counter() - t0
-            if reached or 2 * steps > MAX_STEPS or spent * 3 > max_seconds:  # the next run costs ~2x all so far
-                break
-            steps *= 2
-            res = qr.estimate(system, steps, **run)
+    if eps is None:
+        res = qr.estimate(system, steps, **run)
+    else:
+        res = estimate_to_accuracy(system, eps, estimator=qr, k=k, seed=seed, device=device, dtype=dtype,
+                                   max_seconds=max_seconds)
+        reached = res.meta["accuracy"]["reached"]
+        steps, transient, batch = res.meta["steps"], res.meta["transient"], res.meta["batch"]
+        run.update(transient=transient, batch=batch)
     two = estimators.get("two_trajectory").estimate(system, steps, **dict(run, k=1, seed=seed + 1))
     out = Spectrum(res, two, eps_reached=reached, kaplan_yorke=kaplan_yorke(res.exponents, system.dim))
     allowed, _ = reference_bounds(res, two, steps * system.dt)

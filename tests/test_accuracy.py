@@ -1,0 +1,139 @@
+"""suite.estimate_to_accuracy: runs to a requested accuracy, and their coverage.
+
+The promise is coverage: on an honest system every exponent lands within eps of the truth in at least
+1 - alpha = 95 % of seeds.  Checked here on systems with exact exponents (the default suite: fewer seeds,
+>= 90 %; the slow set: 100 seeds per system, >= 95 %), and shown to fail for a biased estimator.
+"""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import reference_systems as rs
+import suite
+from suite.core.errors import InvalidArgumentError
+from suite.studies.accuracy import COVERAGE_CASES, AccuracyWarning, coverage, estimate_to_accuracy, half_widths
+from wrong_estimators import Biased
+
+
+def _covered(system, eps, seeds, estimator="qr", **kw):
+    """The fraction of seeds whose every exponent lies within eps of the reference, and the results."""
+    hits, results = [], []
+    for seed in seeds:
+        res = estimate_to_accuracy(system, eps, estimator=estimator, seed=seed, **kw)
+        truth = system.reference.values[:res.exponents.size]
+        hits.append(bool(np.all(np.abs(res.exponents - truth) <= eps)))
+        results.append(res)
+    return float(np.mean(hits)), results
+
+
+EXACT = [("henon", {}, 0.02), ("logistic", {"r": 4.0}, 0.01),
+         ("linear_map", {"A": [[0.9, 0.5], [0.0, -0.6]]}, 0.01)]
+
+
+@pytest.mark.parametrize("name, params, eps", EXACT, ids=[e[0] for e in EXACT])
+def test_coverage_on_exact_systems(name, params, eps):
+    system = rs.get(name, **params)
+    fraction, results = _covered(system, eps, range(20))
+    assert fraction >= 0.9, fraction
+    for res in results:
+        acc = res.meta["accuracy"]
+        assert acc["reached"] and np.all(np.asarray(acc["half_width"]) <= eps)
+        assert acc["runs"][-1]["seed"] == res.meta["seed"] and res.meta["batch"] == acc["runs"][-1]["batch"]
+        assert len({r["seed"] for r in acc["runs"]}) == len(acc["runs"])  # every attempt a fresh run
+        assert sum(r["alpha"] for r in acc["runs"]) <= 0.05
+
+
+def test_a_biased_estimator_loses_the_coverage():
+    """The same procedure with qr + 0.02 nats: the half-widths cannot see a bias, so coverage collapses (the
+    coverage test can fail)."""
+    c = coverage(rs.get("logistic", r=4.0), 0.01, range(10), estimator=Biased())
+    assert c["coverage"] <= 0.2 and c["p95_error_over_eps"] > 1.5
+    with pytest.raises(InvalidArgumentError, match="reference"):
+        coverage(rs.Map("no_reference", lambda x: 0.5 * x, 1), 0.1, range(2))
+
+
+def test_gaussian_products_unbiased_for_every_t_go_wide():
+    """Gaussian products state bias_nats = 0: no finite-time term, so the run widens rather than lengthens."""
+    system = rs.get("gaussian_products", N=3)
+    res = estimate_to_accuracy(system, 0.02, seed=1)
+    acc = res.meta["accuracy"]
+    assert acc["bias_nats"] == 0.0 and acc["reached"]
+    assert np.all(np.abs(res.exponents - system.reference.values) <= 0.02)
+
+
+def test_half_width_is_the_tolerance_rule():
+    res = estimate_to_accuracy(rs.get("henon"), 0.05, seed=3)
+    acc = res.meta["accuracy"]
+    from suite.scoring.tolerance import t_quantile
+    a = acc["runs"][-1]["alpha"]
+    expected = t_quantile(res.meta["batch"] - 1, a / 2) * res.stderr + 1.0 / res.meta["T"]
+    assert np.allclose(acc["half_width"], expected, rtol=1e-12)
+    assert np.allclose(half_widths(res, a, 1.0), expected, rtol=1e-12)
+
+
+def test_a_budget_too_small_is_flagged_never_silent():
+    with pytest.warns(AccuracyWarning, match="not reached"):
+        res = estimate_to_accuracy(rs.get("henon"), 1e-4, seed=0, max_seconds=1e-3)
+    acc = res.meta["accuracy"]
+    assert not acc["reached"] and "max_seconds" in acc["reason"] and len(acc["runs"]) == 1
+    assert max(acc["half_width"]) > 1e-4
+
+
+def test_fixed_horizon_grows_the_batch_only():
+    """A finite-time exponent of a stated horizon (a training map's kind): T stays, no bias term, B grows.
+    x -> 0.5 x e^(0.3 z), z ~ N(0, 1): the 20-step exponent is ln 0.5 + 0.3 mean(z), whose mean is ln 0.5."""
+    system = rs.Map("noisy_scaling", lambda x, z: 0.5 * x * torch.exp(0.3 * z), 1,
+                    noise=lambda generator, x: generator.normal(1, dtype=x.dtype),
+                    sample_initial=lambda b, g: 1.0 + g.uniform(1), validation={"steps": 20, "transient": 0},
+                    fixed_horizon=True)
+    res = estimate_to_accuracy(system, 0.02, seed=0)
+    acc = res.meta["accuracy"]
+    assert acc["reached"] and acc["bias_nats"] == 0.0 and len(acc["runs"]) >= 2
+    assert {r["steps"] for r in acc["runs"]} == {20} and {r["transient"] for r in acc["runs"]} == {0}
+    assert abs(res.exponents[0] - math.log(0.5)) <= 0.02
+
+
+def test_public_name_and_bad_input():
+    assert suite.estimate_to_accuracy is estimate_to_accuracy
+    system = rs.get("henon")
+    for bad in (0, -1.0, math.nan, "1"):
+        with pytest.raises(InvalidArgumentError, match="eps"):
+            estimate_to_accuracy(system, bad)
+    for bad in (0.0, 1.0, 2):
+        with pytest.raises(InvalidArgumentError, match="alpha"):
+            estimate_to_accuracy(system, 0.1, alpha=bad)
+    with pytest.raises(InvalidArgumentError, match="max_seconds"):
+        estimate_to_accuracy(system, 0.1, max_seconds=0)
+    with pytest.raises(InvalidArgumentError, match="estimator"):
+        estimate_to_accuracy(system, 0.1, estimator=3)
+    with pytest.raises(InvalidArgumentError, match="system"):
+        estimate_to_accuracy("henon", 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        estimate_to_accuracy(system, 0.1)  # reached: no warning
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, params, eps", COVERAGE_CASES, ids=[c[0] for c in COVERAGE_CASES])
+def test_coverage_over_100_seeds(name, params, eps):
+    """The table of docs/accuracy.md (python -m suite.studies.accuracy prints it): >= 95 % on each."""
+    c = coverage(rs.get(name, **params), eps, range(100, 200))
+    assert c["coverage"] >= 0.95 and c["all_reached"], c
+
+
+def test_cli_estimate_writes_and_reports_reached_or_not(tmp_path, capsys):
+    import pandas as pd
+    from suite.cli import main
+    assert main(["estimate", "--systems", "henon,logistic(r=4)", "--eps", "0.02", "--output-dir", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "estimate.csv")
+    assert list(table.system.unique()) == ["henon(a=1.4, b=0.3)", "logistic(r=4)"] and table.reached.all()
+    assert (table.half_width <= 0.02).all() and (table.abs_error <= 0.02).all()
+    assert "reached eps = 0.02" in capsys.readouterr().out
+    assert main(["estimate", "--systems", "henon", "--eps", "1e-5", "--max-seconds", "0.01", "--no-write"]) == 1
+    assert "NOT reached" in capsys.readouterr().out
+    for bad in (["--eps", "0"], ["--eps", "0.1", "--alpha", "1"], ["--eps", "0.1", "--estimators", "nosuch"]):
+        assert main(["estimate", "--systems", "henon", *bad]) == 2
+    assert main(["estimate", "--eps", "0.1"]) == 2
