@@ -157,6 +157,18 @@ class PeerEstimator(Estimator):
         return res
 
 
+def symbolic_flow_reason(name: str, system: System) -> Optional[str]:
+    """Why a peer that integrates ``meta['symbolic_rhs']`` (jitcode, lyapax) cannot take ``system``, or None."""
+    if system.kind != "flow":
+        return f"{name} integrates an ordinary differential equation; {system.name!r} is a {system.kind}, not a flow"
+    if system.capabilities.symbolic_rhs is None:
+        return (f"{name} needs the flow's right-hand side as symbolic expressions (meta['symbolic_rhs']), which "
+                f"{system.name!r} does not provide")
+    if system.is_random:
+        return f"{name} integrates deterministic equations; {system.name!r} is random"
+    return None
+
+
 class OneTrajectory:
     """One trajectory of a torch system as numpy functions (what the peers call).
 

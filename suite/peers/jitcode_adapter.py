@@ -12,7 +12,7 @@ from suite.core.args import check_int, check_positive
 from suite.core.errors import InvalidArgumentError, TrajectoryError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
-from suite.peers.base import PeerEstimator, collect_warnings, growth_result, renorm_ends
+from suite.peers.base import PeerEstimator, collect_warnings, growth_result, renorm_ends, symbolic_flow_reason
 
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()   # compiled jitcode_lyap objects, per equations and settings
 _CACHE_SIZE = 8
@@ -58,15 +58,7 @@ class JitcodeLyap(PeerEstimator):
         self.renorm_every = check_int("renorm_every", renorm_every, 1)
 
     def not_applicable(self, system: System) -> Optional[str]:
-        if system.kind != "flow":
-            return (f"{self.name} integrates an ordinary differential equation; {system.name!r} is a "
-                    f"{system.kind}, not a flow")
-        if system.capabilities.symbolic_rhs is None:
-            return (f"{self.name} needs the flow's right-hand side as symbolic expressions "
-                    f"(meta['symbolic_rhs']), which {system.name!r} does not provide")
-        if system.is_random:
-            return f"{self.name} integrates deterministic equations; {system.name!r} is random"
-        return None
+        return symbolic_flow_reason(self.name, system)
 
     def _compiled(self, jitcode, system: System, k: int):
         f_sym = system.capabilities.symbolic_rhs([jitcode.y(i) for i in range(system.dim)])

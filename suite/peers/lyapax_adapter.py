@@ -12,7 +12,8 @@ from suite.core.args import check_int
 from suite.core.errors import TrajectoryError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
-from suite.peers.base import PeerEstimator, collect_warnings, growth_result, import_peer, renorm_ends
+from suite.peers.base import (PeerEstimator, collect_warnings, growth_result, import_peer, renorm_ends,
+                              symbolic_flow_reason)
 
 
 class LyapaxSpectrum(PeerEstimator):
@@ -40,15 +41,7 @@ class LyapaxSpectrum(PeerEstimator):
         self.renorm_every = check_int("renorm_every", renorm_every, 1)
 
     def not_applicable(self, system: System) -> Optional[str]:
-        if system.kind != "flow":
-            return (f"{self.name} integrates an ordinary differential equation; {system.name!r} is a "
-                    f"{system.kind}, not a flow")
-        if system.capabilities.symbolic_rhs is None:
-            return (f"{self.name} needs the flow's right-hand side as expressions (meta['symbolic_rhs']) to "
-                    f"evaluate in JAX, which {system.name!r} does not provide")
-        if system.is_random:
-            return f"{self.name} integrates deterministic equations; {system.name!r} is random"
-        return None
+        return symbolic_flow_reason(self.name, system)
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:
         self.check_config(system, cfg)
