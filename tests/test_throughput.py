@@ -125,3 +125,15 @@ def test_race_runs_lyapax_as_a_contender(tmp_path, monkeypatch):
     assert set(df.contender) == {"lyapax"} and df.reached.iloc[-1] == "yes"
     assert (df.configuration == "lyapax_spectrum(renorm_every=10)").all() and (df.batch == 4).all()
     assert abs(df.lambda1.iloc[-1] - 0.9056) < 0.5
+
+
+def test_race_defaults_contender_is_one_estimate_to_accuracy_call(tmp_path):
+    """lyapbench_defaults: one estimate_to_accuracy call (its attempts timed together), judged by the race's
+    criterion; its T and batch are the last attempt's."""
+    import pandas as pd
+    assert main(["race", "--contenders", "lyapbench_defaults", "--eps", "0.1", "--repeats", "2", "--output-dir",
+                 str(tmp_path), "--quiet"]) == 0
+    df = pd.read_csv(tmp_path / "race_lorenz63.csv")
+    assert list(df.repeat) == [0, 1] and (df.reached == "yes").all() and (df.worst_error_plus_2se <= 0.1).all()
+    assert (df.lambda1 == df.lambda1.iloc[0]).all()  # the same seeded computation
+    assert "estimate_to_accuracy" in (tmp_path / "race_lorenz63.md").read_text()

@@ -23,7 +23,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("race", help="time to a given accuracy on Lorenz-63: lyapbench vs jitcode, lyapynov and lyapax")
     p.add_argument("--eps", type=float, default=2e-3, help="target worst exponent error (default 2e-3)")
     p.add_argument("--budget", type=float, default=600.0, help="seconds per contender before giving up (default 600)")
-    p.add_argument("--contenders", help="comma-separated subset of lyapbench,jitcode,lyapynov,lyapax")
+    p.add_argument("--contenders", help="comma-separated subset of lyapbench,jitcode,lyapynov,lyapax,lyapbench_defaults")
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of each reaching configuration of <= 60 s, contenders taking turns; the median "
                         "is its time (default 3)")

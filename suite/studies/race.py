@@ -24,7 +24,11 @@ with a QR every time unit, batch 8; ``lyapynov``, ``lyapynov.LCE`` on a
 ``ContinuousDS`` with hand-written numpy f and Jacobian, batch 8; ``lyapax``,
 ``lyapax.lyapunov_spectrum`` (JAX, jit-compiled, RK4 dt = 0.01, QR every 10
 steps, the configuration of its own documentation), batch 4, its JIT
-compilation inside the wall time of the first trajectory.  All start
+compilation inside the wall time of the first trajectory; ``lyapbench_defaults``,
+what a user gets without choosing anything: one call of
+:func:`suite.studies.accuracy.estimate_to_accuracy` (default ``qr()``, its own
+batch, length and transient; the time is that of all its attempts, and it is
+judged by the race's criterion like the others).  The others start
 from the suite's initial states after ``TRANSIENT_TIME`` = 20 time units
 (10 is not enough: lambda_2 comes out biased by some 3 standard errors).
 
@@ -36,6 +40,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
@@ -47,6 +52,7 @@ from suite.core.errors import NotInstalledError
 from suite.core.provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
 from suite.core.result import LyapunovResult
 from suite.estimators.base import check_run
+from suite.studies.accuracy import AccuracyWarning, estimate_to_accuracy
 
 COLUMNS = ["contender", "configuration", "T", "batch", "repeat", "wall_seconds", "compile_seconds",
            "worst_error_plus_2se", "worst_abs_error", "lambda1", "lambda2", "lambda3", "reached"]
@@ -100,13 +106,15 @@ CONTENDERS: Dict[str, Dict[str, Any]] = {
                 "config": "jitcode_lyap(rtol=1e-6, atol=1e-12, renorm_every=100)"},
     "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0, "config": "LCE, RK4 dt=0.01, QR every step"},
     "lyapax": {"batch": 4, "T0": 100.0, "config": "lyapax_spectrum(renorm_every=10)"},
+    # what a user gets without choosing anything: one call, batch and T chosen by the call itself
+    "lyapbench_defaults": {"accuracy": True, "batch": None, "T0": None,
+                           "config": "estimate_to_accuracy(system, eps): qr() with default settings"},
 }
 
 
 def _measure(name: str, spec: Dict[str, Any], system, T: float, transient: int, seed: int,
              repeat: int) -> Dict[str, Any]:
     """One run of a contender at length T as a row (compile_seconds as the contender reported it)."""
-    ref = system.reference.values
     row = {c: None for c in COLUMNS}
     row.update(contender=name, configuration=spec["config"], T=T, batch=spec["batch"], seed=seed, repeat=repeat,
                git_sha=git_sha())
@@ -115,11 +123,32 @@ def _measure(name: str, spec: Dict[str, Any], system, T: float, transient: int, 
     except NotInstalledError as exc:
         row.update(reached="not installed: " + str(exc))
         return row
-    err = np.abs(res.exponents - ref)
+    return _filled(row, system, res, res.wall_seconds)
+
+
+def _filled(row: Dict[str, Any], system, res: LyapunovResult, wall: float) -> Dict[str, Any]:
+    err = np.abs(res.exponents - system.reference.values)
     row.update(row_provenance(res.meta))
-    row.update(wall_seconds=res.wall_seconds, compile_seconds=float(res.meta.get("compile_seconds", 0.0) or 0.0),
+    row.update(wall_seconds=wall, compile_seconds=float(res.meta.get("compile_seconds", 0.0) or 0.0),
                worst_error_plus_2se=float(np.max(err + 2 * res.stderr)), worst_abs_error=float(err.max()),
                lambda1=float(res.exponents[0]), lambda2=float(res.exponents[1]), lambda3=float(res.exponents[2]))
+    return row
+
+
+def _measure_accuracy(name: str, spec: Dict[str, Any], system, eps: float, budget_s: float, seed: int,
+                      repeat: int) -> Dict[str, Any]:
+    """The defaults contender: one :func:`estimate_to_accuracy` call (all its attempts timed), judged by the
+    race's criterion like the others; T and batch are those of its last attempt."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AccuracyWarning)  # an unreached accuracy shows in 'reached'
+        res = estimate_to_accuracy(system, eps, seed=seed, max_seconds=budget_s)
+    acc = res.meta["accuracy"]
+    row = {c: None for c in COLUMNS}
+    row.update(contender=name, configuration=spec["config"], T=res.meta["T"], batch=res.meta["batch"], seed=seed,
+               repeat=repeat, git_sha=git_sha())
+    row = _filled(row, system, res, acc["seconds"])
+    ok = row["worst_error_plus_2se"] <= eps
+    row["reached"] = "yes" if ok else ("no (budget spent)" if not acc["reached"] else "no")
     return row
 
 
@@ -145,6 +174,12 @@ def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: 
 
     for name in contenders or list(CONTENDERS):
         spec = CONTENDERS[name]
+        if spec.get("accuracy"):
+            row = _measure_accuracy(name, spec, system, eps, budget_s, seed, 0)
+            emit(row)
+            if row["reached"] == "yes":
+                reaching[name] = (None, 0.0, row["wall_seconds"])
+            continue
         T, spent, compile_s = spec["T0"], 0.0, 0.0
         while True:
             row = _measure(name, spec, system, T, transient, seed, 0)
@@ -166,6 +201,9 @@ def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: 
     for r in range(1, repeats):
         for name in again:
             T, compile_s, _ = reaching[name]
+            if CONTENDERS[name].get("accuracy"):
+                emit(_measure_accuracy(name, CONTENDERS[name], system, eps, budget_s, seed, r))
+                continue
             row = _measure(name, CONTENDERS[name], system, T, transient, seed, r)
             # a repeat's module is already compiled: the search run's compile time is the one a user pays
             row.update(compile_seconds=compile_s, reached="yes" if row["worst_error_plus_2se"] <= eps else "no")
