@@ -137,3 +137,21 @@ def test_cli_estimate_writes_and_reports_reached_or_not(tmp_path, capsys):
     for bad in (["--eps", "0"], ["--eps", "0.1", "--alpha", "1"], ["--eps", "0.1", "--estimators", "nosuch"]):
         assert main(["estimate", "--systems", "henon", *bad]) == 2
     assert main(["estimate", "--eps", "0.1"]) == 2
+
+
+def test_step_cost_is_affine_in_the_batch():
+    """a + b B from timed runs: batched steps are not B single ones; one batch size alone stays linear in B."""
+    from suite.studies.accuracy import StepCost
+    cost = StepCost()
+    cost.add(16, 0.5 * 1000, 1000)           # 0.5 s a step at B = 16 ...
+    assert cost.seconds(32, 10) == pytest.approx(2 * 0.5 * 10)
+    cost.add(256, 0.8 * 100, 100)            # ... 0.8 s at B = 256: a = 0.48, b = 1.25e-3
+    assert cost.seconds(1000, 10) == pytest.approx((0.48 + 1.25e-3 * 1000) * 10)
+    cost.add(128, 0.1, 1)                    # a faster wide run never makes the cost negative
+    assert cost.seconds(1, 1) >= 0.0
+
+
+def test_max_seconds_uses_the_measured_cost_of_wide_runs():
+    res = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0)
+    acc = res.meta["accuracy"]
+    assert acc["reached"] and [p[0] for p in acc["step_cost_points"]][:2] == [16, 256]

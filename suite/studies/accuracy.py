@@ -23,9 +23,10 @@ time measured so far,
 sigma^2 = stderr^2 B T (the largest over the exponents), between MIN_BATCH and ``max_batch``; beyond
 ``max_batch`` T grows instead.  Each attempt runs at least GROWTH times the previous one's
 trajectory-steps.
-With ``max_seconds``, an attempt predicted (from the measured seconds per trajectory-step) not to fit the
-time left is not started: the best attempt so far is returned with ``meta['accuracy']['reached'] = False``
-and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
+With ``max_seconds``, an attempt predicted not to fit the time left is not started (the cost per
+step is a + b B, :class:`StepCost`, fitted to the attempts and to one timed short run of
+COST_PROBE_BATCH trajectories after attempt 0): the best attempt so far is returned with
+``meta['accuracy']['reached'] = False`` and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
 """
 from __future__ import annotations
 
@@ -59,6 +60,30 @@ GROWTH = 2.0
 PLAN_MARGIN = 0.8
 #: attempts at most (alpha * 2^-j is spent on attempt j)
 MAX_ATTEMPTS = 12
+#: steps and trajectories of the timing probe that gives the cost model its second batch size
+COST_PROBE_STEPS, COST_PROBE_BATCH = 50, 256
+
+
+class StepCost:
+    """Seconds per step of a run of B trajectories, a + b B, fitted (least squares, a, b >= 0) to timed runs.
+
+    Batched steps cost far less than B single ones (a is the per-step overhead), so a model linear in B
+    alone would refuse affordable attempts under ``max_seconds``."""
+
+    def __init__(self):
+        self.points: List[tuple] = []
+
+    def add(self, batch: int, seconds: float, steps: int) -> None:
+        self.points.append((float(batch), seconds / max(steps, 1)))
+
+    def seconds(self, batch: int, steps: int) -> float:
+        B, p = (np.array(v) for v in zip(*self.points))
+        if np.ptp(B) == 0:
+            return float(np.mean(p)) / float(np.mean(B)) * batch * steps  # one batch size: linear in B
+        b, a = np.polyfit(B, p, 1)
+        b = max(float(b), 0.0)
+        a = max(float(np.mean(p - b * B)), 0.0)
+        return (a + b * batch) * steps
 
 
 class AccuracyWarning(UserWarning):
@@ -177,7 +202,7 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     batch, steps = PILOT_BATCH, fixed_steps or int(validation.get("steps", 0)) or max(200, math.ceil(10.0 / dt))
     best: Optional[LyapunovResult] = None
     best_h: Optional[np.ndarray] = None
-    reached, reason, per_traj_step, sigma2, cost = False, "", None, 0.0, 0
+    reached, reason, sigma2, cost, step_cost = False, "", 0.0, 0, StepCost()
     for j in range(MAX_ATTEMPTS):
         spent = alpha * 2.0 ** -(j + 1)
         if j:
@@ -188,28 +213,34 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
             if fixed and batch * steps <= cost:
                 reason = f"a fixed-horizon system needs more than max_batch = {max_batch} trajectories"
                 break
-        predicted = None if per_traj_step is None else per_traj_step * batch * (steps + transient_for(steps))
+        predicted = step_cost.seconds(batch, steps + transient_for(steps)) if step_cost.points else None
         if max_seconds is not None and predicted is not None and time.perf_counter() - t0 + predicted > max_seconds:
             reason = (f"attempt {j} ({batch} trajectories x {steps} steps, about {predicted:.3g} s predicted) "
                       f"would not fit max_seconds = {max_seconds:g}")
             break
         res = run(batch, steps, _attempt_seed(seed, j), spent, f"attempt {j}")
         h = half_widths(res, spent, bias)
-        per_traj_step = res.wall_seconds / (batch * (steps + runs[-1]["transient"]))
+        step_cost.add(batch, res.wall_seconds, steps + runs[-1]["transient"])
         sigma2, cost = _sigma2(res), batch * steps
         if best is None or np.max(h) <= np.max(best_h):
             best, best_h = res, h
         if np.all(h <= eps):
             best, best_h, reached = res, h, True
             break
+        if j == 0 and max_seconds is not None and batch < max_batch:  # the cost model's second batch size
+            wide = min(max_batch, COST_PROBE_BATCH)
+            probe = est.estimate(system, COST_PROBE_STEPS, batch=wide, k=k, seed=_attempt_seed(seed, MAX_ATTEMPTS),
+                                 device=device, dtype=dtype)
+            step_cost.add(wide, probe.wall_seconds, COST_PROBE_STEPS)
     else:
         reason = f"{MAX_ATTEMPTS} attempts did not reach eps"
     best.meta["accuracy"] = {
         "eps": float(eps), "alpha": float(alpha), "reached": bool(reached), "reason": reason,
         "half_width": best_h.tolist(), "bias_nats": bias, "bias_share": BIAS_SHARE,
-        "rule": "h_i = t(1 - a_j/(2k), B - 1) stderr_i + bias_nats / T + method_bias_i, a_j = alpha 2^-j",
+        "rule": "h_i = t(1 - a_j/(2k), B - 1) stderr_i + bias_nats / T + method_bias_i, a_j = alpha 2^-(j+1)",
         "runs": runs, "seconds": round(time.perf_counter() - t0, 3),
-        "estimator": est.name, "max_batch": max_batch, "max_seconds": max_seconds}
+        "estimator": est.name, "max_batch": max_batch, "max_seconds": max_seconds,
+        "step_cost_points": [[int(b), p] for b, p in step_cost.points]}
     if not reached:
         warnings.warn(f"estimate_to_accuracy({system.label}, eps={eps:g}): not reached ({reason}); the returned "
                       f"estimate's largest half-width is {float(np.max(best_h)):.3g}", AccuracyWarning,
