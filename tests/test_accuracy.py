@@ -155,3 +155,14 @@ def test_max_seconds_uses_the_measured_cost_of_wide_runs():
     res = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0)
     acc = res.meta["accuracy"]
     assert acc["reached"] and [p[0] for p in acc["step_cost_points"]][:2] == [16, 256]
+
+
+def test_plain_qr_gets_its_interval_chosen_and_recorded():
+    """estimator='qr' (the default): the re-orthonormalisation interval is chosen per attempt where the run
+    allows m > 1 (recorded per attempt); a spec or an instance is used as it is."""
+    res = estimate_to_accuracy(rs.get("henon"), 0.02, seed=4)
+    runs = res.meta["accuracy"]["runs"]
+    assert all(r["settings"] == {"reorth_every": "auto"} and r["reorth_every"] >= 1 for r in runs)
+    assert res.meta["reorth_auto"]["interval"] == runs[-1]["reorth_every"]
+    fixed = estimate_to_accuracy(rs.get("henon"), 0.02, seed=4, estimator="qr(reorth_every=1)")
+    assert all(r["settings"] == {} and r["reorth_every"] == 1 for r in fixed.meta["accuracy"]["runs"])

@@ -46,6 +46,7 @@ from suite.core.args import check_int, check_number, check_positive, check_seed
 from suite.core.errors import InvalidArgumentError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import Estimator
+from suite.estimators.numerics import reorth
 from suite.scoring.tolerance import DEFAULT_BIAS_NATS, t_quantile
 
 #: the share of eps given to the finite-time bias bound b / T (the rest to the statistical term)
@@ -60,6 +61,10 @@ GROWTH = 2.0
 PLAN_MARGIN = 0.8
 #: attempts at most (alpha * 2^-j is spent on attempt j)
 MAX_ATTEMPTS = 12
+#: automatic settings of the estimators named plainly (``estimator="qr"``): the re-orthonormalisation interval
+#: chosen from the system's measured spectrum (suite.estimators.numerics.reorth) wherever a run is long enough
+#: for an interval above 1; the exponents are the same products' (ln R telescopes), at a fraction of the QRs
+AUTOMATIC = {"qr": {"reorth_every": "auto"}, "jvp_qr": {"reorth_every": "auto"}}
 #: steps and trajectories of the timing probe that gives the cost model its second batch size
 COST_PROBE_STEPS, COST_PROBE_BATCH = 50, 256
 
@@ -153,7 +158,9 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     ----------
     system : any System (its reference, if any, states the finite-time bias bound; none is needed).
     eps : the accuracy, nats (per step for maps, per unit time for flows).
-    estimator : a name for :func:`suite.estimators.get` (default ``'qr'``) or an Estimator instance.
+    estimator : a name or spec for :func:`suite.estimators.from_spec` (default ``'qr'``: with its
+        re-orthonormalisation interval chosen automatically, :data:`AUTOMATIC`) or an Estimator instance
+        (used as it is).
     k : exponents, largest first (the estimator's default when None).
     seed : the run's seed; its attempts use independent seeds derived from it.
     max_seconds : wall-clock budget (None: none); what it could not reach is flagged, never hidden.
@@ -171,7 +178,8 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     check_number("max_seconds", max_seconds, low=0.0, low_open=True, allow_none=True)
     check_int("max_batch", max_batch, MIN_BATCH)
     check_seed("seed", seed)
-    est = estimators.get(estimator) if isinstance(estimator, str) else estimator
+    automatic = AUTOMATIC.get(estimator, {}) if isinstance(estimator, str) else {}
+    est = estimators.from_spec(estimator) if isinstance(estimator, str) else estimator
     if not isinstance(est, Estimator):
         raise InvalidArgumentError("estimator", type(estimator).__name__, "an estimator name or an Estimator")
     t0 = time.perf_counter()
@@ -189,12 +197,16 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
 
     def run(batch: int, steps: int, run_seed: int, spent: float, label: str) -> LyapunovResult:
         transient = transient_for(steps)
-        res = est.estimate(system, steps, transient=transient, batch=batch, k=k, seed=run_seed, device=device,
-                           dtype=dtype)
+        auto = automatic if reorth.interval_cap(steps) > 1 else {}
+        attempt_est = estimators.get(estimator, **auto) if auto else est
+        res = attempt_est.estimate(system, steps, transient=transient, batch=batch, k=k, seed=run_seed,
+                                   device=device, dtype=dtype)
         h = half_widths(res, spent, bias)
         runs.append({"run": label, "batch": batch, "steps": steps, "transient": transient, "T": steps * dt,
                      "seed": run_seed, "alpha": spent, "seconds": round(res.wall_seconds, 3),
-                     "max_half_width": float(np.max(h))})
+                     "max_half_width": float(np.max(h)), "settings": dict(auto),
+                     "reorth_every": (res.meta.get("reorth_auto") or {}).get("interval", 1) if auto
+                     else getattr(attempt_est, "reorth_every", None)})
         return res
 
     # attempt 0 is sized by default (the system's validation run, or 200 steps / 10 time units); each later
