@@ -166,3 +166,6 @@ def test_plain_qr_gets_its_interval_chosen_and_recorded():
     assert res.meta["reorth_auto"]["interval"] == runs[-1]["reorth_every"]
     fixed = estimate_to_accuracy(rs.get("henon"), 0.02, seed=4, estimator="qr(reorth_every=1)")
     assert all(r["settings"] == {} and r["reorth_every"] == 1 for r in fixed.meta["accuracy"]["runs"])
+    # the same products, fewer QRs: the same attempts and exponents to round-off (taper 0)
+    assert [(r["batch"], r["steps"]) for r in fixed.meta["accuracy"]["runs"]] == [(r["batch"], r["steps"]) for r in runs]
+    np.testing.assert_allclose(res.per_trajectory, fixed.per_trajectory, rtol=0, atol=1e-12)
