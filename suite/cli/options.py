@@ -57,7 +57,8 @@ def add_estimators(p: argparse.ArgumentParser,
 
 def add_selection(p: argparse.ArgumentParser) -> None:
     """--quick, --systems, --estimators, --system-file, --tasks: which cells a validation-style grid runs."""
-    p.add_argument("--quick", action="store_true", help="10x shorter runs (tolerances widen accordingly)")
+    p.add_argument("--quick", action="store_true", help="10x fewer measured steps, the same transient (tolerances "
+                                                      "widen accordingly)")
     add_systems(p)
     add_estimators(p)
     p.add_argument("--system-file", action="append", metavar="FILE|module:attr",
