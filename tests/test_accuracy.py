@@ -152,9 +152,13 @@ def test_step_cost_is_affine_in_the_batch():
 
 
 def test_max_seconds_uses_the_measured_cost_of_wide_runs():
-    res = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0)
+    """After attempt 0 a short run of 256 trajectories is timed (at most a tenth of attempt 0's trajectory-steps:
+    none after Henon's 16 x 300), the cost model's second batch size."""
+    res = estimate_to_accuracy(rs.get("lorenz63"), 0.02, seed=2, max_seconds=120.0)
     acc = res.meta["accuracy"]
     assert acc["reached"] and [p[0] for p in acc["step_cost_points"]][:2] == [16, 256]
+    short = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0).meta["accuracy"]
+    assert short["reached"] and 256 not in [p[0] for p in short["step_cost_points"]]
 
 
 def test_plain_qr_gets_its_interval_chosen_and_recorded():

@@ -25,8 +25,9 @@ sigma^2 = stderr^2 B T (the largest over the exponents), between MIN_BATCH and `
 trajectory-steps.
 With ``max_seconds``, an attempt predicted not to fit the time left is not started (the cost per
 step is a + b B, :class:`StepCost`, fitted to the attempts and to one timed short run of
-COST_PROBE_BATCH trajectories after attempt 0): the best attempt so far is returned with
-``meta['accuracy']['reached'] = False`` and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
+COST_PROBE_BATCH trajectories after attempt 0, of at most a tenth of attempt 0's
+trajectory-steps): the best attempt so far is returned with ``meta['accuracy']['reached'] = False``
+and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
 """
 from __future__ import annotations
 
@@ -169,7 +170,8 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
 
     Returns the last attempt's LyapunovResult; ``meta['accuracy']`` records eps, alpha, whether it was
     reached, the half-widths, the bias bound, and every attempt (batch, steps, transient, seed, error
-    probability spent, seconds, largest half-width); an unreached accuracy also warns (AccuracyWarning).  Method and why it covers: the module docstring.
+    probability spent, seconds, largest half-width); an unreached accuracy also warns (AccuracyWarning).
+    Method and why it covers: the module docstring.
     """
     if not isinstance(system, System):
         raise InvalidArgumentError("system", type(system).__name__, "a reference_systems System")
@@ -241,9 +243,12 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
             break
         if j == 0 and max_seconds is not None and batch < max_batch:  # the cost model's second batch size
             wide = min(max_batch, COST_PROBE_BATCH)
-            probe = est.estimate(system, COST_PROBE_STEPS, batch=wide, k=k, seed=_attempt_seed(seed, MAX_ATTEMPTS),
-                                 device=device, dtype=dtype)
-            step_cost.add(wide, probe.wall_seconds, COST_PROBE_STEPS)
+            # at most a tenth of attempt 0's time by the (pessimistic) linear model, at least 5 steps, or none
+            probe_steps = min(COST_PROBE_STEPS, int(0.1 * batch / wide * (steps + runs[-1]["transient"])))
+            if probe_steps >= 5:
+                probe = est.estimate(system, probe_steps, batch=wide, k=k, seed=_attempt_seed(seed, MAX_ATTEMPTS),
+                                     device=device, dtype=dtype)
+                step_cost.add(wide, probe.wall_seconds, probe_steps)
     else:
         reason = f"{MAX_ATTEMPTS} attempts did not reach eps"
     best.meta["accuracy"] = {
