@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from reference_systems import TrajectoryRNG
-from suite.core.args import check_int, check_number, check_positive
+from suite.core.args import check_int
 from tasks.training import TrainingMap, training_map
 
 #: where the Iris data lives
@@ -193,14 +193,13 @@ def gd_training_map(lr: float, hidden: int = 10, sgd_batch: Optional[int] = None
     :class:`tasks.training.TrainingMap` for the diagnostics (loss, accuracy,
     sharpness).
     """
-    check_positive("lr", lr)
     check_int("hidden", hidden, 1)
     check_int("sgd_batch", sgd_batch, 1, allow_none=True,
               allowed="None (full-batch gradient descent) or an integer >= 1 (the mini-batch size; samples are "
                       "drawn with replacement from the 150)")
-    check_number("weight_decay", weight_decay, low=0.0)
-    system = training_map(iris_mlp(hidden), nn.functional.cross_entropy, load_iris(), lr=float(lr),
-                          batch_size=sgd_batch, weight_decay=float(weight_decay), init_noise=0.0,
+    # lr and weight_decay are checked (same names, same rules) by training_map
+    system = training_map(iris_mlp(hidden), nn.functional.cross_entropy, load_iris(), lr=lr,
+                          batch_size=sgd_batch, weight_decay=weight_decay, init_noise=0.0,
                           sample_initial=linear_init(hidden), name="gd_training_map",
                           source="Danovski, Soriano & Lacasa, Front. Complex Syst. 2, 1367957 (2024), "
                                  "arXiv:2404.05782",

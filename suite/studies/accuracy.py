@@ -48,7 +48,7 @@ from suite.core.errors import InvalidArgumentError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import Estimator
 from suite.estimators.numerics import reorth
-from suite.scoring.tolerance import DEFAULT_BIAS_NATS, t_quantile
+from suite.scoring.tolerance import DEFAULT_BIAS_NATS, derive, t_quantile
 
 #: the share of eps given to the finite-time bias bound b / T (the rest to the statistical term)
 BIAS_SHARE = 1.0 / 3.0
@@ -110,12 +110,11 @@ def _bias_nats(system: System) -> float:
 
 
 def half_widths(res: LyapunovResult, alpha: float, bias_nats: float) -> np.ndarray:
-    """h_i = t(1 - alpha / (2 k), dof) stderr_i + bias_nats / T + method_bias_i for a result (k,)."""
+    """h_i = t(1 - alpha / (2 k), dof) stderr_i + bias_nats / T + method_bias_i for a result (k,): the
+    tolerance rule (:func:`suite.scoring.tolerance.derive`) with no reference uncertainty, at alpha / k."""
     declared = res.declared
-    k = res.exponents.size
-    q = t_quantile(declared.stderr_dof, alpha / k)
-    T = float(res.meta.get("T", declared.T))
-    return q * res.stderr + (bias_nats / T if bias_nats else 0.0) + declared.method_bias
+    return derive(stderr=res.stderr, dof=declared.stderr_dof, T=float(res.meta.get("T", declared.T)),
+                  bias_nats=bias_nats, method_bias=declared.method_bias, alpha=alpha / res.exponents.size).total
 
 
 def _sigma2(res: LyapunovResult) -> float:

@@ -115,15 +115,21 @@ CONTENDERS: Dict[str, Dict[str, Any]] = {
 def _measure(name: str, spec: Dict[str, Any], system, T: float, transient: int, seed: int,
              repeat: int) -> Dict[str, Any]:
     """One run of a contender at length T as a row (compile_seconds as the contender reported it)."""
-    row = {c: None for c in COLUMNS}
-    row.update(contender=name, configuration=spec["config"], T=T, batch=spec["batch"], seed=seed, repeat=repeat,
-               git_sha=git_sha())
+    row = _row(name, spec, T, spec["batch"], seed, repeat)
     try:
         res = _run(spec, system, round(T / system.dt), transient, spec["batch"], seed)
     except NotInstalledError as exc:
         row.update(reached="not installed: " + str(exc))
         return row
     return _filled(row, system, res, res.wall_seconds)
+
+
+def _row(name: str, spec: Dict[str, Any], T: float, batch: int, seed: int, repeat: int) -> Dict[str, Any]:
+    """A contender's row before its run: every column None but who, what and which repeat."""
+    row = {c: None for c in COLUMNS}
+    row.update(contender=name, configuration=spec["config"], T=T, batch=batch, seed=seed, repeat=repeat,
+               git_sha=git_sha())
+    return row
 
 
 def _filled(row: Dict[str, Any], system, res: LyapunovResult, wall: float) -> Dict[str, Any]:
@@ -143,10 +149,7 @@ def _measure_accuracy(name: str, spec: Dict[str, Any], system, eps: float, budge
         warnings.simplefilter("ignore", AccuracyWarning)  # an unreached accuracy shows in 'reached'
         res = estimate_to_accuracy(system, eps, seed=seed, max_seconds=budget_s)
     acc = res.meta["accuracy"]
-    row = {c: None for c in COLUMNS}
-    row.update(contender=name, configuration=spec["config"], T=res.meta["T"], batch=res.meta["batch"], seed=seed,
-               repeat=repeat, git_sha=git_sha())
-    row = _filled(row, system, res, acc["seconds"])
+    row = _filled(_row(name, spec, res.meta["T"], res.meta["batch"], seed, repeat), system, res, acc["seconds"])
     ok = row["worst_error_plus_2se"] <= eps
     row["reached"] = "yes" if ok else ("no (budget spent)" if not acc["reached"] else "no")
     return row
