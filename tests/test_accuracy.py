@@ -69,9 +69,11 @@ def test_half_width_is_the_tolerance_rule():
     acc = res.meta["accuracy"]
     from suite.scoring.tolerance import t_quantile
     a = acc["runs"][-1]["alpha"]
-    expected = t_quantile(res.meta["batch"] - 1, a / 2) * res.stderr + 1.0 / res.meta["T"]
+    expected = t_quantile(res.meta["batch"] - 1, a / 2) * res.stderr + acc["bias_nats"] / res.meta["T"]
     assert np.allclose(acc["half_width"], expected, rtol=1e-12)
-    assert np.allclose(half_widths(res, a, 1.0), expected, rtol=1e-12)
+    assert np.allclose(half_widths(res, a, acc["bias_nats"]), expected, rtol=1e-12)
+    # the bias bound is the smaller of the reference's 1 nat and the one measured for the aligned frame
+    assert acc["reference_bias_nats"] == 1.0 and acc["bias_nats"] == min(1.0, acc["alignment"]["bias_nats"])
 
 
 def test_a_budget_too_small_is_flagged_never_silent():
@@ -152,24 +154,69 @@ def test_step_cost_is_affine_in_the_batch():
 
 
 def test_max_seconds_uses_the_measured_cost_of_wide_runs():
-    """After attempt 0 a short run of 256 trajectories is timed (at most a tenth of attempt 0's trajectory-steps:
-    none after Henon's 16 x 300), the cost model's second batch size."""
+    """The cost model gets two batch sizes: plain qr's alignment probe (32 trajectories) and its pilot; an
+    estimator given as a spec has no probe, so a short run of 256 trajectories is timed after attempt 0 (at most
+    a tenth of attempt 0's trajectory-steps: none after Henon's 16 x 300)."""
     res = estimate_to_accuracy(rs.get("lorenz63"), 0.02, seed=2, max_seconds=120.0)
     acc = res.meta["accuracy"]
-    assert acc["reached"] and [p[0] for p in acc["step_cost_points"]][:2] == [16, 256]
-    short = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0).meta["accuracy"]
+    assert acc["reached"] and [p[0] for p in acc["step_cost_points"]][:2] == [32, 560]
+    spec = estimate_to_accuracy(rs.get("lorenz63"), 0.05, seed=2, estimator="qr(reorth_every=4)").meta["accuracy"]
+    assert [p[0] for p in spec["step_cost_points"]][:2] == [16, 256] and spec["alignment"] is None
+    short = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0,
+                                 estimator="qr(reorth_every=1)").meta["accuracy"]
     assert short["reached"] and 256 not in [p[0] for p in short["step_cost_points"]]
 
 
-def test_plain_qr_gets_its_interval_chosen_and_recorded():
-    """estimator='qr' (the default): the re-orthonormalisation interval is chosen per attempt where the run
-    allows m > 1 (recorded per attempt); a spec or an instance is used as it is."""
-    res = estimate_to_accuracy(rs.get("henon"), 0.02, seed=4)
+def test_plain_qr_gets_automatic_settings_recorded_and_reproducible():
+    """estimator='qr' (the default): each attempt runs automatic_settings (recorded); the result is that
+    configuration's own run, bit for bit; a spec or an instance is used as it is."""
+    from suite import estimators
+    from suite.studies.accuracy import automatic_settings
+    system = rs.get("henon")
+    res = estimate_to_accuracy(system, 0.01, seed=4)
     runs = res.meta["accuracy"]["runs"]
-    assert all(r["settings"] == {"reorth_every": "auto"} and r["reorth_every"] >= 1 for r in runs)
-    assert res.meta["reorth_auto"]["interval"] == runs[-1]["reorth_every"]
-    fixed = estimate_to_accuracy(rs.get("henon"), 0.02, seed=4, estimator="qr(reorth_every=1)")
+    for r in runs:
+        assert r["settings"] == automatic_settings(system, r["steps"], r["batch"], None)
+    last = runs[-1]
+    assert last["settings"]["control_variates"] and last["settings"]["taper"] == last["steps"] // 4
+    assert res.meta["reorth_auto"]["interval"] == last["reorth_every"] > 1
+    run = dict(transient=last["transient"], batch=last["batch"], seed=last["seed"])
+    again = estimators.get("qr", **last["settings"]).estimate(system, last["steps"], **run)
+    np.testing.assert_array_equal(again.per_trajectory, res.per_trajectory)
+    fixed = estimate_to_accuracy(system, 0.02, seed=4, estimator="qr(reorth_every=1)")
     assert all(r["settings"] == {} and r["reorth_every"] == 1 for r in fixed.meta["accuracy"]["runs"])
-    # the same products, fewer QRs: the same attempts and exponents to round-off (taper 0)
-    assert [(r["batch"], r["steps"]) for r in fixed.meta["accuracy"]["runs"]] == [(r["batch"], r["steps"]) for r in runs]
-    np.testing.assert_allclose(res.per_trajectory, fixed.per_trajectory, rtol=0, atol=1e-12)
+    assert fixed.meta["accuracy"]["alignment"] is None
+
+
+def test_automatic_settings_rules():
+    """Interval where the run allows m > 1; taper (a quarter at each end) and control variates only on stationary
+    systems, control variates only where the batch fits their coefficients; a fixed horizon keeps the plain
+    average its reference is."""
+    from suite.estimators.numerics.control_variates import min_batch
+    from suite.studies.accuracy import automatic_settings
+    lorenz = rs.get("lorenz63")
+    assert min_batch(lorenz, 3) == 560
+    assert automatic_settings(lorenz, 1000, 560, None) == {"reorth_every": "auto", "taper": 250,
+                                                          "control_variates": True}
+    assert automatic_settings(lorenz, 1000, 559, None) == {"reorth_every": "auto", "taper": 250}
+    assert automatic_settings(lorenz, 40, 16, None) == {}
+    fixed = rs.Map("fixed", lambda x: 0.5 * x, 1, validation={"steps": 1000, "transient": 0}, fixed_horizon=True)
+    assert automatic_settings(fixed, 1000, 4096, None) == {"reorth_every": "auto"}
+
+
+def test_alignment_bound_is_measured_zero_where_frames_agree_and_large_where_they_cannot():
+    """Henon's frames, aligned over 50 steps, agree to the last bit: no boundary term left.  A map with two equal
+    exponents (both ln 0.9: a sheared rotation, whose vectors grow unevenly along the turn) never aligns its
+    frame: the bound stays of order 0.1-1, above what the plan can use, and the run still covers."""
+    from suite import estimators
+    qr = estimators.get("qr")
+    henon = qr.alignment_bound(rs.get("henon"), 100)
+    assert henon["bias_nats"] == 0.0 and henon["states_identical"] and henon["aligned_steps"] == 50
+    c, s = 0.9 * math.cos(0.7), 0.9 * math.sin(0.7)
+    sheared = rs.get("linear_map", A=[[c, -2 * s], [0.5 * s, c]])
+    assert np.allclose(sheared.reference.values, math.log(0.9))
+    spun = qr.alignment_bound(sheared, 100)
+    assert spun["bias_nats"] > 0.1 and spun["states_identical"]
+    res = estimate_to_accuracy(sheared, 0.01, seed=0)
+    assert res.meta["accuracy"]["bias_nats"] > 0.1
+    assert np.all(np.abs(res.exponents - math.log(0.9)) <= 0.01)

@@ -82,7 +82,8 @@ def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
     monkeypatch.setitem(rc.CONTENDERS, "lyapbench", dict(rc.CONTENDERS["lyapbench"], batch=16, T0=2.0,
                                                          config="qr(reorth_every=10, taper=50)"))
     monkeypatch.setattr(rc, "TRANSIENT_TIME", 5.0)  # the loop is under test, not eps = 2e-3's transient
-    assert main(["race", "--contenders", "lyapbench", "--eps", "0.05", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    assert main(["race", "--systems", "lorenz63", "--contenders", "lyapbench", "--eps", "0.05", "--output-dir",
+                 str(tmp_path), "--quiet"]) == 0
     everything = pd.read_csv(tmp_path / "race_lorenz63.csv")
     df, again = everything[everything.repeat == 0], everything[everything.repeat > 0]
     assert set(everything.contender) == {"lyapbench"}
@@ -102,13 +103,14 @@ def test_race_command_with_lyapbench_alone(tmp_path, monkeypatch):
     text = (tmp_path / "race_lorenz63.md").read_text()
     assert f"| lyapbench | qr(reorth_every=10, taper=50) | {median:.2f} | 3 | 1.0x |" in text
     # a budget spent before eps is reached: reported as such, no ratio claimed
-    assert main(["race", "--contenders", "lyapbench", "--eps", "1e-9", "--budget", "0", "--output-dir",
-                 str(tmp_path), "--quiet"]) == 0
+    assert main(["race", "--systems", "lorenz63", "--contenders", "lyapbench", "--eps", "1e-9", "--budget", "0",
+                 "--output-dir", str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
     assert list(df.reached) == ["no (budget spent)"]
     md = (tmp_path / "race_lorenz63.md").read_text()
     assert "| lyapbench | qr(reorth_every=10, taper=50) | not reached | 0 | n/a |" in md
     assert main(["race", "--contenders", "fastest", "--no-write"]) == 2
+    assert main(["race", "--systems", "lorenz96", "--no-write"]) == 2
     assert main(["race", "--repeats", "0", "--no-write"]) == 2
 
 
@@ -119,8 +121,8 @@ def test_race_runs_lyapax_as_a_contender(tmp_path, monkeypatch):
     from suite.studies import race as rc
     monkeypatch.setitem(rc.CONTENDERS, "lyapax", dict(rc.CONTENDERS["lyapax"], T0=20.0))
     monkeypatch.setattr(rc, "TRANSIENT_TIME", 5.0)
-    assert main(["race", "--contenders", "lyapax", "--eps", "0.5", "--repeats", "1", "--output-dir", str(tmp_path),
-                 "--quiet"]) == 0
+    assert main(["race", "--systems", "lorenz63", "--contenders", "lyapax", "--eps", "0.5", "--repeats", "1",
+                 "--output-dir", str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
     assert set(df.contender) == {"lyapax"} and df.reached.iloc[-1] == "yes"
     assert (df.configuration == "lyapax_spectrum(renorm_every=10)").all() and (df.batch == 4).all()
@@ -131,9 +133,29 @@ def test_race_defaults_contender_is_one_estimate_to_accuracy_call(tmp_path):
     """lyapbench_defaults: one estimate_to_accuracy call (its attempts timed together), judged by the race's
     criterion; its T and batch are the last attempt's."""
     import pandas as pd
-    assert main(["race", "--contenders", "lyapbench_defaults", "--eps", "0.1", "--repeats", "2", "--output-dir",
-                 str(tmp_path), "--quiet"]) == 0
+    assert main(["race", "--systems", "lorenz63", "--contenders", "lyapbench_defaults", "--eps", "0.1", "--repeats", "2",
+                 "--output-dir", str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
     assert list(df.repeat) == [0, 1] and (df.reached == "yes").all() and (df.worst_error_plus_2se <= 0.1).all()
     assert (df.lambda1 == df.lambda1.iloc[0]).all()  # the same seeded computation
     assert "estimate_to_accuracy" in (tmp_path / "race_lorenz63.md").read_text()
+
+
+def test_race_on_a_map_runs_lyapynov_and_names_the_flow_only_peers_not_applicable(tmp_path):
+    """Hénon: lyapynov runs its DiscreteDS with the race's numpy map and Jacobian and reaches eps; lyapax and
+    jitcode integrate flows only, so their rows say not applicable (no time, no ratio); the defaults reach eps
+    and are the ratio's base."""
+    pytest.importorskip("lyapynov")
+    import pandas as pd
+    assert main(["race", "--systems", "henon", "--contenders", "lyapynov,lyapax,jitcode,lyapbench_defaults", "--eps",
+                 "0.02", "--repeats", "1", "--output-dir", str(tmp_path), "--quiet"]) == 0
+    df = pd.read_csv(tmp_path / "race_henon.csv")
+    for peer in ("lyapax", "jitcode"):
+        assert df[df.contender == peer].reached.str.startswith(("not applicable", "not installed")).all()
+    lyapynov = df[df.contender == "lyapynov"].iloc[-1]
+    assert lyapynov.reached == "yes" and abs(lyapynov.lambda1 - 0.41922) <= 0.02
+    assert abs(lyapynov.lambda2 - -1.62319) <= 0.02 and np.isnan(lyapynov.lambda3)
+    assert df[df.contender == "lyapbench_defaults"].reached.iloc[-1] == "yes"
+    md = (tmp_path / "race_henon.md").read_text()
+    assert "ratio to lyapbench_defaults" in md and "| lyapbench_defaults |" in md and "| 1.0x |" in md
+    assert "| lyapax | lyapax_spectrum(renorm_every=10) | not applicable" in md

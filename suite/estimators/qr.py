@@ -11,7 +11,7 @@ from suite.core.errors import InvalidArgumentError
 from suite.estimators.base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
                                    trajectories_ok)
 from suite.estimators.numerics import capture as capture_
-from suite.estimators.numerics import reorth
+from suite.estimators.numerics import alignment, reorth
 from suite.estimators.numerics.control_variates import boundary_features, check_batch
 from suite.estimators.numerics.linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
 
@@ -96,6 +96,21 @@ class QREstimator(Estimator):
         with capture_.scope(self.capture, cfg.transient + reorth.PROBE_STEPS):
             *_, m, info, _ = self._start(system, cfg)
         return m, info
+
+    @torch.no_grad()
+    def alignment_bound(self, system: System, steps: int, *, k: Optional[int] = None, seed: int = 0,
+                        device="cpu", dtype=torch.float64) -> Dict[str, Any]:
+        """Bound (nats) on the bias left by a frame aligned over at least ``steps // 2`` transient steps,
+        measured by pairs of frames on the same trajectories
+        (:func:`suite.estimators.numerics.alignment.boundary_bound`, which documents the record)."""
+        n = alignment.TRAJECTORIES
+        cfg = check_run(system, steps, 0, 2 * n, k, seed, device, dtype)
+
+        def check(x, log_growth, step, since):
+            check_finite(system, x, log_growth, step, since, cfg)
+        return alignment.boundary_bound(system, cfg.steps, lambda x, Q, rng: self._tangent_step(system, rng)(x, Q),
+                                        self._qr, check, k=cfg.k, seed=cfg.seed, device=cfg.device, dtype=cfg.dtype,
+                                        trajectories=n)
 
     @torch.no_grad()
     def _start(self, system: System, cfg: RunConfig):

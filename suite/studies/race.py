@@ -1,9 +1,9 @@
-"""Time to accuracy on Lorenz-63: lyapbench against jitcode and lyapynov, side by side in one run.
+"""Time to accuracy: lyapbench against lyapax, jitcode and lyapynov, side by side in one run.
 
 The question a user asks is not "how many steps per second" but "how long
-until the whole spectrum is right to eps".  For each contender the race runs
-Lorenz-63 (sigma, rho, beta = 10, 28, 8/3; reference 0.9056, 0, -14.5723 per
-unit time, natural log; Sprott 2003, +-5e-4) with trajectory length T = T0,
+until the whole spectrum is right to eps".  On each system of
+:data:`RACE_SYSTEMS` (Lorenz-63, Rössler and the Hénon map, their literature
+references, Sprott 2003) each contender runs trajectory length T = T0,
 2 T0, 4 T0, ... and stops at the first run whose every exponent satisfies
 
     |estimate - reference| + 2 stderr <= eps        (default eps = 2e-3)
@@ -17,8 +17,8 @@ goes.  A contender that has not reached eps when its cumulative time passes
 ``budget_s`` is reported as not reached, its time bounded below.
 
 Contenders (:data:`CONTENDERS`), each in the fastest configuration measured
-for it: ``lyapbench``, ``qr(reorth_every=10, taper=300, align=1000,
-control_variates=True)`` on 4096 trajectories in float64, T0 = 12.5;
+for it: ``lyapbench`` (Lorenz-63 only: tuned by hand for it), ``qr(reorth_every=10,
+taper=300, align=1000, control_variates=True)`` on 4096 trajectories in float64, T0 = 12.5;
 ``jitcode``, ``jitcode_lyap`` compiled to C at scipy's default tolerances
 with a QR every time unit, batch 8; ``lyapynov``, ``lyapynov.LCE`` on a
 ``ContinuousDS`` with hand-written numpy f and Jacobian, batch 8; ``lyapax``,
@@ -29,8 +29,10 @@ what a user gets without choosing anything: one call of
 :func:`suite.studies.accuracy.estimate_to_accuracy` (default ``qr()``, its own
 batch, length and transient; the time is that of all its attempts, and it is
 judged by the race's criterion like the others).  The others start
-from the suite's initial states after ``TRANSIENT_TIME`` = 20 time units
-(10 is not enough: lambda_2 comes out biased by some 3 standard errors).
+from the suite's initial states after the system's race transient (Lorenz-63:
+``TRANSIENT_TIME`` = 20 time units, as 10 is not enough: lambda_2 comes out
+biased by some 3 standard errors).  A peer that cannot run a system (jitcode
+and lyapax integrate flows only) is reported as not applicable.
 
 Why these configurations, what was measured and rejected (torch.compile,
 float32, other layouts, a larger dt), and the last results with the
@@ -48,7 +50,7 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
-from suite.core.errors import NotInstalledError
+from suite.core.errors import InvalidArgumentError, NotApplicableError, NotInstalledError
 from suite.core.provenance import PROVENANCE_COLUMNS, git_sha, row_provenance
 from suite.core.result import LyapunovResult
 from suite.estimators.base import check_run
@@ -69,43 +71,64 @@ def _run(spec: Dict[str, Any], system, steps: int, transient: int, batch: int, s
     return estimators.from_spec(spec["config"]).estimate(system, steps, transient=transient, batch=batch, seed=seed)
 
 
+def _lorenz63_numpy(p):
+    s, r, b = p["sigma"], p["rho"], p["beta"]
+    return (lambda x, t: np.array([s * (x[1] - x[0]), x[0] * (r - x[2]) - x[1], x[0] * x[1] - b * x[2]]),
+            lambda x, t: np.array([[-s, s, 0.0], [r - x[2], -1.0, -x[0]], [x[1], x[0], -b]]))
+
+
+def _rossler_numpy(p):
+    a, b, c = p["a"], p["b"], p["c"]
+    return (lambda x, t: np.array([-x[1] - x[2], x[0] + a * x[1], b + x[2] * (x[0] - c)]),
+            lambda x, t: np.array([[0.0, -1.0, -1.0], [1.0, a, 0.0], [x[2], 0.0, x[0] - c]]))
+
+
+def _henon_numpy(p):
+    a, b = p["a"], p["b"]
+    return (lambda x, t: np.array([1.0 - a * x[0] ** 2 + x[1], b * x[0]]),
+            lambda x, t: np.array([[-2.0 * a * x[0], 1.0], [b, 0.0]]))
+
+
+#: the race's systems: the numpy f and Jacobian lyapynov is given, the peers' first T (time units for flows,
+#: steps for maps; a contender's own T0 overrides it) and the transient they run first (time units, default
+#: TRANSIENT_TIME; lyapbench_defaults chooses its own)
+RACE_SYSTEMS: Dict[str, Dict[str, Any]] = {
+    "lorenz63": {"numpy": _lorenz63_numpy, "T0": 100.0},  # transient: TRANSIENT_TIME
+    "rossler": {"numpy": _rossler_numpy, "T0": 500.0, "transient_time": 80.0},
+    "henon": {"numpy": _henon_numpy, "T0": 1000.0, "transient_time": 100.0},
+}
+
+
 def _lyapynov(system, steps: int, transient: int, batch: int, seed: int) -> LyapunovResult:
-    """lyapynov.LCE with numpy Lorenz f and Jacobian, one trajectory after another."""
+    """lyapynov.LCE with the system's numpy f and Jacobian (:data:`RACE_SYSTEMS`), one trajectory after another."""
     try:
         import lyapynov
     except ImportError:
         raise NotInstalledError("lyapynov") from None
-    s, r, b = (system.params[k] for k in ("sigma", "rho", "beta"))
-    dt = system.dt
-
-    def f(x, t):
-        return np.array([s * (x[1] - x[0]), x[0] * (r - x[2]) - x[1], x[0] * x[1] - b * x[2]])
-
-    def jac(x, t):
-        return np.array([[-s, s, 0.0], [r - x[2], -1.0, -x[0]], [x[1], x[0], -b]])
-
+    f, jac = RACE_SYSTEMS[system.name]["numpy"](system.params)
+    d = system.dim
     cfg = check_run(system, steps, transient, batch, None, seed, "cpu", torch.float64)
     x0 = system.sample_initial(batch, cfg.rng()).numpy()
     t0 = time.perf_counter()
     per = []
     for i in range(batch):
-        ds = lyapynov.ContinuousDS(x0[i].copy(), 0.0, f, jac, dt)
+        ds = (lyapynov.ContinuousDS(x0[i].copy(), 0.0, f, jac, system.dt) if system.kind == "flow"
+              else lyapynov.DiscreteDS(x0[i].copy(), 0, f, jac))
         ds.forward(transient, False)
-        per.append(np.asarray(lyapynov.LCE(ds, 3, 0, steps, False)))
+        per.append(np.asarray(lyapynov.LCE(ds, d, 0, steps, False)))
     wall = time.perf_counter() - t0
     per = np.array(per)
     stderr = per.std(axis=0, ddof=1) / math.sqrt(batch)
-    return LyapunovResult(per.mean(axis=0), stderr, per, np.zeros((0, 3)), np.zeros(0), wall,
+    return LyapunovResult(per.mean(axis=0), stderr, per, np.zeros((0, d)), np.zeros(0), wall,
                           {"stderr_dof": batch - 1})
 
 
 CONTENDERS: Dict[str, Dict[str, Any]] = {
-    "lyapbench": {"batch": 4096, "T0": 12.5,
+    "lyapbench": {"batch": 4096, "T0": 12.5, "systems": ("lorenz63",),
                   "config": "qr(reorth_every=10, taper=300, align=1000, control_variates=True)"},
-    "jitcode": {"batch": 8, "T0": 100.0,
-                "config": "jitcode_lyap(rtol=1e-6, atol=1e-12, renorm_every=100)"},
-    "lyapynov": {"run": _lyapynov, "batch": 8, "T0": 100.0, "config": "LCE, RK4 dt=0.01, QR every step"},
-    "lyapax": {"batch": 4, "T0": 100.0, "config": "lyapax_spectrum(renorm_every=10)"},
+    "jitcode": {"batch": 8, "config": "jitcode_lyap(rtol=1e-6, atol=1e-12, renorm_every=100)"},
+    "lyapynov": {"run": _lyapynov, "batch": 8, "config": "LCE, the suite's dt (RK4 for flows), QR every step"},
+    "lyapax": {"batch": 4, "config": "lyapax_spectrum(renorm_every=10)"},
     # what a user gets without choosing anything: one call, batch and T chosen by the call itself
     "lyapbench_defaults": {"accuracy": True, "batch": None, "T0": None,
                            "config": "estimate_to_accuracy(system, eps): qr() with default settings"},
@@ -120,6 +143,9 @@ def _measure(name: str, spec: Dict[str, Any], system, T: float, transient: int, 
         res = _run(spec, system, round(T / system.dt), transient, spec["batch"], seed)
     except NotInstalledError as exc:
         row.update(reached="not installed: " + str(exc))
+        return row
+    except NotApplicableError as exc:
+        row.update(reached="not applicable: " + str(exc))
         return row
     return _filled(row, system, res, res.wall_seconds)
 
@@ -137,7 +163,7 @@ def _filled(row: Dict[str, Any], system, res: LyapunovResult, wall: float) -> Di
     row.update(row_provenance(res.meta))
     row.update(wall_seconds=wall, compile_seconds=float(res.meta.get("compile_seconds", 0.0) or 0.0),
                worst_error_plus_2se=float(np.max(err + 2 * res.stderr)), worst_abs_error=float(err.max()),
-               lambda1=float(res.exponents[0]), lambda2=float(res.exponents[1]), lambda3=float(res.exponents[2]))
+               **{f"lambda{i + 1}": float(v) for i, v in enumerate(res.exponents)})
     return row
 
 
@@ -156,8 +182,10 @@ def _measure_accuracy(name: str, spec: Dict[str, Any], system, eps: float, budge
 
 
 def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: Optional[List[str]] = None,
-         on_row: Optional[Callable[[Dict[str, Any]], None]] = None, repeats: int = 1) -> List[Dict[str, Any]]:
-    """Run every contender to ``eps`` (module docstring); one row per run.
+         on_row: Optional[Callable[[Dict[str, Any]], None]] = None, repeats: int = 1,
+         system_name: str = "lorenz63") -> List[Dict[str, Any]]:
+    """Run every contender to ``eps`` on ``system_name`` (one of :data:`RACE_SYSTEMS`; module docstring); one
+    row per run (contenders tuned for other systems only are skipped).
 
     With ``repeats`` = n > 1, each contender's reaching run that took at most
     ``REPEAT_LIMIT_S`` is run n - 1 more times after the search, the
@@ -166,8 +194,11 @@ def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: 
     seeded computation (same estimates), only the wall time differs, and
     :func:`time_to_eps` takes the median.  Rows carry ``repeat`` (0: the search).
     """
-    system = rs.get("lorenz63")
-    transient = round(TRANSIENT_TIME / system.dt)
+    if system_name not in RACE_SYSTEMS:
+        raise InvalidArgumentError("system", system_name, f"one of {sorted(RACE_SYSTEMS)}")
+    system = rs.get(system_name)
+    setup = RACE_SYSTEMS[system_name]
+    transient = round(setup.get("transient_time", TRANSIENT_TIME) / system.dt)
     rows, reaching = [], {}
 
     def emit(row):
@@ -177,13 +208,15 @@ def race(eps: float = 2e-3, budget_s: float = 600.0, seed: int = 0, contenders: 
 
     for name in contenders or list(CONTENDERS):
         spec = CONTENDERS[name]
+        if system_name not in spec.get("systems", (system_name,)):
+            continue
         if spec.get("accuracy"):
             row = _measure_accuracy(name, spec, system, eps, budget_s, seed, 0)
             emit(row)
             if row["reached"] == "yes":
                 reaching[name] = (None, 0.0, row["wall_seconds"])
             continue
-        T, spent, compile_s = spec["T0"], 0.0, 0.0
+        T, spent, compile_s = spec.get("T0") or setup["T0"], 0.0, 0.0
         while True:
             row = _measure(name, spec, system, T, transient, seed, 0)
             if row["wall_seconds"] is None:  # not installed

@@ -38,10 +38,15 @@ from suite.core.errors import InvalidArgumentError
 MIN_TRAJECTORIES_PER_FEATURE = 20
 
 
+def min_batch(system: System, k: int) -> int:
+    """The fewest trajectories control variates accept for ``system`` at k (MIN_TRAJECTORIES_PER_FEATURE per feature)."""
+    return MIN_TRAJECTORIES_PER_FEATURE * feature_count(system, k)
+
+
 def check_batch(system: System, k: int, batch: int) -> None:
     """Refuse a batch too small to fit the coefficients (MIN_TRAJECTORIES_PER_FEATURE per feature)."""
     p = feature_count(system, k)
-    if batch < MIN_TRAJECTORIES_PER_FEATURE * p:
+    if batch < min_batch(system, k):
         raise InvalidArgumentError("batch", batch, f">= {MIN_TRAJECTORIES_PER_FEATURE * p} with control_variates="
                                    f"True ({MIN_TRAJECTORIES_PER_FEATURE} trajectories for each of the {p} boundary "
                                    f"features of {system.label!r} at k = {k}), or control_variates=False")
