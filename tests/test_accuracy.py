@@ -202,6 +202,19 @@ def test_automatic_settings_rules():
     assert automatic_settings(lorenz, 40, 16, None) == {}
     fixed = rs.Map("fixed", lambda x: 0.5 * x, 1, validation={"steps": 1000, "transient": 0}, fixed_horizon=True)
     assert automatic_settings(fixed, 1000, 4096, None) == {"reorth_every": "auto"}
+    # two_trajectory: no QR interval; its one separation needs fewer trajectories for the control variates
+    assert min_batch(lorenz, 1) == 20 * (3 + 2 * 6 + 1)
+    assert automatic_settings(lorenz, 1000, 320, None, "two_trajectory") == {"taper": 250, "control_variates": True}
+
+
+def test_two_trajectory_named_plainly_gets_taper_and_control_variates_and_covers():
+    """two_trajectory has no QR frame to probe: the reference's bias bound stays; its settings are automatic."""
+    system = rs.get("henon")
+    res = estimate_to_accuracy(system, 0.01, estimator="two_trajectory", k=1, seed=0)
+    acc = res.meta["accuracy"]
+    assert acc["alignment"] is None and acc["bias_nats"] == 1.0 and acc["reached"]
+    assert acc["runs"][0]["settings"] == {"taper": 50, "control_variates": True}
+    assert abs(res.exponents[0] - system.reference.values[0]) <= 0.01
 
 
 def test_alignment_bound_is_measured_zero_where_frames_agree_and_large_where_they_cannot():
@@ -211,7 +224,7 @@ def test_alignment_bound_is_measured_zero_where_frames_agree_and_large_where_the
     from suite import estimators
     qr = estimators.get("qr")
     henon = qr.alignment_bound(rs.get("henon"), 100)
-    assert henon["bias_nats"] == 0.0 and henon["states_identical"] and henon["aligned_steps"] == 50
+    assert henon["bias_nats"] == 0.0 and henon["states_identical"] and henon["aligned_steps"] == 100 and henon["probe_steps"] == 150
     c, s = 0.9 * math.cos(0.7), 0.9 * math.sin(0.7)
     sheared = rs.get("linear_map", A=[[c, -2 * s], [0.5 * s, c]])
     assert np.allclose(sheared.reference.values, math.log(0.9))

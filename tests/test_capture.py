@@ -293,3 +293,79 @@ def test_the_probe_on_a_copy_of_the_generator_does_not_leak_into_the_run(monkeyp
     m = auto.meta["reorth_auto"]["interval"]
     assert auto.meta["capture"]["mode"] == ("none" if race[0] < race[1] else "trace")
     assert_same(auto, QREstimator(reorth_every=m, capture="none").estimate(gp, 200, batch=3, seed=1))
+
+
+# --- 'compile': the recording compiled by inductor (issue 23) -----------------------------------------------------
+
+@pytest.mark.parametrize("estimator, name, params, kw", [
+    (QREstimator, *CASES[1]),        # an RK4 flow with its analytic tangent
+    (JVPQREstimator, *CASES[3]),     # a random system: the generator's keys and counter are inputs of the graph
+])
+def test_compiled_step_gives_the_eager_run(estimator, name, params, kw):
+    """Inductor compiles the recorded step once, checked on the first state (difference 0.0 here).  Lorenz-63's
+    fused RK4 tangent keeps every operation: the run equals the eager one bit for bit.  The Gaussian products'
+    4 x 4 matrix products become inductor's own loops, which round some later products differently: the
+    exponents agree to round-off (|difference| <= 1e-13; the frame's dynamics contract such differences, while
+    a chaotic state would amplify them as any change of operation order does)."""
+    system = rs.get(name, **params)
+    kw = dict(kw)
+    steps = kw.pop("steps")
+    eager = estimator(capture="none").estimate(system, steps, seed=3, **kw)
+    compiled = estimator(capture="compile").estimate(system, steps, seed=3, **kw)
+    record = compiled.meta["capture"]
+    assert record["mode"] == "compile" and record["reason"] is None, record
+    assert record["compiled_max_relative_difference"] == 0.0 and record["seconds"] > 0
+    if name == "lorenz63":
+        assert_same(compiled, eager)
+    else:
+        np.testing.assert_allclose(compiled.per_trajectory, eager.per_trajectory, rtol=0, atol=1e-13)
+
+
+def test_a_compiled_step_outside_the_round_off_bound_or_failing_falls_back_to_the_trace(monkeypatch):
+    """A compiled step is checked against the recording on the first state: one that moves the result by more than
+    COMPILE_RTOL, or a compiler that fails, leaves the run on the recorded (traced) step, with the reason."""
+    import torch._inductor
+    system = rs.get("henon")
+    eager = QREstimator(capture="none").estimate(system, 100, seed=3, batch=2)
+
+    def off_by_a_little(gm, inputs):
+        return lambda *a: tuple(o * (1 + 1e-12) for o in gm(*a))
+    monkeypatch.setattr(torch._inductor, "compile", off_by_a_little)
+    res = QREstimator(capture="compile").estimate(system, 100, seed=3, batch=2)
+    assert res.meta["capture"]["mode"] == "trace" and "differs from the recorded one by 1e-12" in \
+        res.meta["capture"]["reason"]
+    assert_same(res, eager)
+
+    def no_compiler(gm, inputs):
+        raise RuntimeError("no C++ compiler found")
+    monkeypatch.setattr(torch._inductor, "compile", no_compiler)
+    res = QREstimator(capture="compile").estimate(system, 100, seed=3, batch=2)
+    assert res.meta["capture"]["mode"] == "trace" and "no C++ compiler" in res.meta["capture"]["reason"]
+    assert_same(res, eager)
+    # within the bound (a relative 1e-15) it is used, and the difference is recorded
+    monkeypatch.setattr(torch._inductor, "compile",
+                        lambda gm, inputs: (lambda *a: tuple(o * (1 + 2e-15) for o in gm(*a))))
+    res = QREstimator(capture="compile").estimate(system, 100, seed=3, batch=2)
+    assert res.meta["capture"]["mode"] == "compile"
+    assert 0 < res.meta["capture"]["compiled_max_relative_difference"] <= capture.COMPILE_RTOL
+
+
+def test_auto_compiles_only_a_run_long_enough_to_repay_it(monkeypatch):
+    """'auto' compiles where the run's remaining steps would take AUTO_COMPILE_MIN_RUN_SECONDS eagerly, and keeps the
+    compiled step only if it timed faster; shorter runs never compile."""
+    import torch._inductor
+    calls = []
+    monkeypatch.setattr(torch._inductor, "compile", lambda gm, inputs: calls.append(1) or gm)
+    system = rs.get("henon")
+    short = QREstimator().estimate(system, 200, seed=3, batch=2)
+    assert not calls and short.meta["capture"]["mode"] == "none"
+    monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(capture, "AUTO_COMPILE_MIN_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(capture, "race", lambda *a, **k: (2e-3, 1e-3))
+    fast = QREstimator().estimate(system, 200, seed=3, batch=2)
+    assert calls and fast.meta["capture"]["mode"] == "compile"
+    monkeypatch.setattr(capture, "race", lambda *a, **k: (1e-3, 1e-3))
+    slow = QREstimator().estimate(system, 200, seed=3, batch=2)
+    assert slow.meta["capture"]["mode"] != "compile" and "compiled step was not faster" in \
+        slow.meta["capture"]["compile_reason"]
+    assert_same(fast, short) and assert_same(slow, short)

@@ -48,7 +48,7 @@ class QREstimator(Estimator):
         Regress the boundary term out (:mod:`suite.estimators.numerics.control_variates`;
         the corrected estimates depend on the batch, so the batch checks of
         ``suite.checks.check_estimator`` do not apply).
-    capture : 'auto', 'none', 'trace' or 'graph'
+    capture : 'auto', 'none', 'trace', 'graph' or 'compile'
         Record the tangent step once and replay it (same numbers;
         :mod:`suite.estimators.numerics.capture`).
 
@@ -98,13 +98,14 @@ class QREstimator(Estimator):
         return m, info
 
     @torch.no_grad()
-    def alignment_bound(self, system: System, steps: int, *, k: Optional[int] = None, seed: int = 0,
+    @torch.no_grad()
+    def alignment_bound(self, system: System, aligned: int, *, k: Optional[int] = None, seed: int = 0,
                         device="cpu", dtype=torch.float64) -> Dict[str, Any]:
-        """Bound (nats) on the bias left by a frame aligned over at least ``steps // 2`` transient steps,
-        measured by pairs of frames on the same trajectories
+        """Bound (nats) on the bias left by a frame aligned over at least ``aligned`` transient steps,
+        measured by pairs of frames on the same trajectories over 1.5 ``aligned`` steps
         (:func:`suite.estimators.numerics.alignment.boundary_bound`, which documents the record)."""
         n = alignment.TRAJECTORIES
-        cfg = check_run(system, steps, 0, 2 * n, k, seed, device, dtype)
+        cfg = check_run(system, aligned, 0, 2 * n, k, seed, device, dtype)
 
         def check(x, log_growth, step, since):
             check_finite(system, x, log_growth, step, since, cfg)

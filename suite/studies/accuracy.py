@@ -19,8 +19,8 @@ covers although the stopping is data-dependent: each attempt's intervals hold ev
 probability >= 1 - a_j whatever was decided before it (its data are new), so the probability that the
 returned attempt misses by more than its half-width (<= eps) is at most sum_j a_j <= alpha.
 
-Settings.  ``qr`` / ``jvp_qr`` named plainly get :func:`automatic_settings` per attempt (interval, taper,
-control variates); a spec or an Estimator instance is run as given.
+Settings.  ``qr``, ``jvp_qr`` and ``two_trajectory`` named plainly get :func:`automatic_settings` per attempt
+(interval, taper, control variates); a spec or an Estimator instance is run as given.
 
 Sizing, for e = PLAN_MARGIN eps: for each trajectory length T on a log grid the statistical term gets what
 the bias bound leaves, B = (t sigma / (e - b / T))^2 / T, sigma^2 = stderr^2 B T the largest variance per
@@ -73,7 +73,7 @@ def spending(j: int) -> float:
     """The share of alpha spent on attempt j (:data:`PILOT_SHARE`, :data:`PLANNED_SHARE`, then halving)."""
     return PILOT_SHARE if j == 0 else PLANNED_SHARE if j == 1 else LATER_SHARE * 2.0 ** -(j - 1)
 #: estimators whose settings are chosen automatically when named plainly (``estimator="qr"``): automatic_settings
-AUTOMATIC = ("qr", "jvp_qr")
+AUTOMATIC = ("qr", "jvp_qr", "two_trajectory")
 #: the automatic taper: this fraction of the run at each end, for runs of at least MIN_TAPER_STEPS steps
 TAPER_FRACTION, MIN_TAPER_STEPS = 0.25, 64
 #: steps and trajectories of the timing probe that gives the cost model a second batch size where it has one
@@ -82,11 +82,14 @@ COST_PROBE_STEPS, COST_PROBE_BATCH = 50, 256
 PLAN_GRID, PLAN_MIN_STEPS, PLAN_MAX_STEPS = 16, 16, 10 ** 9
 
 
-def automatic_settings(system: System, steps: int, batch: int, k: Optional[int]) -> Dict[str, Any]:
-    """The settings :func:`estimate_to_accuracy` gives ``qr`` / ``jvp_qr`` for a run of ``batch`` x ``steps``.
+def automatic_settings(system: System, steps: int, batch: int, k: Optional[int],
+                       estimator: str = "qr") -> Dict[str, Any]:
+    """The settings :func:`estimate_to_accuracy` gives ``estimator`` (one of :data:`AUTOMATIC`) for a run of
+    ``batch`` x ``steps``.
 
     Rules (measured effects: docs/accuracy.md):
-    * ``reorth_every='auto'`` where the run allows an interval above 1 (the same products, fewer QRs);
+    * ``qr`` / ``jvp_qr``: ``reorth_every='auto'`` where the run allows an interval above 1 (the same
+      products, fewer QRs);
     * on a stationary system (not a fixed-horizon task, whose reference is the plain average over its
       horizon): ``taper`` = TAPER_FRACTION of the steps at each end (a weighted mean of stationary
       increments, unbiased, which damps the boundary term) for runs of at least MIN_TAPER_STEPS steps,
@@ -96,13 +99,18 @@ def automatic_settings(system: System, steps: int, batch: int, k: Optional[int])
     settings: Dict[str, Any] = {}
     taper = int(steps * TAPER_FRACTION) if steps >= MIN_TAPER_STEPS else 0
     stationary = not system.capabilities.fixed_horizon
-    if reorth.interval_cap(steps, taper if stationary else 0) > 1:
+    if estimator != "two_trajectory" and reorth.interval_cap(steps, taper if stationary else 0) > 1:
         settings["reorth_every"] = "auto"
     if stationary and taper:
         settings["taper"] = taper
-    if stationary and batch >= control_variates.min_batch(system, system.dim if k is None else k):
+    if stationary and batch >= control_variates.min_batch(system, _frame_columns(system, k, estimator)):
         settings["control_variates"] = True
     return settings
+
+
+def _frame_columns(system: System, k: Optional[int], estimator: str) -> int:
+    """Tangent directions the estimator carries (two_trajectory: one separation)."""
+    return 1 if estimator == "two_trajectory" else (system.dim if k is None else k)
 
 
 class StepCost:
@@ -241,7 +249,7 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
 
     def run(batch: int, steps: int, run_seed: int, spent: float, label: str) -> LyapunovResult:
         transient = transient_for(steps)
-        settings = automatic_settings(system, steps, batch, k) if automatic else {}
+        settings = automatic_settings(system, steps, batch, k, estimator) if automatic else {}
         attempt_est = estimators.get(estimator, **settings) if settings else est
         res = attempt_est.estimate(system, steps, transient=transient, batch=batch, k=k, seed=run_seed,
                                    device=device, dtype=dtype)
@@ -258,11 +266,11 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     # control variates need where that is at most PILOT_MAX_BATCH; each later one by what the previous measured
     steps = fixed_steps or max(200, math.ceil(10.0 / dt))
     batch = PILOT_BATCH
-    cv_batch = control_variates.min_batch(system, system.dim if k is None else k)
+    cv_batch = control_variates.min_batch(system, _frame_columns(system, k, estimator if automatic else "qr"))
     if automatic and not fixed and cv_batch <= min(PILOT_MAX_BATCH, max_batch):
         batch = max(batch, cv_batch)
     alignment = None
-    if automatic and bias > 0 and getattr(est, "align", 0) is None:
+    if automatic and bias > 0 and getattr(est, "align", 0) is None and hasattr(est, "alignment_bound"):
         # the frame is aligned over every attempt's whole transient (>= transient_for(steps)): measure what
         # that leaves instead of assuming the reference's bound (suite.estimators.numerics.alignment)
         alignment = est.alignment_bound(system, transient_for(steps), k=k, seed=_attempt_seed(seed, -1),
@@ -348,7 +356,8 @@ def coverage(system: System, eps: float, seeds, **kwargs) -> Dict[str, Any]:
 
 #: the systems, parameters and eps of the measured coverage table (docs/accuracy.md) and its slow test
 COVERAGE_CASES = (("gaussian_products", {"N": 3}, 0.02), ("linear_map", {"A": [[0.9, 0.5], [0.0, -0.6]]}, 0.01),
-                  ("logistic", {"r": 4.0}, 0.01), ("henon", {}, 0.02), ("lorenz63", {}, 0.005))
+                  ("logistic", {"r": 4.0}, 0.01), ("henon", {}, 0.02), ("lorenz63", {}, 0.005),
+                  ("rossler", {}, 0.01))
 
 
 def main() -> int:

@@ -7,7 +7,9 @@ dtype, in the manner of ``torch.utils.benchmark``: one warm-up call, a probe
 that sizes each repeat to about ``min_seconds``, then ``repeats`` timed
 calls; the time per step is the median of ``wall_seconds / steps`` (the
 device synchronised), less the run's one-off recording time
-(``meta['capture']['seconds']``, :mod:`suite.estimators.numerics.capture`).
+(``meta['capture']['seconds']``, :mod:`suite.estimators.numerics.capture`), which
+is stated in its own column, ``capture_seconds`` (the median over the timed runs:
+for ``capture='compile'`` the inductor compilation a run pays once).
 ``capture='auto'`` is timed in the mode it picks for a long run
 (:func:`fixed_capture`); the row's ``message`` says which.
 
@@ -50,7 +52,7 @@ from suite.estimators.numerics import capture
 COLUMNS = ["system", "estimator", "d", "k", "batch", "device", "device_name", "dtype", "status",
            "seconds_per_step", "steps_per_s", "traj_steps_per_s", "exponent_steps_per_s", "steps_timed",
            "repeats", "model_gflop_per_step", "achieved_gflop_per_s", "gemm_gflop_per_s", "fraction_of_gemm",
-           "fraction_of_nominal", "peak_mem_mb", "message", "git_sha", "versions"]
+           "fraction_of_nominal", "peak_mem_mb", "capture_seconds", "message", "git_sha", "versions"]
 
 # Nominal dense peaks (flop/s) without sparsity.  float32 is plain FP32 (torch
 # leaves TF32 off for matmul by default); float64 is the FP64 tensor-core peak
@@ -164,6 +166,8 @@ def fixed_capture(estimator, system: System, *, batch: int, k: Optional[int], de
     (None if the estimator has no ``capture``)."""
     if getattr(estimator, "capture", None) is None:
         return estimator, None
+    interval = getattr(estimator, "reorth_every", 1)
+    steps = max(steps, 2 * interval) if isinstance(interval, int) else steps  # B = 1 needs two intervals
     with capture.assume_long_runs():
         res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
     captured = res.meta.get("capture")
@@ -203,9 +207,12 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
     estimator, note = fixed_settings(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
     probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
+    one_off = []  # each run's recording or compilation of its step, which the timing leaves out
+
     def run(steps):
-        return timed_seconds(estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed,
-                                                device=dev, dtype=dt_))
+        res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=dev, dtype=dt_)
+        one_off.append((res.meta.get("capture") or {}).get("seconds", 0.0))
+        return timed_seconds(res)
 
     run(probe)  # warm-up
     t_probe = run(probe) / probe
@@ -226,7 +233,7 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
         "model_gflop_per_step": model / 1e9, "achieved_gflop_per_s": achieved / 1e9,
         "gemm_gflop_per_s": gemm / 1e9, "fraction_of_gemm": achieved / gemm,
         "fraction_of_nominal": achieved / nominal if nominal else None,
-        "peak_mem_mb": peak_mb, "message": note,
+        "peak_mem_mb": peak_mb, "capture_seconds": statistics.median(one_off[2:]), "message": note,
     }
 
 

@@ -8,15 +8,15 @@ misalignment decays as exp(-gap tau) over an alignment of tau steps (gap: the sm
 the exponents up to k + 1), which can be fast (Hénon: to round-off in 50 steps) or slow (Rössler, gap
 0.07), so it is measured on the system itself:
 
-* ``2 n`` trajectories run ``steps`` steps with a QR step after every step: trajectories ``n + b`` repeat
-  trajectories ``b`` (the same random streams, so the same states and noise), each pair with two
-  independent random initial frames;
-* over the second half of the probe the two frames' summed log growths differ by
+* ``2 n`` trajectories run ``aligned + aligned // 2`` steps with a QR step after every step: trajectories
+  ``n + b`` repeat trajectories ``b`` (the same random streams, so the same states and noise), each pair
+  with two independent random initial frames;
+* over the last ``aligned // 2`` steps the two frames' summed log growths differ by
   Delta_i = c_i(a) - c_i(b), the difference of the boundary terms of two frames already aligned over
-  ``steps // 2`` steps;
+  ``aligned`` steps;
 * the bound is ``SAFETY`` times the mean of |Delta_i| over the pairs, the largest over the exponents.
 
-Why that bounds the bias of a run whose frame is aligned over at least ``steps // 2`` steps: its
+Why that bounds the bias of a run whose frame is aligned over at least ``aligned`` steps: its
 misalignment is at most the probe's (it decays with alignment), the boundary term is first order in
 the misalignment with a sign set by the random initial frame (mean zero), so its mean, the bias, is of
 second order and far below the spread of single boundary terms, E|c - E c| <= E|Delta| (Jensen), which
@@ -49,15 +49,16 @@ def _frame_seed(seed: int) -> int:
     return int.from_bytes(digest[:7], "little")
 
 
-def boundary_bound(system: System, steps: int, advance: Callable, qr: Callable, check: Callable, *, k: int,
+def boundary_bound(system: System, aligned: int, advance: Callable, qr: Callable, check: Callable, *, k: int,
                    seed: int, device, dtype, trajectories: int = TRAJECTORIES) -> Dict[str, Any]:
-    """Measure the boundary term left by a frame aligned over ``steps // 2`` steps (module docstring).
+    """Measure the boundary term left by a frame aligned over ``aligned`` steps (module docstring).
 
     ``advance(x, Q, rng) -> (x, V)`` is the estimator's tangent step, ``qr(V) -> (Q, log_growth)`` its QR
     step, ``check(x, log_growth, step, since)`` raises on a diverged trajectory.  Returns a record:
-    ``bias_nats`` (the bound, nats), ``mean_difference`` and ``max_difference`` per exponent, ``aligned_steps`` (the alignment it
-    holds for), ``states_identical``, ``sigma2`` per exponent (variance of a trajectory's estimate times
-    its window length, per unit time for flows), ``window_steps``, ``trajectories``, ``seconds``.
+    ``bias_nats`` (the bound, nats), ``mean_difference`` and ``max_difference`` per exponent,
+    ``aligned_steps`` (the alignment it holds for), ``probe_steps``, ``window_steps``, ``states_identical``,
+    ``sigma2`` per exponent (variance of a trajectory's estimate times its window length, per unit time for
+    flows), ``trajectories``, ``seconds``.
     """
     t0 = time.perf_counter()
     n = trajectories
@@ -66,7 +67,7 @@ def boundary_bound(system: System, steps: int, advance: Callable, qr: Callable, 
     x = system.sample_initial(2 * n, rng).to(device, dtype)
     frames = TrajectoryRNG(_frame_seed(seed), 2 * n, device=device).normal(system.dim, k, dtype=dtype)
     Q, _ = qr(frames)
-    half = steps // 2
+    half, steps = aligned, aligned + max(1, aligned // 2)
     summed = torch.zeros(2 * n, k, dtype=torch.float64, device=device)
     last = 0
     for t in range(1, steps + 1):

@@ -21,9 +21,18 @@ Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
 ``'trace'``  the recorded aten graph at every step.
 ``'graph'``  CUDA only, opt-in: the recording captured as a CUDA graph
              (:class:`GraphedStep`), falling back to ``'trace'`` with the reason.
-``'auto'``   ``'trace'`` where the replay timed faster (:func:`race`, by
-             :data:`AUTO_MARGIN`), in a run that would take at least
-             :data:`AUTO_MIN_RUN_SECONDS` eagerly; otherwise eager.
+``'compile'`` the recording compiled by inductor (:func:`compile_recorded`: fused C++
+             loops on the CPU, Triton kernels on CUDA; no dynamo, no guards: the
+             recording is already a fixed aten graph), used if it reproduces the
+             recording within :data:`COMPILE_RTOL` on the first state (bit for bit
+             where inductor keeps the operations; the difference is recorded),
+             else ``'trace'`` with the reason.  Compiling costs seconds (3-4 s for a
+             Lorenz-63 step with inductor's on-disk cache warm, 15-30 s cold).
+``'auto'``   ``'compile'`` in a run that would take at least
+             :data:`AUTO_COMPILE_MIN_RUN_SECONDS` eagerly (kept only if it timed
+             faster than the eager step), else ``'trace'`` where the replay timed
+             faster (:func:`race`, by :data:`AUTO_MARGIN`) in a run that would take
+             at least :data:`AUTO_MIN_RUN_SECONDS` eagerly; otherwise eager.
 
 A recording lives for one run (:func:`scope`) and replays tensor operations
 only.  Measured speed-ups: docs/estimators.md, docs/performance.md.
@@ -39,7 +48,14 @@ import torch
 
 from reference_systems.noise import TrajectoryRNG
 
-CAPTURE_MODES = ("auto", "none", "trace", "graph")
+CAPTURE_MODES = ("auto", "none", "trace", "graph", "compile")
+
+#: a compiled step is used if it reproduces the recorded one to this relative difference (largest |difference|
+#: over the largest |value|, per output) on the first state: fused arithmetic may round differently
+COMPILE_RTOL = 64 * torch.finfo(torch.float64).eps
+#: 'auto' compiles only in a run whose remaining steps would take at least this long eagerly (seconds): a
+#: compiled step saves at least half of the eager one where it is used, which then repays a cold compilation
+AUTO_COMPILE_MIN_RUN_SECONDS = 120.0
 
 #: 'auto' replays a recording only if its step took less than this fraction of the eager step's
 AUTO_MARGIN = 0.9
@@ -57,6 +73,8 @@ class _Scope:
 
     def __init__(self, mode: str, planned_steps: Optional[int] = None):
         self.mode, self.planned_steps, self.calls = mode, planned_steps, 0
+        #: 'auto': whether this run is long enough to compile (decided at the first call)
+        self.compile = mode == "compile"
         self.steps: Dict[Any, Optional[Callable]] = {}
         self.record: Dict[str, Any] = {"requested": mode, "mode": "none" if mode == "none" else None,
                                        "reason": "not requested" if mode == "none" else None,
@@ -123,6 +141,7 @@ def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[Tra
                     f"too short to pay for a recording ({left} steps left at {seconds * 1e6:.0f} us a step "
                     f"eagerly: under {AUTO_MIN_RUN_SECONDS:g} s)"))
                 return out
+            current.compile = left * seconds >= AUTO_COMPILE_MIN_RUN_SECONDS
             if start is not None:
                 rng.counter = start  # this step again, from the recording
         current.steps[sig] = _build(fn, args, rng, current)
@@ -145,6 +164,21 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
     if recorded is None:
         current.record.update(mode="none", reason=reason)
         return None
+    if current.compile:
+        compiled, outcome = compile_recorded(recorded, args, rng)
+        if compiled is not None and current.mode == "auto":
+            eager_s, compiled_s = race(fn, compiled, args, rng)
+            current.record.update(eager_step_s=eager_s, replay_step_s=compiled_s)
+            if not compiled_s < AUTO_MARGIN * eager_s:
+                compiled, outcome = None, (f"the compiled step was not faster ({compiled_s * 1e6:.0f} us a step "
+                                           f"against {eager_s * 1e6:.0f} us eagerly)")
+        if compiled is not None:
+            current.record.update(mode="compile", reason=None, compiled_max_relative_difference=outcome)
+            return compiled
+        current.record.update(compile_reason=outcome)
+        if current.mode == "compile":
+            current.record.update(mode="trace", reason=outcome)
+            return recorded
     if current.mode == "graph":
         graphed, reason = graph(recorded, args, rng)
         if graphed is None:
@@ -271,6 +305,49 @@ def graph(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, capture: O
     if not ok:
         return None, "the CUDA graph's replay differs from the traced step on the first state"
     return graphed, None
+
+
+def _relative_difference(a, b) -> float:
+    """The largest over outputs of max |a - b| / max |b| (0 where both are 0; inf on a shape or dtype mismatch)."""
+    a = a if isinstance(a, (tuple, list)) else (a,)
+    b = b if isinstance(b, (tuple, list)) else (b,)
+    if len(a) != len(b):
+        return float("inf")
+    worst = 0.0
+    for u, v in zip(a, b):
+        if not (isinstance(u, torch.Tensor) and isinstance(v, torch.Tensor)) or u.shape != v.shape or u.dtype != v.dtype:
+            return float("inf")
+        if torch.equal(u, v):
+            continue
+        if not v.is_floating_point():
+            return float("inf")
+        scale = float(v.abs().max())
+        worst = max(worst, float((u - v).abs().max()) / scale if scale > 0 else float("inf"))
+    return worst
+
+
+def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None):
+    """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
+    shapes and strides) and the relative difference of its output from the recording's on ``args`` (0.0:
+    bit for bit), or None and the reason it failed or differs by more than :data:`COMPILE_RTOL`.  Leaves
+    ``rng`` where it found it."""
+    start = getattr(rng, "counter", None)
+    inputs = list(recorded.inputs(args, rng))
+    try:
+        from torch._inductor import compile as inductor_compile
+        compiled = Recorded(inductor_compile(recorded.graph_module, inputs), recorded.draws)
+        expected = recorded.graph_module(*inputs)
+        got = compiled(args, rng)
+    except Exception as exc:  # noqa: BLE001 - no compiler, an unsupported operation: replay the recording
+        return None, f"inductor could not compile the step ({_first_line(exc)})"
+    finally:
+        if start is not None:
+            rng.counter = start
+    difference = _relative_difference(got, expected)
+    if not difference <= COMPILE_RTOL:
+        return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "
+                      f"first state, more than {COMPILE_RTOL:.2g}")
+    return compiled, difference
 
 
 def cuda_capture(fn: Callable, inputs: Sequence[torch.Tensor]):
