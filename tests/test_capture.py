@@ -369,3 +369,14 @@ def test_auto_compiles_only_a_run_long_enough_to_repay_it(monkeypatch):
     assert slow.meta["capture"]["mode"] != "compile" and "compiled step was not faster" in \
         slow.meta["capture"]["compile_reason"]
     assert_same(fast, short) and assert_same(slow, short)
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_half(tmp_path):
+    """The GPU check's CPU half (python -m suite.benchmarks.gpu_check --device cpu --smoke): every compiled or
+    traced run equals the eager one here, and the throughput table is written (about a minute: it compiles)."""
+    from suite.benchmarks import gpu_check
+    assert gpu_check.main(["--device", "cpu", "--smoke", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "compile_check_cpu.md").read_text()
+    assert text.count("| compile | compile |") == 2 and text.count("| trace | trace |") == 2
+    assert (tmp_path / "throughput_cpu_quick.csv").exists()
