@@ -160,7 +160,8 @@ def test_max_seconds_uses_the_measured_cost_of_wide_runs():
     res = estimate_to_accuracy(rs.get("lorenz63"), 0.02, seed=2, max_seconds=120.0)
     acc = res.meta["accuracy"]
     assert acc["reached"] and [p[0] for p in acc["step_cost_points"]][:2] == [32, 560]
-    spec = estimate_to_accuracy(rs.get("lorenz63"), 0.05, seed=2, estimator="qr(reorth_every=4)").meta["accuracy"]
+    spec = estimate_to_accuracy(rs.get("lorenz63"), 0.05, seed=2, estimator="qr(reorth_every=4)",
+                                max_seconds=120.0).meta["accuracy"]
     assert [p[0] for p in spec["step_cost_points"]][:2] == [16, 256] and spec["alignment"] is None
     short = estimate_to_accuracy(rs.get("henon"), 0.005, seed=2, max_seconds=30.0,
                                  estimator="qr(reorth_every=1)").meta["accuracy"]
@@ -233,3 +234,22 @@ def test_alignment_bound_is_measured_zero_where_frames_agree_and_large_where_the
     res = estimate_to_accuracy(sheared, 0.01, seed=0)
     assert res.meta["accuracy"]["bias_nats"] > 0.1
     assert np.all(np.abs(res.exponents - math.log(0.9)) <= 0.01)
+
+
+def test_alpha_spending_sums_to_at_most_one():
+    """The pilot 0.2, the first planned attempt 0.6, then 0.1, 0.05, ...: every attempt spends, the total <= 1."""
+    from suite.studies.accuracy import MAX_ATTEMPTS, spending
+    shares = [spending(j) for j in range(MAX_ATTEMPTS)]
+    assert shares[:4] == [0.2, 0.6, pytest.approx(0.1), pytest.approx(0.05)] and min(shares) > 0
+    assert sum(shares) <= 1.0
+
+
+def test_the_result_depends_on_the_seed_alone():
+    """The plan uses a fixed cost model (not the timed one), so the same seed gives the same attempts and the
+    same exponents however loaded the machine is; another seed gives another run."""
+    system = rs.get("henon")
+    a, b = (estimate_to_accuracy(system, 2e-3, seed=7) for _ in range(2))
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.meta["accuracy"]["runs"]]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.meta["accuracy"]["runs"]]
+    np.testing.assert_array_equal(a.per_trajectory, b.per_trajectory)
+    assert not np.array_equal(estimate_to_accuracy(system, 2e-3, seed=8).exponents, a.exponents)

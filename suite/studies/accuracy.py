@@ -24,13 +24,14 @@ Settings.  ``qr``, ``jvp_qr`` and ``two_trajectory`` named plainly get :func:`au
 
 Sizing, for e = PLAN_MARGIN eps: for each trajectory length T on a log grid the statistical term gets what
 the bias bound leaves, B = (t sigma / (e - b / T))^2 / T, sigma^2 = stderr^2 B T the largest variance per
-trajectory and unit time measured so far, and the (B, T) of least predicted cost, transient included, is
-run (:func:`_plan`; cost per step a + b B, :class:`StepCost`, fitted to the timed runs: the alignment probe,
-the attempts, and where they give one batch size a short run of COST_PROBE_BATCH trajectories).  B lies
-between MIN_BATCH (the control variates' minimum once they are on) and ``max_batch``; each attempt runs at
-least GROWTH times the previous one's trajectory-steps.  With ``max_seconds``, an attempt predicted not to
-fit the time left is not started: the best attempt so far is returned with ``meta['accuracy']['reached'] =
-False`` and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
+trajectory and unit time measured so far, and the (B, T) of least cost, transient included, is run
+(:func:`_plan`; a step of B trajectories costs B + PLAN_OVERHEAD_TRAJECTORIES trajectory-steps, a constant,
+so the result depends on the seed alone).  B lies between MIN_BATCH (the control variates' minimum once
+they are on) and ``max_batch``; each attempt runs at least GROWTH times the previous one's
+trajectory-steps.  With ``max_seconds``, an attempt predicted not to fit the time left is not started (the
+timed cost per step a + b B, :class:`StepCost`, fitted to the alignment probe, the attempts, and where they
+give one batch size a short run of COST_PROBE_BATCH trajectories): the best attempt so far is returned with
+``meta['accuracy']['reached'] = False`` and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
 """
 from __future__ import annotations
 
@@ -67,11 +68,6 @@ MAX_ATTEMPTS = 12
 #: one); attempt j >= 2 spends the rest halved again and again, LATER_SHARE 2^-(j-1): the shares sum to 1
 PILOT_SHARE, PLANNED_SHARE = 0.2, 0.6
 LATER_SHARE = 1.0 - PILOT_SHARE - PLANNED_SHARE
-
-
-def spending(j: int) -> float:
-    """The share of alpha spent on attempt j (:data:`PILOT_SHARE`, :data:`PLANNED_SHARE`, then halving)."""
-    return PILOT_SHARE if j == 0 else PLANNED_SHARE if j == 1 else LATER_SHARE * 2.0 ** -(j - 1)
 #: estimators whose settings are chosen automatically when named plainly (``estimator="qr"``): automatic_settings
 AUTOMATIC = ("qr", "jvp_qr", "two_trajectory")
 #: the automatic taper: this fraction of the run at each end, for runs of at least MIN_TAPER_STEPS steps
@@ -80,6 +76,15 @@ TAPER_FRACTION, MIN_TAPER_STEPS = 0.25, 64
 COST_PROBE_STEPS, COST_PROBE_BATCH = 50, 256
 #: trajectory lengths the planner considers: log-spaced, PLAN_GRID per decade, from PLAN_MIN_STEPS
 PLAN_GRID, PLAN_MIN_STEPS, PLAN_MAX_STEPS = 16, 16, 10 ** 9
+#: the planner's cost of a step of B trajectories, in trajectory-steps: B + PLAN_OVERHEAD_TRAJECTORIES (a fixed
+#: constant, not the timed cost, so that the plan and so the result depend on the seed alone, never on the
+#: machine's load; measured on the CPU, eager, Lorenz-63: a step's fixed cost is that of 1,600-1,800 trajectories)
+PLAN_OVERHEAD_TRAJECTORIES = 1024
+
+
+def spending(j: int) -> float:
+    """The share of alpha spent on attempt j (:data:`PILOT_SHARE`, :data:`PLANNED_SHARE`, then halving)."""
+    return PILOT_SHARE if j == 0 else PLANNED_SHARE if j == 1 else LATER_SHARE * 2.0 ** -(j - 1)
 
 
 def automatic_settings(system: System, steps: int, batch: int, k: Optional[int],
@@ -175,8 +180,8 @@ def _plan(sigma2: float, q: float, eps: float, bias_nats: float, dt: float, fixe
 
     For each trajectory length T on a log grid (or the fixed horizon) the statistical term gets what the bias
     bound leaves, eps - b / T, so B = (q sigma)^2 / ((eps - b / T)^2 T) trajectories; ``cost_of(B, steps)``
-    (transient included) ranks the lengths whose B fits ``max_batch``.  At least ``min_batch`` trajectories
-    and ``min_cost`` trajectory-steps (GROWTH-fold over the previous attempt)."""
+    (transient included; any positive units) ranks the lengths whose B fits ``max_batch``.  At least
+    ``min_batch`` trajectories and ``min_cost`` trajectory-steps (GROWTH-fold over the previous attempt)."""
     if fixed_steps is not None:
         steps = np.array([fixed_steps])
     else:
@@ -289,7 +294,8 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
             for dof in (MIN_BATCH - 1, None):  # plan with a conservative quantile, then with the planned batch's
                 q = t_quantile(dof if dof is not None else batch - 1, spent / n_exp)
                 batch, steps = _plan(sigma2, q, PLAN_MARGIN * eps, bias, dt, fixed_steps, GROWTH * cost, floor,
-                                     max_batch, lambda B, n: step_cost.seconds(B, n + np.vectorize(transient_for)(n)))
+                                     max_batch, lambda B, n: (B + PLAN_OVERHEAD_TRAJECTORIES)
+                                     * (n + np.vectorize(transient_for)(n)))
             if fixed and batch * steps <= cost:
                 reason = f"a fixed-horizon system needs more than max_batch = {max_batch} trajectories"
                 break
@@ -306,7 +312,8 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         if np.all(h <= eps):
             best, best_h, reached = res, h, True
             break
-        if j == 0 and step_cost.batch_sizes() < 2 and batch < max_batch:  # the cost model's second batch size
+        if j == 0 and max_seconds is not None and step_cost.batch_sizes() < 2 and batch < max_batch:
+            # the budget's cost model needs a second batch size
             wide = min(max_batch, COST_PROBE_BATCH if batch < COST_PROBE_BATCH else 4 * batch)
             # at most a tenth of attempt 0's time by the (pessimistic) linear model, at least 5 steps, or none
             probe_steps = min(COST_PROBE_STEPS, int(0.1 * batch / wide * (steps + runs[-1]["transient"])))
