@@ -130,15 +130,25 @@ def test_race_runs_lyapax_as_a_contender(tmp_path, monkeypatch):
 
 
 def test_race_defaults_contender_is_one_estimate_to_accuracy_call(tmp_path):
-    """lyapbench_defaults: one estimate_to_accuracy call (its attempts timed together), judged by the race's
-    criterion; its T and batch are the last attempt's."""
+    """lyapbench_defaults: one estimate_to_accuracy call (its attempts timed together), judged by its own promise
+    checked against the truth (it reached eps on its half-widths, and every |error| <= eps); its T and batch are the
+    last attempt's, and a repeat is the same seeded computation."""
     import pandas as pd
+    from suite.studies import race as rc
     assert main(["race", "--systems", "lorenz63", "--contenders", "lyapbench_defaults", "--eps", "0.1", "--repeats", "2",
                  "--output-dir", str(tmp_path), "--quiet"]) == 0
     df = pd.read_csv(tmp_path / "race_lorenz63.csv")
-    assert list(df.repeat) == [0, 1] and (df.reached == "yes").all() and (df.worst_error_plus_2se <= 0.1).all()
-    assert (df.lambda1 == df.lambda1.iloc[0]).all()  # the same seeded computation
+    assert list(df.repeat) == [0, 1] and (df.reached == "yes").all() and (df.worst_abs_error <= 0.1).all()
+    assert (df.lambda1 == df.lambda1.iloc[0]).all() and (df["T"] == df["T"].iloc[0]).all()
     assert "estimate_to_accuracy" in (tmp_path / "race_lorenz63.md").read_text()
+    # a result outside eps is not counted, whatever its half-widths said
+    system = rs.get("lorenz63")
+    row = rc._measure_accuracy("lyapbench_defaults", rc.CONTENDERS["lyapbench_defaults"], system, 0.1, 600.0, 0, 0)
+    assert row["reached"] == "yes"
+    shifted = rs.get("lorenz63")
+    shifted.reference = type(system.reference)(**{**vars(system.reference), "values": system.reference.values + 0.2})
+    row = rc._measure_accuracy("lyapbench_defaults", rc.CONTENDERS["lyapbench_defaults"], shifted, 0.1, 600.0, 0, 0)
+    assert row["reached"] == "no (missed eps)" and row["worst_abs_error"] > 0.1
 
 
 def test_race_on_a_map_runs_lyapynov_and_names_the_flow_only_peers_not_applicable(tmp_path):

@@ -28,6 +28,7 @@ import torch
 
 import reference_systems as rs
 from suite import estimators
+from suite.cli import main as cli
 from suite.reporting.tables import atomic_write, markdown
 
 #: (system, params, run) of the correctness check: an RK4 flow, a random system, a network
@@ -97,7 +98,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                  f"# Compiled and graphed steps against eager ({slug}, torch {torch.__version__})\n\n"
                  + markdown(rows, list(rows[0])) + "\n")
     print(markdown(rows, list(rows[0])), flush=True)
-    from suite.cli import main as cli
     status = 0
     for extra in throughput_commands(device, args.smoke):
         status |= cli(["throughput", "--device", device, "--output-dir", str(out), *extra])
