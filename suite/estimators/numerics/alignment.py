@@ -24,8 +24,7 @@ the mean of |Delta| estimates (the mean, not the largest: the spread is heavy-ta
 aligned over 1000 steps differ by 4e-5 nats in the median and up to 0.3 in one pair of 16); SAFETY
 covers the estimate's own sampling error.  Degenerate or slowly separating exponents leave Delta of order one and
 the bound large; so does a pair whose states part (duplicated rows computed differently), which is
-recorded.  The probe also returns each exponent's variance per trajectory and unit time over its
-window, for planning a run.  Tests: tests/test_accuracy.py; rationale and measurements: docs/accuracy.md.
+recorded.  Tests: tests/test_accuracy.py; rationale and measurements: docs/accuracy.md.
 """
 from __future__ import annotations
 
@@ -57,8 +56,7 @@ def boundary_bound(system: System, aligned: int, advance: Callable, qr: Callable
     step, ``check(x, log_growth, step, since)`` raises on a diverged trajectory.  Returns a record:
     ``bias_nats`` (the bound, nats), ``mean_difference`` and ``max_difference`` per exponent,
     ``aligned_steps`` (the alignment it holds for), ``probe_steps``, ``window_steps``, ``states_identical``,
-    ``sigma2`` per exponent (variance of a trajectory's estimate times its window length, per unit time for
-    flows), ``trajectories``, ``seconds``.
+    ``trajectories``, ``seconds``.
     """
     t0 = time.perf_counter()
     n = trajectories
@@ -67,7 +65,7 @@ def boundary_bound(system: System, aligned: int, advance: Callable, qr: Callable
     x = system.sample_initial(2 * n, rng).to(device, dtype)
     frames = TrajectoryRNG(_frame_seed(seed), 2 * n, device=device).normal(system.dim, k, dtype=dtype)
     Q, _ = qr(frames)
-    half, steps = aligned, aligned + max(1, aligned // 2)
+    steps = aligned + max(1, aligned // 2)
     summed = torch.zeros(2 * n, k, dtype=torch.float64, device=device)
     last = 0
     for t in range(1, steps + 1):
@@ -75,13 +73,11 @@ def boundary_bound(system: System, aligned: int, advance: Callable, qr: Callable
         Q, log_growth = qr(V)
         check(x, log_growth, t, last)
         last = t
-        if t > half:
+        if t > aligned:
             summed += log_growth.to(torch.float64)
     difference = (summed[:n] - summed[n:]).abs()
-    window = (steps - half) * system.dt
-    sigma2 = (summed[:n] / window).var(0) * window if n > 1 else torch.full((k,), float("inf"))
     return {"bias_nats": SAFETY * float(difference.mean(0).max()), "mean_difference": difference.mean(0).tolist(),
             "max_difference": difference.amax(0).tolist(),
-            "aligned_steps": half, "probe_steps": steps, "window_steps": steps - half, "trajectories": n,
+            "aligned_steps": aligned, "probe_steps": steps, "window_steps": steps - aligned, "trajectories": n,
             "states_identical": bool(torch.equal(x[:n], x[n:])), "safety": SAFETY,
-            "sigma2": sigma2.tolist(), "seconds": round(time.perf_counter() - t0, 3)}
+            "seconds": round(time.perf_counter() - t0, 3)}
