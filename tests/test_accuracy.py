@@ -253,3 +253,19 @@ def test_the_result_depends_on_the_seed_alone():
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.meta["accuracy"]["runs"]]
     np.testing.assert_array_equal(a.per_trajectory, b.per_trajectory)
     assert not np.array_equal(estimate_to_accuracy(system, 2e-3, seed=8).exponents, a.exponents)
+
+
+def test_cli_estimate_passes_the_name_so_plain_qr_gets_its_automatic_settings(monkeypatch):
+    """`lyapbench estimate` hands estimate_to_accuracy the estimator's name, not an instance: a plain 'qr' gets the
+    automatic settings and the measured bias bound (an instance is run as given); a spec stays a spec."""
+    from suite.cli import estimate as cli_estimate
+    from suite.cli import main
+    seen = []
+
+    def spy(system, eps, *, estimator, **kw):
+        seen.append(estimator)
+        return estimate_to_accuracy(system, eps, estimator=estimator, **kw)
+    monkeypatch.setattr(cli_estimate, "estimate_to_accuracy", spy)
+    assert main(["estimate", "--systems", "henon", "--eps", "0.05", "--estimators", "qr,qr(reorth_every=2)",
+                 "--no-write"]) == 0
+    assert seen == ["qr", "qr(reorth_every=2)"]

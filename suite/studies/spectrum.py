@@ -66,8 +66,8 @@ def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, tran
     if eps is None:
         res = qr.estimate(system, steps, **run)
     else:
-        res = estimate_to_accuracy(system, eps, estimator=qr, k=k, seed=seed, device=device, dtype=dtype,
-                                   max_seconds=max_seconds)
+        res = estimate_to_accuracy(system, eps, estimator="qr", k=k, seed=seed, device=device, dtype=dtype,
+                                   max_seconds=max_seconds)  # named plainly: its automatic settings
         reached = res.meta["accuracy"]["reached"]
         steps, transient, batch = res.meta["steps"], res.meta["transient"], res.meta["batch"]
         run.update(transient=transient, batch=batch)
