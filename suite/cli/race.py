@@ -27,7 +27,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"comma-separated subset of {','.join(rc.RACE_SYSTEMS)} (default: all)")
     p.add_argument("--eps", type=float, default=2e-3, help="target worst exponent error (default 2e-3)")
     p.add_argument("--budget", type=float, default=600.0, help="seconds per contender before giving up (default 600)")
-    p.add_argument("--contenders", help="comma-separated subset of lyapbench,jitcode,lyapynov,lyapax,lyapbench_defaults")
+    p.add_argument("--contenders", help=f"comma-separated subset of {','.join(rc.CONTENDERS)}")
     p.add_argument("--repeats", type=int, default=3,
                    help="runs of each reaching configuration of <= 60 s, contenders taking turns; the median "
                         "is its time (default 3)")
@@ -53,7 +53,7 @@ def _report(args, system_name: str, rows: List[dict]) -> str:
              f"{platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads; "
              f"git {git_sha()}.\n",
              markdown(rows, rc.DISPLAY),
-             "\n| contender | configuration | time to eps (s) | reaching runs (median of) | ratio to " + base_name + " |",
+             f"\n| contender | configuration | time to eps (s) | reaching runs (median of) | ratio to {base_name} |",
              "|---|---|---|---|---|"]
     base = times.get(base_name)
     for name, t in times.items():

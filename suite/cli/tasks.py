@@ -26,7 +26,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="reference: recompute even fresh references")
     p.add_argument("--check", action="store_true", help="reference: compute nothing, report freshness")
     add_estimators(p, "score: comma-separated estimators (default: qr, two_trajectory)")
-    p.add_argument("--quick", action="store_true", help="score: 10x fewer measured steps on stationary tasks, the same transient")
+    p.add_argument("--quick", action="store_true",
+                   help="score: 10x fewer measured steps on stationary tasks, the same transient")
     p.add_argument("--seeds", help="score: comma-separated seeds (default: 0)")
     for key in ("steps", "batch", "k"):
         p.add_argument(f"--{key}", type=int, help=f"score: {key} for every task (default: the task's own)")

@@ -98,7 +98,6 @@ class QREstimator(Estimator):
         return m, info
 
     @torch.no_grad()
-    @torch.no_grad()
     def alignment_bound(self, system: System, aligned: int, *, k: Optional[int] = None, seed: int = 0,
                         device="cpu", dtype=torch.float64) -> Dict[str, Any]:
         """Bound (nats) on the bias left by a frame aligned over at least ``aligned`` transient steps,

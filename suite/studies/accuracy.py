@@ -31,7 +31,8 @@ they are on) and ``max_batch``; each attempt runs at least GROWTH times the prev
 trajectory-steps.  With ``max_seconds``, an attempt predicted not to fit the time left is not started (the
 timed cost per step a + b B, :class:`StepCost`, fitted to the alignment probe, the attempts, and where they
 give one batch size a short run of COST_PROBE_BATCH trajectories): the best attempt so far is returned with
-``meta['accuracy']['reached'] = False`` and a warning, never silently.  Exponents in natural log, per step for maps, per unit time for flows.
+``meta['accuracy']['reached'] = False`` and a warning, never silently.  Exponents in natural log, per step
+for maps, per unit time for flows.
 """
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ class StepCost:
     def batch_sizes(self) -> int:
         return len({b for b, _ in self.points})
 
-    def seconds(self, batch, steps):
-        """Predicted seconds of ``steps`` steps of ``batch`` trajectories (numbers or numpy arrays)."""
+    def seconds(self, batch: int, steps: int) -> float:
+        """Predicted seconds of ``steps`` steps of ``batch`` trajectories."""
         B, p = (np.array(v) for v in zip(*self.points))
         if np.ptp(B) == 0:
             return float(np.mean(p)) / float(np.mean(B)) * batch * steps  # one batch size: linear in B
@@ -213,9 +214,9 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     ----------
     system : any System (its reference, if any, states the finite-time bias bound; none is needed).
     eps : the accuracy, nats (per step for maps, per unit time for flows).
-    estimator : a name or spec for :func:`suite.estimators.from_spec` (default ``'qr'``: with its
-        re-orthonormalisation interval chosen automatically, :data:`AUTOMATIC`) or an Estimator instance
-        (used as it is).
+    estimator : a name or spec for :func:`suite.estimators.from_spec` (default ``'qr'``; a name in
+        :data:`AUTOMATIC` gets :func:`automatic_settings` per attempt and, for ``qr`` / ``jvp_qr``, the bias
+        bound measured for its aligned frame) or an Estimator instance (used as it is).
     k : exponents, largest first (the estimator's default when None).
     seed : the run's seed; its attempts use independent seeds derived from it.
     max_seconds : wall-clock budget (None: none); what it could not reach is flagged, never hidden.
@@ -327,7 +328,7 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         "eps": float(eps), "alpha": float(alpha), "reached": bool(reached), "reason": reason,
         "half_width": best_h.tolist(), "bias_nats": bias, "reference_bias_nats": reference_bias,
         "alignment": alignment,
-        "rule": "h_i = t(1 - a_j/(2k), B - 1) stderr_i + bias_nats / T + method_bias_i, a_j = alpha (0.2, 0.6, 0.1, 0.05, ...)_j",
+        "rule": "h_i = t(1 - a_j/(2k), B - 1) stderr_i + bias_nats / T + method_bias_i, a_j = alpha spending(j)",
         "runs": runs, "seconds": round(time.perf_counter() - t0, 3),
         "estimator": est.name, "max_batch": max_batch, "max_seconds": max_seconds,
         "step_cost_points": [[int(b), p] for b, p in step_cost.points]}

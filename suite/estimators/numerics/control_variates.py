@@ -39,7 +39,8 @@ MIN_TRAJECTORIES_PER_FEATURE = 20
 
 
 def min_batch(system: System, k: int) -> int:
-    """The fewest trajectories control variates accept for ``system`` at k (MIN_TRAJECTORIES_PER_FEATURE per feature)."""
+    """The fewest trajectories control variates accept for ``system`` at k (MIN_TRAJECTORIES_PER_FEATURE per
+    feature)."""
     return MIN_TRAJECTORIES_PER_FEATURE * feature_count(system, k)
 
 
