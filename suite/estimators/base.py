@@ -12,7 +12,7 @@ import inspect
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -216,7 +216,7 @@ class GrowthAccumulator:
         phi = features().to(torch.float64)
         if self._boundary is None:
             self._boundary = torch.zeros(phi.shape, dtype=torch.float64, device=phi.device)
-        self._boundary.add_(phi, alpha=c)
+        self._boundary = self._boundary + c * phi  # a unit's operations (suite.estimators.numerics.units)
 
     def add(self, log_growth: torch.Tensor, steps_done: int) -> None:
         w = self.weight(self._last, steps_done)
@@ -231,8 +231,65 @@ class GrowthAccumulator:
         self.block_steps[block] += weighted
         self.weighted_steps += weighted
         self._last = steps_done
+        self._record_history(steps_done)
+
+    def foldable(self, ends: Sequence[int]) -> bool:
+        """Whether the renormalisations at ``ends`` (steps done, consecutive, next after the last
+        :meth:`add`) can be accumulated by one call of a unit (:mod:`suite.estimators.numerics.units`) and
+        handed over by :meth:`fold`: they are in the run and span at most two blocks."""
+        first, last = self._calls, self._calls + len(ends) - 1
+        return last < self._n_ends and last * self.n_blocks // self._n_ends - first * self.n_blocks // self._n_ends <= 1
+
+    def fold_inputs(self, ends: Sequence[int]) -> Dict[str, torch.Tensor]:
+        """What a unit accumulating the renormalisations at ``ends`` starts from (see
+        :func:`suite.estimators.numerics.units.intervals`): ``sums``, ``block`` and ``next_block`` (B, k),
+        ``weights`` (r,) float64 (what :meth:`add` would apply), ``in_block`` (r,) bool, and with control
+        variates ``boundary`` (B, p) (None before the first observation) and ``coefficients`` (r,)."""
+        weights, coefficients, in_block, before = [], [], [], self._last
+        block = self._calls * self.n_blocks // self._n_ends
+        for i, e in enumerate(ends):
+            weights.append(self.weight(before, e))
+            in_block.append((self._calls + i) * self.n_blocks // self._n_ends == block)
+            if self.control_variates:
+                coefficients.append(self.boundary_coefficient(e))
+            before = e
+        device = self.sums.device
+        following = self.blocks[:, block + 1] if block + 1 < self.n_blocks else torch.zeros_like(self.sums)
+        inputs = {"sums": self.sums, "block": self.blocks[:, block].contiguous(), "next_block": following.contiguous(),
+                  "weights": torch.tensor(weights, dtype=torch.float64, device=device),
+                  "in_block": torch.tensor(in_block, dtype=torch.bool, device=device)}
+        if self.control_variates:
+            inputs.update(boundary=self._boundary,
+                          coefficients=torch.tensor(coefficients, dtype=torch.float64, device=device))
+        return inputs
+
+    def fold(self, ends: Sequence[int], sums: torch.Tensor, block: torch.Tensor, next_block: torch.Tensor,
+             running: torch.Tensor, boundary: Optional[torch.Tensor] = None) -> None:
+        """Take over what a unit accumulated from :meth:`fold_inputs` over the renormalisations at ``ends``
+        (the order and the values of :meth:`add` and :meth:`observe` called at each: the same numbers);
+        ``running`` (r, B, k): the sums after each, for the history; ``boundary``: the boundary term if the
+        unit added to it."""
+        first = self._calls * self.n_blocks // self._n_ends
+        self.sums = sums
+        self.blocks[:, first] = block
+        for i, e in enumerate(ends):
+            b = self._calls * self.n_blocks // self._n_ends
+            if b != first:
+                self.blocks[:, b] = next_block
+            weighted = self.weight(self._last, e) * (e - self._last)
+            self.block_steps[b] += weighted
+            self.weighted_steps += weighted
+            self._last = e
+            self._calls += 1
+            self._record_history(e, running[i])
+        if self.control_variates:
+            self._observed += len(ends)
+            if boundary is not None:
+                self._boundary = boundary
+
+    def _record_history(self, steps_done: int, sums: Optional[torch.Tensor] = None) -> None:
         if steps_done in self._history_at:
-            running = self.sums / (self.weighted_steps * self.dt)
+            running = (self.sums if sums is None else sums) / (self.weighted_steps * self.dt)
             self._history.append(running.mean(0))
             if running.shape[0] > 1:  # the running estimate's stderr across trajectories, for convergence in T
                 self._history_se.append(running.std(0) / math.sqrt(running.shape[0]))

@@ -11,7 +11,7 @@ from suite.core.errors import InvalidArgumentError
 from suite.estimators.base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_run, check_taper,
                                    trajectories_ok)
 from suite.estimators.numerics import capture as capture_
-from suite.estimators.numerics import alignment, reorth
+from suite.estimators.numerics import alignment, reorth, units
 from suite.estimators.numerics.control_variates import boundary_features, check_batch
 from suite.estimators.numerics.linalg import QR_METHODS, auto_method, qr_positive, qr_unchecked
 
@@ -216,25 +216,93 @@ class QREstimator(Estimator):
               m: int, last: int, acc: Optional[GrowthAccumulator], careful: bool):
         """Steps start+1 .. stop of a phase that ends at ``end`` (see :meth:`_phase`); careful: the
         QR's fallback and :func:`check_finite` at every renormalisation, else their conditions
-        gathered in ``good`` (a 0-dim bool on the device)."""
+        gathered in ``good`` (a 0-dim bool on the device).  Whole intervals go through units
+        (:meth:`_units`) unless ``capture='none'``; an interval whose unit fails a check is redone
+        step by step, so the numbers and the errors are those of stepping one step at a time."""
         good = torch.ones((), dtype=torch.bool, device=x.device)
-        for t in range(start + 1, stop + 1):
-            x, Q = self._advance(system, x, Q, rng)
-            if t % m == 0 or t == end:
-                if careful:
-                    Q, log_growth = self._qr(Q)
-                    check_finite(system, x, log_growth, offset + t, last, cfg)
-                else:
-                    Q, log_growth, ok = qr_unchecked(Q, self.method)
-                    good = good & trajectories_ok(system, x, log_growth)
-                    if ok is not None:
-                        good = good & ok.all()
-                last = offset + t
-                if acc is not None:
-                    acc.add(log_growth, t)
-                    if self.control_variates:
-                        acc.observe(t, lambda: boundary_features(system, x, Q))
+        t = start
+        while t < stop:
+            ends = self._unit_ends(t, stop, m, acc)
+            if ends:
+                counter = getattr(rng, "counter", None)
+                x1, Q1, passed, accumulated = self._units(system, cfg, x, Q, rng, ends, m, acc)
+                if not careful or bool(passed):
+                    x, Q, t, last = x1, Q1, ends[-1], offset + ends[-1]
+                    if acc is not None:
+                        acc.fold(ends, *accumulated)
+                    if not careful:
+                        good = good & passed
+                    continue
+                if counter is not None:
+                    rng.counter = counter  # redo these intervals step by step, with the checks
+            to = ends[-1] if ends else (min(stop, (t // m + 1) * m) if m > 1 else t + 1)
+            for t in range(t + 1, to + 1):
+                x, Q = self._advance(system, x, Q, rng)
+                if t % m == 0 or t == end:
+                    if careful:
+                        Q, log_growth = self._qr(Q)
+                        check_finite(system, x, log_growth, offset + t, last, cfg)
+                    else:
+                        Q, log_growth, ok = qr_unchecked(Q, self.method)
+                        good = good & trajectories_ok(system, x, log_growth)
+                        if ok is not None:
+                            good = good & ok.all()
+                    last = offset + t
+                    if acc is not None:
+                        acc.add(log_growth, t)
+                        if self.control_variates:
+                            acc.observe(t, lambda: boundary_features(system, x, Q))
         return x, Q, last, good
+
+    def _unit_ends(self, t: int, stop: int, m: int, acc: Optional[GrowthAccumulator]):
+        """The renormalisations one unit would end after step t (t % m == 0), or () where a unit does not apply:
+        ``capture='none'``, fewer whole intervals left before ``stop``, or more than one block boundary."""
+        if self.capture == "none" or t % m or not self._steps_as_built:
+            return ()
+        _, r, _ = units.unit_shape(m)
+        ends = [t + m * (i + 1) for i in range(r)]
+        if ends[-1] > stop or (acc is not None and not acc.foldable(ends)):
+            return ()
+        return ends
+
+    @property
+    def _steps_as_built(self) -> bool:
+        """Whether the step and the QR step are this class's own: a subclass that overrides ``_advance`` or
+        ``_qr`` (a plug-in's own tangent or factorisation) is stepped one step at a time, as it asks
+        (one that overrides ``_tangent_step``, as ``jvp_qr`` does, runs in units)."""
+        return type(self)._advance is QREstimator._advance and type(self)._qr is QREstimator._qr
+
+    def _units(self, system: System, cfg: RunConfig, x, Q, rng, ends, m: int, acc: Optional[GrowthAccumulator]):
+        """The intervals ending at ``ends`` by :mod:`suite.estimators.numerics.units`, recorded, compiled or
+        eager as the run's capture mode decides: x, Q, the 0-dim bool of the checks and what
+        :meth:`GrowthAccumulator.fold` takes (a phase without an accumulator, the transient, accumulates
+        into zeros it discards)."""
+        g, r, lead = units.unit_shape(m)
+        step = self._tangent_step(system, rng)
+        for _ in range(lead):
+            x, Q = capture_.call((self.name, "advance", g), units.advance(step, g), (x, Q), rng, steps=g,
+                                 compilable=True)
+        if acc is not None:
+            inputs = acc.fold_inputs(ends)
+        else:
+            zeros = [torch.zeros(cfg.batch, cfg.k, dtype=torch.float64, device=x.device) for _ in range(3)]
+            inputs = dict(zip(("sums", "block", "next_block"), zeros),
+                          in_block=torch.ones(r, dtype=torch.bool, device=x.device),
+                          weights=torch.ones(r, dtype=torch.float64, device=x.device))
+        args = [x, Q] + [inputs[name] for name in ("sums", "block", "next_block", "weights", "in_block")]
+        observes = "coefficients" in inputs and bool((inputs["coefficients"] != 0).any())
+        features = (lambda x_, Q_: boundary_features(system, x_, Q_).to(torch.float64)) if observes else None
+        if observes:
+            boundary = inputs["boundary"]
+            args += [features(x, Q).zero_() if boundary is None else boundary, inputs["coefficients"]]
+
+        def ok(x_, log_growth):
+            return trajectories_ok(system, x_, log_growth)
+        unit = units.intervals(step, lambda V: qr_unchecked(V, self.method), ok, g, r, features)
+        out = capture_.call((self.name, "intervals", g, r, features is not None), unit, args, rng, steps=g * r,
+                            compilable=True)
+        x, Q, sums, block, next_block, running, good = out[:7]
+        return x, Q, good, (sums, block, next_block, running) + tuple(out[7:])
 
     def _choose_interval(self, growth: torch.Tensor, Q: torch.Tensor, cfg: RunConfig):
         method = auto_method(Q) if self.method == "auto" else self.method

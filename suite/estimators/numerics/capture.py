@@ -21,24 +21,29 @@ Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
 ``'trace'``  the recorded aten graph at every step.
 ``'graph'``  CUDA only, opt-in: the recording captured as a CUDA graph
              (:class:`GraphedStep`), falling back to ``'trace'`` with the reason.
-``'compile'`` the recording compiled by inductor (:func:`compile_recorded`: fused C++
-             loops on the CPU, Triton kernels on CUDA; no dynamo, no guards: the
-             recording is already a fixed aten graph), used if it reproduces the
-             recording within :data:`COMPILE_ULPS` units of round-off on the first state (bit for bit
-             where inductor keeps the operations; the difference is recorded),
-             else ``'trace'`` with the reason.  Compiling costs seconds (3-4 s for a
-             Lorenz-63 step with inductor's on-disk cache warm, 15-30 s cold).
-``'auto'``   ``'compile'`` in a run that would take at least
-             :data:`AUTO_COMPILE_MIN_RUN_SECONDS` eagerly (kept only if it timed
-             faster than the eager step), else ``'trace'`` where the replay timed
-             faster (:func:`race`, by :data:`AUTO_MARGIN`) in a run that would take
-             at least :data:`AUTO_MIN_RUN_SECONDS` eagerly; otherwise eager.
+``'compile'`` the units (:func:`call` with ``compilable=True``: many steps, their QR steps
+             and their accumulation, :mod:`suite.estimators.numerics.units`) compiled by
+             inductor (:func:`compile_recorded`: C++ kernels and wrapper on the CPU,
+             Triton kernels captured in a CUDA graph on CUDA; no dynamo, no guards: the
+             recording is already a fixed aten graph), each used if it reproduces the
+             recording within :func:`round_off_bound` on the first state (bit for bit
+             where inductor keeps the operations; the difference is recorded), else
+             ``'trace'`` with the reason; single steps are traced.  Compiling costs
+             seconds (a 16-step Lorenz-63 unit: about 20 s cold, 2-4 s from inductor's
+             on-disk cache).
+``'auto'``   a unit is compiled where the time it would save exceeds the time compiling
+             it is predicted to take (:func:`_should_compile`,
+             :mod:`suite.estimators.numerics.compile_cost`), and kept only if it timed
+             faster than the eager unit; otherwise a recording is replayed where it timed
+             faster (:func:`race`, by :data:`AUTO_MARGIN`) in a run that would take at
+             least :data:`AUTO_MIN_RUN_SECONDS` eagerly; otherwise eager.
 
 A recording lives for one run (:func:`scope`) and replays tensor operations
 only.  Measured speed-ups: docs/estimators.md, docs/performance.md.
 """
 from __future__ import annotations
 
+import os
 import threading
 import time
 from contextlib import contextmanager
@@ -47,17 +52,25 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from reference_systems.noise import TrajectoryRNG
+from suite.estimators.numerics import compile_cost
 
 CAPTURE_MODES = ("auto", "none", "trace", "graph", "compile")
 
-#: a compiled step is used if it reproduces the recorded one to COMPILE_ULPS units of round-off of its outputs'
-#: dtype, as a relative difference (largest |difference| over the largest |value|, per output) on the first
-#: state: fused arithmetic may round differently; COMPILE_RTOL is that bound in float64
+#: a compiled unit is used if it reproduces the recorded one to COMPILE_ULPS units of round-off (relative: largest
+#: |difference| over the largest |value|, per output, on the first state), units scaled by the unit's own
+#: conditioning (:func:`round_off_bound`): fused loops and vectorised sqrt / log may round differently
 COMPILE_ULPS = 64
 COMPILE_RTOL = COMPILE_ULPS * torch.finfo(torch.float64).eps
-#: 'auto' compiles only in a run whose remaining steps would take at least this long eagerly (seconds): a
-#: compiled step saves at least half of the eager one where it is used, which then repays a cold compilation
-AUTO_COMPILE_MIN_RUN_SECONDS = 120.0
+#: 'auto' compiles a unit where (1 - 1 / AUTO_ASSUMED_SPEEDUP) of the eager time left exceeds the predicted compile
+#: time: a lower bound of the measured speed-ups (CPU, Lorenz-63: 3x at B = 4096, 15-40x at B = 1), so a unit is
+#: compiled only where it repays itself; after compiling, the unit is kept only if it timed faster
+AUTO_ASSUMED_SPEEDUP = 2.0
+#: environment variable: ``off`` turns compilation off on a machine (:func:`compiling_allowed`)
+COMPILE_ENV = "LYAPBENCH_COMPILE"
+#: inductor on the CPU: a C++ wrapper around the kernels and one pool for the intermediate buffers; a unit's Python
+#: wrapper otherwise allocates each intermediate (measured, Lorenz-63, 32 steps a call, B = 1, one thread: 68k steps/s
+#: Python wrapper, 150k C++ wrapper, 203k C++ wrapper and memory planning)
+INDUCTOR_OPTIONS_CPU = {"cpp_wrapper": True, "memory_planning": True}
 
 #: 'auto' replays a recording only if its step took less than this fraction of the eager step's
 AUTO_MARGIN = 0.9
@@ -71,16 +84,27 @@ _TLS = threading.local()
 
 
 class _Scope:
-    """The recorded steps of one run and the record of what was used."""
+    """The recorded steps of one run and the record of what was used: ``record`` for the units
+    (:func:`call` with ``compilable=True``: the bulk of a run), ``record['single_steps']`` for single
+    steps (a probe, a partial interval), which are recorded but never compiled."""
 
     def __init__(self, mode: str, planned_steps: Optional[int] = None):
         self.mode, self.planned_steps, self.calls = mode, planned_steps, 0
-        #: 'auto': whether this run is long enough to compile (decided at the first call)
-        self.compile = mode == "compile"
         self.steps: Dict[Any, Optional[Callable]] = {}
         self.record: Dict[str, Any] = {"requested": mode, "mode": "none" if mode == "none" else None,
                                        "reason": "not requested" if mode == "none" else None,
                                        "recordings": 0, "seconds": 0.0}
+
+    def record_for(self, compilable: bool) -> Dict[str, Any]:
+        if compilable:
+            return self.record
+        return self.record.setdefault("single_steps", {"mode": None, "reason": None})
+
+    def close(self) -> None:
+        """A run whose steps were all single steps reports their mode at the top."""
+        single = self.record.get("single_steps")
+        if self.record["mode"] is None and single is not None:
+            self.record.update(single)
 
 
 @contextmanager
@@ -96,6 +120,7 @@ def scope(mode: str, planned_steps: Optional[int] = None):
     try:
         yield current
     finally:
+        current.close()
         _TLS.scope = previous
 
 
@@ -123,79 +148,122 @@ def _timed(fn: Callable, args: Sequence[torch.Tensor]):
     return out, time.perf_counter() - t0
 
 
-def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None):
+def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None, *,
+         steps: int = 1, compilable: bool = False):
     """``fn(*args)``, from the recording made at the first call with this key and this layout of
     inputs if the run's :func:`scope` asks for one and the recording passed its checks; eager
-    otherwise (and outside a scope).  ``rng``: the run's generator, which ``fn`` may draw from."""
+    otherwise (and outside a scope).  ``rng``: the run's generator, which ``fn`` may draw from;
+    ``steps``: the steps one call advances (for 'auto''s prediction of the time left);
+    ``compilable``: whether 'compile' and 'auto' may compile it (the units of a run; a single step
+    is only ever recorded)."""
     current: Optional[_Scope] = getattr(_TLS, "scope", None)
     if current is None or current.mode == "none":
         return fn(*args)
-    current.calls += 1
+    current.calls += steps
     sig = (key,) + tuple((tuple(a.shape), a.stride(), a.dtype, a.device) for a in args)
     if sig not in current.steps:
+        record = current.record_for(compilable)
+        eager_left = None  # seconds the rest of the run would take eagerly ('auto' in a run of known length)
         if current.mode == "auto" and current.planned_steps is not None:
             start = getattr(rng, "counter", None)
             out, seconds = _timed(fn, args)
             left = max(0, current.planned_steps - current.calls)
-            if left * seconds < AUTO_MIN_RUN_SECONDS:
+            eager_left = left * seconds / steps
+            if eager_left < AUTO_MIN_RUN_SECONDS:
                 current.steps[sig] = None
-                current.record.update(mode="none", reason=(
-                    f"too short to pay for a recording ({left} steps left at {seconds * 1e6:.0f} us a step "
+                record.update(mode="none", reason=(
+                    f"too short to pay for a recording ({left} steps left at {seconds / steps * 1e6:.0f} us a step "
                     f"eagerly: under {AUTO_MIN_RUN_SECONDS:g} s)"))
                 return out
-            current.compile = left * seconds >= AUTO_COMPILE_MIN_RUN_SECONDS
             if start is not None:
                 rng.counter = start  # this step again, from the recording
-        current.steps[sig] = _build(fn, args, rng, current)
+        current.steps[sig] = _build(fn, args, rng, current, compilable, eager_left)
     step = current.steps[sig]
     # None: eager, with this call's fn (a recording is generic in the generator, an fn is not:
     # reorth's probe steps a copy of the run's generator)
     return fn(*args) if step is None else step(args, rng)
 
 
-def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Optional[Callable]:
+def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope, compilable: bool,
+           eager_left: Optional[float]) -> Optional[Callable]:
     """The step to replay for these inputs (None: eager), its recording and checks timed."""
-    step, seconds = _timed(lambda *a: _recorded_step(fn, a, rng, current), args)
+    step, seconds = _timed(lambda *a: _recorded_step(fn, a, rng, current, compilable, eager_left), args)
     current.record["recordings"] += 1
     current.record["seconds"] += seconds
     return step
 
 
-def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope) -> Optional[Callable]:
+def compiling_allowed() -> bool:
+    """False where ``LYAPBENCH_COMPILE`` is ``off`` (or ``0``, ``no``, ``never``): this machine never compiles
+    ('compile' then replays the recording, 'auto' never compiles; the reason is recorded)."""
+    return os.environ.get(COMPILE_ENV, "auto").strip().lower() not in ("off", "0", "no", "never")
+
+
+def _should_compile(current: _Scope, compilable: bool, recorded: "Recorded", args, rng,
+                    eager_left: Optional[float], record: Dict[str, Any]) -> bool:
+    """'compile': every unit; 'auto': a unit whose predicted saving, (1 - 1 / AUTO_ASSUMED_SPEEDUP) of the
+    eager time left, exceeds its predicted compile time (:mod:`suite.estimators.numerics.compile_cost`)."""
+    if not compilable or current.mode not in ("compile", "auto"):
+        return False
+    if not compiling_allowed():
+        record.update(compile_reason=f"compilation is turned off ({COMPILE_ENV}={os.environ.get(COMPILE_ENV)})")
+        return False
+    if current.mode == "compile":
+        return True
+    if eager_left is None:  # a run of unknown length (assume_long_runs): as long as a run gets
+        return True
+    predicted, source = compile_cost.predicted_seconds(recorded.graph_module, recorded.inputs(args, rng))
+    saving = eager_left * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
+    record.update(predicted_compile_s=predicted, predicted_compile_source=source, eager_left_s=eager_left)
+    if saving > predicted:
+        return True
+    record.update(compile_reason=(
+        f"not compiled: {eager_left:.3g} s of eager steps left would save about {saving:.3g} s, less than "
+        f"the {predicted:.3g} s compiling is predicted to take ({source})"))
+    return False
+
+
+def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope, compilable: bool = False,
+                   eager_left: Optional[float] = None) -> Optional[Callable]:
+    record_ = current.record_for(compilable)
     recorded, reason = record(fn, args, rng)
     if recorded is None:
-        current.record.update(mode="none", reason=reason)
+        record_.update(mode="none", reason=reason)
         return None
-    if current.compile:
+    if _should_compile(current, compilable, recorded, args, rng, eager_left, record_):
         compiled, outcome = compile_recorded(recorded, args, rng)
         if compiled is not None and current.mode == "auto":
             eager_s, compiled_s = race(fn, compiled, args, rng)
-            current.record.update(eager_step_s=eager_s, replay_step_s=compiled_s)
+            record_.update(eager_step_s=eager_s, replay_step_s=compiled_s)
             if not compiled_s < AUTO_MARGIN * eager_s:
-                compiled, outcome = None, (f"the compiled step was not faster ({compiled_s * 1e6:.0f} us a step "
+                compiled, outcome = None, (f"the compiled step was not faster ({compiled_s * 1e6:.0f} us a call "
                                            f"against {eager_s * 1e6:.0f} us eagerly)")
         if compiled is not None:
-            current.record.update(mode="compile", reason=None, compiled_max_relative_difference=outcome)
+            record_.update(mode="compile", reason=None, compiled_max_relative_difference=outcome["difference"],
+                           compiled_bound=outcome["bound"], compile_seconds=outcome["seconds"])
             return compiled
-        current.record.update(compile_reason=outcome)
+        record_.update(compile_reason=outcome)
         if current.mode == "compile":
-            current.record.update(mode="trace", reason=outcome)
+            record_.update(mode="trace", reason=outcome)
             return recorded
+    elif current.mode == "compile" and compilable:
+        record_.update(mode="trace", reason=record_.get("compile_reason"))
+        return recorded
     if current.mode == "graph":
         graphed, reason = graph(recorded, args, rng)
         if graphed is None:
-            current.record.update(mode="trace", reason=reason)
+            record_.update(mode="trace", reason=reason)
             return recorded
-        current.record.update(mode="graph", reason=None)
+        record_.update(mode="graph", reason=None)
         return graphed
     if current.mode == "auto":
         eager_s, replay_s = race(fn, recorded, args, rng)
-        current.record.update(eager_step_s=eager_s, replay_step_s=replay_s)
+        record_.update(eager_step_s=eager_s, replay_step_s=replay_s)
         if not replay_s < AUTO_MARGIN * eager_s:
-            current.record.update(mode="none", reason=f"the replay was not faster ({replay_s * 1e6:.0f} us a step "
-                                                      f"against {eager_s * 1e6:.0f} us eagerly)")
+            record_.update(mode="none", reason=f"the replay was not faster ({replay_s * 1e6:.0f} us a call "
+                                               f"against {eager_s * 1e6:.0f} us eagerly)")
             return None
-    current.record.update(mode="trace", reason=None)
+    record_.update(mode="trace", reason=None)
     return recorded
 
 
@@ -247,6 +315,16 @@ class Recorded:
         return out
 
 
+def _distinct(inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """``inputs`` with a copy in place of a tensor met before: make_fx maps one tensor to one placeholder, so an
+    input passed twice would be recorded as the same input, and read from one of them on replay."""
+    seen, out = set(), []
+    for a in inputs:
+        out.append(a.clone() if id(a) in seen else a)
+        seen.add(id(a))
+    return tuple(out)
+
+
 def record(fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None
            ) -> Tuple[Optional[Recorded], Optional[str]]:
     """``fn`` recorded (a torch.fx GraphModule of aten operations, :class:`Recorded`) and None, or
@@ -272,7 +350,7 @@ def record(fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryR
     recorded = Recorded(None, draws)
     try:
         recorded.graph_module = make_fx(traced_fn, tracing_mode="fake", _allow_non_fake_inputs=True)(
-            *recorded.inputs(args, rng))
+            *_distinct(recorded.inputs(args, rng)))
     except Exception as exc:  # noqa: BLE001 - any failure to trace means: step eagerly, and say why
         return None, f"the step could not be traced ({_first_line(exc)})"
     finally:
@@ -329,31 +407,79 @@ def _relative_difference(a, b) -> float:
     return worst
 
 
+def _perturbed(inputs: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, ...]:
+    """``inputs`` with every floating entry moved by one unit of round-off (times 1 +- eps, signs from a
+    fixed generator): what round-off in the step before could have done to them."""
+    gen = torch.Generator().manual_seed(0)
+    out = []
+    for a in inputs:
+        if a.is_floating_point():
+            sign = torch.randint(0, 2, a.shape, generator=gen).to(a.device, a.dtype) * 2 - 1
+            a = a * (1 + torch.finfo(a.dtype).eps * sign)
+        out.append(a)
+    return tuple(out)
+
+
+def round_off_bound(graph_module: Callable, inputs: Sequence[torch.Tensor], expected) -> float:
+    """The largest relative difference a compiled ``graph_module`` may show on ``inputs`` (see
+    :func:`compile_recorded`): COMPILE_ULPS times the larger of the outputs' eps and the relative change
+    of the recording's own outputs when its inputs move by one unit of round-off (:func:`_perturbed`);
+    the second term is the conditioning of the unit (a frame of condition c loses c eps in Gram-Schmidt,
+    Bjorck 1967), which a different rounding of one operation inside it is amplified by as well."""
+    outputs = expected if isinstance(expected, (tuple, list)) else (expected,)
+    eps = max((torch.finfo(o.dtype).eps for o in outputs if isinstance(o, torch.Tensor) and o.is_floating_point()),
+              default=0.0)
+    moved = graph_module(*_perturbed(inputs))
+    moved = moved if isinstance(moved, (tuple, list)) else (moved,)
+    # outputs that are exactly 0 (nothing to scale by) are left to the comparison, which then wants them exact
+    pairs = [(u, v) for u, v in zip(moved, outputs) if isinstance(v, torch.Tensor) and v.is_floating_point()
+             and bool((v != 0).any())]
+    return COMPILE_ULPS * max([eps] + [_relative_difference(u, v) for u, v in pairs])
+
+
+def inductor_options(device: torch.device) -> Dict[str, Any]:
+    """Inductor settings for a unit on ``device`` (:data:`INDUCTOR_OPTIONS_CPU` on the CPU, none on CUDA,
+    where the compiled unit is then captured in a CUDA graph by :func:`compile_recorded`)."""
+    return dict(INDUCTOR_OPTIONS_CPU) if device.type == "cpu" else {}
+
+
 def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None):
     """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
-    shapes and strides) and the relative difference of its output from the recording's on ``args`` (0.0:
-    bit for bit), or None and the reason it failed or differs by more than :data:`COMPILE_RTOL`.  Leaves
-    ``rng`` where it found it."""
+    shapes and strides, :func:`inductor_options`; on CUDA then captured as a CUDA graph, one launch a call,
+    where the capture reproduces the compiled call bit for bit) and a record ``{'difference', 'bound',
+    'seconds', 'graph'}``, or None and the reason it failed or differs from the recording on ``args`` by
+    more than :func:`round_off_bound` (relative, per output; boolean outputs must be equal).  The compile
+    time is remembered (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
     start = getattr(rng, "counter", None)
     inputs = list(recorded.inputs(args, rng))
+    t0 = time.perf_counter()
     try:
+        import torch._inductor.config as inductor_config
         from torch._inductor import compile as inductor_compile
-        compiled = Recorded(inductor_compile(recorded.graph_module, inputs), recorded.draws)
+        with inductor_config.patch(inductor_options(args[0].device)):
+            compiled = Recorded(inductor_compile(recorded.graph_module, inputs), recorded.draws)
+        seconds = time.perf_counter() - t0
         expected = recorded.graph_module(*inputs)
         got = compiled(args, rng)
+        bound = round_off_bound(recorded.graph_module, inputs, expected)
     except Exception as exc:  # noqa: BLE001 - no compiler, an unsupported operation: replay the recording
         return None, f"inductor could not compile the step ({_first_line(exc)})"
     finally:
         if start is not None:
             rng.counter = start
+    compile_cost.remember(recorded.graph_module, inputs, seconds)
     difference = _relative_difference(got, expected)
-    outputs = expected if isinstance(expected, (tuple, list)) else (expected,)
-    bound = COMPILE_ULPS * max((torch.finfo(o.dtype).eps for o in outputs
-                                if isinstance(o, torch.Tensor) and o.is_floating_point()), default=0.0)
     if not difference <= bound:
         return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "
-                      f"first state, more than {bound:.2g} ({COMPILE_ULPS} units of round-off)")
-    return compiled, difference
+                      f"first state, more than {bound:.2g} ({COMPILE_ULPS} units of round-off, times the unit's "
+                      "conditioning)")
+    outcome = {"difference": difference, "bound": bound, "seconds": seconds, "graph": None}
+    if args[0].is_cuda:
+        graphed, reason = graph(compiled, args, rng)
+        outcome["graph"] = reason or "captured"
+        if graphed is not None:
+            compiled = graphed
+    return compiled, outcome
 
 
 def cuda_capture(fn: Callable, inputs: Sequence[torch.Tensor]):
