@@ -245,23 +245,30 @@ class GrowthAccumulator:
         :func:`suite.estimators.numerics.units.intervals`): ``sums``, ``block`` and ``next_block`` (B, k),
         ``weights`` (r,) float64 (what :meth:`add` would apply), ``in_block`` (r,) bool, and with control
         variates ``boundary`` (B, p) (None before the first observation) and ``coefficients`` (r,)."""
-        weights, coefficients, in_block, before = [], [], [], self._last
+        r, device = len(ends), self.sums.device
         block = self._calls * self.n_blocks // self._n_ends
-        for i, e in enumerate(ends):
-            weights.append(self.weight(before, e))
-            in_block.append((self._calls + i) * self.n_blocks // self._n_ends == block)
-            if self.control_variates:
-                coefficients.append(self.boundary_coefficient(e))
-            before = e
-        device = self.sums.device
-        following = self.blocks[:, block + 1] if block + 1 < self.n_blocks else torch.zeros_like(self.sums)
+        switch = next((i for i in range(r) if (self._calls + i) * self.n_blocks // self._n_ends != block), r)
+        if self.taper:
+            weights = torch.tensor([self.weight(a, b) for a, b in zip([self._last] + list(ends[:-1]), ends)],
+                                   dtype=torch.float64, device=device)
+        else:  # all 1: one tensor for the run (a unit only reads it)
+            weights = self._constant(("ones", r), lambda: torch.ones(r, dtype=torch.float64, device=device))
+        in_block = self._constant(("in_block", r, switch), lambda: torch.arange(r, device=device) < switch)
+        following = self.blocks[:, block + 1] if switch < r else self._constant(("zeros",), lambda: torch.zeros_like(
+            self.sums))
         inputs = {"sums": self.sums, "block": self.blocks[:, block].contiguous(), "next_block": following.contiguous(),
-                  "weights": torch.tensor(weights, dtype=torch.float64, device=device),
-                  "in_block": torch.tensor(in_block, dtype=torch.bool, device=device)}
+                  "weights": weights, "in_block": in_block}
         if self.control_variates:
-            inputs.update(boundary=self._boundary,
-                          coefficients=torch.tensor(coefficients, dtype=torch.float64, device=device))
+            inputs.update(boundary=self._boundary, coefficients=torch.tensor(
+                [self.boundary_coefficient(e) for e in ends], dtype=torch.float64, device=device))
         return inputs
+
+    def _constant(self, key, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """A tensor made once per accumulator (inputs of units that never change them)."""
+        cache = self.__dict__.setdefault("_constants", {})
+        if key not in cache:
+            cache[key] = make()
+        return cache[key]
 
     def fold(self, ends: Sequence[int], sums: torch.Tensor, block: torch.Tensor, next_block: torch.Tensor,
              running: torch.Tensor, boundary: Optional[torch.Tensor] = None) -> None:
@@ -272,16 +279,21 @@ class GrowthAccumulator:
         first = self._calls * self.n_blocks // self._n_ends
         self.sums = sums
         self.blocks[:, first] = block
+        b, block_steps = first, float(self.block_steps[first])  # sequential float sums, as add()'s
         for i, e in enumerate(ends):
-            b = self._calls * self.n_blocks // self._n_ends
-            if b != first:
+            if (self._calls * self.n_blocks // self._n_ends) != b:
+                self.block_steps[b] = block_steps
+                b = b + 1
+                block_steps = float(self.block_steps[b])
                 self.blocks[:, b] = next_block
-            weighted = self.weight(self._last, e) * (e - self._last)
-            self.block_steps[b] += weighted
+            weighted = (self.weight(self._last, e) if self.taper else 1.0) * (e - self._last)
+            block_steps += weighted
             self.weighted_steps += weighted
             self._last = e
             self._calls += 1
-            self._record_history(e, running[i])
+            if e in self._history_at:
+                self._record_history(e, running[i])
+        self.block_steps[b] = block_steps
         if self.control_variates:
             self._observed += len(ends)
             if boundary is not None:
