@@ -1,11 +1,12 @@
-"""The GPU check of the compiled step (issue 23), in one run, for a session that is lent a GPU.
+"""The GPU check of the compiled units (issue 23), in one run, for a session that is lent a GPU.
 
     python -m suite.benchmarks.gpu_check --out "$OUT"            # on the GPU machine (CUDA)
     python -m suite.benchmarks.gpu_check --device cpu --smoke     # its CPU half, here (a minute)
 
-1. Correctness: ``qr`` and ``jvp_qr`` with ``capture='compile'`` (inductor: Triton on CUDA) and
-   ``'graph'`` (CUDA graph of the recording) against ``capture='none'`` on Lorenz-63, Gaussian products
-   and a random tanh network, float64 and float32: the capture mode that ran and the largest |difference|
+1. Correctness: ``qr`` and ``jvp_qr`` with ``capture='compile'`` (units compiled by inductor: Triton
+   kernels in a CUDA graph) and ``'graph'`` (CUDA graph of the recording) against ``capture='none'`` on
+   Lorenz-63, Gaussian products and a random tanh network, float64 and float32: the capture mode that
+   ran and the largest |difference|
    of the per-trajectory exponents, written to ``OUT/compile_check_<device>.md`` (a row that did not run
    its mode says why).
 2. Throughput (``lyapbench throughput``, tables under ``OUT``): Lorenz-63 at B = 1 and 4,096 eager,

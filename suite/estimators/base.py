@@ -256,7 +256,9 @@ class GrowthAccumulator:
         in_block = self._constant(("in_block", r, switch), lambda: torch.arange(r, device=device) < switch)
         following = self.blocks[:, block + 1] if switch < r else self._constant(("zeros",), lambda: torch.zeros_like(
             self.sums))
-        inputs = {"sums": self.sums, "block": self.blocks[:, block].contiguous(), "next_block": following.contiguous(),
+        # contiguous copies: a slice of one trajectory's blocks keeps a stride that would key a second recording
+        inputs = {"sums": self.sums, "block": self.blocks[:, block].clone(memory_format=torch.contiguous_format),
+                  "next_block": following.clone(memory_format=torch.contiguous_format),
                   "weights": weights, "in_block": in_block}
         if self.control_variates:
             inputs.update(boundary=self._boundary, coefficients=torch.tensor(

@@ -49,7 +49,9 @@ class QREstimator(Estimator):
         the corrected estimates depend on the batch, so the batch checks of
         ``suite.checks.check_estimator`` do not apply).
     capture : 'auto', 'none', 'trace', 'graph' or 'compile'
-        Record the tangent step once and replay it (same numbers;
+        'none': one step at a time; otherwise whole intervals run in units of up to 16 steps with
+        their QR steps and accumulation (:mod:`suite.estimators.numerics.units`), recorded once and
+        replayed (same numbers), or compiled by inductor (within round-off;
         :mod:`suite.estimators.numerics.capture`).
 
     Measured effects of each hyperparameter: docs/estimators.md.
@@ -222,7 +224,7 @@ class QREstimator(Estimator):
         good = torch.ones((), dtype=torch.bool, device=x.device)
         t = start
         while t < stop:
-            ends = self._unit_ends(t, stop, m, acc)
+            ends = self._unit_ends(offset + t, t, stop, m, acc)
             if ends:
                 counter = getattr(rng, "counter", None)
                 x1, Q1, passed, accumulated = self._units(system, cfg, x, Q, rng, ends, m, acc)
@@ -254,10 +256,12 @@ class QREstimator(Estimator):
                             acc.observe(t, lambda: boundary_features(system, x, Q))
         return x, Q, last, good
 
-    def _unit_ends(self, t: int, stop: int, m: int, acc: Optional[GrowthAccumulator]):
-        """The renormalisations one unit would end after step t (t % m == 0), or () where a unit does not apply:
-        ``capture='none'``, fewer whole intervals left before ``stop``, or more than one block boundary."""
-        if self.capture == "none" or t % m or not self._steps_as_built:
+    def _unit_ends(self, done: int, t: int, stop: int, m: int, acc: Optional[GrowthAccumulator]):
+        """The renormalisations one unit would end after step t of a phase (t % m == 0; ``done`` steps of the
+        run), or () where a unit does not apply: ``capture='none'``, the run's first interval (the initial
+        state's memory layout may not be the one a step returns, which would record the unit twice), fewer
+        whole intervals left before ``stop``, or more than one block boundary."""
+        if self.capture == "none" or t % m or not done or not self._steps_as_built:
             return ()
         _, r, _ = units.unit_shape(m)
         ends = [t + m * (i + 1) for i in range(r)]

@@ -2,8 +2,8 @@
 
 Inductor keeps what it compiled in an on-disk cache (its FX graph cache, on by
 default), so the second process to compile the same unit pays a fraction of
-the first (Lorenz-63, 32 tangent steps and a QR, CPU: 51 s cold, 4.4 s from
-the cache).  'auto' (:mod:`suite.estimators.numerics.capture`) compiles a unit
+the first (a Lorenz-63 unit of 16 steps and their QR steps, CPU: 50-62 s
+cold, 2-4 s from the cache).  'auto' (:mod:`suite.estimators.numerics.capture`) compiles a unit
 only where the time it saves exceeds the time it costs, so it needs that cost
 before compiling: the seconds the last compilation of the same graph took
 here (kept in ``lyapbench_compile_seconds.json`` beside inductor's cache,
@@ -23,8 +23,9 @@ from typing import Sequence, Tuple
 
 import torch
 
-#: seconds of a cold inductor compilation per node of the recorded graph (CPU, C++ wrapper; measured on Lorenz-63
-#: units of 16 steps and their QR: docs/performance.md); a deliberate over-estimate for a graph never compiled here
+#: seconds of a cold inductor compilation per operation of the recorded graph (CPU, C++ wrapper, one thread, fresh
+#: TORCHINDUCTOR_CACHE_DIR; Lorenz-63 units: 16 intervals of one step and their QR steps, 3,088 operations, 50-62 s;
+#: 16 steps, 1,464-1,535 operations, 15-18 s): the upper end of the measured 0.010-0.020
 COLD_SECONDS_PER_NODE = 0.02
 FILE_NAME = "lyapbench_compile_seconds.json"
 
