@@ -28,9 +28,12 @@ CASES = [  # system, params, run: maps, an RK4 flow, a network, and two random s
 
 
 @pytest.fixture
-def compiling(monkeypatch):
-    """Compilation on (tests/conftest.py turns it off for the other tests)."""
+def compiling(monkeypatch, tmp_path):
+    """Compilation on (tests/conftest.py turns it off for the other tests), its remembered compile times in a
+    file of the test's own (a stand-in compiler's times must not reach the machine's)."""
+    from suite.estimators.numerics import compile_cost
     monkeypatch.setenv(capture.COMPILE_ENV, "auto")
+    monkeypatch.setattr(compile_cost, "cache_path", lambda: str(tmp_path / compile_cost.FILE_NAME))
 
 
 @pytest.fixture
@@ -113,7 +116,8 @@ def test_auto_keeps_a_short_run_eager_without_recording(monkeypatch):
     monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
     monkeypatch.setattr(capture, "race", lambda *a, **k: (2e-3, 1e-3))
     long_ = run(system, "auto", steps=200, batch=2)
-    assert long_.meta["capture"]["mode"] == "trace" and long_.meta["capture"]["recordings"] >= 1
+    # units are recorded only to be compiled (off here): the run steps, its single steps replayed
+    assert long_.meta["capture"]["single_steps"]["mode"] == "trace" and long_.meta["capture"]["recordings"] >= 1
     assert_same(long_, short)
 
 
@@ -302,11 +306,11 @@ def test_the_probe_on_a_copy_of_the_generator_does_not_leak_into_the_run(monkeyp
     """reorth_every='auto' probes on a copy of the run's generator before the run: whatever 'auto'
     decides at that first call, the run's steps must draw from the run's own streams."""
     monkeypatch.setattr(capture, "race", lambda *a, **k: race)
-    monkeypatch.setattr(capture, "_should_compile", lambda *a: False)  # replay or eager: the choice under test
+    monkeypatch.setattr(capture, "_should_compile", lambda *a: False)  # units step eagerly; single steps: the test
     gp = rs.get("gaussian_products", N=6)
     auto = QREstimator(reorth_every="auto").estimate(gp, 200, batch=3, seed=1)
     m = auto.meta["reorth_auto"]["interval"]
-    assert auto.meta["capture"]["mode"] == ("none" if race[0] < race[1] else "trace")
+    assert auto.meta["capture"]["single_steps"]["mode"] == ("none" if race[0] < race[1] else "trace")
     assert_same(auto, QREstimator(reorth_every=m, capture="none").estimate(gp, 200, batch=3, seed=1))
 
 
@@ -449,12 +453,12 @@ def test_auto_compiles_only_where_the_saving_exceeds_the_predicted_compile_time(
     assert not calls and short.meta["capture"]["mode"] == "none"
     monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
     monkeypatch.setattr(capture, "race", lambda *a, **k: (2e-3, 1e-3))
-    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda gm, inputs: (1e9, "a test's guess"))
+    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps: (1e9, "a test's guess"))
     costly = QREstimator().estimate(system, **run_)
-    assert not calls and costly.meta["capture"]["mode"] == "trace"
+    assert not calls and costly.meta["capture"]["mode"] == "none"  # units stepped eagerly, not even recorded
     assert "predicted to take (a test's guess)" in costly.meta["capture"]["compile_reason"]
     assert costly.meta["capture"]["predicted_compile_s"] == 1e9
-    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda gm, inputs: (0.0, "a test's guess"))
+    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps: (0.0, "a test's guess"))
     fast = QREstimator().estimate(system, **run_)
     assert calls and fast.meta["capture"]["mode"] == "compile"
     monkeypatch.setattr(capture, "race", lambda *a, **k: (1e-3, 1e-3))
@@ -466,15 +470,30 @@ def test_auto_compiles_only_where_the_saving_exceeds_the_predicted_compile_time(
 
 
 def test_compile_seconds_are_remembered_across_processes(tmp_path, monkeypatch):
-    """A graph compiled here before is predicted at the seconds it took; an unseen one as a cold compilation."""
+    """A unit compiled here before is predicted at the seconds it took; an unseen one as a cold compilation."""
     from suite.estimators.numerics import compile_cost
     monkeypatch.setattr(compile_cost, "cache_path", lambda: str(tmp_path / "sub" / compile_cost.FILE_NAME))
-    recorded, _ = capture.record(lambda a: a * 2 + 1, (torch.ones(3),))
-    seconds, source = compile_cost.predicted_seconds(recorded.graph_module, (torch.ones(3),))
-    assert source.startswith("a cold compilation of 2 operations") and seconds == 2 * compile_cost.COLD_SECONDS_PER_NODE
-    compile_cost.remember(recorded.graph_module, (torch.ones(3),), 1.25)
-    assert compile_cost.predicted_seconds(recorded.graph_module, (torch.ones(3),)) == (1.25, "measured here before")
-    assert compile_cost.predicted_seconds(recorded.graph_module, (torch.ones(4),))[1].startswith("a cold")
+    unit = ("qr", "henon", "intervals", 1, 16)
+    seconds, source = compile_cost.predicted_seconds(unit, 16)
+    assert source == "a cold compilation of 16 steps" and seconds == 16 * compile_cost.COLD_SECONDS_PER_STEP
+    compile_cost.remember(unit, 1.25)
+    assert compile_cost.predicted_seconds(unit, 16) == (1.25, "measured here before")
+    assert compile_cost.predicted_seconds(unit[:-1] + (8,), 8)[1].startswith("a cold")
+
+
+def test_auto_steps_a_run_too_short_to_repay_a_compilation_one_step_at_a_time(monkeypatch, compiling):
+    """Where compiling would not repay itself, 'auto' records no unit and the run steps as capture='none' does
+    (eager units do more small operations than eager steps)."""
+    from suite.estimators.numerics import units
+    monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
+    calls = []
+    intervals = units.intervals
+    monkeypatch.setattr(units, "intervals", lambda *a: calls.append(1) or intervals(*a))
+    system = rs.get("henon")
+    res = QREstimator().estimate(system, 400, transient=32, seed=3, batch=2)
+    assert len(calls) == 1 and res.meta["capture"]["recordings"] <= 1  # the one unit timed, then steps
+    assert "not compiled" in res.meta["capture"]["compile_reason"]
+    assert_same(res, QREstimator(capture="none").estimate(system, 400, transient=32, seed=3, batch=2))
 
 
 @pytest.mark.slow

@@ -224,7 +224,7 @@ class QREstimator(Estimator):
         good = torch.ones((), dtype=torch.bool, device=x.device)
         t = start
         while t < stop:
-            ends = self._unit_ends(offset + t, t, stop, m, acc)
+            ends = self._unit_ends(system, offset + t, t, stop, m, acc)
             if ends:
                 counter = getattr(rng, "counter", None)
                 x1, Q1, passed, accumulated = self._units(system, cfg, x, Q, rng, ends, m, acc)
@@ -256,18 +256,26 @@ class QREstimator(Estimator):
                             acc.observe(t, lambda: boundary_features(system, x, Q))
         return x, Q, last, good
 
-    def _unit_ends(self, done: int, t: int, stop: int, m: int, acc: Optional[GrowthAccumulator]):
+    def _unit_ends(self, system: System, done: int, t: int, stop: int, m: int, acc: Optional[GrowthAccumulator]):
         """The renormalisations one unit would end after step t of a phase (t % m == 0; ``done`` steps of the
-        run), or () where a unit does not apply: ``capture='none'``, the run's first interval (the initial
-        state's memory layout may not be the one a step returns, which would record the unit twice), fewer
-        whole intervals left before ``stop``, or more than one block boundary."""
+        run), or () where a unit does not apply: ``capture='none'``, units the run decided to run eagerly
+        ('auto' where compiling would not repay itself: stepping one step at a time is then as fast), the
+        run's first interval (the initial state's memory layout may not be the one a step returns, which
+        would record the unit twice), fewer whole intervals left before ``stop``, or more than one block
+        boundary."""
         if self.capture == "none" or t % m or not done or not self._steps_as_built:
             return ()
-        _, r, _ = units.unit_shape(m)
+        g, r, _ = units.unit_shape(m)
+        if capture_.replayed(self._unit_key(system, "intervals", g, r, False)) is False:
+            return ()
         ends = [t + m * (i + 1) for i in range(r)]
         if ends[-1] > stop or (acc is not None and not acc.foldable(ends)):
             return ()
         return ends
+
+    def _unit_key(self, system: System, kind: str, g: int, r: int, observes: bool):
+        """What names a unit in the run's recordings and in the remembered compile times."""
+        return (self.name, self.method, system.label, kind, g, r, observes)
 
     @property
     def _steps_as_built(self) -> bool:
@@ -284,8 +292,8 @@ class QREstimator(Estimator):
         g, r, lead = units.unit_shape(m)
         step = self._tangent_step(system, rng)
         for _ in range(lead):
-            x, Q = capture_.call((self.name, "advance", g), units.advance(step, g), (x, Q), rng, steps=g,
-                                 compilable=True)
+            x, Q = capture_.call(self._unit_key(system, "advance", g, 1, False), units.advance(step, g), (x, Q), rng,
+                                 steps=g, compilable=True)
         if acc is not None:
             inputs = acc.fold_inputs(ends)
         else:
@@ -303,7 +311,7 @@ class QREstimator(Estimator):
         def ok(x_, log_growth):
             return trajectories_ok(system, x_, log_growth)
         unit = units.intervals(step, lambda V: qr_unchecked(V, self.method), ok, g, r, features)
-        out = capture_.call((self.name, "intervals", g, r, features is not None), unit, args, rng, steps=g * r,
+        out = capture_.call(self._unit_key(system, "intervals", g, r, observes), unit, args, rng, steps=g * r,
                             compilable=True)
         x, Q, sums, block, next_block, running, good = out[:7]
         return x, Q, good, (sums, block, next_block, running) + tuple(out[7:])

@@ -29,7 +29,7 @@ Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
              recording within :func:`round_off_bound` on the first state (bit for bit
              where inductor keeps the operations; the difference is recorded), else
              ``'trace'`` with the reason; single steps are traced.  Compiling costs
-             seconds (a 16-step Lorenz-63 unit: about 20 s cold, 2-4 s from inductor's
+             seconds (a Lorenz-63 unit: 15-62 s cold, 2-6 s from inductor's
              on-disk cache).
 ``'auto'``   a unit is compiled where the time it would save exceeds the time compiling
              it is predicted to take (:func:`_should_compile`,
@@ -163,31 +163,44 @@ def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[Tra
     sig = (key,) + tuple((tuple(a.shape), a.stride(), a.dtype, a.device) for a in args)
     if sig not in current.steps:
         record = current.record_for(compilable)
-        eager_left = None  # seconds the rest of the run would take eagerly ('auto' in a run of known length)
-        if current.mode == "auto" and current.planned_steps is not None:
+        compile_it = compilable and current.mode == "compile"
+        if current.mode == "auto":
             start = getattr(rng, "counter", None)
-            out, seconds = _timed(fn, args)
-            left = max(0, current.planned_steps - current.calls)
-            eager_left = left * seconds / steps
-            if eager_left < AUTO_MIN_RUN_SECONDS:
-                current.steps[sig] = None
-                record.update(mode="none", reason=(
-                    f"too short to pay for a recording ({left} steps left at {seconds / steps * 1e6:.0f} us a step "
-                    f"eagerly: under {AUTO_MIN_RUN_SECONDS:g} s)"))
-                return out
-            if start is not None:
+            eager_left = None  # seconds the rest of the run would take eagerly (None: a long run of unknown length)
+            if current.planned_steps is not None:
+                out, seconds = _timed(fn, args)
+                left = max(0, current.planned_steps - current.calls)
+                if left * seconds / steps >= AUTO_MIN_RUN_SECONDS:  # a first call may pay one-off costs
+                    if start is not None:                           # (torch.func's transforms): time it again
+                        rng.counter = start
+                    out, again = _timed(fn, args)
+                    seconds = min(seconds, again)
+                eager_left = left * seconds / steps
+                if eager_left < AUTO_MIN_RUN_SECONDS:
+                    current.steps[sig] = None
+                    record.update(mode="none", reason=(
+                        f"too short to pay for a recording ({left} steps left at {seconds / steps * 1e6:.0f} us a "
+                        f"step eagerly: under {AUTO_MIN_RUN_SECONDS:g} s)"))
+                    return out
+            if compilable:  # a unit is recorded to be compiled, and only where compiling repays itself
+                compile_it = _should_compile(sig, steps, eager_left, record)
+                if not compile_it:
+                    current.steps[sig] = None
+                    record.update(mode="none", reason=record.get("compile_reason", "not compiled"))
+                    return out if eager_left is not None else fn(*args)
+            if start is not None and eager_left is not None:
                 rng.counter = start  # this step again, from the recording
-        current.steps[sig] = _build(fn, args, rng, current, compilable, eager_left)
+        current.steps[sig] = _build(fn, args, rng, current, compilable, compile_it, sig)
     step = current.steps[sig]
     # None: eager, with this call's fn (a recording is generic in the generator, an fn is not:
     # reorth's probe steps a copy of the run's generator)
     return fn(*args) if step is None else step(args, rng)
 
 
-def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope, compilable: bool,
-           eager_left: Optional[float]) -> Optional[Callable]:
+def _build(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope, compilable: bool, compile_it: bool,
+           identity) -> Optional[Callable]:
     """The step to replay for these inputs (None: eager), its recording and checks timed."""
-    step, seconds = _timed(lambda *a: _recorded_step(fn, a, rng, current, compilable, eager_left), args)
+    step, seconds = _timed(lambda *a: _recorded_step(fn, a, rng, current, compilable, compile_it, identity), args)
     current.record["recordings"] += 1
     current.record["seconds"] += seconds
     return step
@@ -199,20 +212,17 @@ def compiling_allowed() -> bool:
     return os.environ.get(COMPILE_ENV, "auto").strip().lower() not in ("off", "0", "no", "never")
 
 
-def _should_compile(current: _Scope, compilable: bool, recorded: "Recorded", args, rng,
-                    eager_left: Optional[float], record: Dict[str, Any]) -> bool:
-    """'compile': every unit; 'auto': a unit whose predicted saving, (1 - 1 / AUTO_ASSUMED_SPEEDUP) of the
-    eager time left, exceeds its predicted compile time (:mod:`suite.estimators.numerics.compile_cost`)."""
-    if not compilable or current.mode not in ("compile", "auto"):
-        return False
+def _should_compile(identity, steps: int, eager_left: Optional[float], record: Dict[str, Any]) -> bool:
+    """'auto', before recording a unit: compile where compiling is allowed and the predicted saving,
+    (1 - 1 / AUTO_ASSUMED_SPEEDUP) of the eager time left (``eager_left``; None: a long run), exceeds the
+    predicted compile time (:mod:`suite.estimators.numerics.compile_cost`).  Otherwise the unit is not
+    recorded: the estimator steps one step at a time (:func:`replayed` says so)."""
     if not compiling_allowed():
         record.update(compile_reason=f"compilation is turned off ({COMPILE_ENV}={os.environ.get(COMPILE_ENV)})")
         return False
-    if current.mode == "compile":
+    if eager_left is None:
         return True
-    if eager_left is None:  # a run of unknown length (assume_long_runs): as long as a run gets
-        return True
-    predicted, source = compile_cost.predicted_seconds(recorded.graph_module, recorded.inputs(args, rng))
+    predicted, source = compile_cost.predicted_seconds(identity, steps)
     saving = eager_left * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
     record.update(predicted_compile_s=predicted, predicted_compile_source=source, eager_left_s=eager_left)
     if saving > predicted:
@@ -223,15 +233,28 @@ def _should_compile(current: _Scope, compilable: bool, recorded: "Recorded", arg
     return False
 
 
+def replayed(key: Any) -> Optional[bool]:
+    """In the current run: True if a call with ``key`` replays a recording, False if such calls run eagerly
+    (or there is no run, or capture is 'none'), None if none was made yet."""
+    current: Optional[_Scope] = getattr(_TLS, "scope", None)
+    if current is None or current.mode == "none":
+        return False
+    decided = [step for sig, step in current.steps.items() if sig[0] == key]
+    return (any(step is not None for step in decided)) if decided else None
+
+
 def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Scope, compilable: bool = False,
-                   eager_left: Optional[float] = None) -> Optional[Callable]:
+                   compile_it: bool = False, identity=None) -> Optional[Callable]:
     record_ = current.record_for(compilable)
     recorded, reason = record(fn, args, rng)
     if recorded is None:
         record_.update(mode="none", reason=reason)
         return None
-    if _should_compile(current, compilable, recorded, args, rng, eager_left, record_):
-        compiled, outcome = compile_recorded(recorded, args, rng)
+    if compile_it and not compiling_allowed():
+        record_.update(mode="trace", reason=f"compilation is turned off ({COMPILE_ENV}={os.environ.get(COMPILE_ENV)})")
+        return recorded
+    if compile_it:
+        compiled, outcome = compile_recorded(recorded, args, rng, identity)
         if compiled is not None and current.mode == "auto":
             eager_s, compiled_s = race(fn, compiled, args, rng)
             record_.update(eager_step_s=eager_s, replay_step_s=compiled_s)
@@ -246,9 +269,6 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
         if current.mode == "compile":
             record_.update(mode="trace", reason=outcome)
             return recorded
-    elif current.mode == "compile" and compilable:
-        record_.update(mode="trace", reason=record_.get("compile_reason"))
-        return recorded
     if current.mode == "graph":
         graphed, reason = graph(recorded, args, rng)
         if graphed is None:
@@ -443,13 +463,14 @@ def inductor_options(device: torch.device) -> Dict[str, Any]:
     return dict(INDUCTOR_OPTIONS_CPU) if device.type == "cpu" else {}
 
 
-def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None):
+def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, identity=None):
     """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
     shapes and strides, :func:`inductor_options`; on CUDA then captured as a CUDA graph, one launch a call,
     where the capture reproduces the compiled call bit for bit) and a record ``{'difference', 'bound',
     'seconds', 'graph'}``, or None and the reason it failed or differs from the recording on ``args`` by
     more than :func:`round_off_bound` (relative, per output; boolean outputs must be equal).  The compile
-    time is remembered (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
+    time is remembered under ``identity`` (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it
+    found it."""
     start = getattr(rng, "counter", None)
     inputs = list(recorded.inputs(args, rng))
     t0 = time.perf_counter()
@@ -467,7 +488,8 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None)
     finally:
         if start is not None:
             rng.counter = start
-    compile_cost.remember(recorded.graph_module, inputs, seconds)
+    if identity is not None:
+        compile_cost.remember(identity, seconds)
     difference = _relative_difference(got, expected)
     if not difference <= bound:
         return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "

@@ -1,17 +1,18 @@
-"""What compiling a recorded unit costs on this machine: measured, and remembered across processes.
+"""What compiling a unit costs on this machine: measured, and remembered across processes.
 
 Inductor keeps what it compiled in an on-disk cache (its FX graph cache, on by
 default), so the second process to compile the same unit pays a fraction of
 the first (a Lorenz-63 unit of 16 steps and their QR steps, CPU: 50-62 s
-cold, 2-4 s from the cache).  'auto' (:mod:`suite.estimators.numerics.capture`) compiles a unit
-only where the time it saves exceeds the time it costs, so it needs that cost
-before compiling: the seconds the last compilation of the same graph took
-here (kept in ``lyapbench_compile_seconds.json`` beside inductor's cache,
-keyed by the graph's code, its inputs' shapes, strides and dtypes, the
-device type and the torch version), or for a graph not compiled here before
-:data:`COLD_SECONDS_PER_NODE` times its number of operations (a cold
-compilation).  Reading or writing the file never fails a run: without it
-every unit counts as cold.
+cold, 2-4 s from the cache).  'auto' (:mod:`suite.estimators.numerics.capture`)
+compiles a unit only where the time it saves exceeds the time it costs, and
+must know that cost before recording the unit (a recording of 16 steps costs
+about a second itself): the seconds the last compilation of the same unit
+took here (kept in ``lyapbench_compile_seconds.json`` beside inductor's
+cache, keyed by the unit's identity: the estimator, the system, the unit's
+shape, its inputs' shapes, strides, dtypes and device type, the torch
+version), or for a unit not compiled here before :data:`COLD_SECONDS_PER_STEP`
+times its steps (a cold compilation).  Reading or writing the file never fails
+a run: without it every unit counts as cold.
 """
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Sequence, Tuple
+from typing import Tuple
 
 import torch
 
-#: seconds of a cold inductor compilation per operation of the recorded graph (CPU, C++ wrapper, one thread, fresh
-#: TORCHINDUCTOR_CACHE_DIR; Lorenz-63 units: 16 intervals of one step and their QR steps, 3,088 operations, 50-62 s;
-#: 16 steps, 1,464-1,535 operations, 15-18 s): the upper end of the measured 0.010-0.020
-COLD_SECONDS_PER_NODE = 0.02
+#: seconds of a cold inductor compilation per step of a unit (CPU, C++ wrapper, one thread, fresh inductor cache;
+#: Lorenz-63: 16 steps 15-18 s, 16 steps each with its QR step 50-62 s): the low end, so that a unit that would
+#: repay a cold compilation is not refused it
+COLD_SECONDS_PER_STEP = 1.0
 FILE_NAME = "lyapbench_compile_seconds.json"
 
 
@@ -40,11 +41,9 @@ def cache_path() -> str:
     return os.path.join(root, FILE_NAME)
 
 
-def graph_key(graph_module, inputs: Sequence[torch.Tensor]) -> str:
-    """What identifies a compilation: the graph's code, the inputs' layout, the device type, torch's version."""
-    layout = [(tuple(a.shape), a.stride(), str(a.dtype), a.device.type) for a in inputs]
-    text = f"{torch.__version__}\n{layout}\n{graph_module.code}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+def unit_key(identity) -> str:
+    """What identifies a compilation: the unit's identity (a repr-able tuple) and torch's version."""
+    return hashlib.sha256(f"{torch.__version__}\n{identity!r}".encode()).hexdigest()[:32]
 
 
 def _load() -> dict:
@@ -56,21 +55,21 @@ def _load() -> dict:
         return {}
 
 
-def predicted_seconds(graph_module, inputs: Sequence[torch.Tensor]) -> Tuple[float, str]:
-    """Seconds compiling ``graph_module`` on ``inputs`` is expected to take, and where the figure comes from."""
-    seconds = _load().get(graph_key(graph_module, inputs))
+def predicted_seconds(identity, steps: int) -> Tuple[float, str]:
+    """Seconds compiling the unit ``identity`` of ``steps`` steps is expected to take, and where the figure comes
+    from."""
+    seconds = _load().get(unit_key(identity))
     if isinstance(seconds, (int, float)) and seconds >= 0:
         return float(seconds), "measured here before"
-    nodes = sum(1 for node in graph_module.graph.nodes if node.op == "call_function")
-    return COLD_SECONDS_PER_NODE * nodes, f"a cold compilation of {nodes} operations"
+    return COLD_SECONDS_PER_STEP * steps, f"a cold compilation of {steps} steps"
 
 
-def remember(graph_module, inputs: Sequence[torch.Tensor], seconds: float) -> None:
+def remember(identity, seconds: float) -> None:
     """Keep the seconds a compilation took (atomically replacing the file; silently skipped if it cannot be written)."""
     path = cache_path()
     try:
         data = _load()
-        data[graph_key(graph_module, inputs)] = round(float(seconds), 3)
+        data[unit_key(identity)] = round(float(seconds), 3)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".lyapbench-")
         with os.fdopen(fd, "w") as fh:
