@@ -169,3 +169,17 @@ def test_race_on_a_map_runs_lyapynov_and_names_the_flow_only_peers_not_applicabl
     md = (tmp_path / "race_henon.md").read_text()
     assert "ratio to lyapbench_defaults" in md and "| lyapbench_defaults |" in md and "| 1.0x |" in md
     assert "| lyapax | lyapax_spectrum(renorm_every=10) | not applicable" in md
+
+
+def test_compiled_study_writes_its_table(tmp_path, monkeypatch):
+    """python -m suite.studies.compiled --quick: every row group runs and the table names each contender and
+    what it ran (compilation is off in the tests: the units step eagerly; lyapax where installed)."""
+    from suite.studies import compiled
+    monkeypatch.setattr(compiled, "QUICK_STEPS", {1: {"eager": 40, "fast": 80}, 4096: {"eager": 2, "fast": 4}})
+    assert compiled.main(["--quick", "--repeats", "1", "--output-dir", str(tmp_path)]) == 0
+    rows = pd.read_csv(tmp_path / "compiled_cpu.csv")
+    assert set(rows["system"]) == {"lorenz63", "lorenz63_autodiff"}
+    assert set(rows["contender"]) >= {"qr(capture='none')", "qr()", "qr(reorth_every='auto')"}
+    ok = rows[rows["steps_per_s"].notna()]
+    assert (ok["steps_per_s"] > 0).all() and (ok.loc[ok["contender"] == "qr(capture='none')", "vs_eager"] == 1).all()
+    assert "Compiled units against eager steps" in (tmp_path / "compiled_cpu.md").read_text()
