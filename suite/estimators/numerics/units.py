@@ -10,17 +10,21 @@ so that inductor can fuse the whole unit (:mod:`suite.estimators.numerics.captur
   the QR step without its fallback (:func:`~suite.estimators.numerics.linalg.qr_unchecked`),
   the checks of :func:`~suite.estimators.base.trajectories_ok` and the frame's
   ``ok`` gathered into one boolean, and the accumulation of
-  :class:`~suite.estimators.base.GrowthAccumulator` (sums and block sums, with
-  the taper's weights as an input), in the order and with the operations
-  ``add`` uses;
+  :class:`~suite.estimators.base.GrowthAccumulator` (sums, block sums across at
+  most one block boundary, the running sums the history reads, the control
+  variates' boundary term; the taper's weights and the coefficients are
+  inputs), in the order and with the operations ``add`` and ``observe`` use;
 * :func:`advance` (g steps, no QR): the leading part of an interval longer than
   :data:`UNIT_STEPS`.
 
 :func:`unit_shape` splits an interval into units of at most :data:`UNIT_STEPS`
 steps.  The estimator calls a unit for whole intervals that the
-accumulator can take in one piece (:meth:`GrowthAccumulator.foldable`), and
-redoes an interval whose boolean is False step by step with the checks, so a
-run gives the numbers and the errors of a run stepped one step at a time.
+accumulator can take in one piece (:meth:`GrowthAccumulator.foldable`) where
+the unit is replayed (``capture='trace'``, ``'compile'``, or ``'auto'`` where
+compiling repays itself; eager units do more small operations than eager
+steps, so otherwise it steps), and redoes an interval whose boolean is False
+step by step with the checks, so a run gives the numbers and the errors of a
+run stepped one step at a time.
 """
 from __future__ import annotations
 
