@@ -517,3 +517,34 @@ def test_compilation_can_be_turned_off_for_a_machine(monkeypatch):
         auto = QREstimator().estimate(system, 400, transient=32, batch=2, seed=3)
     assert auto.meta["capture"]["mode"] != "compile" and "turned off" in auto.meta["capture"]["compile_reason"]
     assert_same(res, QREstimator(capture="none").estimate(system, 400, transient=32, batch=2, seed=3))
+
+
+@pytest.mark.parametrize("diverges", [False, True])
+def test_units_under_speculation_give_the_careful_run(monkeypatch, diverges):
+    """On CUDA a run checks a chunk of renormalisations at once (speculate); units then gather their checks into
+    the chunk's boolean, and a failed chunk is redone carefully: the same numbers, or the same error."""
+    from suite.core.errors import TrajectoryError
+    from suite.estimators.numerics import units
+    made, intervals = [], units.intervals
+    monkeypatch.setattr(units, "intervals", lambda *a: made.append(1) or intervals(*a))
+    if diverges:
+        system = Map("growing", lambda x: 1.5 * x, 1, jacobian=lambda x: torch.full_like(x, 1.5)[:, :, None],
+                     sample_initial=lambda b, g: torch.ones(b, 1, dtype=torch.float64))
+        run_ = dict(steps=4000, batch=2)
+    else:
+        system, run_ = rs.get("lorenz63"), dict(steps=600, transient=40, batch=3)
+    results = []
+    for mode, speculate in (("none", False), ("trace", True)):
+        est = QREstimator(capture=mode)
+        est.speculate = speculate
+        if diverges:
+            with pytest.raises(TrajectoryError) as info:
+                est.estimate(system, **run_)
+            results.append(str(info.value))
+        else:
+            results.append(est.estimate(system, seed=2, **run_))
+    assert made
+    if diverges:
+        assert results[0] == results[1]
+    else:
+        assert_same(results[1], results[0])
