@@ -387,6 +387,7 @@ def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small_un
     record = compiled.meta["capture"]
     assert record["mode"] == "compile" and record["reason"] is None, record
     assert record["compiled_max_relative_difference"] <= record["compiled_bound"] and record["seconds"] > 0
+    assert record["compiled_cuda_graph"] is None  # a CUDA graph is captured on CUDA only
     # steps outside whole units (none here) are recorded, never compiled
     assert record.get("single_steps", {}).get("mode") in (None, "trace")
     bound = capture.COMPILE_RTOL * np.abs(eager.per_trajectory).max()

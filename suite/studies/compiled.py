@@ -32,6 +32,7 @@ from suite import estimators
 from suite.core.provenance import git_sha, versions
 from suite.estimators.numerics import capture
 from suite.reporting import tables
+from suite.studies.throughput import timed_seconds
 
 COLUMNS = ["system", "batch", "threads", "contender", "ran", "steps_timed", "repeats", "steps_per_s",
            "traj_steps_per_s", "vs_lyapax", "vs_eager", "one_off_seconds", "message", "git_sha", "versions"]
@@ -61,9 +62,8 @@ def timed(estimator, system: System, steps: int, batch: int) -> Dict[str, Any]:
     """One run: seconds less the one-off recording or compilation, and what ran."""
     with capture.assume_long_runs():  # 'auto' decides as for a long run (compile the units)
         res = estimator.estimate(system, steps, transient=0, batch=batch, seed=0)
-    one_off = (res.meta.get("capture") or {}).get("seconds", 0.0)
-    mode = (res.meta.get("capture") or {}).get("mode")
-    return {"seconds": res.wall_seconds - one_off, "one_off": one_off, "mode": mode}
+    captured = res.meta.get("capture") or {}
+    return {"seconds": timed_seconds(res), "one_off": captured.get("seconds", 0.0), "mode": captured.get("mode")}
 
 
 def row_group(system: System, batch: int, threads: int, repeats: int, steps: Dict[str, int]) -> List[Dict[str, Any]]:

@@ -212,13 +212,18 @@ def compiling_allowed() -> bool:
     return os.environ.get(COMPILE_ENV, "auto").strip().lower() not in ("off", "0", "no", "never")
 
 
+def _compiling_off() -> str:
+    """Why nothing is compiled where :func:`compiling_allowed` is False."""
+    return f"compilation is turned off ({COMPILE_ENV}={os.environ.get(COMPILE_ENV)})"
+
+
 def _should_compile(identity, steps: int, eager_left: Optional[float], record: Dict[str, Any]) -> bool:
     """'auto', before recording a unit: compile where compiling is allowed and the predicted saving,
     (1 - 1 / AUTO_ASSUMED_SPEEDUP) of the eager time left (``eager_left``; None: a long run), exceeds the
     predicted compile time (:mod:`suite.estimators.numerics.compile_cost`).  Otherwise the unit is not
     recorded: the estimator steps one step at a time (:func:`replayed` says so)."""
     if not compiling_allowed():
-        record.update(compile_reason=f"compilation is turned off ({COMPILE_ENV}={os.environ.get(COMPILE_ENV)})")
+        record.update(compile_reason=_compiling_off())
         return False
     if eager_left is None:
         return True
@@ -251,7 +256,7 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
         record_.update(mode="none", reason=reason)
         return None
     if compile_it and not compiling_allowed():
-        record_.update(mode="trace", reason=f"compilation is turned off ({COMPILE_ENV}={os.environ.get(COMPILE_ENV)})")
+        record_.update(mode="trace", reason=_compiling_off())
         return recorded
     if compile_it:
         compiled, outcome = compile_recorded(recorded, args, rng, identity)
@@ -263,7 +268,8 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
                                            f"against {eager_s * 1e6:.0f} us eagerly)")
         if compiled is not None:
             record_.update(mode="compile", reason=None, compiled_max_relative_difference=outcome["difference"],
-                           compiled_bound=outcome["bound"], compile_seconds=outcome["seconds"])
+                           compiled_bound=outcome["bound"], compile_seconds=outcome["seconds"],
+                           compiled_cuda_graph=outcome["graph"])
             return compiled
         record_.update(compile_reason=outcome)
         if current.mode == "compile":
