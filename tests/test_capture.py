@@ -13,7 +13,7 @@ from reference_systems import Map, TrajectoryRNG
 from suite import estimators
 from suite.studies import throughput
 from suite.core.errors import InvalidArgumentError
-from suite.estimators.numerics import capture
+from suite.estimators.numerics import capture, inductor
 from suite.estimators.jvp_qr import JVPQREstimator
 from suite.estimators.qr import QREstimator
 import tasks
@@ -369,16 +369,19 @@ UNIT_CASES = [  # runs long enough for whole units: 20 blocks of at least UNIT_S
 ]
 
 
-@pytest.mark.parametrize("estimator, name, params, kw", [
-    (QREstimator, *UNIT_CASES[0]),        # an RK4 flow with its analytic tangent
-    (JVPQREstimator, *UNIT_CASES[1]),     # a random system: the generator's keys and counter are inputs of the graph
+@pytest.mark.parametrize("estimator, name, params, kw, small", [
+    (QREstimator, *UNIT_CASES[0], True),   # an RK4 flow with its analytic tangent, compiled as a small unit
+    (QREstimator, *UNIT_CASES[0], False),  # ... and as a large one (a batch's settings)
+    (JVPQREstimator, *UNIT_CASES[1], True),  # a random system: the generator's keys and counter are graph inputs
 ])
-def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small_units):
+def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small, small_units, monkeypatch):
     """Inductor compiles the recorded units (steps, QR steps, accumulation) once, each checked on the first state
     against the recording.  Later intervals may round a sqrt or a log differently (vectorised against scalar
     code) by at most COMPILE_ULPS units of an interval's largest log growth: the exponents then agree to
     COMPILE_RTOL times the largest |exponent| (the frame's dynamics contract such differences; a chaotic state
     would amplify a different rounding of the state itself, which Lorenz-63's polynomial step never has)."""
+    if not small:
+        monkeypatch.setattr(inductor, "SMALL_UNIT_BYTES", 0)
     system = rs.get(name, **params)
     kw = dict(kw)
     steps = kw.pop("steps")
@@ -386,6 +389,9 @@ def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small_un
     compiled = estimator(capture="compile").estimate(system, steps, seed=3, **kw)
     record = compiled.meta["capture"]
     assert record["mode"] == "compile" and record["reason"] is None, record
+    options = record["compiled_options"]  # the settings of the regime, recorded
+    assert options["cpp_wrapper"] and (options.get("cpp.simdlen") == 1) == small
+    assert ("aot_inductor.allow_stack_allocation" in options) == (small and inductor.register_stack_wrapper())
     assert record["compiled_max_relative_difference"] <= record["compiled_bound"] and record["seconds"] > 0
     assert record["compiled_cuda_graph"] is None  # a CUDA graph is captured on CUDA only
     # steps outside whole units (none here) are recorded, never compiled

@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from reference_systems.noise import TrajectoryRNG
-from suite.estimators.numerics import compile_cost
+from suite.estimators.numerics import compile_cost, inductor
 
 CAPTURE_MODES = ("auto", "none", "trace", "graph", "compile")
 
@@ -67,11 +67,6 @@ COMPILE_RTOL = COMPILE_ULPS * torch.finfo(torch.float64).eps
 AUTO_ASSUMED_SPEEDUP = 2.0
 #: environment variable: ``off`` turns compilation off on a machine (:func:`compiling_allowed`)
 COMPILE_ENV = "LYAPBENCH_COMPILE"
-#: inductor on the CPU: a C++ wrapper around the kernels and one pool for the intermediate buffers; a unit's Python
-#: wrapper otherwise allocates each intermediate (measured, Lorenz-63, 32 steps a call, B = 1, one thread: 68k steps/s
-#: Python wrapper, 150k C++ wrapper, 203k C++ wrapper and memory planning)
-INDUCTOR_OPTIONS_CPU = {"cpp_wrapper": True, "memory_planning": True}
-
 #: 'auto' replays a recording only if its step took less than this fraction of the eager step's
 AUTO_MARGIN = 0.9
 #: 'auto' records only in a run whose remaining steps would take at least this long eagerly (seconds):
@@ -269,7 +264,7 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
         if compiled is not None:
             record_.update(mode="compile", reason=None, compiled_max_relative_difference=outcome["difference"],
                            compiled_bound=outcome["bound"], compile_seconds=outcome["seconds"],
-                           compiled_cuda_graph=outcome["graph"])
+                           compiled_cuda_graph=outcome["graph"], compiled_options=outcome["options"])
             return compiled
         record_.update(compile_reason=outcome)
         if current.mode == "compile":
@@ -463,28 +458,23 @@ def round_off_bound(graph_module: Callable, inputs: Sequence[torch.Tensor], expe
     return COMPILE_ULPS * max([eps] + [_relative_difference(u, v) for u, v in pairs])
 
 
-def inductor_options(device: torch.device) -> Dict[str, Any]:
-    """Inductor settings for a unit on ``device`` (:data:`INDUCTOR_OPTIONS_CPU` on the CPU, none on CUDA,
-    where the compiled unit is then captured in a CUDA graph by :func:`compile_recorded`)."""
-    return dict(INDUCTOR_OPTIONS_CPU) if device.type == "cpu" else {}
-
-
 def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, identity=None):
     """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
-    shapes and strides, :func:`inductor_options`; on CUDA then captured as a CUDA graph, one launch a call,
-    where the capture reproduces the compiled call bit for bit) and a record ``{'difference', 'bound',
-    'seconds', 'graph'}``, or None and the reason it failed or differs from the recording on ``args`` by
-    more than :func:`round_off_bound` (relative, per output; boolean outputs must be equal).  The compile
-    time is remembered under ``identity`` (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it
-    found it."""
+    shapes and strides, the graph and settings of :func:`suite.estimators.numerics.inductor.prepared`; on CUDA
+    then captured as a CUDA graph, one launch a call, where the capture reproduces the compiled call bit for bit)
+    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options'}``, or None and the reason it failed or
+    differs from the recording on ``args`` by more than :func:`round_off_bound` (relative, per output; boolean
+    outputs must be equal).  The compile time is remembered under ``identity``
+    (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
     start = getattr(rng, "counter", None)
     inputs = list(recorded.inputs(args, rng))
     t0 = time.perf_counter()
     try:
         import torch._inductor.config as inductor_config
         from torch._inductor import compile as inductor_compile
-        with inductor_config.patch(inductor_options(args[0].device)):
-            compiled = Recorded(inductor_compile(recorded.graph_module, inputs), recorded.draws)
+        graph_module, options = inductor.prepared(recorded.graph_module, args[0].device)
+        with inductor_config.patch(options):
+            compiled = Recorded(inductor_compile(graph_module, inputs), recorded.draws)
         seconds = time.perf_counter() - t0
         expected = recorded.graph_module(*inputs)
         got = compiled(args, rng)
@@ -501,7 +491,7 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
         return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "
                       f"first state, more than {bound:.2g} ({COMPILE_ULPS} units of round-off, times the unit's "
                       "conditioning)")
-    outcome = {"difference": difference, "bound": bound, "seconds": seconds, "graph": None}
+    outcome = {"difference": difference, "bound": bound, "seconds": seconds, "graph": None, "options": options}
     if args[0].is_cuda:
         graphed, reason = graph(compiled, args, rng)
         outcome["graph"] = reason or "captured"
