@@ -6,6 +6,7 @@ import pytest
 import reference_systems as rs
 from suite import estimators
 from suite.cli import main
+from suite.studies import throughput as tp
 from suite.studies.throughput import COLUMNS, measure, model_flops_per_step, scales_with_dimension
 
 
@@ -184,3 +185,30 @@ def test_compiled_study_writes_its_table(tmp_path, monkeypatch):
     eager = ok["contender"] == "qr(capture='none')"
     assert (ok["steps_per_s"] > 0).all() and (ok.loc[eager, "vs_eager"] == 1).all()
     assert "Compiled units against eager steps" in (tmp_path / "compiled_cpu.md").read_text()
+
+
+def test_throughput_sets_b1_rows_beside_lyapax_at_the_same_run_length(tmp_path):
+    """Where lyapax is installed, each B = 1 CPU float64 flow case gets a lyapax_spectrum row, timed at the
+    longest run of the rows it is compared with, and their vs_peer ratio; maps get none, --no-peer none at all."""
+    pytest.importorskip("lyapax")
+    argv = ["throughput", "--systems", "lorenz63,henon", "--estimators", "qr(capture='none')", "--batch", "1,2",
+            "--k", "all", "--min-seconds", "0.01", "--repeats", "1", "--quiet", "--output-dir", str(tmp_path)]
+    assert main(argv) == 0
+    df = pd.read_csv(tmp_path / "throughput_cpu_quick.csv")
+    peer = df[df.estimator == tp.PEER]
+    assert len(peer) == 1 and peer.batch.item() == 1 and peer.system.str.startswith("lorenz63").item()
+    ours = df[(df.estimator != tp.PEER) & df.system.str.startswith("lorenz63") & (df.batch == 1)]
+    assert peer.status.item() == "ok" and peer.steps_timed.item() == ours.steps_timed.max()
+    assert ours.vs_peer.item() == pytest.approx(ours.steps_per_s.item() / peer.steps_per_s.item())
+    assert df[df.batch == 2].vs_peer.isna().all() and df[df.system.str.startswith("henon")].vs_peer.isna().all()
+    assert main(argv + ["--no-peer"]) == 0
+    assert tp.PEER not in set(pd.read_csv(tmp_path / "throughput_cpu_quick.csv").estimator)
+
+
+def test_probe_runs_are_long_enough_for_units():
+    """A run shorter than UNIT_RUN_INTERVALS intervals steps one step at a time (its blocks are shorter than a
+    unit), so the probe that settles 'auto' and sizes the timed runs is at least that long where units apply."""
+    assert tp.probe_steps(estimators.get("qr", capture="none")) == 10
+    assert tp.probe_steps(estimators.get("qr")) == tp.UNIT_RUN_INTERVALS
+    assert tp.probe_steps(estimators.get("qr", reorth_every=8)) == 8 * tp.UNIT_RUN_INTERVALS
+    assert tp.probe_steps(estimators.get("two_trajectory", renorm_every=30)) == 60

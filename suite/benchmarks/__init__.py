@@ -32,9 +32,7 @@ Profiles' sizes, the commands and where results live: docs/performance.md.
 """
 from __future__ import annotations
 
-import math
 import os
-import statistics
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -50,7 +48,7 @@ except Exception:  # noqa: BLE001 - an optimisation only
 import reference_systems as rs
 from suite import estimators
 from suite.core.specs import parse_spec
-from suite.studies.throughput import fixed_settings, timed_seconds
+from suite.studies.throughput import fixed_settings, probe_steps, sized_seconds_per_step, timed_seconds
 
 PROFILE_ENV = "LYAPBENCH_ASV_PROFILE"
 DEVICE_ENV = "LYAPBENCH_ASV_DEVICE"
@@ -166,21 +164,17 @@ def seconds_per_step(estimator, system, *, batch: int, device: str = "cpu", min_
                      repeats: int = 5, max_steps: int = 100_000, seed: int = 0) -> float:
     """Median seconds per step of ``estimate(system, steps, transient=0, batch=B)``.
 
-    The protocol of :func:`suite.studies.throughput.measure` (a warm-up, a probe that sizes
-    the run so that each repeat lasts about ``min_seconds``, the median of
-    ``wall_seconds / steps`` over ``repeats`` calls) without its GEMM reference
+    The protocol of :func:`suite.studies.throughput.measure`
+    (:func:`~suite.studies.throughput.sized_seconds_per_step`) without its GEMM reference
     measurement, which would dominate a small benchmark (asv runs each one in a
     fresh process).
     """
     estimator, _ = fixed_settings(estimator, system, batch=batch, k=None, device=device, dtype=torch.float64,
                                   seed=seed)
-    probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
 
     def run(steps: int) -> float:
         return timed_seconds(estimator.estimate(system, steps, transient=0, batch=batch, seed=seed,
                                                 device=device))
 
-    run(probe)  # warm-up
-    t_probe = run(probe) / probe
-    steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
-    return statistics.median(run(steps) / steps for _ in range(repeats))
+    return sized_seconds_per_step(run, probe_steps(estimator), min_seconds=min_seconds, max_steps=max_steps,
+                                  repeats=repeats)[0]

@@ -44,6 +44,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
     add_threads(p, "torch CPU threads (default: torch's choice)")
     add_output(p)
+    p.add_argument("--no-peer", action="store_true", help=f"no {tp.PEER} rows beside the B = 1 rows (by default "
+                                                           "they run where it is installed, CPU float64, flows)")
     p.add_argument("--append", action="store_true", help="add the rows to an existing table of this device and "
                                                           "profile instead of replacing it")
     add_quiet(p, "case")
@@ -71,25 +73,32 @@ def _cases(args, prof, est_names) -> list:
     return tp.cases(systems, est_names, ints["batch"], ints["dims"], ks)
 
 
-def _measure(args, grid, dtypes, device, grid_journal, rows, out, stem) -> None:
-    """Measure every case (replayed from the journal where it holds it), rewriting the tables after each."""
+def _measure(args, per_dtype, device, grid_journal, rows, out, stem) -> None:
+    """Measure every case of ``per_dtype`` (dtype -> cases; replayed from the journal where it holds it), rewriting
+    the tables after each."""
     n_old, t_start = len(rows), time.perf_counter()
-    for dtype in dtypes:
-        for case in grid:
+    total = sum(len(cases) for cases in per_dtype.values())
+    for dtype in per_dtype:
+        measured = []
+        for case in per_dtype[dtype]:
+            if case["estimator"] == tp.PEER:
+                case = dict(case, steps=tp.pair_steps(case, measured))
             def measure_case(case=case, dtype=dtype):
                 return tp.run_case(case, device, dtype, min_seconds=args.min_seconds, repeats=args.repeats)
             row = measure_case() if grid_journal is None else grid_journal.cached(
                 key_of([case, str(device), str(dtype), args.min_seconds, args.repeats]), measure_case)
             rows.append(row)
+            measured.append((case, row))
+            tp.peer_ratios(rows)
             if not args.no_write:
                 write_csv(rows, out / f"{stem}.csv", tp.COLUMNS)
                 atomic_write(out / f"{stem}.md", f"# Throughput on {row['device_name'] or device}\n\n"
                              + tp.README + markdown(rows, tp.DISPLAY))
             if not args.quiet:
                 done = len(rows) - n_old
-                left = (time.perf_counter() - t_start) / done * (len(grid) * len(dtypes) - done)
+                left = (time.perf_counter() - t_start) / done * (total - done)
                 rate = f"{row['traj_steps_per_s']:.3g} traj-steps/s" if row["status"] == "ok" else row["status"]
-                print(f"[{done}/{len(grid) * len(dtypes)}] {row['system']} x {row['estimator']} B={row['batch']} "
+                print(f"[{done}/{total}] {row['system']} x {row['estimator']} B={row['batch']} "
                       f"k={row['k']} {row['dtype']}: {rate} (~{left:.0f} s left)", file=sys.stderr, flush=True)
 
 
@@ -104,10 +113,11 @@ def run(args) -> int:
     rows = existing_rows(out / f"{stem}.csv") if args.append else []  # several grids into one table
     n_old = len(rows)
     grid_journal = journal(args, stem)
+    per_dtype = {dtype: list(grid) + ([] if args.no_peer else tp.peer_cases(grid, device, dtype)) for dtype in dtypes}
     try:
-        _measure(args, grid, dtypes, device, grid_journal, rows, out, stem)
+        _measure(args, per_dtype, device, grid_journal, rows, out, stem)
     except KeyboardInterrupt as exc:
-        raise GridInterrupted.after(len(rows) - n_old, len(grid) * len(dtypes), "cases",
+        raise GridInterrupted.after(len(rows) - n_old, sum(map(len, per_dtype.values())), "cases",
                                     [] if args.no_write else [out / f"{stem}.csv", out / f"{stem}.md"],
                                     grid_journal) from exc
     print(text_table(rows[n_old:], tp.DISPLAY))

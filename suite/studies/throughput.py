@@ -32,11 +32,12 @@ the commands that reproduce them: docs/performance.md.
 """
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import math
 import statistics
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -47,12 +48,18 @@ from suite import estimators as est_registry
 from suite.core.devices import resolve_device, resolve_dtype, synchronize
 from suite.core.provenance import git_sha, versions
 from suite.core.specs import parse_spec
-from suite.estimators.numerics import capture
+from suite.estimators.numerics import capture, units
 
 COLUMNS = ["system", "estimator", "d", "k", "batch", "device", "device_name", "dtype", "status",
            "seconds_per_step", "steps_per_s", "traj_steps_per_s", "exponent_steps_per_s", "steps_timed",
            "repeats", "model_gflop_per_step", "achieved_gflop_per_s", "gemm_gflop_per_s", "fraction_of_gemm",
-           "fraction_of_nominal", "peak_mem_mb", "capture_seconds", "message", "git_sha", "versions"]
+           "fraction_of_nominal", "peak_mem_mb", "capture_seconds", "vs_peer", "message", "git_sha", "versions"]
+
+#: the peer each row's rate is set against where it is installed (:func:`peer_cases`, :func:`peer_ratios`): lyapax
+#: (JAX, a jit-compiled scan, the fastest single-trajectory code measured here); it runs one trajectory a call on the
+#: CPU in float64, so it gets a row beside each B = 1, CPU, float64 case of a flow it applies to
+PEER = "lyapax_spectrum"
+PEER_MODULE = "lyapax"
 
 # Nominal dense peaks (flop/s) without sparsity.  float32 is plain FP32 (torch
 # leaves TF32 off for matmul by default); float64 is the FP64 tensor-core peak
@@ -66,12 +73,14 @@ NOMINAL_PEAK = {
 
 
 DISPLAY = ["system", "estimator", "k", "batch", "dtype", "status", "steps_per_s", "traj_steps_per_s",
-           "achieved_gflop_per_s", "fraction_of_gemm", "fraction_of_nominal", "peak_mem_mb"]
+           "achieved_gflop_per_s", "fraction_of_gemm", "fraction_of_nominal", "peak_mem_mb", "vs_peer"]
 README = ("Median of timed repeats after a warm-up; `estimate` synchronises the device. Rates: steps of the whole "
           "batch, trajectory-steps (x B) per second. `fraction_of_gemm`: model flops per step (dense tangent "
           "product s*2d^2k + Householder QR (4dk^2 - 4k^3/3)/m) over the time, against a dense matrix product "
           "measured in the same run; `fraction_of_nominal`: against the datasheet peak where known. "
           "Peak memory: CUDA allocator peak, or the process's peak resident set on the CPU. "
+          f"`vs_peer`: steps per second over {PEER}'s in the same run (same system, k, batch and run length; "
+          "B = 1, CPU, float64, where it is installed). "
           "See suite/studies/throughput.py.\n\n")
 
 
@@ -158,18 +167,17 @@ def fixed_interval(estimator, system: System, *, batch: int, k: Optional[int], d
     return fixed, f"reorth_every='auto' chose m = {m} (limited by {info['limited_by']})"
 
 
-def fixed_capture(estimator, system: System, *, batch: int, k: Optional[int], device, dtype, seed: int = 0,
-                  steps: int = 20):
+def fixed_capture(estimator, system: System, *, batch: int, k: Optional[int], device, dtype, seed: int = 0):
     """``estimator``, or for ``capture='auto'`` the same estimator with the mode 'auto' picks for a
     long run here (:func:`suite.estimators.numerics.capture.assume_long_runs`: what ``measure`` times is
     the steady state, the recording being a fixed cost it leaves out), and a note of what ran
-    (None if the estimator has no ``capture``)."""
+    (None if the estimator has no ``capture``).  The run is :func:`probe_steps` long, so that it uses
+    units as the timed runs do."""
     if getattr(estimator, "capture", None) is None:
         return estimator, None
-    interval = getattr(estimator, "reorth_every", 1)
-    steps = max(steps, 2 * interval) if isinstance(interval, int) else steps  # B = 1 needs two intervals
     with capture.assume_long_runs():
-        res = estimator.estimate(system, steps, transient=0, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
+        res = estimator.estimate(system, probe_steps(estimator), transient=0, batch=batch, k=k, seed=seed,
+                                 device=device, dtype=dtype)
     captured = res.meta.get("capture")
     if not captured:
         return estimator, None
@@ -198,14 +206,59 @@ def capture_note(captured: Dict[str, Any]) -> str:
     return note + (f" ({reason})" if reason else "")
 
 
+def renormalisation_interval(estimator) -> int:
+    """Steps between an estimator's renormalisations: ``reorth_every`` (ours) or ``renorm_every`` (ours and the
+    peer adapters'), else 1."""
+    for name in ("reorth_every", "renorm_every"):
+        value = getattr(estimator, name, None)
+        if isinstance(value, int) and value >= 1:
+            return value
+    return 1
+
+
+#: renormalisation intervals in a run long enough for units (:mod:`suite.estimators.numerics.units`): a unit of
+#: UNIT_STEPS intervals folds into the accumulator only across at most one of its 20 blocks' boundaries
+#: (``GrowthAccumulator.foldable``), so shorter runs step one step at a time whatever their capture mode
+UNIT_RUN_INTERVALS = 20 * units.UNIT_STEPS
+
+
+def probe_steps(estimator) -> int:
+    """Steps of the runs that settle and size a measurement: two renormalisation intervals (B = 1's batch
+    means need them) and at least 10; for an estimator that runs in units (``capture`` other than 'none'),
+    :data:`UNIT_RUN_INTERVALS` intervals, so the probe runs as the timed runs do."""
+    m = renormalisation_interval(estimator)
+    steps = max(10, 2 * m)
+    if getattr(estimator, "capture", "none") != "none":
+        steps = max(steps, UNIT_RUN_INTERVALS * m)
+    return steps
+
+
+def sized_seconds_per_step(run: Callable[[int], float], probe: int, *, min_seconds: float, max_steps: int,
+                           repeats: int, before_repeats: Optional[Callable[[], None]] = None,
+                           steps: Optional[int] = None) -> Tuple[float, int]:
+    """The measuring protocol: ``run(steps)`` returns a run's timed seconds.  Unless ``steps`` is given, a
+    warm-up and a probe of ``probe`` steps size the run to about ``min_seconds`` (at most ``max_steps``); one
+    untimed run of that length (a JIT peer compiles for each run length); then the median over ``repeats`` runs
+    of seconds per step, and the length."""
+    if steps is None:
+        run(probe)  # warm-up
+        t_probe = run(probe) / probe
+        steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
+    run(steps)
+    if before_repeats is not None:
+        before_repeats()
+    return statistics.median(run(steps) / steps for _ in range(repeats)), steps
+
+
 def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, device="cpu",
             dtype=torch.float64, min_seconds: float = 0.2, repeats: int = 5, max_steps: int = 100_000,
-            seed: int = 0) -> Dict[str, Any]:
-    """Time ``estimator`` on ``system`` (see the module docstring); returns one row."""
+            seed: int = 0, steps: Optional[int] = None) -> Dict[str, Any]:
+    """Time ``estimator`` on ``system`` (see the module docstring); returns one row.  ``steps``: the run length
+    to time instead of sizing one (a peer beside the rows it is compared with, :func:`pair_steps`)."""
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
     k = system.dim if k is None else k
     estimator, note = fixed_settings(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
-    probe = max(10, 2 * (getattr(estimator, "reorth_every", 1) or 1))
+    interval = renormalisation_interval(estimator)
 
     one_off = []  # each run's recording or compilation of its step, which the timing leaves out
 
@@ -214,14 +267,11 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
         one_off.append((res.meta.get("capture") or {}).get("seconds", 0.0))
         return timed_seconds(res)
 
-    run(probe)  # warm-up
-    t_probe = run(probe) / probe
-    steps = int(min(max_steps, max(probe, math.ceil(min_seconds / max(t_probe, 1e-9)))))
-    _reset_peak_memory(dev)
-    per_step = statistics.median(run(steps) / steps for _ in range(repeats))
+    per_step, steps = sized_seconds_per_step(run, probe_steps(estimator), min_seconds=min_seconds,
+                                             max_steps=max_steps, repeats=repeats,
+                                             before_repeats=lambda: _reset_peak_memory(dev), steps=steps)
     peak_mb = _peak_memory_mb(dev)  # before the GEMM below allocates its own buffers
-    reorth = getattr(estimator, "reorth_every", 1) or 1
-    model = model_flops_per_step(system, k, reorth) * batch
+    model = model_flops_per_step(system, k, interval) * batch
     achieved = model / per_step
     gemm = gemm_rate(dev, dt_)
     nominal = nominal_peak(dev, dt_)
@@ -233,7 +283,7 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
         "model_gflop_per_step": model / 1e9, "achieved_gflop_per_s": achieved / 1e9,
         "gemm_gflop_per_s": gemm / 1e9, "fraction_of_gemm": achieved / gemm,
         "fraction_of_nominal": achieved / nominal if nominal else None,
-        "peak_mem_mb": peak_mb, "capture_seconds": statistics.median(one_off[2:]), "message": note,
+        "peak_mem_mb": peak_mb, "capture_seconds": statistics.median(one_off[-repeats:]), "message": note,
     }
 
 
@@ -266,6 +316,48 @@ def cases(systems: Sequence[str], estimators: Sequence[str], batches: Sequence[i
     return out
 
 
+def peer_cases(grid: Sequence[Dict[str, Any]], device, dtype) -> List[Dict[str, Any]]:
+    """One :data:`PEER` case beside each distinct (system, params, k) of ``grid``'s B = 1 cases, where the run is
+    on the CPU in float64, the peer is installed and it applies to the system (catalogue systems; tasks are not
+    flows it can read)."""
+    if torch.device(device).type != "cpu" or dtype != torch.float64 or importlib.util.find_spec(PEER_MODULE) is None:
+        return []
+    peer = est_registry.get(PEER)
+    out, seen = [], set()
+    for case in grid:
+        key = (case["system"], repr(sorted(case["params"].items())), case["k"])
+        if case["batch"] != 1 or case["estimator"] == PEER or case["system"].startswith("task:") or key in seen:
+            continue
+        seen.add(key)
+        if peer.not_applicable(rs.get(case["system"], **case["params"])) is None:
+            out.append(dict(case, estimator=PEER))
+    return out
+
+
+def _pair(row: Dict[str, Any]) -> tuple:
+    return (row["system"], row["k"], row["batch"], row["device"], row["dtype"])
+
+
+def pair_steps(peer_case: Dict[str, Any], measured: Sequence[Tuple[Dict[str, Any], Dict[str, Any]]]) -> Optional[int]:
+    """The run length to time :data:`PEER`'s case at: the longest run timed among the ``measured`` (case, row)
+    pairs of the same system, params, k and batch, so that a fixed cost per call (lyapax's adapter: ~0.15 s here)
+    weighs on the peer no more than on the rows it is compared with; None (the peer sizes its own) if none."""
+    def same(case):
+        return all(case[key] == peer_case[key] for key in ("system", "params", "k", "batch"))
+    timed = [row["steps_timed"] for case, row in measured
+             if case["estimator"] != PEER and row["status"] == "ok" and same(case)]
+    return max(timed) if timed else None
+
+
+def peer_ratios(rows: Sequence[Dict[str, Any]]) -> None:
+    """Fill each row's ``vs_peer`` in place: its steps per second over :data:`PEER`'s row of the same system, k,
+    batch, device and dtype in ``rows`` (None where either was not measured)."""
+    peers = {_pair(r): r["steps_per_s"] for r in rows if r["estimator"] == PEER and r["status"] == "ok"}
+    for r in rows:
+        peer = peers.get(_pair(r))
+        r["vs_peer"] = r["steps_per_s"] / peer if peer and r["status"] == "ok" else None
+
+
 def run_case(case: Dict[str, Any], device, dtype, **kw) -> Dict[str, Any]:
     """Measure one case; a failure (k > d, out of memory, not applicable) becomes a row with its message."""
     row: Dict[str, Any] = {c: None for c in COLUMNS}
@@ -282,7 +374,8 @@ def run_case(case: Dict[str, Any], device, dtype, **kw) -> Dict[str, Any]:
             row.update(status="skipped", k=k, message=f"k={k} > d={system.dim}")
             return row
         est = est_registry.from_spec(case["estimator"])
-        row.update(measure(est, system, batch=case["batch"], k=k, device=device, dtype=dtype, **kw))
+        row.update(measure(est, system, batch=case["batch"], k=k, device=device, dtype=dtype,
+                           steps=case.get("steps"), **kw))
     except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
         row.update(status="out of memory", message=str(exc).splitlines()[0])
         torch.cuda.empty_cache()
