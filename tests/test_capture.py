@@ -348,7 +348,35 @@ def test_units_give_the_stepwise_run_bit_for_bit(monkeypatch, unit_steps, name, 
     np.testing.assert_array_equal(traced.stderr, stepwise.stderr)
 
 
-def test_a_trajectory_that_diverges_inside_a_unit_is_reported_as_stepping_would(monkeypatch):
+TWO_TRAJECTORY_RUNS = [  # two_trajectory's units: the pair's steps, the neighbour's reset and the accumulation
+    ("lorenz63", {}, {}, dict(steps=800, transient=50, batch=2)),
+    ("henon", {}, {"renorm_every": 3, "taper": 100}, dict(steps=800, transient=50, batch=1)),  # transient % m != 0
+    ("henon", {}, {"control_variates": True}, dict(steps=800, transient=20, batch=160)),
+    ("gaussian_products", {"N": 4}, {"renorm_every": 2}, dict(steps=800, transient=10, batch=3,
+                                                                dtype=torch.float32)),
+]
+
+
+@pytest.mark.parametrize("name,params,est,kw", TWO_TRAJECTORY_RUNS)
+def test_two_trajectory_units_give_the_stepwise_run_bit_for_bit(monkeypatch, name, params, est, kw):
+    """two_trajectory in traced units gives its stepwise run bit for bit (a random system's pair drawing the same
+    noise, tapers, control variates, B = 1, float32), and a transient that is not a multiple of renorm_every
+    no longer shifts the renormalisations off the accumulator's (it raised IndexError before)."""
+    from suite.estimators.numerics import units
+    made, intervals = [], units.intervals
+    monkeypatch.setattr(units, "intervals", lambda *a: made.append(1) or intervals(*a))
+    system = rs.get(name, **params)
+    kw = dict(kw)
+    steps = kw.pop("steps")
+    stepwise = estimators.get("two_trajectory", capture="none", **est).estimate(system, steps, seed=5, **kw)
+    traced = estimators.get("two_trajectory", capture="trace", **est).estimate(system, steps, seed=5, **kw)
+    assert traced.meta["capture"]["mode"] == "trace" and len(made) > 5  # units ran
+    assert_same(traced, stepwise)
+    np.testing.assert_array_equal(traced.stderr, stepwise.stderr)
+
+
+@pytest.mark.parametrize("estimator", ["qr", "two_trajectory"])
+def test_a_trajectory_that_diverges_inside_a_unit_is_reported_as_stepping_would(monkeypatch, estimator):
     """A unit whose checks fail is redone step by step: the error names the step of a stepwise run."""
     from suite.core.errors import TrajectoryError
     system = Map("growing", lambda x: 1.5 * x, 1, jacobian=lambda x: torch.full_like(x, 1.5)[:, :, None],
@@ -358,7 +386,7 @@ def test_a_trajectory_that_diverges_inside_a_unit_is_reported_as_stepping_would(
     monkeypatch.setattr(units, "intervals", lambda *a: made.append(1) or intervals(*a))
     for mode in ("none", "trace"):
         with pytest.raises(TrajectoryError) as info:
-            QREstimator(capture=mode).estimate(system, 4000, batch=2)
+            estimators.get(estimator, capture=mode).estimate(system, 4000, batch=2)
         messages.append(str(info.value))
     assert made and messages[0] == messages[1] and "step" in messages[0]
 
@@ -404,6 +432,22 @@ def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small, s
 def scaled(factor):
     """A stand-in for inductor whose compiled unit scales every floating output by ``factor``."""
     return lambda gm, inputs: (lambda *a: tuple(o * factor if o.is_floating_point() else o for o in gm(*a)))
+
+
+def test_compiled_two_trajectory_units_agree_with_the_eager_run_within_its_round_off(small_units):
+    """two_trajectory's units compiled (2-step units): each log growth ln(d / d0) carries round-off of order
+    eps / (d / |x|) ~ sqrt(eps) (d0 = sqrt(eps)(1 + |x0|)), which a different rounding of the states by the
+    compiled unit (within COMPILE_ULPS units, checked on the first state) scales by at most COMPILE_ULPS: the
+    exponent, a mean of log growths over m dt, moves by at most COMPILE_ULPS sqrt(eps) / (m dt)."""
+    system = rs.get("lorenz63")
+    eager = estimators.get("two_trajectory", capture="none").estimate(system, 400, transient=32, batch=2, seed=3)
+    compiled = estimators.get("two_trajectory", capture="compile").estimate(system, 400, transient=32, batch=2,
+                                                                          seed=3)
+    record = compiled.meta["capture"]
+    assert record["mode"] == "compile" and record["reason"] is None, record
+    assert record["compiled_options"].get("cpp.simdlen") == 1  # two trajectories of Lorenz-63: a small unit
+    bound = capture.COMPILE_ULPS * np.sqrt(np.finfo(np.float64).eps) / system.dt
+    np.testing.assert_allclose(compiled.per_trajectory, eager.per_trajectory, rtol=0, atol=bound)
 
 
 def test_a_compiled_unit_outside_the_round_off_bound_or_failing_falls_back_to_the_trace(monkeypatch, compiling):

@@ -38,7 +38,8 @@ def test_measure_times_the_interval_auto_picks():
     assert row["model_gflop_per_step"] == pytest.approx(8 * model_flops_per_step(hen, 2, 4) / 1e9)
     assert measure(estimators.get("qr"), hen, batch=8, min_seconds=0.02, repeats=2)["message"].startswith(
         "capture='auto' ran ")
-    assert measure(estimators.get("two_trajectory"), hen, batch=8, min_seconds=0.02, repeats=2)["message"] is None
+    assert measure(estimators.get("two_trajectory"), hen, batch=8, min_seconds=0.02, repeats=2)["message"].startswith(
+        "capture='auto' ran ")  # two_trajectory runs in units too
 
 
 def test_scalable_systems_are_those_with_N():
@@ -211,4 +212,5 @@ def test_probe_runs_are_long_enough_for_units():
     assert tp.probe_steps(estimators.get("qr", capture="none")) == 10
     assert tp.probe_steps(estimators.get("qr")) == tp.UNIT_RUN_INTERVALS
     assert tp.probe_steps(estimators.get("qr", reorth_every=8)) == 8 * tp.UNIT_RUN_INTERVALS
-    assert tp.probe_steps(estimators.get("two_trajectory", renorm_every=30)) == 60
+    assert tp.probe_steps(estimators.get("two_trajectory", renorm_every=30)) == 30 * tp.UNIT_RUN_INTERVALS
+    assert tp.probe_steps(estimators.get("two_trajectory", renorm_every=30, capture="none")) == 60

@@ -310,7 +310,7 @@ class QREstimator(Estimator):
 
         def ok(x_, log_growth):
             return trajectories_ok(system, x_, log_growth)
-        unit = units.intervals(step, lambda V: qr_unchecked(V, self.method), ok, g, r, features)
+        unit = units.intervals(step, lambda x_, V: (x_,) + tuple(qr_unchecked(V, self.method)), ok, g, r, features)
         out = capture_.call(self._unit_key(system, "intervals", g, r, observes), unit, args, rng, steps=g * r,
                             compilable=True)
         x, Q, sums, block, next_block, running, good = out[:7]

@@ -9,7 +9,11 @@ import torch
 from reference_systems import System, TrajectoryRNG
 from suite.core.args import check_bool, check_int, check_positive
 from suite.core.errors import InvalidArgumentError
-from suite.estimators.base import Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper
+from suite.estimators.base import (Estimator, GrowthAccumulator, RunConfig, check_finite, check_taper,
+                                   trajectories_ok)
+from suite.estimators.numerics import capture as capture_
+from suite.estimators.numerics import units
+from suite.estimators.numerics.capture import CAPTURE_MODES
 from suite.estimators.numerics.control_variates import boundary_features, check_batch
 
 
@@ -47,21 +51,31 @@ class TwoTrajectoryEstimator(Estimator):
     requires = "step"
 
     def __init__(self, d0: Optional[float] = None, renorm_every: int = 1, taper: int = 0,
-                 control_variates: bool = False):
+                 control_variates: bool = False, capture: str = "auto"):
         check_positive("d0", d0, allow_none=True, allowed="None or a finite number > 0")
         check_int("renorm_every", renorm_every, 1)
         self.d0 = d0
         self.renorm_every = renorm_every
         self.taper = check_taper(taper)
         self.control_variates = check_bool("control_variates", control_variates)
+        if capture not in CAPTURE_MODES:
+            raise InvalidArgumentError("capture", capture, f"one of {CAPTURE_MODES} "
+                                       "(suite.estimators.numerics.capture)")
+        self.capture = capture
 
     def not_applicable(self, system: System) -> Optional[str]:
         if not callable(getattr(system, "step", None)):
             return f"{self.name} needs the system's step map"
         return None
 
-    @torch.no_grad()
     def _estimate(self, system: System, cfg: RunConfig):
+        with capture_.scope(self.capture, cfg.transient + cfg.steps) as recorded:
+            res = self._run(system, cfg)
+        res.meta["capture"] = dict(recorded.record)
+        return res
+
+    @torch.no_grad()
+    def _run(self, system: System, cfg: RunConfig):
         if cfg.k != 1 and cfg.k != system.dim:
             raise InvalidArgumentError("k", cfg.k, f"1 (or None): {self.name} estimates the largest exponent only")
         rng = cfg.rng()
@@ -85,11 +99,25 @@ class TwoTrajectoryEstimator(Estimator):
 
         if self.control_variates and cfg.transient == 0:
             acc.observe(0, lambda: boundary_features(system, x, u[:, :, None]))
-        last = 0
-        for t in range(1, cfg.transient + cfg.steps + 1):
-            z = system.step(z, pair)
+        direction = u[:, :, None]
+        last, t, end, stepwise_to = 0, 0, cfg.transient + cfg.steps, 0
+        while t < end:
+            ends = self._unit_ends(system, t, cfg, m, acc) if t >= stepwise_to else ()
+            if ends:
+                counter = pair.counter
+                z1, direction1, good, accumulated = self._units(system, z, direction, pair, ends, m, acc,
+                                                                cfg.transient, (d0, log_d0))
+                if bool(good):
+                    z, direction, t = z1, direction1, ends[-1]
+                    last = t
+                    acc.fold([e - cfg.transient for e in ends], *accumulated)
+                    continue
+                pair.counter, stepwise_to = counter, ends[-1]  # redo these intervals step by step, with the checks
+            t += 1
+            z = capture_.call((self.name, "step"), lambda z_: system.step(z_, pair), (z,), pair)
             s = t - cfg.transient
-            if t % m == 0 or t == cfg.transient or s == cfg.steps:
+            # every m steps of the transient, at its end, then every m steps of the run (the accumulator's ends)
+            if (t % m == 0 or t == cfg.transient) if s <= 0 else (s % m == 0 or s == cfg.steps):
                 x, y = z[:B], z[B:]
                 sep = y - x
                 d = torch.linalg.vector_norm(sep, dim=1, keepdim=True)
@@ -103,10 +131,71 @@ class TwoTrajectoryEstimator(Estimator):
                     y = torch.where(outside[:, None], x - step_back, y)
                     check_finite(system, y, None, t, t - 1, cfg)
                 z = torch.cat([x, y])
+                direction = (sep / d)[:, :, None]
                 if s > 0:
                     acc.add(log_growth, s)
                 if self.control_variates and s >= 0:  # the separation's direction is the frame
-                    acc.observe(s, lambda: boundary_features(system, x, (sep / d)[:, :, None]))
+                    acc.observe(s, lambda: boundary_features(system, x, direction))
         res = acc.result()
         res.meta["d0"] = "sqrt(eps)*(1+|x0|)" if self.d0 is None else self.d0
         return res
+
+    def _unit_key(self, system: System, kind: str, g: int, r: int, observes: bool):
+        return (self.name, system.label, kind, g, r, observes)
+
+    def _unit_ends(self, system: System, t: int, cfg: RunConfig, m: int, acc: GrowthAccumulator):
+        """The steps (counted from the start, transient included) of the renormalisations one unit would end
+        after step t, or () where a unit does not apply: ``capture='none'``, units the run decided to run
+        eagerly, the transient, the first interval of a run without one, t not a renormalisation, fewer whole
+        intervals left, or more than one block boundary (as for ``qr``, :meth:`QREstimator._unit_ends`)."""
+        if self.capture == "none" or t < cfg.transient or t == 0 or (t - cfg.transient) % m:
+            return ()
+        g, r, _ = units.unit_shape(m)
+        if capture_.replayed(self._unit_key(system, "intervals", g, r, False)) is False:
+            return ()
+        ends = [t + m * (i + 1) for i in range(r)]
+        if ends[-1] > cfg.transient + cfg.steps or not acc.foldable([e - cfg.transient for e in ends]):
+            return ()
+        return ends
+
+    def _units(self, system: System, z, direction, pair, ends, m: int, acc: GrowthAccumulator, offset: int,
+               constants):
+        """The intervals ending at ``ends`` by :func:`suite.estimators.numerics.units.intervals`: the pair's
+        steps, the neighbour's reset (the operations of the stepwise loop, the reflection at the domain's edge
+        applied where it is needed by a select instead of a host branch) and the accumulation; z, the
+        direction, the 0-dim bool of the checks and what :meth:`GrowthAccumulator.fold` takes."""
+        g, r, lead = units.unit_shape(m)
+        B = z.shape[0] // 2
+
+        def step(z_, direction_):
+            return system.step(z_, pair), direction_
+
+        def renormalise(z_, direction_, d0, log_d0):
+            x, y = z_[:B], z_[B:]
+            sep = y - x
+            d = torch.linalg.vector_norm(sep, dim=1, keepdim=True)
+            log_growth = torch.log(d.to(torch.float64)) - log_d0
+            step_back = sep * (d0 / d)
+            y = x + step_back
+            y = torch.where((~system.in_domain(y))[:, None], x - step_back, y)
+            return torch.cat([x, y]), (sep / d)[:, :, None], log_growth, None
+
+        def ok(z_, log_growth):  # both states in the domain (the neighbour after its reset), the growth finite
+            return trajectories_ok(system, z_[:B], log_growth) & system.in_domain(z_[B:]).all()
+
+        for _ in range(lead):
+            z, direction = capture_.call(self._unit_key(system, "advance", g, 1, False), units.advance(step, g),
+                                         (z, direction), pair, steps=g, compilable=True)
+        inputs = acc.fold_inputs([e - offset for e in ends])
+        args = [z, direction] + [inputs[name] for name in ("sums", "block", "next_block", "weights", "in_block")]
+        observes = "coefficients" in inputs and bool((inputs["coefficients"] != 0).any())
+        features = ((lambda z_, direction_: boundary_features(system, z_[:B], direction_).to(torch.float64))
+                    if observes else None)
+        if observes:
+            boundary = inputs["boundary"]
+            args += [features(z, direction).zero_() if boundary is None else boundary, inputs["coefficients"]]
+        unit = units.intervals(step, renormalise, ok, g, r, features, len(constants))
+        out = capture_.call(self._unit_key(system, "intervals", g, r, observes), unit, args + list(constants), pair,
+                            steps=g * r, compilable=True)
+        z, direction, sums, block, next_block, running, good = out[:7]
+        return z, direction, good, (sums, block, next_block, running) + tuple(out[7:])

@@ -1,13 +1,16 @@
-"""The QR estimators' inner loop in units of many steps: what one compiled call does.
+"""The renormalising estimators' inner loop in units of many steps: what one compiled call does.
 
-A run of ``qr`` / ``jvp_qr`` is a sequence of renormalisation intervals of m
-tangent steps, each ended by a QR step whose log growth is accumulated.  A
+A run of ``qr`` / ``jvp_qr`` (``two_trajectory``) is a sequence of renormalisation
+intervals of m tangent steps (steps of a reference and a neighbour), each ended by a QR
+step (the neighbour's reset) whose log growth is accumulated.  A
 unit does several of them in one call, so that the host's cost (Python,
 kernel launches, checks) is paid once per unit instead of once per step, and
 so that inductor can fuse the whole unit (:mod:`suite.estimators.numerics.capture`):
 
 * :func:`intervals` (r intervals of m steps): per interval m tangent steps,
-  the QR step without its fallback (:func:`~suite.estimators.numerics.linalg.qr_unchecked`),
+  the renormalisation (for ``qr`` the QR step without its fallback,
+  :func:`~suite.estimators.numerics.linalg.qr_unchecked`; for ``two_trajectory`` the
+  neighbour's reset),
   the checks of :func:`~suite.estimators.base.trajectories_ok` and the frame's
   ``ok`` gathered into one boolean, and the accumulation of
   :class:`~suite.estimators.base.GrowthAccumulator` (sums, block sums across at
@@ -56,25 +59,27 @@ def advance(step: Callable, g: int) -> Callable:
     return unit
 
 
-def intervals(step: Callable, qr: Callable, ok: Callable, g: int, r: int,
-              features: Optional[Callable] = None) -> Callable:
-    """(x, Q, sums, block, next_block, weights, in_block[, boundary, coefficients]) ->
+def intervals(step: Callable, renormalise: Callable, ok: Callable, g: int, r: int,
+              features: Optional[Callable] = None, n_extra: int = 0) -> Callable:
+    """(x, Q, sums, block, next_block, weights, in_block[, boundary, coefficients], *extra) ->
     (x, Q, sums, block, next_block, running, good[, boundary]) after r intervals of g steps.
 
-    ``step(x, Q)``: one tangent step; ``qr(V) -> (Q, log_growth, ok_frames or None)``; ``ok(x, log_growth)``:
-    0-dim bool, the run's checks; ``features(x, Q)``: the control variates' boundary features (B, p) float64,
-    or None for a unit without them.  Inputs from :meth:`GrowthAccumulator.fold_inputs`: the sums, the current
-    and the next block's sums (B, k) float64, the taper's weights (r,) float64, ``in_block`` (r,) bool (the
-    interval belongs to the current block, else to the next), the boundary term (B, p) and its coefficients
-    (r,).  ``running`` (r, B, k): the sums after each interval (the history); ``good``: 0-dim bool, every check
-    of every interval passed."""
-    def unit(x, Q, sums, block, next_block, weights, in_block, *boundary_and_coefficients):
+    ``step(x, Q)``: one step of state and frame; ``renormalise(x, Q, *extra) -> (x, Q, log_growth, ok_frames or
+    None)``: the renormalisation (the QR step; two_trajectory's reset of the neighbour), ``extra`` the last
+    ``n_extra`` inputs, constants of the run; ``ok(x, log_growth)``: 0-dim bool, the run's checks;
+    ``features(x, Q)``: the control variates' boundary features (B, p) float64, or None for a unit without them.
+    Inputs from :meth:`GrowthAccumulator.fold_inputs`: the sums, the current and the next block's sums (B, k)
+    float64, the taper's weights (r,) float64, ``in_block`` (r,) bool (the interval belongs to the current
+    block, else to the next), the boundary term (B, p) and its coefficients (r,).  ``running`` (r, B, k): the
+    sums after each interval (the history); ``good``: 0-dim bool, every check of every interval passed."""
+    def unit(x, Q, sums, block, next_block, weights, in_block, *rest):
         good, running = None, []
-        boundary, coefficients = boundary_and_coefficients if features is not None else (None, None)
+        extra = rest[len(rest) - n_extra:] if n_extra else ()
+        boundary, coefficients = rest[:2] if features is not None else (None, None)
         for i in range(r):
             for _ in range(g):
                 x, Q = step(x, Q)
-            Q, log_growth, frames_ok = qr(Q)
+            x, Q, log_growth, frames_ok = renormalise(x, Q, *extra)
             passed = ok(x, log_growth)
             if frames_ok is not None:
                 passed = passed & frames_ok.all()
