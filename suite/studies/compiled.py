@@ -8,14 +8,16 @@ Rows (CPU, float64, all exponents; the contenders of a row group take turns, ``r
   forward-mode autodiff: what a user's flow gets), one trajectory, one torch thread: ``qr(capture='none')``
   (eager steps), ``qr()`` as a long run runs it ('auto' compiles its units,
   :mod:`suite.estimators.numerics.units`; a QR step after every step), ``qr(reorth_every='auto')`` (the
-  interval its probe picks, 32 on Lorenz-63: what ``estimate_to_accuracy`` runs) and ``lyapax_spectrum`` warm
-  (its scan compiled by an earlier run of the same length; lyapax renormalises every 10 steps);
-* ``lorenz63``, a batch of 4,096, two torch threads: the three ``qr`` contenders.
+  interval its probe picks, 32 on Lorenz-63: what ``estimate_to_accuracy`` runs), ``two_trajectory`` eager and
+  as it comes (the largest exponent only, from the system's step) and ``lyapax_spectrum`` warm (its scan
+  compiled by an earlier run of the same length; lyapax renormalises every 10 steps);
+* ``lorenz63``, a batch of 4,096, two torch threads: the ``qr`` and ``two_trajectory`` contenders.
 
 Rates are steps of the whole batch per second of ``estimate`` (``transient=0``), less the one-off
 recording or compilation (``meta['capture']['seconds']``, its own column); each contender runs a length that
 takes it about a second (eager: fewer steps).  ``vs_lyapax``: steps/s over lyapax's in the same row group;
-``vs_eager``: over ``qr(capture='none')``'s.  Writes ``compiled_cpu.csv`` / ``.md`` (docs/performance.md).
+``vs_eager``: over the same estimator's ``capture='none'`` row.  Writes ``compiled_cpu.csv`` / ``.md``
+(docs/performance.md).
 """
 from __future__ import annotations
 
@@ -52,7 +54,9 @@ def lorenz63_autodiff() -> Flow:
 def contenders(batch: int) -> Dict[str, Any]:
     """qr eager, qr as it comes and with its automatic interval; lyapax for one trajectory (one per call)."""
     out = {"qr(capture='none')": estimators.get("qr", capture="none"), "qr()": estimators.get("qr"),
-           "qr(reorth_every='auto')": estimators.get("qr", reorth_every="auto")}
+           "qr(reorth_every='auto')": estimators.get("qr", reorth_every="auto"),
+           "two_trajectory(capture='none')": estimators.get("two_trajectory", capture="none"),
+           "two_trajectory()": estimators.get("two_trajectory")}
     if batch == 1:
         out["lyapax_spectrum"] = estimators.get("lyapax_spectrum")
     return out
@@ -97,7 +101,8 @@ def row_group(system: System, batch: int, threads: int, repeats: int, steps: Dic
     for r in rows:
         if r.get("steps_per_s"):
             r["vs_lyapax"] = r["steps_per_s"] / rate["lyapax_spectrum"] if rate.get("lyapax_spectrum") else None
-            r["vs_eager"] = r["steps_per_s"] / rate["qr(capture='none')"]
+            eager = rate.get(r["contender"].split("(")[0] + "(capture='none')")
+            r["vs_eager"] = r["steps_per_s"] / eager if eager else None
     return rows
 
 
