@@ -4,8 +4,8 @@ Class ``CompiledUnits``: ``track_seconds_per_step`` of ``estimate(system, steps,
 less its one-off recording or compilation (``suite.studies.throughput.timed_seconds``), after a warm-up
 run that compiles (inductor's units; lyapax's scan for this run length).  Parameters: the system
 (``lorenz63``, ``lorenz63_autodiff``: the same flow without its Jacobian), the contender
-(``qr(capture='none')``, ``qr(capture='compile')``, ``lyapax_spectrum``: one trajectory a call, B = 1
-only) and B (1 and the profile's largest batch).  The ratio of two contenders in one ``asv run`` is the
+(``qr`` and ``two_trajectory``, each with ``capture='none'`` and ``'compile'``; ``lyapax_spectrum``: one
+trajectory a call, B = 1 only) and B (1 and the profile's largest batch).  The ratio of two contenders in one ``asv run`` is the
 speed-up; ``python -m suite.studies.compiled`` writes the same comparison as a table.
 """
 from __future__ import annotations
@@ -23,7 +23,9 @@ STEPS = {("quick", True): (200, 5_000), ("quick", False): (20, 400),
 
 
 class CompiledUnits(ThreadsMixin):
-    params = [["lorenz63", "lorenz63_autodiff"], ["qr(capture='none')", "qr(capture='compile')", "lyapax_spectrum"],
+    params = [["lorenz63", "lorenz63_autodiff"],
+              ["qr(capture='none')", "qr(capture='compile')", "two_trajectory(capture='none')",
+               "two_trajectory(capture='compile')", "lyapax_spectrum"],
               [1, max(PROFILE.batches)]]
     param_names = ["system", "contender", "batch"]
     timeout = max(PROFILE.timeout, 600.0)
