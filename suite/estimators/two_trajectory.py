@@ -43,6 +43,13 @@ class TwoTrajectoryEstimator(Estimator):
     control_variates : bool
         Regress the boundary term out, as for ``qr``, with the separation's
         direction as the frame (Lorenz-63: 16 features, batch >= 320).
+    capture : 'auto', 'none', 'trace', 'graph' or 'compile'
+        As for ``qr``: whole intervals (the pair's steps, the reset, the
+        accumulation) in units, recorded or compiled
+        (:mod:`suite.estimators.numerics.units`); 'none' steps one step at a time.
+
+    Renormalisations: every ``renorm_every`` steps of the transient, at its
+    end, then every ``renorm_every`` steps of the run.
 
     Measured variance reduction: docs/estimators.md.
     """
