@@ -264,6 +264,10 @@ def test_bad_capture_values_are_errors_naming_the_argument():
         JVPQREstimator(capture="graph").estimate(rs.get("henon"), 10)
     with pytest.raises(InvalidArgumentError, match="capture.*CUDA devices only"):
         QREstimator(capture="graph", reorth_every="auto").interval_for(rs.get("henon"), 1000)
+    with pytest.raises(InvalidArgumentError, match="capture"):
+        estimators.get("two_trajectory", capture="cuda_graphs")
+    with pytest.raises(InvalidArgumentError, match="capture.*CUDA devices only"):
+        estimators.get("two_trajectory", capture="graph").estimate(rs.get("henon"), 10)
     assert estimators.from_spec("jvp_qr(capture='none')").get_params()["capture"] == "none"
 
 

@@ -82,9 +82,7 @@ class QREstimator(Estimator):
         self.capture = capture
 
     def _check_capture(self, device: torch.device) -> None:
-        if self.capture == "graph" and device.type != "cuda":
-            raise InvalidArgumentError("capture", self.capture, f"'auto', 'none' or 'trace' on device "
-                                       f"{str(device)!r} ('graph' captures a CUDA graph: CUDA devices only)")
+        capture_.check_device(self.capture, device)
 
     def interval_for(self, system: System, steps: int, **run) -> Tuple[int, Optional[Dict[str, Any]]]:
         """The re-orthonormalisation interval ``estimate(system, steps, **run)`` would use, and for

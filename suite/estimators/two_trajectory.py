@@ -76,6 +76,7 @@ class TwoTrajectoryEstimator(Estimator):
         return None
 
     def _estimate(self, system: System, cfg: RunConfig):
+        capture_.check_device(self.capture, cfg.device)
         with capture_.scope(self.capture, cfg.transient + cfg.steps) as recorded:
             res = self._run(system, cfg)
         res.meta["capture"] = dict(recorded.record)

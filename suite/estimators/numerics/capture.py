@@ -52,6 +52,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from reference_systems.noise import TrajectoryRNG
+from suite.core.errors import InvalidArgumentError
 from suite.estimators.numerics import compile_cost, inductor
 
 CAPTURE_MODES = ("auto", "none", "trace", "graph", "compile")
@@ -141,6 +142,13 @@ def _timed(fn: Callable, args: Sequence[torch.Tensor]):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return out, time.perf_counter() - t0
+
+
+def check_device(mode: str, device: torch.device) -> None:
+    """Refuse ``capture='graph'`` (a CUDA graph) on a device other than CUDA, naming the argument."""
+    if mode == "graph" and device.type != "cuda":
+        raise InvalidArgumentError("capture", mode, f"'auto', 'none', 'trace' or 'compile' on device {str(device)!r} "
+                                   "('graph' captures a CUDA graph: CUDA devices only)")
 
 
 def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryRNG] = None, *,
