@@ -3,15 +3,19 @@ fraction of the hardware limit.
 
 One measurement (:func:`measure`) runs ``estimator.estimate`` with
 ``transient=0`` and the given batch B, number of exponents k, device and
-dtype, in the manner of ``torch.utils.benchmark``: one warm-up call, a probe
-that sizes each repeat to about ``min_seconds``, then ``repeats`` timed
-calls; the time per step is the median of ``wall_seconds / steps`` (the
+dtype, in the manner of ``torch.utils.benchmark`` (:func:`sized_seconds_per_step`):
+one warm-up call, a probe (:func:`probe_steps`: long enough for units) that sizes
+each repeat to about ``min_seconds``, one untimed call of that length, then
+``repeats`` timed calls; the time per step is the median of ``wall_seconds / steps`` (the
 device synchronised), less the run's one-off recording time
 (``meta['capture']['seconds']``, :mod:`suite.estimators.numerics.capture`), which
 is stated in its own column, ``capture_seconds`` (the median over the timed runs:
 for ``capture='compile'`` the inductor compilation a run pays once).
 ``capture='auto'`` is timed in the mode it picks for a long run
-(:func:`fixed_capture`); the row's ``message`` says which.
+(:func:`fixed_capture`); the row's ``message`` says which.  Where lyapax is
+installed, B = 1 CPU float64 flow cases get a :data:`PEER` row beside them
+(:func:`peer_cases`, timed at their run length, :func:`pair_steps`) and every row
+its ``vs_peer`` ratio (:func:`peer_ratios`).
 
 Rates: ``steps_per_s`` (the whole batch), ``traj_steps_per_s`` (B x that),
 ``exponent_steps_per_s`` (B x k x that).  Peak memory: the CUDA allocator's
