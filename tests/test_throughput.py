@@ -189,10 +189,12 @@ def test_compiled_study_writes_its_table(tmp_path, monkeypatch):
     assert "Compiled units against eager steps" in (tmp_path / "compiled_cpu.md").read_text()
 
 
-def test_throughput_sets_b1_rows_beside_lyapax_at_the_same_run_length(tmp_path):
-    """Where lyapax is installed, each B = 1 CPU float64 flow case gets a lyapax_spectrum row, timed at the
-    longest run of the rows it is compared with, and their vs_peer ratio; maps get none, --no-peer none at all."""
+def test_throughput_sets_b1_rows_beside_lyapax_in_its_steady_state(tmp_path, monkeypatch):
+    """Where lyapax is installed, each B = 1 CPU float64 flow case gets a lyapax_spectrum row, its rate the
+    difference of runs of n and 2n steps (n: the longest run of the rows it is compared with, at least
+    PEER_MIN_STEPS), and their vs_peer ratio; maps get none, --no-peer none at all (no timing asserted)."""
     pytest.importorskip("lyapax")
+    monkeypatch.setattr(tp, "PEER_MIN_STEPS", 2_000)
     argv = ["throughput", "--systems", "lorenz63,henon", "--estimators", "qr(capture='none')", "--batch", "1,2",
             "--k", "all", "--min-seconds", "0.01", "--repeats", "1", "--quiet", "--output-dir", str(tmp_path)]
     assert main(argv) == 0
@@ -200,7 +202,8 @@ def test_throughput_sets_b1_rows_beside_lyapax_at_the_same_run_length(tmp_path):
     peer = df[df.estimator == tp.PEER]
     assert len(peer) == 1 and peer.batch.item() == 1 and peer.system.str.startswith("lorenz63").item()
     ours = df[(df.estimator != tp.PEER) & df.system.str.startswith("lorenz63") & (df.batch == 1)]
-    assert peer.status.item() == "ok" and peer.steps_timed.item() == ours.steps_timed.max()
+    assert peer.status.item() == "ok" and peer.steps_timed.item() == max(ours.steps_timed.max(), 2_000)
+    assert peer.steps_per_s.item() > 0
     assert ours.vs_peer.item() == pytest.approx(ours.steps_per_s.item() / peer.steps_per_s.item())
     assert df[df.batch == 2].vs_peer.isna().all() and df[df.system.str.startswith("henon")].vs_peer.isna().all()
     assert main(argv + ["--no-peer"]) == 0
@@ -215,3 +218,17 @@ def test_probe_runs_are_long_enough_for_units():
     assert tp.probe_steps(estimators.get("qr", reorth_every=8)) == 8 * tp.UNIT_RUN_INTERVALS
     assert tp.probe_steps(estimators.get("two_trajectory", renorm_every=30)) == 30 * tp.UNIT_RUN_INTERVALS
     assert tp.probe_steps(estimators.get("two_trajectory", renorm_every=30, capture="none")) == 60
+
+
+def test_a_peers_steady_state_rate_leaves_its_fixed_cost_per_call_out():
+    """marginal_seconds_per_step on a stand-in run of 0.5 s per call plus 1 ms a step: 1 ms, where the plain
+    protocol would report 1.5 ms at 1,000 steps."""
+    calls = []
+
+    def run(steps):
+        calls.append(steps)
+        return 0.5 + 1e-3 * steps
+    assert tp.marginal_seconds_per_step(run, 1_000, repeats=3) == pytest.approx(1e-3)
+    assert calls == [1_000, 2_000] + [1_000, 2_000] * 3  # each length once untimed, then taking turns
+    plain = tp.sized_seconds_per_step(run, 10, min_seconds=100.0, max_steps=1_000, repeats=3)
+    assert plain == (pytest.approx(1.5e-3), 1_000)

@@ -14,8 +14,9 @@ for ``capture='compile'`` the inductor compilation a run pays once).
 ``capture='auto'`` is timed in the mode it picks for a long run
 (:func:`fixed_capture`); the row's ``message`` says which.  Where lyapax is
 installed, B = 1 CPU float64 flow cases get a :data:`PEER` row beside them
-(:func:`peer_cases`, timed at their run length, :func:`pair_steps`) and every row
-its ``vs_peer`` ratio (:func:`peer_ratios`).
+(:func:`peer_cases`), timed in its steady state over runs of n and 2n steps
+(:func:`marginal_seconds_per_step`, n from :func:`pair_steps`), and every row its
+``vs_peer`` ratio (:func:`peer_ratios`).
 
 Rates: ``steps_per_s`` (the whole batch), ``traj_steps_per_s`` (B x that),
 ``exponent_steps_per_s`` (B x k x that).  Peak memory: the CUDA allocator's
@@ -50,6 +51,7 @@ import tasks
 from reference_systems import System
 from suite import estimators as est_registry
 from suite.core.devices import resolve_device, resolve_dtype, synchronize
+from suite.core.errors import InvalidArgumentError
 from suite.core.provenance import git_sha, versions
 from suite.core.specs import parse_spec
 from suite.estimators.numerics import capture, units
@@ -83,8 +85,9 @@ README = ("Median of timed repeats after a warm-up; `estimate` synchronises the 
           "product s*2d^2k + Householder QR (4dk^2 - 4k^3/3)/m) over the time, against a dense matrix product "
           "measured in the same run; `fraction_of_nominal`: against the datasheet peak where known. "
           "Peak memory: CUDA allocator peak, or the process's peak resident set on the CPU. "
-          f"`vs_peer`: steps per second over {PEER}'s in the same run (same system, k, batch and run length; "
-          "B = 1, CPU, float64, where it is installed). "
+          f"`vs_peer`: steps per second over {PEER}'s in the same run (same system, k and batch; B = 1, CPU, "
+          "float64, where it is installed; the peer's steady-state rate over runs of n and 2n steps, its fixed "
+          "cost per call left out as ours leave out their one-off recording). "
           "See suite/studies/throughput.py.\n\n")
 
 
@@ -254,11 +257,27 @@ def sized_seconds_per_step(run: Callable[[int], float], probe: int, *, min_secon
     return statistics.median(run(steps) / steps for _ in range(repeats)), steps
 
 
+def marginal_seconds_per_step(run: Callable[[int], float], steps: int, *, repeats: int) -> float:
+    """Seconds per step in the steady state: (median time of runs of 2n steps - median of runs of n) / n, each
+    length run once untimed first (a JIT compiles per run length).  A fixed cost per call cancels, as our own rows
+    leave out their one-off recording; used for :data:`PEER`."""
+    run(steps)
+    run(2 * steps)
+    short, long = [], []
+    for _ in range(repeats):  # taking turns, so that the machine's load weighs on both alike
+        short.append(run(steps))
+        long.append(run(2 * steps))
+    return max(statistics.median(long) - statistics.median(short), 1e-12) / steps
+
+
 def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, device="cpu",
             dtype=torch.float64, min_seconds: float = 0.2, repeats: int = 5, max_steps: int = 100_000,
-            seed: int = 0, steps: Optional[int] = None) -> Dict[str, Any]:
+            seed: int = 0, steps: Optional[int] = None, marginal: bool = False) -> Dict[str, Any]:
     """Time ``estimator`` on ``system`` (see the module docstring); returns one row.  ``steps``: the run length
-    to time instead of sizing one (a peer beside the rows it is compared with, :func:`pair_steps`)."""
+    to time instead of sizing one; ``marginal``: the steady-state rate over runs of ``steps`` and twice that
+    (:func:`marginal_seconds_per_step`; a peer, :func:`pair_steps`)."""
+    if marginal and not steps:
+        raise InvalidArgumentError("steps", steps, "a run length >= 1 with marginal=True")
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
     k = system.dim if k is None else k
     estimator, note = fixed_settings(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
@@ -271,9 +290,12 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
         one_off.append((res.meta.get("capture") or {}).get("seconds", 0.0))
         return timed_seconds(res)
 
-    per_step, steps = sized_seconds_per_step(run, probe_steps(estimator), min_seconds=min_seconds,
-                                             max_steps=max_steps, repeats=repeats,
-                                             before_repeats=lambda: _reset_peak_memory(dev), steps=steps)
+    if marginal:
+        per_step = marginal_seconds_per_step(run, steps, repeats=repeats)
+    else:
+        per_step, steps = sized_seconds_per_step(run, probe_steps(estimator), min_seconds=min_seconds,
+                                                 max_steps=max_steps, repeats=repeats,
+                                                 before_repeats=lambda: _reset_peak_memory(dev), steps=steps)
     peak_mb = _peak_memory_mb(dev)  # before the GEMM below allocates its own buffers
     model = model_flops_per_step(system, k, interval) * batch
     achieved = model / per_step
@@ -342,15 +364,19 @@ def _pair(row: Dict[str, Any]) -> tuple:
     return (row["system"], row["k"], row["batch"], row["device"], row["dtype"])
 
 
-def pair_steps(peer_case: Dict[str, Any], measured: Sequence[Tuple[Dict[str, Any], Dict[str, Any]]]) -> Optional[int]:
-    """The run length to time :data:`PEER`'s case at: the longest run timed among the ``measured`` (case, row)
-    pairs of the same system, params, k and batch, so that a fixed cost per call (lyapax's adapter: ~0.15 s here)
-    weighs on the peer no more than on the rows it is compared with; None (the peer sizes its own) if none."""
+#: shortest run a peer's steady-state rate is taken over (:func:`pair_steps`): lyapax's adapter costs ~0.15 s a call
+#: here, and the rate is the difference of runs of n and 2n steps, which must stand well above the timing noise
+PEER_MIN_STEPS = 100_000
+
+
+def pair_steps(peer_case: Dict[str, Any], measured: Sequence[Tuple[Dict[str, Any], Dict[str, Any]]]) -> int:
+    """The n for :data:`PEER`'s case: the longest run timed among the ``measured`` (case, row) pairs of the same
+    system, params, k and batch, and at least :data:`PEER_MIN_STEPS`."""
     def same(case):
         return all(case[key] == peer_case[key] for key in ("system", "params", "k", "batch"))
     timed = [row["steps_timed"] for case, row in measured
              if case["estimator"] != PEER and row["status"] == "ok" and same(case)]
-    return max(timed) if timed else None
+    return max(timed + [PEER_MIN_STEPS])
 
 
 def peer_ratios(rows: Sequence[Dict[str, Any]]) -> None:
@@ -379,7 +405,7 @@ def run_case(case: Dict[str, Any], device, dtype, **kw) -> Dict[str, Any]:
             return row
         est = est_registry.from_spec(case["estimator"])
         row.update(measure(est, system, batch=case["batch"], k=k, device=device, dtype=dtype,
-                           steps=case.get("steps"), **kw))
+                           steps=case.get("steps"), marginal=case["estimator"] == PEER, **kw))
     except torch.cuda.OutOfMemoryError as exc:  # pragma: no cover - GPU only
         row.update(status="out of memory", message=str(exc).splitlines()[0])
         torch.cuda.empty_cache()
