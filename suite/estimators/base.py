@@ -223,8 +223,7 @@ class GrowthAccumulator:
         if w != 1.0:
             log_growth = log_growth * w
         self.sums += log_growth
-        # blocks by renormalisation count, so that none is empty whatever steps and interval are
-        block = self._calls * self.n_blocks // self._n_ends
+        block = self._block(self._calls)
         self._calls += 1
         self.blocks[:, block] += log_growth
         weighted = w * (steps_done - self._last)
@@ -233,12 +232,17 @@ class GrowthAccumulator:
         self._last = steps_done
         self._record_history(steps_done)
 
+    def _block(self, call: int) -> int:
+        """The block of the renormalisation counted ``call`` (from 0): blocks by renormalisation count, so that
+        none is empty whatever steps and interval are."""
+        return call * self.n_blocks // self._n_ends
+
     def foldable(self, ends: Sequence[int]) -> bool:
         """Whether the renormalisations at ``ends`` (steps done, consecutive, next after the last
         :meth:`add`) can be accumulated by one call of a unit (:mod:`suite.estimators.numerics.units`) and
         handed over by :meth:`fold`: they are in the run and span at most two blocks."""
         first, last = self._calls, self._calls + len(ends) - 1
-        return last < self._n_ends and last * self.n_blocks // self._n_ends - first * self.n_blocks // self._n_ends <= 1
+        return last < self._n_ends and self._block(last) - self._block(first) <= 1
 
     def fold_inputs(self, ends: Sequence[int]) -> Dict[str, torch.Tensor]:
         """What a unit accumulating the renormalisations at ``ends`` starts from (see
@@ -246,8 +250,8 @@ class GrowthAccumulator:
         ``weights`` (r,) float64 (what :meth:`add` would apply), ``in_block`` (r,) bool, and with control
         variates ``boundary`` (B, p) (None before the first observation) and ``coefficients`` (r,)."""
         r, device = len(ends), self.sums.device
-        block = self._calls * self.n_blocks // self._n_ends
-        switch = next((i for i in range(r) if (self._calls + i) * self.n_blocks // self._n_ends != block), r)
+        block = self._block(self._calls)
+        switch = next((i for i in range(r) if self._block(self._calls + i) != block), r)
         if self.taper:
             weights = torch.tensor([self.weight(a, b) for a, b in zip([self._last] + list(ends[:-1]), ends)],
                                    dtype=torch.float64, device=device)
@@ -278,17 +282,17 @@ class GrowthAccumulator:
         (the order and the values of :meth:`add` and :meth:`observe` called at each: the same numbers);
         ``running`` (r, B, k): the sums after each, for the history; ``boundary``: the boundary term if the
         unit added to it."""
-        first = self._calls * self.n_blocks // self._n_ends
+        first = self._block(self._calls)
         self.sums = sums
         self.blocks[:, first] = block
         b, block_steps = first, float(self.block_steps[first])  # sequential float sums, as add()'s
         for i, e in enumerate(ends):
-            if (self._calls * self.n_blocks // self._n_ends) != b:
+            if self._block(self._calls) != b:
                 self.block_steps[b] = block_steps
                 b = b + 1
                 block_steps = float(self.block_steps[b])
                 self.blocks[:, b] = next_block
-            weighted = (self.weight(self._last, e) if self.taper else 1.0) * (e - self._last)
+            weighted = self.weight(self._last, e) * (e - self._last)
             block_steps += weighted
             self.weighted_steps += weighted
             self._last = e

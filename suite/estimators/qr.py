@@ -263,17 +263,13 @@ class QREstimator(Estimator):
         boundary."""
         if self.capture == "none" or t % m or not done or not self._steps_as_built:
             return ()
-        g, r, _ = units.unit_shape(m)
-        if capture_.replayed(self._unit_key(system, "intervals", g, r, False)) is False:
-            return ()
-        ends = [t + m * (i + 1) for i in range(r)]
-        if ends[-1] > stop or (acc is not None and not acc.foldable(ends)):
-            return ()
-        return ends
+        return units.ends_after(t, m, stop, self._unit_key(system, m), acc)
 
-    def _unit_key(self, system: System, kind: str, g: int, r: int, observes: bool):
-        """What names a unit in the run's recordings and in the remembered compile times."""
-        return (self.name, self.method, system.label, kind, g, r, observes)
+    def _unit_key(self, system: System, m: int):
+        """(kind, r, observes) -> what names a unit of interval m in the run's recordings and in the remembered
+        compile times."""
+        g = units.unit_shape(m)[0]
+        return lambda kind, r, observes: (self.name, self.method, system.label, kind, g, r, observes)
 
     @property
     def _steps_as_built(self) -> bool:
@@ -287,32 +283,20 @@ class QREstimator(Estimator):
         eager as the run's capture mode decides: x, Q, the 0-dim bool of the checks and what
         :meth:`GrowthAccumulator.fold` takes (a phase without an accumulator, the transient, accumulates
         into zeros it discards)."""
-        g, r, lead = units.unit_shape(m)
-        step = self._tangent_step(system, rng)
-        for _ in range(lead):
-            x, Q = capture_.call(self._unit_key(system, "advance", g, 1, False), units.advance(step, g), (x, Q), rng,
-                                 steps=g, compilable=True)
         if acc is not None:
             inputs = acc.fold_inputs(ends)
         else:
+            r = len(ends)
             zeros = [torch.zeros(cfg.batch, cfg.k, dtype=torch.float64, device=x.device) for _ in range(3)]
             inputs = dict(zip(("sums", "block", "next_block"), zeros),
                           in_block=torch.ones(r, dtype=torch.bool, device=x.device),
                           weights=torch.ones(r, dtype=torch.float64, device=x.device))
-        args = [x, Q] + [inputs[name] for name in ("sums", "block", "next_block", "weights", "in_block")]
-        observes = "coefficients" in inputs and bool((inputs["coefficients"] != 0).any())
-        features = (lambda x_, Q_: boundary_features(system, x_, Q_).to(torch.float64)) if observes else None
-        if observes:
-            boundary = inputs["boundary"]
-            args += [features(x, Q).zero_() if boundary is None else boundary, inputs["coefficients"]]
 
         def ok(x_, log_growth):
             return trajectories_ok(system, x_, log_growth)
-        unit = units.intervals(step, lambda x_, V: (x_,) + tuple(qr_unchecked(V, self.method)), ok, g, r, features)
-        out = capture_.call(self._unit_key(system, "intervals", g, r, observes), unit, args, rng, steps=g * r,
-                            compilable=True)
-        x, Q, sums, block, next_block, running, good = out[:7]
-        return x, Q, good, (sums, block, next_block, running) + tuple(out[7:])
+        return units.run(self._unit_key(system, m), self._tangent_step(system, rng),
+                         lambda x_, V: (x_,) + tuple(qr_unchecked(V, self.method)), ok, m, x, Q, inputs,
+                         lambda x_, Q_: boundary_features(system, x_, Q_).to(torch.float64), rng)
 
     def _choose_interval(self, growth: torch.Tensor, Q: torch.Tensor, cfg: RunConfig):
         method = auto_method(Q) if self.method == "auto" else self.method

@@ -148,23 +148,18 @@ class TwoTrajectoryEstimator(Estimator):
         res.meta["d0"] = "sqrt(eps)*(1+|x0|)" if self.d0 is None else self.d0
         return res
 
-    def _unit_key(self, system: System, kind: str, g: int, r: int, observes: bool):
-        return (self.name, system.label, kind, g, r, observes)
+    def _unit_key(self, system: System, m: int):
+        g = units.unit_shape(m)[0]
+        return lambda kind, r, observes: (self.name, system.label, kind, g, r, observes)
 
     def _unit_ends(self, system: System, t: int, cfg: RunConfig, m: int, acc: GrowthAccumulator):
         """The steps (counted from the start, transient included) of the renormalisations one unit would end
-        after step t, or () where a unit does not apply: ``capture='none'``, units the run decided to run
-        eagerly, the transient, the first interval of a run without one, t not a renormalisation, fewer whole
-        intervals left, or more than one block boundary (as for ``qr``, :meth:`QREstimator._unit_ends`)."""
+        after step t, or () where a unit does not apply: ``capture='none'``, the transient, the first interval
+        of a run without one, t not a renormalisation, or :func:`suite.estimators.numerics.units.ends_after`'s
+        reasons (as for ``qr``)."""
         if self.capture == "none" or t < cfg.transient or t == 0 or (t - cfg.transient) % m:
             return ()
-        g, r, _ = units.unit_shape(m)
-        if capture_.replayed(self._unit_key(system, "intervals", g, r, False)) is False:
-            return ()
-        ends = [t + m * (i + 1) for i in range(r)]
-        if ends[-1] > cfg.transient + cfg.steps or not acc.foldable([e - cfg.transient for e in ends]):
-            return ()
-        return ends
+        return units.ends_after(t, m, cfg.transient + cfg.steps, self._unit_key(system, m), acc, cfg.transient)
 
     def _units(self, system: System, z, direction, pair, ends, m: int, acc: GrowthAccumulator, offset: int,
                constants):
@@ -172,7 +167,6 @@ class TwoTrajectoryEstimator(Estimator):
         steps, the neighbour's reset (the operations of the stepwise loop, the reflection at the domain's edge
         applied where it is needed by a select instead of a host branch) and the accumulation; z, the
         direction, the 0-dim bool of the checks and what :meth:`GrowthAccumulator.fold` takes."""
-        g, r, lead = units.unit_shape(m)
         B = z.shape[0] // 2
 
         def step(z_, direction_):
@@ -191,19 +185,7 @@ class TwoTrajectoryEstimator(Estimator):
         def ok(z_, log_growth):  # both states in the domain (the neighbour after its reset), the growth finite
             return trajectories_ok(system, z_[:B], log_growth) & system.in_domain(z_[B:]).all()
 
-        for _ in range(lead):
-            z, direction = capture_.call(self._unit_key(system, "advance", g, 1, False), units.advance(step, g),
-                                         (z, direction), pair, steps=g, compilable=True)
-        inputs = acc.fold_inputs([e - offset for e in ends])
-        args = [z, direction] + [inputs[name] for name in ("sums", "block", "next_block", "weights", "in_block")]
-        observes = "coefficients" in inputs and bool((inputs["coefficients"] != 0).any())
-        features = ((lambda z_, direction_: boundary_features(system, z_[:B], direction_).to(torch.float64))
-                    if observes else None)
-        if observes:
-            boundary = inputs["boundary"]
-            args += [features(z, direction).zero_() if boundary is None else boundary, inputs["coefficients"]]
-        unit = units.intervals(step, renormalise, ok, g, r, features, len(constants))
-        out = capture_.call(self._unit_key(system, "intervals", g, r, observes), unit, args + list(constants), pair,
-                            steps=g * r, compilable=True)
-        z, direction, sums, block, next_block, running, good = out[:7]
-        return z, direction, good, (sums, block, next_block, running) + tuple(out[7:])
+        return units.run(self._unit_key(system, m), step, renormalise, ok, m, z, direction,
+                         acc.fold_inputs([e - offset for e in ends]),
+                         lambda z_, direction_: boundary_features(system, z_[:B], direction_).to(torch.float64),
+                         pair, constants)

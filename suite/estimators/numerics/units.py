@@ -31,9 +31,14 @@ run stepped one step at a time.
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch
+
+from suite.estimators.numerics import capture
+
+#: the accumulator's inputs of :func:`intervals`, in their order (``GrowthAccumulator.fold_inputs``)
+INPUTS = ("sums", "block", "next_block", "weights", "in_block")
 
 #: steps one unit advances at most: enough to amortise a call (B = 1 Lorenz-63, compiled: 8 steps a call
 #: 140k steps/s, 32 steps 203k), few enough that a cold compilation stays short (it grows with the steps)
@@ -94,3 +99,39 @@ def intervals(step: Callable, renormalise: Callable, ok: Callable, g: int, r: in
         out = (x, Q, sums, block, next_block, torch.stack(running), good)
         return out + (boundary,) if features is not None else out
     return unit
+
+
+def ends_after(t: int, m: int, stop: int, key: Callable[[str, int, bool], Any], acc=None, offset: int = 0):
+    """The steps of the r renormalisations one unit of :func:`unit_shape` (m) would end after step t (a
+    renormalisation), or () where the run decided to run such units eagerly (:func:`capture.replayed`), they
+    would pass ``stop``, or ``acc`` (counting its steps from ``offset``) cannot take them in one piece
+    (``GrowthAccumulator.foldable``).  ``key(kind, r, observes)`` names the estimator's units."""
+    g, r, _ = unit_shape(m)
+    if capture.replayed(key("intervals", r, False)) is False:
+        return ()
+    ends = [t + m * (i + 1) for i in range(r)]
+    if ends[-1] > stop or (acc is not None and not acc.foldable([e - offset for e in ends])):
+        return ()
+    return ends
+
+
+def run(key: Callable[[str, int, bool], Any], step: Callable, renormalise: Callable, ok: Callable, m: int,
+        x, Q, inputs: Dict[str, Any], features: Callable, rng, constants: Sequence[torch.Tensor] = ()):
+    """Whole intervals of m steps from (x, Q) through :func:`capture.call` (recorded, compiled or eager as the
+    run decides): the leading :func:`advance` calls of an interval longer than a unit, then one
+    :func:`intervals` call starting from ``inputs`` (:data:`INPUTS`, and with control variates ``boundary``
+    and ``coefficients``); ``features`` enters the unit only where a coefficient is not 0.  Returns x, Q, the
+    0-dim bool of the checks and what ``GrowthAccumulator.fold`` takes."""
+    g, r, lead = unit_shape(m)
+    for _ in range(lead):
+        x, Q = capture.call(key("advance", 1, False), advance(step, g), (x, Q), rng, steps=g, compilable=True)
+    args = [x, Q] + [inputs[name] for name in INPUTS]
+    observes = "coefficients" in inputs and bool((inputs["coefficients"] != 0).any())
+    if observes:
+        boundary = inputs["boundary"]
+        args += [features(x, Q).zero_() if boundary is None else boundary, inputs["coefficients"]]
+    unit = intervals(step, renormalise, ok, g, r, features if observes else None, len(constants))
+    out = capture.call(key("intervals", r, observes), unit, args + list(constants), rng, steps=g * r,
+                       compilable=True)
+    x, Q, sums, block, next_block, running, good = out[:7]
+    return x, Q, good, (sums, block, next_block, running) + tuple(out[7:])
