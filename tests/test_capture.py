@@ -13,7 +13,7 @@ from reference_systems import Map, TrajectoryRNG
 from suite import estimators
 from suite.studies import throughput
 from suite.core.errors import InvalidArgumentError
-from suite.estimators.numerics import capture, inductor
+from suite.estimators.numerics import batch_last, capture, inductor
 from suite.estimators.jvp_qr import JVPQREstimator
 from suite.estimators.qr import QREstimator
 import tasks
@@ -403,7 +403,8 @@ UNIT_CASES = [  # runs long enough for whole units: 20 blocks of at least UNIT_S
 
 @pytest.mark.parametrize("estimator, name, params, kw, small", [
     (QREstimator, *UNIT_CASES[0], True),   # an RK4 flow with its analytic tangent, compiled as a small unit
-    (QREstimator, *UNIT_CASES[0], False),  # ... and as a large one (a batch's settings)
+    # ... and as a large one (a batch's settings), a batch large enough to be rewritten batch-last
+    (QREstimator, "lorenz63", {}, dict(UNIT_CASES[0][2], batch=batch_last.MIN_BATCH), False),
     (JVPQREstimator, *UNIT_CASES[1], True),  # a random system: the generator's keys and counter are graph inputs
 ])
 def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small, small_units, monkeypatch):
@@ -426,6 +427,8 @@ def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small, s
     assert ("aot_inductor.allow_stack_allocation" in options) == (small and inductor.register_stack_wrapper())
     assert record["compiled_max_relative_difference"] <= record["compiled_bound"] and record["seconds"] > 0
     assert record["compiled_cuda_graph"] is None  # a CUDA graph is captured on CUDA only
+    moved = (record["compiled_batch_last"] or {}).get("moved", 0)
+    assert (moved > 100) == (not small), record["compiled_batch_last"]  # every unit of a large batch is rewritten
     # steps outside whole units (none here) are recorded, never compiled
     assert record.get("single_steps", {}).get("mode") in (None, "trace")
     bound = capture.COMPILE_RTOL * np.abs(eager.per_trajectory).max()

@@ -272,7 +272,8 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
         if compiled is not None:
             record_.update(mode="compile", reason=None, compiled_max_relative_difference=outcome["difference"],
                            compiled_bound=outcome["bound"], compile_seconds=outcome["seconds"],
-                           compiled_cuda_graph=outcome["graph"], compiled_options=outcome["options"])
+                           compiled_cuda_graph=outcome["graph"], compiled_options=outcome["options"],
+                           compiled_batch_last=outcome["batch_last"])
             return compiled
         record_.update(compile_reason=outcome)
         if current.mode == "compile":
@@ -470,7 +471,7 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
     """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
     shapes and strides, the graph and settings of :func:`suite.estimators.numerics.inductor.prepared`; on CUDA
     then captured as a CUDA graph, one launch a call, where the capture reproduces the compiled call bit for bit)
-    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options'}``, or None and the reason it failed or
+    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options', 'batch_last'}``, or None and the reason it failed or
     differs from the recording on ``args`` by more than :func:`round_off_bound` (relative, per output; boolean
     outputs must be equal).  The compile time is remembered under ``identity``
     (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
@@ -480,7 +481,7 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
     try:
         import torch._inductor.config as inductor_config
         from torch._inductor import compile as inductor_compile
-        graph_module, options = inductor.prepared(recorded.graph_module, args[0].device)
+        graph_module, options = inductor.prepared(recorded.graph_module, args[0].device, inputs)
         with inductor_config.patch(options):
             compiled = Recorded(inductor_compile(graph_module, inputs), recorded.draws)
         seconds = time.perf_counter() - t0
@@ -499,7 +500,8 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
         return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "
                       f"first state, more than {bound:.2g} ({COMPILE_ULPS} units of round-off, times the unit's "
                       "conditioning)")
-    outcome = {"difference": difference, "bound": bound, "seconds": seconds, "graph": None, "options": options}
+    outcome = {"difference": difference, "bound": bound, "seconds": seconds, "graph": None, "options": options,
+               "batch_last": graph_module.meta.get("batch_last")}
     if args[0].is_cuda:
         graphed, reason = graph(compiled, args, rng)
         outcome["graph"] = reason or "captured"

@@ -27,9 +27,11 @@ compile registered the plain wrapper first, small units keep tensor handles (slo
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
+
+from suite.estimators.numerics import batch_last
 
 #: inductor on the CPU: a C++ wrapper around the kernels and one pool for the intermediate buffers; a unit's Python
 #: wrapper otherwise allocates each intermediate (measured, Lorenz-63, 32 steps a call, B = 1, one thread: 68k steps/s
@@ -105,13 +107,27 @@ def register_stack_wrapper() -> bool:
     return getattr(wrapper, "__name__", "") == "CppWrapperCpuArrayRef"
 
 
-def prepared(graph_module, device: torch.device) -> Tuple[Any, Dict[str, Any]]:
-    """The graph to compile (a copy, its small matrix products unrolled in the small regime) and the inductor
-    settings for it; for an accelerator, no settings (inductor's own)."""
+def prepared(graph_module, device: torch.device, inputs: Optional[Sequence[torch.Tensor]] = None
+             ) -> Tuple[Any, Dict[str, Any]]:
+    """The graph to compile and the inductor settings for it; for an accelerator, the recording and no settings
+    (inductor's own).  On the CPU: in the small regime a copy with its small matrix products unrolled; in the
+    large regime, given the unit's ``inputs`` and a batch (the first input's first dimension) of at least
+    :data:`~suite.estimators.numerics.batch_last.MIN_BATCH`, the graph rewritten batch-last
+    (:func:`~suite.estimators.numerics.batch_last.rewritten`; its counts, or why it failed and the graph was
+    kept as recorded, in the result's ``meta['batch_last']``)."""
     if device.type != "cpu":
         return graph_module, {}
     options = dict(OPTIONS_CPU)
-    if is_small(graph_module, device):
+    if not is_small(graph_module, device):
+        batch = inputs[0].shape[0] if inputs and inputs[0].dim() else 0
+        if batch >= batch_last.MIN_BATCH:
+            try:
+                graph_module, counts = batch_last.rewritten(graph_module, inputs, batch)
+            except Exception as exc:  # noqa: BLE001 - an operation the rewrite cannot trace: compile as recorded
+                graph_module, counts = torch.fx.GraphModule(graph_module, _copied_graph(graph_module)), {
+                    "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+            graph_module.meta["batch_last"] = counts
+    else:
         graph_module = torch.fx.GraphModule(graph_module, _copied_graph(graph_module))
         unroll_small_matmuls(graph_module)
         options.update(SMALL_OPTIONS_CPU)
