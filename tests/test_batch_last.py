@@ -12,7 +12,7 @@ B = batch_last.MIN_BATCH
 def unit(x, V, sums, weights, const):
     """The operations of a recorded unit: elementwise ops broadcasting batched and unbatched tensors, columns
     (select), slices, unsqueeze, permute / transpose, views that keep the batch, expand, reductions over other
-    dimensions and over everything, cat / stack, an in-place column update (select_scatter once functional),
+    dimensions and over everything, cat / stack (slices and cat along the batch too), an in-place column update (select_scatter once functional),
     and three kept in their layout: matrix products (addmm, bmm) and a reduction over the batch."""
     X, Y = x[:, 0], x[:, 1]
     f = torch.stack([Y - X, X * (const[0] - Y)], dim=0).T  # (B, 2), batch-last like stack_like
@@ -26,7 +26,8 @@ def unit(x, V, sums, weights, const):
     ok = (torch.isfinite(logs).all(dim=1) & (norms > 1e-300).all(dim=-1)).all()
     gram = torch.bmm(W.transpose(1, 2), W)  # (B, 2, 2): left in its layout
     total = logs.sum(dim=0)  # over the batch: left in its layout
-    return x + 0.01 * f, W, sums + logs, torch.stack([sums, logs]), ok, gram, total
+    halves = torch.cat([x[B // 2:] - x[:B // 2], x[:B // 2]], dim=0)  # a pair's halves, sliced and joined
+    return x + 0.01 * f, W, sums + logs, torch.stack([sums, logs]), ok, gram, total, halves
 
 
 def inputs(dtype=torch.float64):
@@ -59,6 +60,14 @@ def test_the_rewrite_moves_the_batch_last_and_gives_the_same_numbers(dtype):
     assert len(batched) > 40 and all(n.target in views or n.args and n.args[0].target in (ATEN.bmm.default,)
                                      or n.target in (ATEN.bmm.default, ATEN.sum.dim_IntList) for n in first), \
         [str(n.target) for n in first]
+
+
+def test_units_with_a_batch_of_frames_are_rewritten_and_units_of_states_alone_are_not():
+    x, V, sums = inputs()[:3]
+    assert batch_last.batch_of([x, V, sums]) == B
+    assert batch_last.batch_of([x, sums]) == 0  # two_trajectory's units: states only
+    assert batch_last.batch_of([x[:8], V[:8]]) == 0  # too few trajectories to vectorise over
+    assert batch_last.batch_of([]) == 0
 
 
 def test_the_batch_dimension_is_the_only_one_of_its_size():

@@ -13,8 +13,9 @@ compiled on one thread of the 2-core CPU; docs/performance.md): 8.0e6 -> 1.75e7 
 
 How: the graph is functionalised (no in-place operations), then each node is rebuilt on its inputs'
 batch-last forms by a rule of its kind: elementwise operations (torch's ``pointwise`` tag; broadcasting
-inputs aligned by views), select, slice, unsqueeze, permute, transpose, view/reshape that keep the batch one
-dimension, expand, reductions over other dimensions, all/any, cat and stack.  Any other node (matrix
+inputs aligned by views), select, slice (along the batch too), unsqueeze, permute, transpose, view/reshape that
+keep the batch one dimension, expand, reductions and vector norms over other dimensions, all/any, cat (along the batch too), stack
+and the functional forms of in-place column updates (select_scatter, slice_scatter).  Any other node (matrix
 products, QR, reductions over the batch, an operation on one trajectory) runs on the original layout, its
 batched inputs moved back by a view, and its output is moved batch-last again where one dimension has size
 B.  Every rule is a relabelling of the same elements, so elementwise results are bit for bit those of the
@@ -39,6 +40,19 @@ _ELEMENTWISE = (ATEN._to_copy.default, ATEN.clone.default, ATEN.alias.default, A
                 ATEN.empty_like.default)
 _REDUCTIONS = (ATEN.sum.dim_IntList, ATEN.all.dim, ATEN.any.dim, ATEN.amax.default, ATEN.amin.default)
 _VIEWS = (ATEN.view.default, ATEN._unsafe_view.default, ATEN.reshape.default)
+
+
+def batch_of(inputs: Sequence[torch.Tensor]) -> int:
+    """The batch a unit with these inputs is rewritten for: the first input's first dimension, if it is at least
+    :data:`MIN_BATCH` and some input is a batch of frames (three dimensions or more, batch first); else 0.  Units
+    of states alone are compiled as recorded: ``two_trajectory``'s unit ran 0.90x as fast rewritten (Lorenz-63,
+    B = 4,096, two threads, side by side), where ``qr``'s ran 1.76x (one QR step a step) and 1.40x (m = 32) and
+    ``jvp_qr``'s 1.05x (docs/performance.md)."""
+    if not inputs or not inputs[0].dim() or inputs[0].shape[0] < MIN_BATCH:
+        return 0
+    batch = inputs[0].shape[0]
+    frames = any(isinstance(a, torch.Tensor) and a.dim() >= 3 and batch_dim(a, batch) == 0 for a in inputs)
+    return batch if frames else 0
 
 
 def batch_dim(value: Any, batch: int) -> Optional[int]:
@@ -156,10 +170,9 @@ class _Rewriter:
             d = args[1] % rank
             if d != b:
                 return self.call_new(target, (new_x, _position(d, b), args[2])), (b if d > b else b - 1)
-        elif target is ATEN.slice.Tensor:
+        elif target is ATEN.slice.Tensor:  # along the batch too (a pair's halves): the batch stays last
             d = (args[1] if len(args) > 1 else 0) % rank
-            if d != b:
-                return self.call_new(target, (new_x, _position(d, b)) + tuple(args[2:])), b
+            return self.call_new(target, (new_x, _position(d, b) if d != b else rank - 1) + tuple(args[2:])), b
         elif target is ATEN.unsqueeze.default:
             d = args[1] % (rank + 1)
             b_out = b + 1 if d <= b else b
@@ -170,13 +183,13 @@ class _Rewriter:
             new_order = [_position(order[i], b) for i in range(rank) if i != b_out] + [rank - 1]
             return self.permute(new_x, new_order), b_out
         elif target in _VIEWS:
-            b_out = _kept_batch(_value(x).shape, b, value.shape, self.batch)
+            b_out = _kept_batch(_value(x).shape, b, value.shape)
             if b_out is not None:
-                shape = [s for i, s in enumerate(value.shape) if i != b_out] + [self.batch]
+                shape = [s for i, s in enumerate(value.shape) if i != b_out] + [value.shape[b_out]]
                 return self.call_new(ATEN.reshape.default, (new_x, shape)), b_out
         elif target is ATEN.expand.default:
             b_out = b + value.dim() - rank
-            shape = [s for i, s in enumerate(value.shape) if i != b_out] + [self.batch]
+            shape = [s for i, s in enumerate(value.shape) if i != b_out] + [value.shape[b_out]]
             return self.call_new(target, (new_x, shape)), b_out
         elif target in _REDUCTIONS and len(args) > 1 and args[1] is not None and "dtype" not in node.kwargs:
             dims = [d % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
@@ -186,6 +199,13 @@ class _Rewriter:
                 dims_arg = new_dims if isinstance(args[1], (list, tuple)) else new_dims[0]
                 b_out = b if keep else b - sum(d < b for d in dims)
                 return self.call_new(target, (new_x, dims_arg) + tuple(args[2:]), dict(node.kwargs)), b_out
+        elif target is ATEN.linalg_vector_norm.default and len(args) > 2 and args[2] is not None:
+            dims = [d % rank for d in args[2]]
+            if b not in dims and "dtype" not in node.kwargs:
+                keep = args[3] if len(args) > 3 else node.kwargs.get("keepdim", False)
+                b_out = b if keep else b - sum(d < b for d in dims)
+                return self.call_new(target, (new_x, args[1], [_position(d, b) for d in dims]) + tuple(args[3:]),
+                                     dict(node.kwargs)), b_out
         elif target in (ATEN.all.default, ATEN.any.default):
             return self.call_new(target, (new_x,)), None
         elif target in (ATEN.select_scatter.default, ATEN.slice_scatter.default) and self.batched(args[1]):
@@ -203,9 +223,9 @@ class _Rewriter:
         if len(dims) != 1 or None in dims or len(ranks) != 1:
             return None
         b, rank, new = dims.pop(), ranks.pop(), [self.env[t][0] for t in tensors]
-        if node.target is ATEN.cat.default:
+        if node.target is ATEN.cat.default:  # along the batch too (a pair's halves joined)
             d = d % rank
-            return (self.call_new(node.target, (new, _position(d, b))), b) if d != b else None
+            return self.call_new(node.target, (new, _position(d, b) if d != b else rank - 1)), b
         d = d % (rank + 1)
         b_out = b + 1 if d <= b else b
         return self.call_new(node.target, (new, d if d < b_out else d - 1)), b_out
@@ -257,10 +277,10 @@ def _order(target, args, rank: int) -> list:
     return order
 
 
-def _kept_batch(shape_in, b: int, shape_out, batch: int) -> Optional[int]:
+def _kept_batch(shape_in, b: int, shape_out) -> Optional[int]:
     """The batch's dimension after a view from shape_in (batch at b) to shape_out, if the view keeps it one
     dimension with the same elements before it; else None."""
-    before = 1
+    batch, before = shape_in[b], 1
     for size in shape_in[:b]:
         before *= size
     product = 1

@@ -111,16 +111,16 @@ def prepared(graph_module, device: torch.device, inputs: Optional[Sequence[torch
              ) -> Tuple[Any, Dict[str, Any]]:
     """The graph to compile and the inductor settings for it; for an accelerator, the recording and no settings
     (inductor's own).  On the CPU: in the small regime a copy with its small matrix products unrolled; in the
-    large regime, given the unit's ``inputs`` and a batch (the first input's first dimension) of at least
-    :data:`~suite.estimators.numerics.batch_last.MIN_BATCH`, the graph rewritten batch-last
+    large regime, given the unit's ``inputs``, a batch of frames large enough for
+    :func:`~suite.estimators.numerics.batch_last.batch_of`, the graph rewritten batch-last
     (:func:`~suite.estimators.numerics.batch_last.rewritten`; its counts, or why it failed and the graph was
     kept as recorded, in the result's ``meta['batch_last']``)."""
     if device.type != "cpu":
         return graph_module, {}
     options = dict(OPTIONS_CPU)
     if not is_small(graph_module, device):
-        batch = inputs[0].shape[0] if inputs and inputs[0].dim() else 0
-        if batch >= batch_last.MIN_BATCH:
+        batch = batch_last.batch_of(inputs or ())
+        if batch:
             try:
                 graph_module, counts = batch_last.rewritten(graph_module, inputs, batch)
             except Exception as exc:  # noqa: BLE001 - an operation the rewrite cannot trace: compile as recorded
