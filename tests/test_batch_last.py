@@ -12,7 +12,8 @@ B = batch_last.MIN_BATCH
 def unit(x, V, sums, weights, const):
     """The operations of a recorded unit: elementwise ops broadcasting batched and unbatched tensors, columns
     (select), slices, unsqueeze, permute / transpose, views that keep the batch, expand, reductions over other
-    dimensions and over everything, cat / stack (slices and cat along the batch too), an in-place column update (select_scatter once functional),
+    dimensions and over everything, cat / stack (slices and cat along the batch too), an in-place column update
+    (select_scatter once functional),
     and three kept in their layout: matrix products (addmm, bmm) and a reduction over the batch."""
     X, Y = x[:, 0], x[:, 1]
     f = torch.stack([Y - X, X * (const[0] - Y)], dim=0).T  # (B, 2), batch-last like stack_like

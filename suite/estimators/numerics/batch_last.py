@@ -13,14 +13,15 @@ compiled on one thread of the 2-core CPU; docs/performance.md): 8.0e6 -> 1.75e7 
 
 How: the graph is functionalised (no in-place operations), then each node is rebuilt on its inputs'
 batch-last forms by a rule of its kind: elementwise operations (torch's ``pointwise`` tag; broadcasting
-inputs aligned by views), select, slice (along the batch too), unsqueeze, permute, transpose, view/reshape that
-keep the batch one dimension, expand, reductions and vector norms over other dimensions, all/any, cat (along the batch too), stack
-and the functional forms of in-place column updates (select_scatter, slice_scatter).  Any other node (matrix
-products, QR, reductions over the batch, an operation on one trajectory) runs on the original layout, its
-batched inputs moved back by a view, and its output is moved batch-last again where one dimension has size
-B.  Every rule is a relabelling of the same elements, so elementwise results are bit for bit those of the
-recording; reductions may sum in another order (the compiled unit is held to the round-off bound of
-:func:`~suite.estimators.numerics.capture.round_off_bound` as before).
+inputs aligned by views), select, slice (along the batch too), unsqueeze, permute, transpose, view/reshape
+that keep the batch one dimension, expand, reductions and vector norms over other dimensions, all/any, cat
+(along the batch too), stack and the functional forms of in-place column updates (select_scatter,
+slice_scatter).  Any other node (matrix products, QR, reductions over the batch, an operation on one
+trajectory) runs on the original layout, its batched inputs moved back by a view, and its output is moved
+batch-last again where one dimension has size B.  Every rule is a relabelling of the same elements, so
+elementwise results are bit for bit those of the recording; reductions may sum in another order (the compiled
+unit is held to the round-off bound of :func:`~suite.estimators.numerics.capture.round_off_bound` as before).
+Applied where a unit carries a batch of frames (:func:`batch_of`).
 """
 from __future__ import annotations
 

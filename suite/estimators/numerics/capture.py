@@ -471,9 +471,9 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
     """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
     shapes and strides, the graph and settings of :func:`suite.estimators.numerics.inductor.prepared`; on CUDA
     then captured as a CUDA graph, one launch a call, where the capture reproduces the compiled call bit for bit)
-    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options', 'batch_last'}``, or None and the reason it failed or
-    differs from the recording on ``args`` by more than :func:`round_off_bound` (relative, per output; boolean
-    outputs must be equal).  The compile time is remembered under ``identity``
+    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options', 'batch_last'}``, or None and the reason
+    it failed or differs from the recording on ``args`` by more than :func:`round_off_bound` (relative, per
+    output; boolean outputs must be equal).  The compile time is remembered under ``identity``
     (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
     start = getattr(rng, "counter", None)
     inputs = list(recorded.inputs(args, rng))
