@@ -108,3 +108,18 @@ def test_a_recorded_tangent_step_of_a_batch_last_flow_is_moved_entirely():
     rewritten, counts = batch_last.rewritten(recorded.graph_module, [x, V], B)
     assert set(counts["kept"]) == {"aten.addmm.default"}
     assert all(torch.equal(u, v) for u, v in zip(rewritten(x, V), recorded.graph_module(x, V)))
+
+
+def test_the_side_by_side_study_times_both_compiled_units(monkeypatch, tmp_path, capsys):
+    """suite.studies.batch_last compiles a unit from each graph and times them in turns (units of 2 steps here,
+    so that the two cold compilations take seconds)."""
+    from suite.estimators.numerics import compile_cost, units
+    from suite.studies import batch_last as study
+    monkeypatch.setenv(capture.COMPILE_ENV, "auto")
+    monkeypatch.setattr(compile_cost, "cache_path", lambda: str(tmp_path / compile_cost.FILE_NAME))
+    monkeypatch.setattr(units, "UNIT_STEPS", 2)
+    row = study.side_by_side("qr(reorth_every=2)", B, rounds=1, calls=2)
+    assert row["rewritten"] > 0 and row["recorded"] > 0 and row["ratio"] == row["recorded"] / row["rewritten"]
+    assert batch_last.MIN_BATCH == B and capture.compile_recorded.__name__ == "compile_recorded"  # restored
+    study.main(["--batch", str(B), "--threads", "1", "--rounds", "1", "--estimators", "qr(reorth_every=2)"])
+    assert "| `qr(reorth_every=2)` | 64 | 1 |" in capsys.readouterr().out
