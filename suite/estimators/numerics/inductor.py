@@ -1,11 +1,12 @@
-"""How a recorded unit is handed to inductor: its settings and the one rewrite of its graph.
+"""How a recorded unit is handed to inductor: its settings and the rewrites of its graph.
 
-    gm, options = inductor.prepared(graph_module, device)   # then torch._inductor.compile(gm, inputs)
+    gm, options = inductor.prepared(graph_module, device, inputs)   # then torch._inductor.compile(gm, inputs)
 
 Two regimes, chosen by the size of the unit's tensors (:func:`is_small`):
 
 * **large** (a batch of trajectories): :data:`OPTIONS_CPU`, a C++ wrapper around the kernels and one
-  memory pool for the intermediates; the graph as recorded (matrix products stay BLAS calls, which
+  memory pool for the intermediates; the graph rewritten batch-last where it carries a batch of frames
+  (:mod:`suite.estimators.numerics.batch_last`), else as recorded (matrix products stay BLAS calls, which
   thread over the batch).
 * **small** (one or a few trajectories of a small system, every tensor a handful of numbers): the
   cost is no longer arithmetic but the wrapper's bookkeeping, so :data:`SMALL_OPTIONS_CPU` adds
