@@ -27,7 +27,9 @@ N_CELLS = 8
 
 
 def _without_wall(rows):
-    return [{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]
+    """Rows without what may differ between two runs of the same grid: the wall time, and the commit (a commit
+    made while the suite runs changes it between the uninterrupted and the resumed run)."""
+    return [{k: v for k, v in r.items() if k not in ("wall_seconds", "git_sha")} for r in rows]
 
 
 def _default_sigint():
