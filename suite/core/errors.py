@@ -12,6 +12,13 @@ import difflib
 from typing import Iterable
 
 
+def exception_line(exc: BaseException) -> str:
+    """An exception as one line for a result's metadata: its type and the first line of its message (160
+    characters at most)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:160] if text else ''}"
+
+
 class LyapbenchError(Exception):
     """Base class of every error the suite raises on purpose."""
 

@@ -3,12 +3,13 @@
     python -m suite.studies.batch_last [--batch 4096] [--threads 2] [--rounds 10]
 
 For each estimator, one run compiles its unit from the rewritten graph
-(:mod:`suite.estimators.numerics.batch_last`) and one from the recording as it is (the rewrite turned off by
-its ``MIN_BATCH``); then the two compiled units are called in turns, ``rounds`` rounds of 20 calls each on the
-unit's first inputs, and the medians are printed: ms a call and the ratio recorded / rewritten (above 1: the
-rewrite is faster).  Lorenz-63, float64; the units are those of a run's intervals (``units.intervals``).
-Measured on the 2-core CPU (docs/performance.md).  ``two_trajectory`` has no frames, so :func:`batch_of`
-leaves its units as recorded in normal runs; the study forces the rewrite on it to show why.
+(:mod:`suite.estimators.numerics.batch_last`) and one from the recording as it is (its ``batch_of`` replaced
+by one that asks for the rewrite, or for none); then the two compiled units are called in turns, ``rounds``
+rounds of 20 calls each on the unit's first inputs, and the medians are printed: ms a call and the ratio
+recorded / rewritten (above 1: the rewrite is faster).  Lorenz-63, float64; the units are those of a run's
+intervals (``units.intervals``).  Measured on the 2-core CPU (docs/performance.md).  ``two_trajectory`` has no
+frames, so :func:`batch_of` leaves its units as recorded in normal runs; the study forces the rewrite on it to
+show why.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ CONTENDERS = ["qr", "qr(reorth_every=32)", "jvp_qr", "two_trajectory"]
 def _compiled_unit(spec: str, batch: int, rewrite: bool) -> Callable[[], None]:
     """A call of the first interval unit a run of ``spec`` compiles, with or without the rewrite."""
     found: List = []
-    compile_recorded, min_batch, batch_of = capture.compile_recorded, batch_last.MIN_BATCH, batch_last.batch_of
+    compile_recorded, batch_of = capture.compile_recorded, batch_last.batch_of
 
     def spy(recorded, args, rng=None, identity=None):
         out = compile_recorded(recorded, args, rng, identity)
@@ -38,14 +39,13 @@ def _compiled_unit(spec: str, batch: int, rewrite: bool) -> Callable[[], None]:
             found.append(lambda: out[0](args, rng))
         return out
     capture.compile_recorded = spy
-    batch_last.MIN_BATCH = min_batch if rewrite else 1 << 62
-    batch_last.batch_of = (lambda inputs: inputs[0].shape[0]) if rewrite else batch_of
+    batch_last.batch_of = lambda inputs: inputs[0].shape[0] if rewrite else 0
     try:
         name, params = parse_spec(spec, "estimators")
         estimator = estimators.get(name, **dict(params or {}, capture="compile"))
         estimator.estimate(rs.get("lorenz63"), 2000, transient=0, batch=batch, seed=0)
     finally:
-        capture.compile_recorded, batch_last.MIN_BATCH, batch_last.batch_of = compile_recorded, min_batch, batch_of
+        capture.compile_recorded, batch_last.batch_of = compile_recorded, batch_of
     if not found:
         raise RuntimeError(f"{spec}: no interval unit was compiled (is compiling turned off? LYAPBENCH_COMPILE)")
     return found[0]

@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 import torch
 
 from reference_systems.noise import TrajectoryRNG
-from suite.core.errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError, exception_line
 from suite.estimators.numerics import compile_cost, inductor
 
 CAPTURE_MODES = ("auto", "none", "trace", "graph", "compile")
@@ -319,11 +319,6 @@ def _same(a, b) -> bool:
         and u.dtype == v.dtype and torch.equal(u, v) for u, v in zip(a, b))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:160] if text else ''}"
-
-
 class Recorded:
     """A recorded step: ``graph_module(*args)``, or for a step that draws ``draws`` times from the
     run's generator ``graph_module(*args, rng.keys, counter)`` with the counter advanced by
@@ -382,7 +377,7 @@ def record(fn: Callable, args: Sequence[torch.Tensor], rng: Optional[TrajectoryR
         recorded.graph_module = make_fx(traced_fn, tracing_mode="fake", _allow_non_fake_inputs=True)(
             *_distinct(recorded.inputs(args, rng)))
     except Exception as exc:  # noqa: BLE001 - any failure to trace means: step eagerly, and say why
-        return None, f"the step could not be traced ({_first_line(exc)})"
+        return None, f"the step could not be traced ({exception_line(exc)})"
     finally:
         if streams:
             rng.counter = start
@@ -408,7 +403,7 @@ def graph(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, capture: O
                            recorded.draws)
         ok = _same(graphed(args, rng), expected)
     except Exception as exc:  # noqa: BLE001 - capture failed: replay the traced step instead
-        return None, f"CUDA graph capture failed ({_first_line(exc)})"
+        return None, f"CUDA graph capture failed ({exception_line(exc)})"
     finally:
         if start is not None:
             rng.counter = start
@@ -489,7 +484,7 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
         got = compiled(args, rng)
         bound = round_off_bound(recorded.graph_module, inputs, expected)
     except Exception as exc:  # noqa: BLE001 - no compiler, an unsupported operation: replay the recording
-        return None, f"inductor could not compile the step ({_first_line(exc)})"
+        return None, f"inductor could not compile the step ({exception_line(exc)})"
     finally:
         if start is not None:
             rng.counter = start

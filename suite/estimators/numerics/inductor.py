@@ -32,6 +32,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
+from suite.core.errors import exception_line
 from suite.estimators.numerics import batch_last
 
 #: inductor on the CPU: a C++ wrapper around the kernels and one pool for the intermediate buffers; a unit's Python
@@ -125,8 +126,8 @@ def prepared(graph_module, device: torch.device, inputs: Optional[Sequence[torch
             try:
                 graph_module, counts = batch_last.rewritten(graph_module, inputs, batch)
             except Exception as exc:  # noqa: BLE001 - an operation the rewrite cannot trace: compile as recorded
-                graph_module, counts = torch.fx.GraphModule(graph_module, _copied_graph(graph_module)), {
-                    "failed": f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"}
+                graph_module = torch.fx.GraphModule(graph_module, _copied_graph(graph_module))
+                counts = {"failed": exception_line(exc)}
             graph_module.meta["batch_last"] = counts
     else:
         graph_module = torch.fx.GraphModule(graph_module, _copied_graph(graph_module))
