@@ -12,7 +12,7 @@ B = batch_last.MIN_BATCH
 def unit(x, V, sums, weights, const):
     """The operations of a recorded unit: elementwise ops broadcasting batched and unbatched tensors, columns
     (select), slices, unsqueeze, permute / transpose, views that keep the batch, expand, reductions over other
-    dimensions and over everything, cat / stack (slices and cat along the batch too), an in-place column update
+    dimensions and over everything, a vector norm, cat / stack (slices and cat along the batch too), an in-place column update
     (select_scatter once functional),
     and three kept in their layout: matrix products (addmm, bmm) and a reduction over the batch."""
     X, Y = x[:, 0], x[:, 1]
@@ -28,7 +28,8 @@ def unit(x, V, sums, weights, const):
     gram = torch.bmm(W.transpose(1, 2), W)  # (B, 2, 2): left in its layout
     total = logs.sum(dim=0)  # over the batch: left in its layout
     halves = torch.cat([x[B // 2:] - x[:B // 2], x[:B // 2]], dim=0)  # a pair's halves, sliced and joined
-    return x + 0.01 * f, W, sums + logs, torch.stack([sums, logs]), ok, gram, total, halves
+    lengths = torch.linalg.vector_norm(W, dim=(1,), keepdim=True)  # (B, 1, 2): a norm off the batch
+    return x + 0.01 * f, W, sums + logs, torch.stack([sums, logs]), ok, gram, total, halves, lengths
 
 
 def inputs(dtype=torch.float64):

@@ -95,6 +95,18 @@ def _position(j: int, b: int) -> int:
     return j if j < b else j - 1
 
 
+def _inserted(d: int, b: int) -> Tuple[int, int]:
+    """A dimension inserted at d (unsqueeze, stack) of a tensor batched at b: where it goes in the batch-last
+    form, and the batch's dimension after it."""
+    b_out = b + 1 if d <= b else b
+    return (d if d < b_out else d - 1), b_out
+
+
+def _batch_last_shape(shape, b: int) -> list:
+    """``shape`` with its dimension b moved last."""
+    return [size for i, size in enumerate(shape) if i != b] + [shape[b]]
+
+
 class _Rewriter:
     """Builds the batch-last graph: ``env[node] = (new node, b)``, the new node holding ``movedim(value, b, -1)``
     of the old node's value, or the value itself where b is None."""
@@ -180,9 +192,8 @@ class _Rewriter:
             d = (args[1] if len(args) > 1 else 0) % rank
             return self.call_new(target, (new_x, _position(d, b) if d != b else rank - 1) + tuple(args[2:])), b
         elif target is ATEN.unsqueeze.default:
-            d = args[1] % (rank + 1)
-            b_out = b + 1 if d <= b else b
-            return self.call_new(target, (new_x, d if d < b_out else d - 1)), b_out
+            position, b_out = _inserted(args[1] % (rank + 1), b)
+            return self.call_new(target, (new_x, position)), b_out
         elif target in (ATEN.permute.default, ATEN.transpose.int, ATEN.t.default):
             order = _order(target, args, rank)
             b_out = order.index(b)
@@ -191,27 +202,12 @@ class _Rewriter:
         elif target in _VIEWS:
             b_out = _kept_batch(_value(x).shape, b, value.shape)
             if b_out is not None:
-                shape = [s for i, s in enumerate(value.shape) if i != b_out] + [value.shape[b_out]]
-                return self.call_new(ATEN.reshape.default, (new_x, shape)), b_out
+                return self.call_new(ATEN.reshape.default, (new_x, _batch_last_shape(value.shape, b_out))), b_out
         elif target is ATEN.expand.default:
             b_out = b + value.dim() - rank
-            shape = [s for i, s in enumerate(value.shape) if i != b_out] + [value.shape[b_out]]
-            return self.call_new(target, (new_x, shape)), b_out
-        elif target in _REDUCTIONS and len(args) > 1 and args[1] is not None and "dtype" not in node.kwargs:
-            dims = [d % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
-            if b not in dims:
-                keep = args[2] if len(args) > 2 else node.kwargs.get("keepdim", False)
-                new_dims = [_position(d, b) for d in dims]
-                dims_arg = new_dims if isinstance(args[1], (list, tuple)) else new_dims[0]
-                b_out = b if keep else b - sum(d < b for d in dims)
-                return self.call_new(target, (new_x, dims_arg) + tuple(args[2:]), dict(node.kwargs)), b_out
-        elif target is ATEN.linalg_vector_norm.default and len(args) > 2 and args[2] is not None:
-            dims = [d % rank for d in args[2]]
-            if b not in dims and "dtype" not in node.kwargs:
-                keep = args[3] if len(args) > 3 else node.kwargs.get("keepdim", False)
-                b_out = b if keep else b - sum(d < b for d in dims)
-                return self.call_new(target, (new_x, args[1], [_position(d, b) for d in dims]) + tuple(args[3:]),
-                                     dict(node.kwargs)), b_out
+            return self.call_new(target, (new_x, _batch_last_shape(value.shape, b_out))), b_out
+        elif target in _REDUCTIONS or target is ATEN.linalg_vector_norm.default:
+            return self.reduced(node, new_x, b, rank, 1 if target in _REDUCTIONS else 2)
         elif target in (ATEN.all.default, ATEN.any.default):
             return self.call_new(target, (new_x,)), None
         elif target in (ATEN.select_scatter.default, ATEN.slice_scatter.default) and self.batched(args[1]):
@@ -232,9 +228,22 @@ class _Rewriter:
         if node.target is ATEN.cat.default:  # along the batch too (a pair's halves joined)
             d = d % rank
             return self.call_new(node.target, (new, _position(d, b) if d != b else rank - 1)), b
-        d = d % (rank + 1)
-        b_out = b + 1 if d <= b else b
-        return self.call_new(node.target, (new, d if d < b_out else d - 1)), b_out
+        position, b_out = _inserted(d % (rank + 1), b)
+        return self.call_new(node.target, (new, position)), b_out
+
+    def reduced(self, node, new_x, b: int, rank: int, at: int):
+        """A reduction (or vector norm) whose dimensions, argument ``at``, leave the batch out."""
+        args = node.args
+        if len(args) <= at or args[at] is None or "dtype" in node.kwargs:
+            return None
+        listed = isinstance(args[at], (list, tuple))
+        dims = [d % rank for d in (args[at] if listed else [args[at]])]
+        if b in dims:
+            return None
+        keep = args[at + 1] if len(args) > at + 1 else node.kwargs.get("keepdim", False)
+        new_dims = [_position(d, b) for d in dims]
+        new_args = (new_x,) + tuple(args[1:at]) + (new_dims if listed else new_dims[0],) + tuple(args[at + 1:])
+        return self.call_new(node.target, new_args, dict(node.kwargs)), (b if keep else b - sum(d < b for d in dims))
 
     def call_new(self, target, args, kwargs=None):
         return self.graph.call_function(target, args, kwargs or {})
