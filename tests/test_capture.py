@@ -13,7 +13,7 @@ from reference_systems import Map, TrajectoryRNG
 from suite import estimators
 from suite.studies import throughput
 from suite.core.errors import InvalidArgumentError
-from suite.estimators.numerics import batch_last, capture, inductor
+from suite.estimators.numerics import batch_last, capture, inductor, shards
 from suite.estimators.jvp_qr import JVPQREstimator
 from suite.estimators.qr import QREstimator
 import tasks
@@ -401,25 +401,39 @@ UNIT_CASES = [  # runs long enough for whole units: 20 blocks of at least UNIT_S
 ]
 
 
-@pytest.mark.parametrize("estimator, name, params, kw, small", [
-    (QREstimator, *UNIT_CASES[0], True),   # an RK4 flow with its analytic tangent, compiled as a small unit
+@pytest.mark.parametrize("estimator, name, params, kw, regime", [
+    (QREstimator, *UNIT_CASES[0], "small"),   # an RK4 flow with its analytic tangent, compiled as a small unit
     # ... and as a large one (a batch's settings), a batch large enough to be rewritten batch-last
-    (QREstimator, "lorenz63", {}, dict(UNIT_CASES[0][2], batch=batch_last.MIN_BATCH), False),
-    (JVPQREstimator, *UNIT_CASES[1], True),  # a random system: the generator's keys and counter are graph inputs
+    (QREstimator, "lorenz63", {}, dict(UNIT_CASES[0][2], batch=batch_last.MIN_BATCH), "large"),
+    (JVPQREstimator, *UNIT_CASES[1], "small"),  # a random system: the generator's keys and counter are graph inputs
+    # ... and both in two shards on two threads: the shard's unit draws the first shard's streams
+    (QREstimator, "lorenz63", {}, dict(UNIT_CASES[0][2], batch=2 * batch_last.MIN_BATCH), "sharded"),
+    (JVPQREstimator, "gaussian_products", {"N": 4}, dict(UNIT_CASES[1][2], batch=2 * batch_last.MIN_BATCH),
+     "sharded"),
 ])
-def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small, small_units, monkeypatch):
+def test_compiled_units_give_the_eager_run(estimator, name, params, kw, regime, small_units, monkeypatch):
     """Inductor compiles the recorded units (steps, QR steps, accumulation) once, each checked on the first state
     against the recording.  Later intervals may round a sqrt or a log differently (vectorised against scalar
-    code) by at most COMPILE_ULPS units of an interval's largest log growth: the exponents then agree to
-    COMPILE_RTOL times the largest |exponent| (the frame's dynamics contract such differences; a chaotic state
-    would amplify a different rounding of the state itself, which Lorenz-63's polynomial step never has)."""
+    code) by at most the unit's round-off bound (``compiled_bound``: COMPILE_ULPS units times the unit's own
+    conditioning) of an interval's log growth: the exponents, averages of log growths, then agree to that bound
+    times the largest |exponent| (a chaotic state would amplify a different rounding of the state itself, which
+    Lorenz-63's polynomial step never has; the Gaussian products have no state).  The random products' frames are
+    ill-conditioned at times (bound ~1e-11, where Lorenz-63's is ~COMPILE_RTOL): their exponents differed by 1.5e-13
+    whole and sharded alike."""
+    small = regime == "small"
     if not small:
         monkeypatch.setattr(inductor, "SMALL_UNIT_BYTES", 0)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(shards, "MIN_SHARD", batch_last.MIN_BATCH)
+    torch.set_num_threads(2 if regime == "sharded" else 1)
     system = rs.get(name, **params)
     kw = dict(kw)
     steps = kw.pop("steps")
-    eager = estimator(capture="none").estimate(system, steps, seed=3, **kw)
-    compiled = estimator(capture="compile").estimate(system, steps, seed=3, **kw)
+    try:
+        eager = estimator(capture="none").estimate(system, steps, seed=3, **kw)
+        compiled = estimator(capture="compile").estimate(system, steps, seed=3, **kw)
+    finally:
+        torch.set_num_threads(threads)
     record = compiled.meta["capture"]
     assert record["mode"] == "compile" and record["reason"] is None, record
     options = record["compiled_options"]  # the settings of the regime, recorded
@@ -429,9 +443,14 @@ def test_compiled_units_give_the_eager_run(estimator, name, params, kw, small, s
     assert record["compiled_cuda_graph"] is None  # a CUDA graph is captured on CUDA only
     moved = (record["compiled_batch_last"] or {}).get("moved", 0)
     assert (moved > 100) == (not small), record["compiled_batch_last"]  # every unit of a large batch is rewritten
+    if regime == "sharded":  # each shard's unit compiled for one thread
+        assert record["compiled_shards"] == {"shards": 2, "size": batch_last.MIN_BATCH} and \
+            options["cpp.threads"] == 1
+    else:
+        assert record["compiled_shards"].startswith("not sharded: ")
     # steps outside whole units (none here) are recorded, never compiled
     assert record.get("single_steps", {}).get("mode") in (None, "trace")
-    bound = capture.COMPILE_RTOL * np.abs(eager.per_trajectory).max()
+    bound = record["compiled_bound"] * np.abs(eager.per_trajectory).max()
     np.testing.assert_allclose(compiled.per_trajectory, eager.per_trajectory, rtol=0, atol=bound)
     np.testing.assert_allclose(compiled.history, eager.history, rtol=0, atol=bound)
 

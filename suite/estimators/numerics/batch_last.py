@@ -166,7 +166,9 @@ class _Rewriter:
                 return moved
             name = str(node.target)
             self.kept[name] = self.kept.get(name, 0) + 1
-        new = self.graph.call_function(node.target, fx.node.map_arg(node.args, self.original),
+        # a kept view of an input moved back by a permutation may need a copy: reshape (the graph is functional)
+        target = ATEN.reshape.default if node.target in _VIEWS else node.target
+        new = self.graph.call_function(target, fx.node.map_arg(node.args, self.original),
                                        fx.node.map_arg(node.kwargs, self.original))
         value = _value(node)
         b = batch_dim(value, self.batch)

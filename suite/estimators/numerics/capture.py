@@ -25,7 +25,8 @@ Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
              and their accumulation, :mod:`suite.estimators.numerics.units`) compiled by
              inductor (:func:`compile_recorded`: C++ kernels and wrapper on the CPU,
              Triton kernels captured in a CUDA graph on CUDA; no dynamo, no guards: the
-             recording is already a fixed aten graph), each used if it reproduces the
+             recording is already a fixed aten graph; a large CPU batch of frames in shards,
+             one per thread, :mod:`suite.estimators.numerics.shards`), each used if it reproduces the
              recording within :func:`round_off_bound` on the first state (bit for bit
              where inductor keeps the operations; the difference is recorded), else
              ``'trace'`` with the reason; single steps are traced.  Compiling costs
@@ -53,7 +54,7 @@ import torch
 
 from reference_systems.noise import TrajectoryRNG
 from suite.core.errors import InvalidArgumentError, exception_line
-from suite.estimators.numerics import compile_cost, inductor
+from suite.estimators.numerics import compile_cost, inductor, shards
 
 CAPTURE_MODES = ("auto", "none", "trace", "graph", "compile")
 
@@ -262,7 +263,7 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
         record_.update(mode="trace", reason=_compiling_off())
         return recorded
     if compile_it:
-        compiled, outcome = compile_recorded(recorded, args, rng, identity)
+        compiled, outcome = compile_recorded(recorded, args, rng, identity, fn)
         if compiled is not None and current.mode == "auto":
             eager_s, compiled_s = race(fn, compiled, args, rng)
             record_.update(eager_step_s=eager_s, replay_step_s=compiled_s)
@@ -273,7 +274,7 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
             record_.update(mode="compile", reason=None, compiled_max_relative_difference=outcome["difference"],
                            compiled_bound=outcome["bound"], compile_seconds=outcome["seconds"],
                            compiled_cuda_graph=outcome["graph"], compiled_options=outcome["options"],
-                           compiled_batch_last=outcome["batch_last"])
+                           compiled_batch_last=outcome["batch_last"], compiled_shards=outcome["shards"])
             return compiled
         record_.update(compile_reason=outcome)
         if current.mode == "compile":
@@ -462,27 +463,42 @@ def round_off_bound(graph_module: Callable, inputs: Sequence[torch.Tensor], expe
     return COMPILE_ULPS * max([eps] + [_relative_difference(u, v) for u, v in pairs])
 
 
-def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, identity=None):
+def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None, identity=None,
+                     fn: Optional[Callable] = None):
     """``recorded`` compiled by inductor (``torch._inductor.compile`` on its aten graph, the first inputs'
     shapes and strides, the graph and settings of :func:`suite.estimators.numerics.inductor.prepared`; on CUDA
     then captured as a CUDA graph, one launch a call, where the capture reproduces the compiled call bit for bit)
-    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options', 'batch_last'}``, or None and the reason
-    it failed or differs from the recording on ``args`` by more than :func:`round_off_bound` (relative, per
-    output; boolean outputs must be equal).  The compile time is remembered under ``identity``
-    (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
+    and a record ``{'difference', 'bound', 'seconds', 'graph', 'options', 'batch_last', 'shards'}``, or None and
+    the reason it failed or differs from the recording on ``args`` by more than :func:`round_off_bound`
+    (relative, per output; boolean outputs must be equal).  Given the unit's ``fn``, a large CPU batch is
+    first tried in shards (:func:`_sharded`, :mod:`suite.estimators.numerics.shards`), held to the same bound;
+    where that fails, ``'shards'`` says why and the whole unit is compiled.  The compile time is remembered
+    under ``identity`` (:mod:`suite.estimators.numerics.compile_cost`).  Leaves ``rng`` where it found it."""
     start = getattr(rng, "counter", None)
     inputs = list(recorded.inputs(args, rng))
+    device = args[0].device
+    plan, sharding = shards.planned(inputs, device) if fn is not None else (None, "not sharded: no unit to record")
     t0 = time.perf_counter()
     try:
-        import torch._inductor.config as inductor_config
-        from torch._inductor import compile as inductor_compile
-        graph_module, options = inductor.prepared(recorded.graph_module, args[0].device, inputs)
-        with inductor_config.patch(options):
-            compiled = Recorded(inductor_compile(graph_module, inputs), recorded.draws)
-        seconds = time.perf_counter() - t0
         expected = recorded.graph_module(*inputs)
-        got = compiled(args, rng)
         bound = round_off_bound(recorded.graph_module, inputs, expected)
+        compiled, difference = None, None
+        if plan is not None:
+            try:
+                compiled, options, counts = _sharded(fn, recorded, args, rng, plan, expected)
+                difference = _relative_difference(compiled(args, rng), expected)
+                sharding = {"shards": plan.shards, "size": plan.size}
+            except Exception as exc:  # noqa: BLE001 - the shards cannot be recorded or put together: the whole unit
+                compiled, sharding = None, f"not sharded: {exception_line(exc)}"
+            if start is not None:
+                rng.counter = start
+            if compiled is not None and not difference <= bound:
+                compiled, sharding = None, f"not sharded: the shards differ from the recording by {difference:.2g}"
+        if compiled is None:
+            unit, options, counts = _inductor_compiled(recorded.graph_module, inputs, device)
+            compiled = Recorded(unit, recorded.draws)
+            difference = _relative_difference(compiled(args, rng), expected)
+        seconds = time.perf_counter() - t0
     except Exception as exc:  # noqa: BLE001 - no compiler, an unsupported operation: replay the recording
         return None, f"inductor could not compile the step ({exception_line(exc)})"
     finally:
@@ -490,19 +506,63 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
             rng.counter = start
     if identity is not None:
         compile_cost.remember(identity, seconds)
-    difference = _relative_difference(got, expected)
     if not difference <= bound:
         return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "
                       f"first state, more than {bound:.2g} ({COMPILE_ULPS} units of round-off, times the unit's "
                       "conditioning)")
     outcome = {"difference": difference, "bound": bound, "seconds": seconds, "graph": None, "options": options,
-               "batch_last": graph_module.meta.get("batch_last")}
+               "batch_last": counts, "shards": sharding}
     if args[0].is_cuda:
         graphed, reason = graph(compiled, args, rng)
         outcome["graph"] = reason or "captured"
         if graphed is not None:
             compiled = graphed
     return compiled, outcome
+
+
+def _inductor_compiled(graph_module, inputs: Sequence[torch.Tensor], device: torch.device,
+                       extra_options: Optional[Dict[str, Any]] = None):
+    """``graph_module`` compiled by inductor for ``inputs`` (:func:`inductor.prepared`'s graph and settings, plus
+    ``extra_options``): the callable, the settings and the batch-last rewrite's counts."""
+    import torch._inductor.config as inductor_config
+    from torch._inductor import compile as inductor_compile
+    prepared, options = inductor.prepared(graph_module, device, inputs)
+    options.update(extra_options or {})
+    with inductor_config.patch(options):
+        return inductor_compile(prepared, inputs), options, prepared.meta.get("batch_last")
+
+
+@contextmanager
+def _first_shard_streams(rng: Optional[TrajectoryRNG], plan: "shards.Plan"):
+    """Within: the run's generator (which the unit's ``fn`` draws from) holds the first shard's streams only."""
+    if rng is None:
+        yield
+        return
+    keys, batch = rng.keys, rng.batch
+    rng.keys, rng.batch = keys[:plan.size], plan.size
+    try:
+        yield
+    finally:
+        rng.keys, rng.batch = keys, batch
+
+
+def _sharded(fn: Callable, recorded: Recorded, args: Sequence[torch.Tensor], rng, plan: "shards.Plan", expected):
+    """The unit as a :class:`~suite.estimators.numerics.shards.ShardedUnit`: ``fn`` recorded on the first shard's
+    inputs (and generator streams) and compiled for one thread; with the settings and the rewrite's counts."""
+    if not isinstance(expected, (tuple, list)):
+        raise ValueError("the unit returns a single tensor")
+    shard_args = shards.shard_of(args, shards.batched(args, plan.batch), plan, 0)
+    with _first_shard_streams(rng if recorded.draws else None, plan):
+        shard_recorded, reason = record(fn, shard_args, rng)
+        if shard_recorded is None:
+            raise RuntimeError(reason)
+        shard_inputs = list(shard_recorded.inputs(shard_args, rng))
+    dims = shards.output_dims(expected, shard_recorded.graph_module(*shard_inputs), plan)
+    unit, options, counts = _inductor_compiled(shard_recorded.graph_module, shard_inputs, args[0].device,
+                                               {"cpp.threads": 1})
+    inputs = recorded.inputs(args, rng)
+    return Recorded(shards.ShardedUnit(unit, plan, shards.batched(inputs, plan.batch), dims, expected),
+                    recorded.draws), options, counts
 
 
 def cuda_capture(fn: Callable, inputs: Sequence[torch.Tensor]):
