@@ -290,6 +290,8 @@ def test_throughput_names_the_capture_mode():
     row = throughput.measure(estimators.get("jvp_qr", capture="none"), system, batch=2, min_seconds=0.01,
                              repeats=1)
     assert row["message"] == "capture='none' ran 'none'"
+    shards_ = {"requested": "auto", "mode": "compile", "reason": None, "compiled_shards": {"shards": 2, "size": 2048}}
+    assert throughput.capture_note(shards_) == "capture='auto' ran 'compile' in 2 shards of 2048"
 
 
 def test_throughput_does_not_time_the_recording(monkeypatch):

@@ -209,6 +209,9 @@ def timed_seconds(res) -> float:
 def capture_note(captured: Dict[str, Any]) -> str:
     """How a run's step was executed (``meta['capture']``, :mod:`suite.estimators.numerics.capture`)."""
     note = f"capture={captured['requested']!r} ran {captured['mode']!r}"
+    split = captured.get("compiled_shards")
+    if isinstance(split, dict):  # suite.estimators.numerics.shards
+        note += f" in {split['shards']} shards of {split['size']}"
     reason = captured.get("reason") if captured["requested"] != "none" else None
     return note + (f" ({reason})" if reason else "")
 
