@@ -12,11 +12,11 @@ Third-party packages can add systems through the entry-point group
 from __future__ import annotations
 
 # the built-in catalogue registers itself on import
-from reference_systems import flows, maps, networks, random_products  # noqa: F401
+from reference_systems import dysts, flows, maps, networks, random_products  # noqa: F401
 from reference_systems.noise import TrajectoryRNG
 from reference_systems.reference import PROVENANCES, Reference
-from reference_systems.registry import catalogue, get, names, register, unregister, variants
+from reference_systems.registry import catalogue, family, get, names, register, unregister, variants
 from reference_systems.system import Flow, Map, System
 
 __all__ = ["System", "Map", "Flow", "Reference", "PROVENANCES", "TrajectoryRNG",
-           "register", "unregister", "names", "get", "variants", "catalogue"]
+           "register", "unregister", "names", "family", "get", "variants", "catalogue"]

@@ -1,6 +1,7 @@
 """The catalogue of systems: register, get, names, variants (one generic registry, suite.core.registry)."""
 from __future__ import annotations
 
+import fnmatch
 import inspect
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -10,19 +11,28 @@ from suite.core.registry import Registry
 
 _REGISTRY = Registry("system", group="lyapbench.systems")
 _VARIANTS: Dict[str, List[Dict[str, Any]]] = {}
+_FAMILIES: Dict[str, str] = {}
 
 
 def register(name: str, system_or_factory: Union[System, Callable[..., System], None] = None, *,
-             variants: Optional[Sequence[Dict[str, Any]]] = None, overwrite: bool = False):
+             variants: Optional[Sequence[Dict[str, Any]]] = None, overwrite: bool = False,
+             family: Optional[str] = None):
     """Register a System instance or a factory ``(**params) -> System`` under ``name``.
 
     ``variants`` lists the parameter sets that ``lyapbench validate`` runs
-    (default: one run with the factory's defaults).  Usable as a decorator.
+    (default: one run with the factory's defaults).  ``family``: a large
+    family listed only on request (``names('dysts/*')``; e.g. the dysts
+    catalogue's flows, registered as ``dysts/<ClassName>``), not in
+    ``names()``.  Usable as a decorator.
     """
     def _do(obj):
         factory = _constant_factory(obj) if isinstance(obj, System) else obj
         _REGISTRY.register(name, factory, overwrite=overwrite)
         _VARIANTS[name] = [dict(v) for v in (variants or [{}])]
+        if family is None:
+            _FAMILIES.pop(name, None)
+        else:
+            _FAMILIES[name] = family
         return obj
 
     return _do if system_or_factory is None else _do(system_or_factory)
@@ -35,9 +45,18 @@ def _constant_factory(system: System) -> Callable[[], System]:
     return factory
 
 
-def names() -> List[str]:
-    """Names of every registered system (built-in, registered, entry points)."""
-    return _REGISTRY.names()
+def names(pattern: Optional[str] = None) -> List[str]:
+    """Names of the registered systems (built-in, registered, entry points) outside the families listed on
+    request; with ``pattern`` (shell-style, e.g. ``'dysts/*'``, ``'*'``), every name it matches, families
+    included."""
+    if pattern is None:
+        return [n for n in _REGISTRY.names() if n not in _FAMILIES]
+    return [n for n in _REGISTRY.names() if fnmatch.fnmatchcase(n, pattern)]
+
+
+def family(name: str) -> Optional[str]:
+    """The family ``name`` was registered in (None: the catalogue's own systems)."""
+    return _FAMILIES.get(name)
 
 
 def get(name: str, **params) -> System:
@@ -79,9 +98,9 @@ def variants(name: str) -> List[Dict[str, Any]]:
     return [dict(v) for v in _VARIANTS.get(name, [{}])]
 
 
-def catalogue() -> List[System]:
-    """Every registered system in every validation variant, built."""
-    return [get(n, **v) for n in names() for v in variants(n)]
+def catalogue(pattern: Optional[str] = None) -> List[System]:
+    """Every system of :func:`names` (``pattern`` as there) in every validation variant, built."""
+    return [get(n, **v) for n in names(pattern) for v in variants(n)]
 
 
 def factory(name: str) -> Callable[..., System]:
@@ -93,3 +112,4 @@ def unregister(name: str) -> None:
     """Remove ``name`` from the catalogue (no error if it is not there)."""
     _REGISTRY.unregister(name)
     _VARIANTS.pop(name, None)
+    _FAMILIES.pop(name, None)

@@ -22,7 +22,7 @@ import os
 import sys
 from typing import List, Optional
 
-from suite.cli import (catalogue, compare, convergence, estimate, race, references, regress, report, spectrum,
+from suite.cli import (catalogue, compare, convergence, dysts, estimate, race, references, regress, report, spectrum,
                        tasks, throughput, validate)
 from suite.cli.options import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from suite.cli.throughput import PROFILES
@@ -31,7 +31,7 @@ from suite.core.errors import LyapbenchError
 __all__ = ["main", "build_parser", "COMMANDS", "PROFILES", "EXIT_OK", "EXIT_FAIL", "EXIT_USAGE"]
 
 #: in the order ``lyapbench --help`` lists them
-COMMANDS = (validate, compare, convergence, estimate, throughput, race, tasks, references, spectrum, regress,
+COMMANDS = (validate, compare, convergence, estimate, throughput, race, tasks, references, dysts, spectrum, regress,
             report, catalogue)
 
 

@@ -6,14 +6,18 @@ import argparse
 import numpy as np
 
 import reference_systems as rs
-from suite.cli.options import EXIT_OK
+from suite.cli.options import EXIT_OK, add_systems, split_flag
+from suite.grid.selection import build_systems
 from suite.reporting.tables import text_table
 
 COLUMNS = ["name", "kind", "dim", "params", "provenance", "reference", "uncertainty", "source"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    return subparsers.add_parser("list", help="show the catalogue of reference systems")
+    p = subparsers.add_parser("list", help="show the catalogue of reference systems")
+    add_systems(p, help="comma-separated names or shell patterns (default: the catalogue without the families "
+                        "listed on request; 'dysts/*': the dysts flows; '*': everything)")
+    return p
 
 
 def _row(system: rs.System) -> dict:
@@ -31,5 +35,6 @@ def _row(system: rs.System) -> dict:
 
 
 def run(args) -> int:
-    print(text_table([_row(system) for system in rs.catalogue()], COLUMNS))
+    systems = build_systems(split_flag(args.systems, "--systems")) if args.systems else rs.catalogue()
+    print(text_table([_row(system) for system in systems], COLUMNS))
     return EXIT_OK

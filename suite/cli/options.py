@@ -33,8 +33,9 @@ OUTPUT_HELP = (f"where the tables go (default: {DEFAULT_OUTPUT} in the current d
 
 THREADS_HELP = ("torch CPU threads (default: torch's choice). On a machine shared with other busy "
                 "processes use 1: OpenMP threads waiting on a busy core stall small batched ops")
-SYSTEMS_HELP = ("comma-separated system names, each optionally with parameters, e.g. henon,lorenz63(dt=0.04) "
-                "(default: the whole catalogue in its validation variants)")
+SYSTEMS_HELP = ("comma-separated system names, each optionally with parameters, e.g. henon,lorenz63(dt=0.04), or "
+                "shell patterns, e.g. 'dysts/*' (default: the catalogue in its validation variants, without the "
+                "families listed on request such as dysts/*)")
 TASKS_HELP = "comma-separated task ids, globs ('rnn/*') or tags ('tag:gain-sweep')"
 
 

@@ -47,11 +47,20 @@ def computed_systems(specs) -> List[System]:
     return chosen
 
 
+def confirmed_summary(rec: dict) -> str:
+    """A computed reference's line: lambda_1, the two-trajectory confirmation, the autodiff check."""
+    routes = rec["routes"]
+    auto = f", autodiff within {routes['autodiff']['max_abs_difference']:.1g}" if "autodiff" in routes else ""
+    return (f"lambda_1 = {rec['values'][0]:.5g} +- {rec['uncertainty'][0]:.2g}, two-trajectory "
+            f"{routes['two_trajectory']['lambda1']:.5g}{auto}")
+
+
 def refresh(labels: List[str], entry: Callable[[str], Tuple[str, Callable[[], Tuple[dict, Path]]]], *,
-            check: bool, force: bool) -> int:
+            check: bool, force: bool, summary: Callable[[dict], str] = confirmed_summary) -> int:
     """Compute the missing or stale references (all with ``force``; none with ``check``), reporting each on
-    stderr.  ``entry(label)`` gives the status and a function computing (record, path).  Exit 1 if any is not
-    fresh at the end (shared with ``lyapbench tasks reference``)."""
+    stderr (``summary(record)``).  ``entry(label)`` gives the status and a function computing (record, path).
+    Each record is written as it is computed, so a run that stops resumes where it stopped.  Exit 1 if any is
+    not fresh at the end (shared with ``lyapbench tasks reference`` and ``lyapbench dysts references``)."""
     bad = []
     for n, label in enumerate(labels, 1):
         st, compute = entry(label)
@@ -68,11 +77,7 @@ def refresh(labels: List[str], entry: Callable[[str], Tuple[str, Callable[[], Tu
             bad.append(f"{label}: {exc}")
             print(f"{where}: FAILED {exc}", file=sys.stderr, flush=True)
             continue
-        routes = rec["routes"]
-        auto = f", autodiff within {routes['autodiff']['max_abs_difference']:.1g}" if "autodiff" in routes else ""
-        print(f"{where}: lambda_1 = {rec['values'][0]:.5g} +- {rec['uncertainty'][0]:.2g}, two-trajectory "
-              f"{routes['two_trajectory']['lambda1']:.5g}{auto} ({time.perf_counter() - t0:.0f} s) -> {path}",
-              file=sys.stderr, flush=True)
+        print(f"{where}: {summary(rec)} ({time.perf_counter() - t0:.0f} s) -> {path}", file=sys.stderr, flush=True)
     for line in bad:
         print(f"NOT FRESH {line}", file=sys.stderr)
     return EXIT_FAIL if bad else EXIT_OK

@@ -73,12 +73,21 @@ def load_systems(spec: str) -> List[System]:
 def build_systems(systems: Optional[List[str]], system_files: Optional[List[str]] = None,
                   task_patterns: Optional[List[str]] = None) -> list:
     """Systems from command-line specs: catalogue names (every validation variant of a bare name,
-    ``name(p=v)`` for one), user files or ``module:attr`` and task ids/globs/tags.  With none of the
-    three given: the whole catalogue in its validation variants."""
+    ``name(p=v)`` for one; a shell pattern such as ``'dysts/*'`` for every name it matches, the families
+    listed on request included, :func:`reference_systems.names`), user files or ``module:attr`` and task
+    ids/globs/tags.  With none of the three given: the catalogue in its validation variants (without the
+    families)."""
     out: list = []
     if systems is None and not system_files and not task_patterns:
         systems = rs.names()
     for spec in systems or []:
+        if any(c in spec for c in "*?[") and "(" not in spec:  # a pattern: every name it matches, families too
+            matched = rs.names(spec)
+            if not matched:
+                raise InvalidArgumentError("--systems", spec, "a pattern matching a registered system "
+                                           "(e.g. 'dysts/*'; `lyapbench list --systems '*'` lists them)")
+            out.extend(rs.get(n, **v) for n in matched for v in rs.variants(n))
+            continue
         name, params = parse_spec(spec, "--systems")
         if params is not None:
             out.append(rs.get(name, **params))

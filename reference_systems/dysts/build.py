@@ -1,0 +1,161 @@
+"""A dysts flow as a :class:`~reference_systems.Flow`: its equations (:mod:`.algebra`) and its catalogue row.
+
+    flow = build("Lorenz", sigma=12.0)      # what rs.get("dysts/Lorenz", sigma=12.0) returns
+
+The flow is advanced by the suite's RK4 with ``dt`` = period / :data:`STEPS_PER_PERIOD` (dysts's dominant period;
+overridable), its tangent by forward-mode autodiff of the torch rendering, and jitcode integrates the symbolic
+rendering of the same equations (``meta['symbolic_rhs']``).  A flow with a clock (:mod:`.algebra`) carries the
+time as its last variable.  Initial states: dysts's initial condition plus Gaussian perturbations of
+:data:`PERTURBATION` times the attractor's standard deviation per variable, so that trajectories decorrelate over
+the transient.  Exponents per unit time.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from functools import lru_cache
+from typing import Any, Dict, Optional
+
+import torch
+
+from reference_systems import computed
+from reference_systems.dysts.algebra import EQUATIONS, SYMBOLIC, TORCH, Parameters
+from reference_systems.layout import stack_like
+from reference_systems.system import Flow
+from suite.core.args import check_number
+from suite.core.errors import InvalidArgumentError
+
+#: RK4 steps per dominant period (dysts's ``period``) by default: at 200, 6 of the 129 flows diverged within 50
+#: periods (8 trajectories: AtmosphericRegime, JerkCircuit, LiuChen, MacArthur, and SprottJerk and SprottQ, which
+#: escape from perturbed initial states at any step); at 500 none did once the perturbations were 1e-3
+STEPS_PER_PERIOD = 500
+#: initial perturbations, in units of the attractor's standard deviation per variable (at 1e-2 a quarter of
+#: SprottJerk's and SprottQ's trajectories escaped to infinity at any step size; at 1e-3 none of 32 in 100 periods)
+PERTURBATION = 1e-3
+#: transients last at least this many Lyapunov times (dysts's stored lambda_1 as the scale), so that trajectories
+#: started 1e-3 apart decorrelate: e^-15 of the initial offset is far below round-off of the attractor's size
+TRANSIENT_LYAPUNOV_TIMES = 15
+#: the family's name prefix: flows are registered as ``dysts/<ClassName>``
+PREFIX = "dysts/"
+#: ``lyapbench validate``'s run of a dysts flow, in dominant periods (steps, transient), and its trajectories
+VALIDATION_PERIODS = {"steps": 40, "transient": 20}
+VALIDATION_BATCH = 16
+
+
+@lru_cache(maxsize=1)
+def catalogue() -> Dict[str, Any]:
+    """The table generated from dysts (:mod:`.generate`): version, and a row per flow."""
+    with open(os.path.join(os.path.dirname(__file__), "catalogue.json")) as handle:
+        return json.load(handle)
+
+
+def row(name: str) -> Dict[str, Any]:
+    flows = catalogue()["flows"]
+    if name not in flows:
+        raise InvalidArgumentError("name", name, f"one of dysts's {len(flows)} flows (e.g. 'Lorenz')")
+    return flows[name]
+
+
+def transient_periods(name: str, at_least: float) -> float:
+    """A transient, in dominant periods: ``at_least``, or :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times where
+    dysts's stored lambda_1 (a scale only) makes that longer."""
+    entry = row(name)
+    lam = entry["stored_lambda1"]
+    if lam is None or not lam > 0:
+        return at_least
+    return max(at_least, TRANSIENT_LYAPUNOV_TIMES / (lam * float(entry["period"])))
+
+
+def default_dt(name: str) -> float:
+    return float(row(name)["period"]) / STEPS_PER_PERIOD
+
+
+def _parameters(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
+    defaults = row(name)["parameters"]
+    for key, value in given.items():
+        if key not in defaults:
+            raise InvalidArgumentError(f"dysts/{name} parameter {key!r}", value,
+                                       f"parameters {sorted(defaults) + ['dt']}")
+        if isinstance(defaults[key], list):
+            if not isinstance(value, (list, tuple)) or len(value) != len(defaults[key]):
+                raise InvalidArgumentError(f"dysts/{name} parameter {key!r}", value,
+                                           f"a list of {len(defaults[key])} numbers")
+            given[key] = [check_number(f"{key}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            given[key] = check_number(key, value)
+    return dict(defaults, **given)
+
+
+def build(name: str, dt: Optional[float] = None, **params) -> Flow:
+    """dysts's flow ``name`` with its default parameters overridden by ``params`` (and ``dt``)."""
+    entry, eq = row(name), EQUATIONS.get(name)
+    if eq is None:
+        raise InvalidArgumentError("name", name, "a dysts flow whose equations are written "
+                                   "(reference_systems/dysts/flows_*.py)")
+    values = _parameters(name, params)
+    p = Parameters.of(values)
+    dt = default_dt(name) if dt is None else check_number("dt", dt, low=0.0, low_open=True)
+    d = int(entry["dim"])
+    dim = d + 1 if eq.clock else d
+
+    def field(s, m):
+        out = eq.fn(s[:d], p, m, t=s[d]) if eq.clock else eq.fn(s, p, m)
+        out = list(out) + ([1.0] if eq.clock else [])
+        if len(out) != dim:
+            raise ValueError(f"dysts/{name}: the equations return {len(out)} components, not {dim}")
+        return out
+
+    def rhs(x):
+        columns = [x[:, i] for i in range(dim)]
+        return stack_like(x, [c if isinstance(c, torch.Tensor) else torch.full_like(columns[0], float(c))
+                              for c in field(columns, TORCH)])
+
+    def symbolic_rhs(ys):
+        return field(list(ys), SYMBOLIC)
+
+    center = torch.tensor(list(entry["initial_conditions"]) + ([0.0] if eq.clock else []), dtype=torch.float64)
+    scale = torch.tensor([s if s and math.isfinite(s) else 1.0 for s in entry["std"]] + ([0.0] if eq.clock else []),
+                         dtype=torch.float64)
+
+    def sample_initial(batch, g):
+        return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
+
+    period_steps = float(entry["period"]) / dt
+    flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
+                params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs,
+                validation={"steps": math.ceil(VALIDATION_PERIODS["steps"] * period_steps),
+                            "transient": math.ceil(transient_periods(name, VALIDATION_PERIODS["transient"])
+                                                   * period_steps), "batch": VALIDATION_BATCH},
+                note=(f"dysts {catalogue()['dysts_version']} flow {name}" + (" (time as its last variable)"
+                      if eq.clock else "") + f"; dysts's stored largest exponent {entry['stored_lambda1']:.4g}"))
+    attach_reference(flow)
+    return flow
+
+
+def reference_key(flow: Flow) -> str:
+    """The record key of a dysts flow: ``systems/dysts_<Name>`` at dysts's parameters and the default dt, with a
+    digest of its label otherwise (labels with every parameter are too long for file names)."""
+    name = flow.name[len(PREFIX):]
+    defaults = dict(row(name)["parameters"], dt=default_dt(name))
+    digest = "" if flow.params == defaults else "_" + hashlib.sha1(flow.label.encode()).hexdigest()[:12]
+    return f"systems/dysts_{name}{digest}"
+
+
+def attach_reference(flow: Flow, directory=None) -> str:
+    """Give a dysts flow its computed reference where a fresh record with the verdict 'reference' exists
+    (``lyapbench dysts references``, :mod:`suite.studies.dysts_references`); otherwise its note says why it has
+    none.  Returns the record's status ('fresh', 'missing', 'stale: ...')."""
+    key = reference_key(flow)
+    hint = f"`lyapbench dysts references --flows '{flow.name}'`"
+    record = computed.read(key, directory, fix=f"regenerate it with {hint} --force")
+    status = computed.status(record, key, flow.label, flow)
+    flow.meta["reference_status"] = status
+    verdict = record.get("verdict") if status == "fresh" else None
+    if verdict == "reference":
+        flow.reference = computed.to_reference(record)
+    else:
+        why = verdict or f"{status}; compute it with {hint}"
+        flow.declare(note=flow.capabilities.note + f"; no reference ({why})")
+    return status

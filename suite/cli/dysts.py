@@ -1,0 +1,64 @@
+"""``lyapbench dysts``: the dysts catalogue's flows, their references from two routes, the table users want.
+
+    lyapbench dysts references [--flows 'dysts/*'] [--budget full|quick] [--force | --check]
+    lyapbench dysts table [--output-dir results]
+
+``references`` computes each flow's record (:mod:`suite.studies.dysts_references`) and writes it at once under
+``results/references/``; fresh records are skipped, so a stopped run resumes.  ``table`` writes
+``dysts_references.md`` / ``.csv``: a row per flow with the reference or the reason there is none, dysts's
+stored values and how far they lie from ours.
+"""
+from __future__ import annotations
+
+import argparse
+
+import reference_systems as rs
+from reference_systems import computed
+from suite.cli.options import DEFAULT_OUTPUT, OUTPUT_HELP, set_threads
+from suite.cli.references import refresh
+from suite.core.errors import InvalidArgumentError
+from suite.core.specs import split_flag
+from suite.studies import dysts_references
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("dysts", help="the dysts flows: compute their references (two routes), write their "
+                                            "table")
+    p.add_argument("action", choices=["references", "table"],
+                   help="references: compute missing or stale records (--force: all, --check: only report, exit 1 "
+                        "if any is not fresh); table: dysts_references.md / .csv from the records")
+    p.add_argument("--flows", default="dysts/*", help="comma-separated names or patterns (default: 'dysts/*')")
+    p.add_argument("--budget", choices=sorted(dysts_references.BUDGETS), default="full",
+                   help="references: run sizes (full: the committed references; quick: a smoke run)")
+    p.add_argument("--force", action="store_true", help="references: recompute even fresh records")
+    p.add_argument("--check", action="store_true", help="references: compute nothing, report freshness")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--output-dir", default=DEFAULT_OUTPUT, help=OUTPUT_HELP)
+    return p
+
+
+def flows(specs: str) -> list:
+    names = []
+    for spec in split_flag(specs, "--flows") or []:
+        matched = rs.names(spec) if any(c in spec for c in "*?[") else [spec]
+        names += [n for n in matched if n not in names]
+    wrong = [n for n in names if rs.family(n) != "dysts"]
+    if wrong or not names:
+        raise InvalidArgumentError("--flows", ", ".join(wrong) or specs, "dysts flows or patterns, e.g. 'dysts/*'")
+    return [rs.get(n) for n in names]
+
+
+def run(args) -> int:
+    set_threads(args.threads)
+    chosen = {f.name: f for f in flows(args.flows)}
+    if args.action == "table":
+        return dysts_references.write_table(list(chosen.values()), args.output_dir)
+
+    def entry(name):
+        flow = chosen[name]
+
+        def compute():
+            record = dysts_references.compute_flow(flow, args.budget)
+            return record, computed.reference_path(record["key"])
+        return flow.meta.get("reference_status", "missing"), compute
+    return refresh(list(chosen), entry, check=args.check, force=args.force, summary=dysts_references.summary)

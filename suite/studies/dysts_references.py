@@ -1,0 +1,222 @@
+"""References of the dysts flows from two independent routes, cached per flow (issue 26).
+
+    lyapbench dysts references [--flows 'dysts/*'] [--budget full|quick] [--force | --check]
+
+Per flow (:func:`compute_flow`), at the run sizes of :data:`BUDGETS` (in dysts's dominant periods):
+
+1. **lyapbench**: ``qr()`` (the suite's RK4 and its exact tangent, autodiff Jacobian of the torch rendering),
+   float64, at the flow's ``dt`` and again at ``dt / 2`` (the step check);
+2. **jitcode**: ``jitcode_lyap`` (adaptive Dormand-Prince on the variational equations of the symbolic
+   rendering, rtol = atol = 1e-10), independent trajectories;
+3. the time-averaged divergence <tr Df> along trajectories (d forward-mode products a state), for the sum rule.
+
+The flow gets a reference (``verdict`` 'reference') only where (a) halving dt moves no exponent by more than
+the two runs' joint allowance, t sqrt(s1^2 + s2^2) + 2 b / T (no step effect detectable; issue 26 asks for a tenth
+of the uncertainty, which two chaotic runs cannot resolve: their trajectories decorrelate, so the spread of their
+difference is of the order of the uncertainty itself at any T; the agreement with jitcode's adaptive integration
+bounds the step's bias the same way), (b) the routes agree on every exponent within t sqrt(s1^2 + s2^2) +
+2 b / T (the tolerance rule for a difference of two independent estimates), (c) the spectrum's sum agrees with
+<div f> within t sqrt(s_sum^2 + s_div^2) + b / T, and (d) lambda_1 exceeds its uncertainty (chaotic); otherwise
+the verdict names the first check that failed and the record keeps every number.  The reference is the mean of
+the two routes with uncertainty |difference| / 2 + the larger route uncertainty (t s + b / T, t at 1 - 1e-4 / 2),
+so it covers both; provenance 'computed'.  Records live in ``results/references/systems__dysts_*.json`` with the
+staleness probe of :mod:`reference_systems.computed`; a run skips fresh ones, so an interrupted run resumes.
+"""
+from __future__ import annotations
+
+import datetime
+import math
+from pathlib import Path
+from typing import Any, Dict
+
+import numpy as np
+import torch
+
+import reference_systems as rs
+from reference_systems import System, computed
+from reference_systems.noise import TrajectoryRNG
+from suite import estimators
+from reference_systems.dysts.build import catalogue, reference_key, row, transient_periods
+from suite.core.provenance import git_sha
+from suite.core.result import LyapunovResult
+from suite.peers.jitcode_adapter import JitcodeLyap
+from suite.reporting.tables import atomic_write, markdown, write_csv
+from suite.scoring.tolerance import derive
+from suite.studies.computed_references import REFERENCE_SEED, write
+
+#: run sizes in dominant periods (T, the transient) and trajectories (lyapbench's, jitcode's)
+BUDGETS = {
+    "full": {"periods": 2000, "transient_periods": 100, "batch": 32, "jitcode_batch": 8},
+    "quick": {"periods": 60, "transient_periods": 20, "batch": 8, "jitcode_batch": 4},
+    "smoke": {"periods": 8, "transient_periods": 4, "batch": 4, "jitcode_batch": 2},  # the tests' end-to-end run
+}
+#: the finite-time bias bound b (nats) of every route: the boundary term of a time average over T
+BIAS_NATS = 1.0
+#: the error probability of each stated interval (per exponent), as the computed references of the catalogue
+ALPHA = 1e-4
+
+
+def _interval(res: LyapunovResult, T: float) -> np.ndarray:
+    return derive(stderr=res.stderr, dof=res.meta["stderr_dof"], T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total
+
+
+def mean_divergence(flow: System, steps: int, transient: int, batch: int, seed: int) -> Dict[str, float]:
+    """<tr Df> over ``batch`` trajectories x ``steps`` RK4 steps after ``transient`` (float64), its standard error
+    across trajectories."""
+    rng = TrajectoryRNG(seed, batch)
+    x = flow.sample_initial(batch, rng).to(torch.float64)
+    eye = torch.eye(flow.dim, dtype=torch.float64)
+    total = torch.zeros(batch, dtype=torch.float64)
+    with torch.no_grad():
+        for _ in range(transient):
+            x = flow.step(x, rng)
+    for n in range(steps):
+        with torch.no_grad():
+            x = flow.step(x, rng)
+        trace = sum(torch.func.jvp(flow.rhs, (x,), (eye[i].expand_as(x),))[1][:, i] for i in range(flow.dim))
+        total = total + trace.detach()
+    per = (total / steps).numpy()
+    return {"value": float(per.mean()), "stderr": float(per.std(ddof=1) / math.sqrt(batch)), "dof": batch - 1}
+
+
+def compute_flow(flow: System, budget: str = "full", directory=None) -> Dict[str, Any]:
+    """Both routes, the step check and the sum rule for one dysts flow (``budget`` a key of :data:`BUDGETS`);
+    the record, written."""
+    name = flow.name.split("/", 1)[1]
+    entry, size = row(name), BUDGETS[budget]
+    period = float(entry["period"])
+    steps = math.ceil(size["periods"] * period / flow.dt)
+    transient = math.ceil(transient_periods(name, size["transient_periods"]) * period / flow.dt)
+    T = steps * flow.dt
+    common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
+    ours = estimators.get("qr").estimate(flow, steps, **common)
+    halved = rs.get(flow.name, **dict({k: v for k, v in flow.params.items() if k != "dt"}, dt=flow.dt / 2))
+    fine = estimators.get("qr").estimate(halved, 2 * steps, **dict(common, transient=2 * transient))
+    theirs = JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
+                                    seed=REFERENCE_SEED + 1)
+    div = mean_divergence(flow, min(steps, 20_000), transient, size["jitcode_batch"], REFERENCE_SEED + 2)
+    u1, u2 = _interval(ours, T), _interval(theirs, T)
+    routes_allowed, step_allowed = _difference_allowed(ours, theirs, T), _difference_allowed(ours, fine, T)
+    values = (ours.exponents + theirs.exponents) / 2
+    uncertainty = np.abs(ours.exponents - theirs.exponents) / 2 + np.maximum(u1, u2)
+    sum_stderr = math.sqrt(float(np.sum(ours.stderr)) ** 2 + div["stderr"] ** 2)  # the sum's stderr, bounded
+    sum_allowed = float(derive(stderr=sum_stderr, dof=min(ours.meta["stderr_dof"], div["dof"]), T=T,
+                               bias_nats=BIAS_NATS, alpha=ALPHA).total)
+    checks = {
+        "step": {"shifts": np.abs(fine.exponents - ours.exponents).tolist(), "allowed": step_allowed.tolist(),
+                 "fine_dt": halved.dt},
+        "routes": {"differences": np.abs(ours.exponents - theirs.exponents).tolist(),
+                   "allowed": np.asarray(routes_allowed).tolist()},
+        "sum_rule": {"sum": float(ours.exponents.sum()), "divergence": div["value"],
+                     "residual": float(ours.exponents.sum() - div["value"]), "allowed": sum_allowed},
+        "chaotic": {"lambda1": float(values[0]), "uncertainty": float(uncertainty[0])},
+    }
+    verdict = "reference"
+    if not np.all(np.abs(fine.exponents - ours.exponents) <= step_allowed):
+        i = int(np.argmax(np.abs(fine.exponents - ours.exponents) - step_allowed))
+        verdict = (f"no reference: halving dt moved exponent {i + 1} from {ours.exponents[i]:.5g} to "
+                   f"{fine.exponents[i]:.5g}, more than {step_allowed[i]:.2g}")
+    elif not np.all(np.abs(ours.exponents - theirs.exponents) <= routes_allowed):
+        i = int(np.argmax(np.abs(ours.exponents - theirs.exponents) - routes_allowed))
+        verdict = (f"no reference: the routes disagree on exponent {i + 1} ({ours.exponents[i]:.5g} against "
+                   f"jitcode's {theirs.exponents[i]:.5g}, allowed {routes_allowed[i]:.2g})")
+    elif not abs(checks["sum_rule"]["residual"]) <= sum_allowed:
+        verdict = (f"no reference: the spectrum's sum {checks['sum_rule']['sum']:.5g} misses <div f> = "
+                   f"{div['value']:.5g} by more than {sum_allowed:.2g}")
+    elif not values[0] > uncertainty[0]:
+        verdict = (f"no reference: not chaotic at dysts's parameters (lambda_1 = {values[0]:.3g} within its "
+                   f"uncertainty {uncertainty[0]:.2g} of 0)")
+    key = reference_key(flow)
+    record = {
+        "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "verdict": verdict,
+        "values": values.tolist(), "uncertainty": uncertainty.tolist(), "bias_nats": BIAS_NATS,
+        "provenance": "computed", "dim": flow.dim, "k": int(values.size), "T": T, "steps": steps,
+        "transient": transient, "budget": budget,
+        "source": (f"mean of lyapbench qr() (RK4 dt = {flow.dt:.6g}, autodiff tangent, {size['batch']} trajectories, "
+                   f"seed {REFERENCE_SEED}) and jitcode_lyap (dopri5, rtol = atol = 1e-10, {size['jitcode_batch']} "
+                   f"trajectories, seed {REFERENCE_SEED + 1}) over T = {T:.6g} after {transient * flow.dt:.6g}; "
+                   f"uncertainty |difference| / 2 + max(t s + 1/T); git {git_sha()}; dysts {_version()}"),
+        "routes": {"lyapbench": _route(ours, u1), "jitcode": _route(theirs, u2),
+                   "lyapbench_half_dt": _route(fine, _interval(fine, T))},
+        "checks": checks, "dysts": {"stored_lambda1": entry["stored_lambda1"],
+                                    "stored_spectrum": entry["stored_spectrum"], "version": _version()},
+        "git_sha": git_sha(), "versions": ours.meta["versions"],
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "wall_seconds": round(ours.wall_seconds + fine.wall_seconds + theirs.wall_seconds, 2),
+    }
+    write(record, key, directory)
+    return record
+
+
+def _difference_allowed(a: LyapunovResult, b: LyapunovResult, T: float) -> np.ndarray:
+    """The tolerance rule for the difference of two independent estimates over T: t sqrt(s_a^2 + s_b^2) + 2 b / T."""
+    return np.asarray(derive(stderr=np.hypot(a.stderr, b.stderr), dof=min(a.meta["stderr_dof"], b.meta["stderr_dof"]),
+                             T=T, bias_nats=2 * BIAS_NATS, alpha=ALPHA).total)
+
+
+def _route(res: LyapunovResult, interval) -> Dict[str, Any]:
+    return {"values": res.exponents.tolist(), "stderr": res.stderr.tolist(), "interval": np.asarray(interval).tolist(),
+            "stderr_dof": res.meta["stderr_dof"], "wall_seconds": round(res.wall_seconds, 2)}
+
+
+def _version() -> str:
+    return catalogue()["dysts_version"]
+
+
+#: the columns of results/dysts_references.md / .csv
+TABLE_COLUMNS = ["flow", "dim", "verdict", "lambda1", "lambda1_uncertainty", "spectrum", "kaplan_yorke",
+                 "sum_rule_residual", "dysts_lambda1", "dysts_spectrum", "dysts_lambda1_off_by_se", "T", "budget"]
+
+
+def kaplan_yorke(values) -> float:
+    """The Kaplan-Yorke dimension of a spectrum (sorted descending): j + sum_{i<=j} lambda_i / |lambda_{j+1}|."""
+    lam = np.sort(np.asarray(values, dtype=float))[::-1]
+    sums = np.cumsum(lam)
+    if sums[0] < 0:
+        return 0.0
+    j = int(np.max(np.nonzero(sums >= 0)[0]))
+    return float(lam.size) if j + 1 >= lam.size else float(j + 1 + sums[j] / abs(lam[j + 1]))
+
+
+def table_row(flow: System) -> Dict[str, Any]:
+    """A flow's row: its record (fresh or not, said in ``verdict``) and dysts's stored values beside it."""
+    entry = row(flow.name.split("/", 1)[1])
+    out = {"flow": flow.name, "dim": flow.dim, "dysts_lambda1": entry["stored_lambda1"],
+           "dysts_spectrum": np.round(entry["stored_spectrum"], 4).tolist() if entry["stored_spectrum"] else ""}
+    status = flow.meta.get("reference_status", "missing")
+    record = computed.read(reference_key(flow)) if status == "fresh" else None
+    if record is None:
+        return dict(out, verdict=f"no record ({status})")
+    values, unc = np.asarray(record["values"]), np.asarray(record["uncertainty"])
+    se = record["routes"]["lyapbench"]["stderr"][0]
+    out.update(verdict=record["verdict"], lambda1=values[0], lambda1_uncertainty=unc[0],
+               spectrum=np.round(values, 4).tolist(), kaplan_yorke=kaplan_yorke(values),
+               sum_rule_residual=record["checks"]["sum_rule"]["residual"], T=record["T"], budget=record["budget"])
+    if entry["stored_lambda1"] is not None and record["verdict"] == "reference":
+        off = abs(entry["stored_lambda1"] - values[0])
+        out["dysts_lambda1_off_by_se"] = off / se if off > unc[0] and se > 0 else 0.0
+    return out
+
+
+def write_table(flows, output_dir) -> int:
+    """results/dysts_references.md / .csv: a row per flow; exit 0."""
+    rows = [table_row(f) for f in flows]
+    referenced = sum(r["verdict"] == "reference" for r in rows)
+    flagged = sum(bool(r.get("dysts_lambda1_off_by_se")) for r in rows)
+    out = Path(output_dir)
+    write_csv(rows, out / "dysts_references.csv", TABLE_COLUMNS)
+    head = (f"# The dysts flows' references (suite/studies/dysts_references.py)\n\n{len(rows)} flows, {referenced} "
+            f"with a reference; dysts's stored lambda_1 outside our uncertainty for {flagged} "
+            "(`dysts_lambda1_off_by_se`: "
+            "by how many of our standard errors, 0 inside). `lyapbench dysts references` then `lyapbench dysts table "
+            "--output-dir results`.\n\n")
+    atomic_write(out / "dysts_references.md", head + markdown(rows, TABLE_COLUMNS))
+    print(f"wrote {out / 'dysts_references.md'} and .csv: {len(rows)} flows, {referenced} referenced")
+    return 0
+
+
+def summary(record: Dict[str, Any]) -> str:
+    """A record's line for ``lyapbench dysts references``."""
+    j = record["routes"]["jitcode"]["values"][0]
+    return (f"lambda_1 = {record['values'][0]:.5g} +- {record['uncertainty'][0]:.2g} (jitcode {j:.5g}): "
+            f"{record['verdict']}")

@@ -1,0 +1,131 @@
+"""The dysts catalogue's flows (reference_systems.dysts): written once, rendered twice, checked against dysts.
+
+Each flow's torch right-hand side is checked against dysts's own at random states (where dysts is installed) and
+against its symbolic rendering (SymEngine, what jitcode integrates); every flow builds and a short RK4 run from
+its sampled initial states stays finite."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import reference_systems as rs
+from reference_systems import dysts
+from reference_systems import computed
+from reference_systems.dysts.build import STEPS_PER_PERIOD, reference_key
+from reference_systems.noise import TrajectoryRNG
+from suite.core.errors import InvalidArgumentError
+from suite.grid.selection import build_systems
+
+WRITTEN = dysts.written()
+#: relative agreement of two renderings of the same expressions at one state: both sum the same terms in
+#: float64, possibly in another order or with another grouping (a few hundred units of round-off, scaled by
+#: the largest term, which the component's norm bounds from below only where the terms do not cancel)
+RTOL = 1e-11
+
+
+def states(name, count=4, seed=0):
+    """Random states around the flow's attractor: dysts's mean plus its standard deviation times N(0, 1)."""
+    entry = dysts.row(name)
+    g = np.random.default_rng(seed)
+    mean, std = np.array(entry["mean"], dtype=float), np.array(entry["std"], dtype=float)
+    std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    mean = np.where(np.isfinite(mean), mean, np.array(entry["initial_conditions"], dtype=float))
+    return mean + std * g.standard_normal((count, len(mean)))
+
+
+def ours(name, X, t=0.0):
+    flow = rs.get("dysts/" + name)
+    x = torch.tensor(X, dtype=torch.float64)
+    if flow.dim == X.shape[1] + 1:  # a clock: the time is the last variable
+        x = torch.cat([x, torch.full((x.shape[0], 1), t, dtype=torch.float64)], dim=1)
+    return flow.rhs(x).numpy()
+
+
+def assert_close(got, want, name):
+    scale = max(np.max(np.abs(want)), 1.0)
+    assert np.max(np.abs(got - want)) <= RTOL * scale, (name, got, want)
+
+
+def test_the_table_holds_every_ode_flow_of_the_installed_dysts_version():
+    table = dysts.catalogue()
+    assert table["dysts_version"] and len(table["flows"]) == 129  # 135 in dysts 0.96 less 6 delay equations
+    assert len(table["delay_equations_left_out"]) == 6
+    for name, entry in table["flows"].items():
+        assert len(entry["initial_conditions"]) == entry["dim"], name
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_the_torch_rhs_is_dysts_rhs(name):
+    dysts_flows = pytest.importorskip("dysts.flows")
+    model = getattr(dysts_flows, name)()
+    X = states(name)
+    for t in (0.0, 1.7):
+        want = np.array([np.asarray(model.rhs(x, t), dtype=float) for x in X])
+        got = ours(name, X, t)[:, :X.shape[1]]
+        assert_close(got, want, name)
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_the_symbolic_rendering_is_the_torch_rendering(name):
+    """jitcode integrates the symbolic rendering: the same numbers as the torch one at the same states."""
+    se = pytest.importorskip("symengine")
+    flow = rs.get("dysts/" + name)
+    symbols = [se.Symbol(f"y{i}") for i in range(flow.dim)]
+    exprs = flow.capabilities.symbolic_rhs(symbols)
+    X = states(name, count=2)
+    if flow.dim == X.shape[1] + 1:
+        X = np.concatenate([X, np.full((len(X), 1), 0.9)], axis=1)
+    for x, want in zip(X, flow.rhs(torch.tensor(X, dtype=torch.float64)).numpy()):
+        values = {s: float(v) for s, v in zip(symbols, x)}
+        got = np.array([float(se.sympify(e).subs(values)) for e in exprs])
+        assert_close(got, want, name)
+
+
+def test_every_flow_builds_and_a_short_run_stays_finite():
+    for name in WRITTEN:
+        flow = rs.get("dysts/" + name)
+        x = flow.sample_initial(4, TrajectoryRNG(seed=1, batch=4))
+        for _ in range(500):
+            x = flow.step(x)
+        assert torch.isfinite(x).all(), name
+        assert math.isclose(flow.dt, dysts.row(name)["period"] / STEPS_PER_PERIOD)
+
+
+def test_the_family_is_listed_on_request_and_takes_parameters_as_keywords():
+    assert not any(n.startswith("dysts/") for n in rs.names())
+    assert rs.names("dysts/*") == ["dysts/" + n for n in WRITTEN] and rs.family("dysts/Lorenz") == "dysts"
+    assert [s.name for s in build_systems(["dysts/Lor*"])] == [n for n in rs.names("dysts/Lor*")]
+    flow = rs.get("dysts/Lorenz", rho=30.0, dt=0.005)
+    assert flow.params["rho"] == 30.0 and flow.dt == 0.005
+    with pytest.raises(InvalidArgumentError, match="parameter 'gamma'.*beta"):
+        rs.get("dysts/Lorenz", gamma=1.0)
+    with pytest.raises(InvalidArgumentError, match="a pattern matching"):
+        build_systems(["dysts/NoSuchFlow*"])
+
+
+def test_references_from_two_routes_end_to_end(tmp_path, monkeypatch, capsys):
+    """`lyapbench dysts references` on a smoke budget: both routes, the step check and the sum rule run and are
+    recorded; the flow reads its record back (fresh), and `lyapbench dysts table` writes its row.  Lorenz's
+    divergence is the constant -(sigma + 1 + beta): the sum rule holds to RK4's error, far inside its allowance."""
+    pytest.importorskip("jitcode")
+    from suite.cli import main
+    from suite.studies import dysts_references
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path / "refs"))
+    assert main(["dysts", "references", "--flows", "dysts/Lorenz", "--budget", "smoke"]) in (0, 1)
+    flow = rs.get("dysts/Lorenz")
+    assert flow.meta["reference_status"] == "fresh"
+    record = computed.read(reference_key(flow))
+    p = flow.params
+    assert abs(record["checks"]["sum_rule"]["divergence"] + p["sigma"] + 1 + p["beta"]) < 1e-9
+    assert abs(record["checks"]["sum_rule"]["residual"]) < 1e-3
+    ours, theirs = record["routes"]["lyapbench"]["values"], record["routes"]["jitcode"]["values"]
+    assert abs(ours[0] - theirs[0]) <= record["checks"]["routes"]["allowed"][0] and 0.5 < ours[0] < 1.3
+    assert record["verdict"] == "reference" or record["verdict"].startswith("no reference: ")
+    assert (flow.reference is not None) == (record["verdict"] == "reference")
+    assert main(["dysts", "references", "--flows", "dysts/Lorenz", "--check"]) == 0  # fresh: nothing recomputed
+    assert "dysts/Lorenz: fresh" in capsys.readouterr().err
+    assert main(["dysts", "table", "--flows", "dysts/Lor*", "--output-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "dysts_references.md").read_text()
+    assert "| dysts/Lorenz | 3 |" in text and "no record (missing)" in text  # LorenzBounded etc. have none
+    assert dysts_references.kaplan_yorke([0.9056, 0.0, -14.5723]) == pytest.approx(2 + 0.9056 / 14.5723)
