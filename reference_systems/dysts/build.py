@@ -40,7 +40,9 @@ TRANSIENT_LYAPUNOV_TIMES = 15
 #: the family's name prefix: flows are registered as ``dysts/<ClassName>``
 PREFIX = "dysts/"
 #: ``lyapbench validate``'s run of a dysts flow, in dominant periods (steps, transient), and its trajectories
-VALIDATION_PERIODS = {"steps": 40, "transient": 20}
+VALIDATION_PERIODS = {"steps": 40}
+#: its transient, in periods: at least, at most (:func:`transient_periods`)
+VALIDATION_TRANSIENT = (20, 60)
 VALIDATION_BATCH = 16
 
 
@@ -58,14 +60,15 @@ def row(name: str) -> Dict[str, Any]:
     return flows[name]
 
 
-def transient_periods(name: str, at_least: float) -> float:
-    """A transient, in dominant periods: ``at_least``, or :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times where
-    dysts's stored lambda_1 (a scale only) makes that longer."""
+def transient_periods(name: str, at_least: float, at_most: float) -> float:
+    """A transient, in dominant periods: :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times (dysts's stored lambda_1
+    as the scale only), within [``at_least``, ``at_most``] (a flow whose stored lambda_1 is near 0, e.g. Torus,
+    would otherwise ask for thousands of periods)."""
     entry = row(name)
     lam = entry["stored_lambda1"]
     if lam is None or not lam > 0:
         return at_least
-    return max(at_least, TRANSIENT_LYAPUNOV_TIMES / (lam * float(entry["period"])))
+    return min(at_most, max(at_least, TRANSIENT_LYAPUNOV_TIMES / (lam * float(entry["period"]))))
 
 
 def default_dt(name: str) -> float:
@@ -126,8 +129,8 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs,
                 validation={"steps": math.ceil(VALIDATION_PERIODS["steps"] * period_steps),
-                            "transient": math.ceil(transient_periods(name, VALIDATION_PERIODS["transient"])
-                                                   * period_steps), "batch": VALIDATION_BATCH},
+                            "transient": math.ceil(transient_periods(name, *VALIDATION_TRANSIENT) * period_steps),
+                            "batch": VALIDATION_BATCH},
                 note=(f"dysts {catalogue()['dysts_version']} flow {name}" + (" (time as its last variable)"
                       if eq.clock else "") + f"; dysts's stored largest exponent {entry['stored_lambda1']:.4g}"))
     attach_reference(flow)

@@ -86,7 +86,8 @@ def compute_flow(flow: System, budget: str = "full", directory=None) -> Dict[str
     entry, size = row(name), BUDGETS[budget]
     period = float(entry["period"])
     steps = math.ceil(size["periods"] * period / flow.dt)
-    transient = math.ceil(transient_periods(name, size["transient_periods"]) * period / flow.dt)
+    transient = math.ceil(transient_periods(name, size["transient_periods"], 3 * size["transient_periods"])
+                          * period / flow.dt)
     T = steps * flow.dt
     common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
     ours = estimators.get("qr").estimate(flow, steps, **common)
