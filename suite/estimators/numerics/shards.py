@@ -115,6 +115,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None or _POOL._max_workers < workers or _POOL_PID != os.getpid():
             threads = torch.get_num_threads()
+            if _POOL is not None and _POOL_PID == os.getpid():
+                _POOL.shutdown(wait=False)  # a smaller pool: its idle threads end
             _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lyapbench-shard",
                                        initializer=_one_thread)
             _POOL_PID = os.getpid()
@@ -126,8 +128,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 class ShardedUnit:
-    """``unit(*inputs)`` over the whole batch from ``shard_unit`` called on each shard, S - 1 shards on worker
-    threads and one on the caller's; outputs laid out as ``expected`` (the recording's outputs)."""
+    """``unit(*inputs)`` over the whole batch from ``shard_unit`` called on each shard, each on a worker thread of
+    one torch thread (the caller waits); outputs laid out as ``expected`` (the recording's outputs)."""
 
     def __init__(self, shard_unit: Callable, plan: Plan, split: Sequence[bool], dims: Sequence[Optional[int]],
                  expected: Sequence[torch.Tensor]):
