@@ -128,4 +128,5 @@ def test_references_from_two_routes_end_to_end(tmp_path, monkeypatch, capsys):
     assert main(["dysts", "table", "--flows", "dysts/Lor*", "--output-dir", str(tmp_path)]) == 0
     text = (tmp_path / "dysts_references.md").read_text()
     assert "| dysts/Lorenz | 3 |" in text and "no record (missing)" in text  # LorenzBounded etc. have none
+    assert (tmp_path / "dysts_lambda1.png").stat().st_size > 0
     assert dysts_references.kaplan_yorke([0.9056, 0.0, -14.5723]) == pytest.approx(2 + 0.9056 / 14.5723)

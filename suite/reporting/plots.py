@@ -240,3 +240,23 @@ def history_figure(times, history, history_stderr, path: Path, title: str, max_i
     ax.set_title(title)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return save_figure(fig, path)
+
+
+def stored_against_computed_figure(rows: List[Dict[str, Any]], path: Path) -> Path:
+    """A catalogue's stored lambda_1 (y) against our computed reference (x, with its uncertainty), y = x drawn:
+    one point per flow with a reference (rows of ``suite.studies.dysts_references.table_row``)."""
+    pts = [r for r in rows if r.get("verdict") == "reference" and r.get("dysts_lambda1") is not None]
+    fig, ax = plt.subplots(figsize=(5.5, 5), layout="constrained")
+    if pts:
+        x = np.array([r["lambda1"] for r in pts])
+        ax.errorbar(x, [r["dysts_lambda1"] for r in pts], xerr=[r["lambda1_uncertainty"] for r in pts], fmt="o",
+                    ms=4, label="dysts's stored lambda_1")
+        for r in pts:
+            ax.annotate(r["flow"].split("/", 1)[-1], (r["lambda1"], r["dysts_lambda1"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        top = 1.1 * max(x.max(), max(r["dysts_lambda1"] for r in pts))
+        ax.plot([0, top], [0, top], color="grey", lw=0.8, label="y = x")
+        ax.legend(loc="upper left")
+    ax.set(xlabel="lambda_1, lyapbench reference (two routes)", ylabel="lambda_1 stored by dysts",
+           title=f"dysts: stored against computed lambda_1 ({len(pts)} flows)")
+    return save_figure(fig, path)

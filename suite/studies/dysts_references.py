@@ -40,6 +40,7 @@ from reference_systems.dysts.build import catalogue, reference_key, row, transie
 from suite.core.provenance import git_sha
 from suite.core.result import LyapunovResult
 from suite.peers.jitcode_adapter import JitcodeLyap
+from suite.reporting.plots import stored_against_computed_figure
 from suite.reporting.tables import atomic_write, markdown, write_csv
 from suite.scoring.tolerance import derive
 from suite.studies.computed_references import REFERENCE_SEED, write
@@ -200,7 +201,8 @@ def table_row(flow: System) -> Dict[str, Any]:
 
 
 def write_table(flows, output_dir) -> int:
-    """results/dysts_references.md / .csv: a row per flow; exit 0."""
+    """results/dysts_references.md / .csv: a row per flow, and dysts_lambda1.png, dysts's stored lambda_1 against
+    ours; exit 0."""
     rows = [table_row(f) for f in flows]
     referenced = sum(r["verdict"] == "reference" for r in rows)
     flagged = sum(bool(r.get("dysts_lambda1_off_by_se")) for r in rows)
@@ -211,8 +213,11 @@ def write_table(flows, output_dir) -> int:
             "(`dysts_lambda1_off_by_se`: "
             "by how many of our standard errors, 0 inside). `lyapbench dysts references` then `lyapbench dysts table "
             "--output-dir results`.\n\n")
-    atomic_write(out / "dysts_references.md", head + markdown(rows, TABLE_COLUMNS))
-    print(f"wrote {out / 'dysts_references.md'} and .csv: {len(rows)} flows, {referenced} referenced")
+    atomic_write(out / "dysts_references.md", head + markdown(rows, TABLE_COLUMNS)
+                 + "\n![dysts's stored lambda_1 against ours](dysts_lambda1.png)\n")
+    stored_against_computed_figure(rows, out / "dysts_lambda1.png")
+    print(f"wrote {out / 'dysts_references.md'}, .csv and dysts_lambda1.png: {len(rows)} flows, {referenced} "
+          "referenced")
     return 0
 
 
