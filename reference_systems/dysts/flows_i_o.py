@@ -3,6 +3,7 @@
 Equations from dysts 0.96 (``dysts/flows.py``); parameters and initial conditions in catalogue.json.
 """
 from reference_systems.dysts.algebra import equation
+from reference_systems.dysts.flows_p_z import sakarya
 
 
 @equation("InteriorSquirmer")
@@ -79,9 +80,7 @@ def lid_driven_cavity_flow(s, p, m):
 
 @equation("LiuChen")
 def liu_chen(s, p, m):
-    # dysts's LiuChen is its Sakarya with other parameters
-    x, y, z = s
-    return (p.a * x + p.h * y + p.s * y * z, -p.b * y - p.p * x + p.q * x * z, p.c * z - p.r * x * y)
+    return sakarya(s, p, m)  # dysts's LiuChen is its Sakarya with other parameters
 
 
 @equation("Lorenz")

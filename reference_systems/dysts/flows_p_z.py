@@ -3,13 +3,12 @@
 Equations from dysts 0.96 (``dysts/flows.py``); parameters and initial conditions in catalogue.json.
 """
 from reference_systems.dysts.algebra import equation
+from reference_systems.dysts.flows_d_h import dequan_li
 
 
 @equation("PanXuZhou")
 def pan_xu_zhou(s, p, m):
-    # DequanLi's equations
-    x, y, z = s
-    return (p.a * (y - x) + p.d * x * z, p.k * x + p.f * y - x * z, p.c * z + x * y - p.eps * x ** 2)
+    return dequan_li(s, p, m)
 
 
 @equation("PehlivanWei")
@@ -242,9 +241,7 @@ def thomas(s, p, m):
 
 @equation("ThomasLabyrinth")
 def thomas_labyrinth(s, p, m):
-    # Thomas's equations
-    x, y, z = s
-    return p.b * m.sin(y) - p.a * x, p.b * m.sin(z) - p.a * y, p.b * m.sin(x) - p.a * z
+    return thomas(s, p, m)
 
 
 @equation("Torus", clock=True)
@@ -257,9 +254,7 @@ def torus(s, p, m, t):
 
 @equation("Tsucs2")
 def tsucs2(s, p, m):
-    # DequanLi's equations
-    x, y, z = s
-    return (p.a * (y - x) + p.d * x * z, p.k * x + p.f * y - x * z, p.c * z + x * y - p.eps * x ** 2)
+    return dequan_li(s, p, m)
 
 
 @equation("TurchinHanski")
