@@ -371,6 +371,14 @@ class Flow(System):
         self.rhs, self._jac = rhs, jacobian
         self.batch_last = batch_last and jacobian is not None and dim <= BATCH_LAST_MAX_DIM
 
+    def field_jacobian(self, x: torch.Tensor) -> torch.Tensor:
+        """The Jacobian of the vector field, Df(x) (B, d, d): ``jacobian`` where given, else autodiff."""
+        self._check_state(x)
+        if self._jac is not None:
+            return _checked_jacobian(self._jac, x, self.name)
+        eye = torch.eye(self.dim, dtype=x.dtype, device=x.device).expand(x.shape[0], self.dim, self.dim)
+        return _jvp_columns(self.rhs, x, eye)
+
     def _jvp(self, y, W):
         if self._jac is not None:
             return torch.bmm(_checked_jacobian(self._jac, y, self.name), W)

@@ -109,3 +109,15 @@ def test_cuda_cells_need_gpu_workers(cluster):
     cells = validation_cells([rs.get("henon")], ["qr"], quick=True, device="cuda")
     with pytest.raises(ValueError, match="GPU=1"):
         list(cluster.run(cells, [0]))
+
+
+def test_any_call_runs_as_a_task_and_its_error_comes_back(cluster):
+    """run_calls (what `lyapbench dysts references --executor dask` uses): values and exceptions by index,
+    the same as in-process."""
+    import functools
+    import math
+    calls = [functools.partial(math.sqrt, 4.0), functools.partial(math.sqrt, -1.0), functools.partial(pow, 2, 10)]
+    for ex in (cluster, InProcess()):
+        got = {i: (value, exc) for i, value, exc, seconds in ex.run_calls(calls)}
+        assert got[0] == (2.0, None) and got[2] == (1024, None)
+        assert got[1][0] is None and isinstance(got[1][1], ValueError) and "math domain" in str(got[1][1])

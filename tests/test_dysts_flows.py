@@ -3,6 +3,7 @@
 Each flow's torch right-hand side is checked against dysts's own at random states (where dysts is installed) and
 against its symbolic rendering (SymEngine, what jitcode integrates); every flow builds and a short RK4 run from
 its sampled initial states stays finite."""
+import json
 import math
 
 import numpy as np
@@ -12,7 +13,8 @@ import torch
 import reference_systems as rs
 from reference_systems import dysts
 from reference_systems import computed
-from reference_systems.dysts.build import STEPS_PER_PERIOD, reference_key
+from reference_systems.dysts import steps
+from reference_systems.dysts.build import reference_key, steps_per_period, steps_table
 from reference_systems.noise import TrajectoryRNG
 from suite.core.errors import InvalidArgumentError
 from suite.grid.selection import build_systems
@@ -89,7 +91,47 @@ def test_every_flow_builds_and_a_short_run_stays_finite():
         for _ in range(500):
             x = flow.step(x)
         assert torch.isfinite(x).all(), name
-        assert math.isclose(flow.dt, dysts.row(name)["period"] / STEPS_PER_PERIOD)
+        assert math.isclose(flow.dt, dysts.row(name)["period"] / steps_per_period(name))
+
+
+def test_every_flow_has_its_step_from_the_scan():
+    """steps.json (python -m reference_systems.dysts.steps) holds every written flow, each with the rungs it ran
+    and the step of its last rung, which passed unless it is the ladder's last (flagged); its rule is the
+    module's."""
+    table = steps_table()
+    assert sorted(table) == WRITTEN
+    for name, chosen in table.items():
+        last = chosen["rungs"][-1]
+        assert chosen["passed"] == (last["finite"] and last["local_error"] <= steps.LOCAL_ERROR), name
+        assert chosen["steps_per_period"] == last["n"] in steps.LADDER, name
+        assert chosen["passed"] or last["n"] == steps.LADDER[-1], name
+    assert sum(not c["passed"] for c in table.values()) <= 3  # BlinkingRotlet, InteriorSquirmer, SprottMore
+    with open(steps.PATH) as handle:
+        rule = json.load(handle)["rule"]
+    assert rule == {"ladder": list(steps.LADDER), "batch": steps.SCAN_BATCH, "periods": steps.SCAN_PERIODS,
+                    "local_error": steps.LOCAL_ERROR, "seed": steps.SEED}
+
+
+@pytest.mark.parametrize("errors, want, scanned", [
+    ({100: 1e-7}, 100, [100]),                              # the first rung passes
+    ({100: 3e-5, 200: 1e-6, 500: 1e-8}, 200, [100, 200]),  # predicted: 100 * 30^(1/5) = 197
+    ({100: 1e-3, 500: 2e-6, 1000: 6e-8}, 1000, [100, 500, 1000]),  # predicted 398: 200 skipped, 500 fails
+    ({100: math.inf, 200: math.inf, 500: 1e-7}, 500, [100, 200, 500]),  # not finite: every rung in turn
+    ({100: 0.09, 1000: 5e-6, 2000: 1e-7}, 2000, [100, 1000, 2000]),  # predicted 976; 1000 fails: the next rung
+    ({100: 1e3, 200: 1e2, 500: 1e-7}, 500, [100, 200, 500]),  # left the attractor: no prediction, every rung
+    ({100: 0.11, 2000: 1e-5}, None, [100, 2000]),            # predicted 1019, none passes: the last rung, flagged
+])
+def test_the_step_rule(monkeypatch, errors, want, scanned):
+    ran = []
+
+    def fake(name, n):
+        ran.append(n)
+        err = errors.get(n, errors[100] * (100 / n) ** 5 * 10)  # unlisted rungs: worse than predicted
+        return {"n": n, "finite": math.isfinite(err), "local_error": err}
+    monkeypatch.setattr(steps, "scan_rung", fake)
+    chosen = steps.choose("Lorenz")
+    assert ran == scanned and chosen["passed"] == (want is not None)
+    assert chosen["steps_per_period"] == (want or steps.LADDER[-1])
 
 
 def test_the_family_is_listed_on_request_and_takes_parameters_as_keywords():
@@ -121,6 +163,11 @@ def test_references_from_two_routes_end_to_end(tmp_path, monkeypatch, capsys):
     assert abs(record["checks"]["sum_rule"]["residual"]) < 1e-3
     ours, theirs = record["routes"]["lyapbench"]["values"], record["routes"]["jitcode"]["values"]
     assert abs(ours[0] - theirs[0]) <= record["checks"]["routes"]["allowed"][0] and 0.5 < ours[0] < 1.3
+    step = record["checks"]["step"]
+    assert step["runs"][0]["dt"] == pytest.approx(2 * flow.dt)  # the coarse run first; dt / 2 only if it fails
+    runs = step["runs"]
+    assert step["passed"] == runs[-1].get("passed", False)
+    assert len(runs) == 1 if runs[0].get("passed") else runs[1]["dt"] == pytest.approx(flow.dt / 2)
     assert record["verdict"] == "reference" or record["verdict"].startswith("no reference: ")
     assert (flow.reference is not None) == (record["verdict"] == "reference")
     assert main(["dysts", "references", "--flows", "dysts/Lorenz", "--check"]) == 0  # fresh: nothing recomputed

@@ -67,6 +67,12 @@ def test_lorenz_autodiff_equals_analytic_and_rk4_tangent_is_its_derivative():
     _, Ja = auto.tangent(x, V)
     _, Je = lor.tangent(x, V)
     torch.testing.assert_close(Ja, Je, rtol=1e-12, atol=1e-12)
+    # the field's own Jacobian (the sum rules' divergence): autodiff = the hand-written one; its trace is Lorenz's
+    # constant divergence -(sigma + 1 + beta)
+    torch.testing.assert_close(auto.field_jacobian(x), lor.field_jacobian(x), rtol=1e-13, atol=1e-13)
+    p = lor.params
+    torch.testing.assert_close(torch.diagonal(auto.field_jacobian(x), dim1=1, dim2=2).sum(1),
+                               torch.full((4,), -(p["sigma"] + 1 + p["beta"]), dtype=torch.float64))
     # central differences of the RK4 step itself (error O(eps^2) ~ 1e-10 relative)
     eps = 1e-5
     for j in range(3):

@@ -27,9 +27,11 @@ from reference_systems.system import Flow
 from suite.core.args import check_number
 from suite.core.errors import InvalidArgumentError
 
-#: RK4 steps per dominant period (dysts's ``period``) by default: at 200, 6 of the 129 flows diverged within 50
-#: periods (8 trajectories: AtmosphericRegime, JerkCircuit, LiuChen, MacArthur, and SprottJerk and SprottQ, which
-#: escape from perturbed initial states at any step); at 500 none did once the perturbations were 1e-3
+#: each flow's RK4 steps per dominant period (dysts's ``period``), chosen by the scan of :mod:`.steps`
+STEPS_PATH = os.path.join(os.path.dirname(__file__), "steps.json")
+#: the steps per period of a flow the scan has not seen: at 200, 6 of the 129 flows diverged within 50 periods
+#: (8 trajectories: AtmosphericRegime, JerkCircuit, LiuChen, MacArthur, and SprottJerk and SprottQ, which escape
+#: from perturbed initial states at any step); at 500 none did once the perturbations were 1e-3
 STEPS_PER_PERIOD = 500
 #: initial perturbations, in units of the attractor's standard deviation per variable (at 1e-2 a quarter of
 #: SprottJerk's and SprottQ's trajectories escaped to infinity at any step size; at 1e-3 none of 32 in 100 periods)
@@ -71,8 +73,22 @@ def transient_periods(name: str, at_least: float, at_most: float) -> float:
     return min(at_most, max(at_least, TRANSIENT_LYAPUNOV_TIMES / (lam * float(entry["period"]))))
 
 
+@lru_cache(maxsize=1)
+def steps_table() -> Dict[str, Dict[str, Any]]:
+    """The scan's rows by flow (:mod:`.steps`; {} before it has run)."""
+    if not os.path.exists(STEPS_PATH):
+        return {}
+    with open(STEPS_PATH) as handle:
+        return json.load(handle)["flows"]
+
+
+def steps_per_period(name: str) -> int:
+    """RK4 steps per dominant period of the flow's default ``dt``: the scan's choice, else :data:`STEPS_PER_PERIOD`."""
+    return int(steps_table().get(name, {}).get("steps_per_period", STEPS_PER_PERIOD))
+
+
 def default_dt(name: str) -> float:
-    return float(row(name)["period"]) / STEPS_PER_PERIOD
+    return float(row(name)["period"]) / steps_per_period(name)
 
 
 def _parameters(name: str, given: Dict[str, Any]) -> Dict[str, Any]:

@@ -1,20 +1,25 @@
 """``lyapbench dysts``: the dysts catalogue's flows, their references from two routes, the table users want.
 
-    lyapbench dysts references [--flows 'dysts/*'] [--budget full|quick] [--force | --check]
+    lyapbench dysts references [--flows 'dysts/*'] [--budget standard|full|quick] [--force | --check]
+                               [--executor dask --workers 2]
     lyapbench dysts table [--output-dir results]
 
 ``references`` computes each flow's record (:mod:`suite.studies.dysts_references`) and writes it at once under
-``results/references/``; fresh records are skipped, so a stopped run resumes.  ``table`` writes
-``dysts_references.md`` / ``.csv``: a row per flow with the reference or the reason there is none, dysts's
+``results/references/``; fresh records are skipped, so a stopped run resumes.  Flows run cheapest first (steps
+per period times dimension), so a stopped run has done the most flows.  With ``--executor dask`` each flow is one
+Dask task (a local cluster of ``--workers`` processes, one torch thread each, or ``--scheduler``).  ``table``
+writes ``dysts_references.md`` / ``.csv``: a row per flow with the reference or the reason there is none, dysts's
 stored values and how far they lie from ours.
 """
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 import reference_systems as rs
 from reference_systems import computed
-from suite.cli.options import DEFAULT_OUTPUT, OUTPUT_HELP, set_threads
+from reference_systems.dysts.build import PREFIX, steps_per_period
+from suite.cli.options import DEFAULT_OUTPUT, OUTPUT_HELP, add_executor, executor, set_threads
 from suite.cli.references import refresh
 from suite.core.errors import InvalidArgumentError
 from suite.core.specs import split_flag
@@ -28,12 +33,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="references: compute missing or stale records (--force: all, --check: only report, exit 1 "
                         "if any is not fresh); table: dysts_references.md / .csv from the records")
     p.add_argument("--flows", default="dysts/*", help="comma-separated names or patterns (default: 'dysts/*')")
-    p.add_argument("--budget", choices=sorted(dysts_references.BUDGETS), default="full",
-                   help="references: run sizes (full: the committed references; quick: a smoke run)")
+    p.add_argument("--budget", choices=sorted(dysts_references.BUDGETS), default=dysts_references.DEFAULT_BUDGET,
+                   help=f"references: run sizes (default {dysts_references.DEFAULT_BUDGET!r}: the committed "
+                        "references; full: ten times longer; quick, smoke: trial runs)")
     p.add_argument("--force", action="store_true", help="references: recompute even fresh records")
     p.add_argument("--check", action="store_true", help="references: compute nothing, report freshness")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--output-dir", default=DEFAULT_OUTPUT, help=OUTPUT_HELP)
+    add_executor(p)
     return p
 
 
@@ -55,10 +62,14 @@ def run(args) -> int:
         return dysts_references.write_table(list(chosen.values()), args.output_dir)
 
     def entry(name):
-        flow = chosen[name]
+        return chosen[name].meta.get("reference_status", "missing"), partial(compute, name, args.budget)
+    order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
+    with executor(args) as ex:
+        return refresh(order, entry, check=args.check, force=args.force, summary=dysts_references.summary,
+                       executor=ex)
 
-        def compute():
-            record = dysts_references.compute_flow(flow, args.budget)
-            return record, computed.reference_path(record["key"])
-        return flow.meta.get("reference_status", "missing"), compute
-    return refresh(list(chosen), entry, check=args.check, force=args.force, summary=dysts_references.summary)
+
+def compute(name: str, budget: str):
+    """One flow's record and its path (a picklable call: it may run on a Dask worker)."""
+    record = dysts_references.compute_flow(rs.get(name), budget)
+    return record, computed.reference_path(record["key"])

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Callable, List, Tuple
 
 import reference_systems as rs
 from reference_systems import System, computed
 from suite.cli.options import EXIT_FAIL, EXIT_OK, set_threads
-from suite.core.errors import InvalidArgumentError
+from suite.core.errors import InvalidArgumentError, exception_line
+from suite.grid.executors import InProcess
 from suite.core.specs import split_flag
 from suite.grid.selection import build_systems
 from suite.studies.computed_references import compute_system
@@ -56,28 +56,31 @@ def confirmed_summary(rec: dict) -> str:
 
 
 def refresh(labels: List[str], entry: Callable[[str], Tuple[str, Callable[[], Tuple[dict, Path]]]], *,
-            check: bool, force: bool, summary: Callable[[dict], str] = confirmed_summary) -> int:
+            check: bool, force: bool, summary: Callable[[dict], str] = confirmed_summary, executor=None) -> int:
     """Compute the missing or stale references (all with ``force``; none with ``check``), reporting each on
-    stderr (``summary(record)``).  ``entry(label)`` gives the status and a function computing (record, path).
-    Each record is written as it is computed, so a run that stops resumes where it stopped.  Exit 1 if any is
-    not fresh at the end (shared with ``lyapbench tasks reference`` and ``lyapbench dysts references``)."""
-    bad = []
+    stderr (``summary(record)``).  ``entry(label)`` gives the status and a function computing (record, path);
+    ``executor`` (:mod:`suite.grid.executors`; default: in this process) runs those functions, which must then
+    pickle.  Each record is written as it is computed, so a run that stops resumes where it stopped; one that
+    fails (not confirmed, a trajectory diverged, any error) is reported and the others go on.  Exit 1 if any is
+    not fresh at the end (shared with ``lyapbench references`` and ``lyapbench dysts references``)."""
+    bad, todo = [], []
     for n, label in enumerate(labels, 1):
         st, compute = entry(label)
-        where = f"[{n}/{len(labels)}] {label}"
         if check or (st == "fresh" and not force):
-            print(f"{where}: {st}", file=sys.stderr, flush=True)
+            print(f"[{n}/{len(labels)}] {label}: {st}", file=sys.stderr, flush=True)
             if st != "fresh":
                 bad.append(f"{label}: {st}")
+        else:
+            todo.append((n, label, compute))
+    for i, value, exc, seconds in (executor or InProcess()).run_calls([c for _, _, c in todo]):
+        n, label, _ = todo[i]
+        where = f"[{n}/{len(labels)}] {label}"
+        if exc is not None:
+            bad.append(f"{label}: {exception_line(exc)}")
+            print(f"{where}: FAILED {exception_line(exc)}", file=sys.stderr, flush=True)
             continue
-        t0 = time.perf_counter()
-        try:
-            rec, path = compute()
-        except ArithmeticError as exc:  # not confirmed, or a trajectory diverged: reported, nothing written
-            bad.append(f"{label}: {exc}")
-            print(f"{where}: FAILED {exc}", file=sys.stderr, flush=True)
-            continue
-        print(f"{where}: {summary(rec)} ({time.perf_counter() - t0:.0f} s) -> {path}", file=sys.stderr, flush=True)
+        rec, path = value
+        print(f"{where}: {summary(rec)} ({seconds:.0f} s) -> {path}", file=sys.stderr, flush=True)
     for line in bad:
         print(f"NOT FRESH {line}", file=sys.stderr)
     return EXIT_FAIL if bad else EXIT_OK

@@ -1,7 +1,10 @@
 """Where a grid's cells run: in this process (the default), or on a Dask cluster.
 
-An executor has one method, ``run(cells, indices)``, that yields
-``(index, rows, result, seconds)`` for each cell it was given, in any order.
+An executor has two methods: ``run(cells, indices)`` yields ``(index, rows,
+result, seconds)`` for each cell it was given, in any order;
+``run_calls(calls)`` does the same for any picklable zero-argument callables
+(a reference to compute, :func:`suite.cli.references.refresh`), yielding
+``(index, value, exception, seconds)``.
 The runner (:func:`suite.grid.runner.run_grid`) journals each cell as it arrives and
 writes the tables in grid order, so a grid gives the same tables, and resumes
 the same way, whichever executor ran it.
@@ -30,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError, NotInstalledError
@@ -38,6 +41,7 @@ from suite.grid.cells import run_cell
 from suite.scoring.rows import failure
 
 Finished = Tuple[int, list, object, float]
+Called = Tuple[int, Any, Optional[BaseException], float]
 
 
 class InProcess:
@@ -47,6 +51,10 @@ class InProcess:
     def run(self, cells: Sequence, indices: Sequence[int]) -> Iterator[Finished]:
         for i in indices:
             yield (i, *run_timed(cells[i]))
+
+    def run_calls(self, calls: Sequence[Callable[[], Any]]) -> Iterator[Called]:
+        for i, call in enumerate(calls):
+            yield (i, *call_timed(call))
 
     def close(self) -> None:
         pass
@@ -63,6 +71,20 @@ def run_timed(cell, threads: Optional[int] = None):
     t0 = time.perf_counter()
     rows, result = run_cell(cell, keep_result=True)
     return rows, result, time.perf_counter() - t0
+
+
+def call_timed(call: Callable[[], Any], threads: Optional[int] = None) -> Tuple[Any, Optional[BaseException], float]:
+    """(value, None, seconds) of ``call()``, or (None, the exception, seconds) where it raised one (reported by
+    the caller, like a failed cell); with torch on ``threads`` threads if given."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        return call(), None, time.perf_counter() - t0
+    except Exception as exc:  # noqa: BLE001 - the caller reports it
+        return None, exc, time.perf_counter() - t0
 
 
 def _needs_gpu(cell) -> bool:
@@ -144,6 +166,24 @@ class DaskExecutor:
                     rows, result, seconds = failure(cells[i].system, cells[i].estimator_name, cells[i].settings,
                                                     exc), None, 0.0
                 yield i, rows, result, seconds
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def run_calls(self, calls: Sequence[Callable[[], Any]]) -> Iterator[Called]:
+        """Each call as one Dask task on a CPU worker; (index, value, exception, seconds) as they finish (a lost
+        worker's call runs again elsewhere, as a cell does)."""
+        from distributed import as_completed
+
+        run_id = uuid.uuid4().hex[:8]
+        futures = {self.client.submit(call_timed, call, self.threads, key=f"lyapbench-{run_id}-call-{i}",
+                                      pure=False): i for i, call in enumerate(calls)}
+        try:
+            for fut in as_completed(list(futures)):
+                try:
+                    yield (futures[fut], *fut.result())
+                except Exception as exc:  # noqa: BLE001 - lost workers beyond the retries, unpicklable calls
+                    yield futures[fut], None, exc, 0.0
         finally:
             for fut in futures:
                 fut.cancel()
