@@ -46,6 +46,9 @@ VALIDATION_PERIODS = {"steps": 40}
 #: its transient, in periods: at least, at most (:func:`transient_periods`)
 VALIDATION_TRANSIENT = (20, 60)
 VALIDATION_BATCH = 16
+#: each of those (steps, transient) is capped at this many RK4 steps, so that the stiff flows (2,000 steps a
+#: period) cost what the others do
+VALIDATION_MAX_STEPS = 20_000
 
 
 @lru_cache(maxsize=1)
@@ -144,8 +147,9 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     period_steps = float(entry["period"]) / dt
     flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs,
-                validation={"steps": math.ceil(VALIDATION_PERIODS["steps"] * period_steps),
-                            "transient": math.ceil(transient_periods(name, *VALIDATION_TRANSIENT) * period_steps),
+                validation={"steps": min(math.ceil(VALIDATION_PERIODS["steps"] * period_steps), VALIDATION_MAX_STEPS),
+                            "transient": min(math.ceil(transient_periods(name, *VALIDATION_TRANSIENT) * period_steps),
+                                             VALIDATION_MAX_STEPS),
                             "batch": VALIDATION_BATCH},
                 note=(f"dysts {catalogue()['dysts_version']} flow {name}" + (" (time as its last variable)"
                       if eq.clock else "") + f"; dysts's stored largest exponent {entry['stored_lambda1']:.4g}"))

@@ -12,7 +12,8 @@ trajectories from the flow's initial states (:mod:`.build`), stepped for :data:`
    :data:`LOCAL_ERROR`.
 
 n is the first rung if it passes; else the first rung that passes at or above the one the first rung's local
-error predicts by RK4's order (:func:`choose`; every rung in turn where the first diverged).  A flow that passes no rung gets the last one, flagged.  The rule only picks a step that is cheap and stable: the
+error predicts by RK4's order (:func:`choose`; every rung in turn where the first diverged).  A flow that passes
+no rung gets the last one, flagged.  The rule only picks a step that is cheap and stable: the
 references (:mod:`suite.studies.dysts_references`) test each flow's step again against twice and half of it.
 The scan is deterministic (fixed seed, float64) and needs torch only, not dysts.
 """

@@ -37,9 +37,12 @@ class JitcodeLyap(PeerEstimator):
     the RK4 map's by the RK4 map's O(dt^4) but not by the integrator's.
     Every ``renorm_every`` * dt time units the tangent vectors are
     orthonormalised (QR; one ``integrate`` call) and jitcode returns
-    ln(norm) / interval, already per unit time.  The tangent frame starts at
-    the first k columns of the identity (jitcode's own ``set_initial_value``
-    would draw random directions from numpy's global RNG).  Initial states:
+    ln(norm) / interval, already per unit time.  The tangent frame starts as
+    a random orthonormal frame drawn from the trajectory's own seed (jitcode's
+    own ``set_initial_value`` would draw from numpy's global RNG; the identity
+    would stay inside any invariant coordinate subspace, e.g. the one a
+    forced flow's phase variable leaves, and report its exponents out of
+    order: dysts's Duffing gave [0.13, -0.23, 0]).  Initial states:
     our ``sample_initial`` and transient (RK4 steps), then T = steps * dt
     time units under jitcode.  Standard errors: across trajectories (B > 1)
     or batch means of the per-interval exponents (B = 1).
@@ -86,10 +89,11 @@ class JitcodeLyap(PeerEstimator):
                                                   jitcode, system, k)
         x0, _ = self.start_states(system, cfg)
         ends = renorm_ends(cfg.steps, m)
-        frame = np.eye(d)[:k].ravel()
         cums, finals = [], []
         for b in range(cfg.batch):
-            # jitcode's base-class set_initial_value: state plus our (identity) tangent frame
+            gaussian = np.random.default_rng([cfg.seed, cfg.first + b]).standard_normal((d, k))
+            frame = np.linalg.qr(gaussian)[0].T.ravel()  # k orthonormal rows, as jitcode lays tangents out
+            # jitcode's base-class set_initial_value: state plus our random tangent frame
             self.call_peer("set_initial_value", jitcode.jitcode.set_initial_value, ode,
                            np.concatenate([x0[b], frame]), 0.0)
             cum = np.zeros((ends.size, k))

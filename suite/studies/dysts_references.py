@@ -5,8 +5,8 @@
 
 Per flow (:func:`compute_flow`), at the run sizes of :data:`BUDGETS` (in dysts's dominant periods):
 
-1. **lyapbench**: ``qr()`` (the suite's RK4 and its exact tangent, autodiff Jacobian of the torch rendering),
-   float64, at the flow's ``dt`` (:mod:`reference_systems.dysts.steps`);
+1. **lyapbench**: ``qr(capture='none')`` (:data:`ROUTE_ONE`; the suite's RK4 and its exact tangent, autodiff
+   Jacobian of the torch rendering), float64, at the flow's ``dt`` (:mod:`reference_systems.dysts.steps`);
 2. **the step check** (:func:`step_check`): ``qr()`` again at 2 dt, or where that differs or diverges at dt / 2;
 3. **jitcode**: ``jitcode_lyap`` (adaptive Dormand-Prince on the variational equations of the symbolic
    rendering, rtol = atol = 1e-10), independent trajectories;
@@ -48,19 +48,25 @@ from suite.reporting.tables import atomic_write, markdown, write_csv
 from suite.scoring.tolerance import derive
 from suite.studies.computed_references import REFERENCE_SEED, write
 
-#: run sizes in dominant periods (T, capped at ``max_steps`` RK4 steps of the flow's dt; the transient, at least
-#: and at most, :func:`transient_periods`) and trajectories (lyapbench's, jitcode's); 'standard' gives the
-#: committed references (a flow of 100 steps a period: T = 200 periods, ~1 min on one core)
+#: run sizes in dominant periods (T and the transient, :func:`transient_periods` within the bounds given; each
+#: capped at ``max_steps`` RK4 steps of the flow's dt) and trajectories (lyapbench's, jitcode's); 'standard' gives
+#: the committed references: jitcode is the cheap route (~4 s for 16 trajectories x 200 periods) and its
+#: interval set the references' uncertainty at 16 trajectories, so it runs 64, and lyapbench runs 100 periods
+#: (~20 s a flow of 100 steps a period on one core)
 BUDGETS = {
     "full": {"periods": 2000, "max_steps": 10 ** 6, "transient_periods": (100, 300), "batch": 32,
              "jitcode_batch": 8},
-    "standard": {"periods": 200, "max_steps": 60_000, "transient_periods": (20, 60), "batch": 64,
-                 "jitcode_batch": 16},
+    "standard": {"periods": 100, "max_steps": 30_000, "transient_periods": (20, 60), "batch": 64,
+                 "jitcode_batch": 64},
     "quick": {"periods": 60, "max_steps": 30_000, "transient_periods": (20, 60), "batch": 8, "jitcode_batch": 4},
     "smoke": {"periods": 8, "max_steps": 4_000, "transient_periods": (4, 12), "batch": 4,
               "jitcode_batch": 2},  # the tests' end to end
 }
 DEFAULT_BUDGET = "standard"
+#: route one's hyperparameters beyond the defaults: eager steps (capture 'auto' would compile a long run's unit,
+#: a cold compilation of 1-2 minutes per flow that these ~20-60 s runs do not repay, measured on Aizawa: 142 s
+#: for the flow against 30 s eager for Arneodo)
+ROUTE_ONE = {"capture": "none"}
 #: RK4's order: halving the step divides its bias in the exponents by 2^4 (Richardson), so a run at 2 dt that
 #: differs from the run at dt by D bounds the bias at dt by D / (2^4 - 1) and the shift halving dt would make by
 #: D / (2^4 - 1) * (1 - 2^-4) = D / 16
@@ -109,7 +115,7 @@ def step_check(flow: System, ours: LyapunovResult, steps: int, common: Dict[str,
     for factor in (2, 0.5):
         other = _at_dt(flow, flow.dt * factor)
         try:
-            run = estimators.get("qr").estimate(other, round(steps / factor),
+            run = estimators.get("qr", **ROUTE_ONE).estimate(other, round(steps / factor),
                                                 **dict(common, transient=round(common["transient"] / factor)))
         except ArithmeticError as exc:  # the coarse step diverged: reported in the record, the fine one decides
             tried.append({"dt": other.dt, "error": str(exc)})
@@ -135,14 +141,15 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None) -> 
     entry, size = row(name), BUDGETS[budget]
     period = float(entry["period"])
     steps = 2 * math.ceil(min(size["periods"] * period / flow.dt, size["max_steps"]) / 2)  # even: 2 dt covers T
-    transient = 2 * math.ceil(transient_periods(name, *size["transient_periods"]) * period / flow.dt / 2)
+    transient = 2 * math.ceil(min(transient_periods(name, *size["transient_periods"]) * period / flow.dt,
+                                  size["max_steps"]) / 2)
     T = steps * flow.dt
     common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
-    ours = estimators.get("qr").estimate(flow, steps, **common)
+    ours = estimators.get("qr", **ROUTE_ONE).estimate(flow, steps, **common)
     step = step_check(flow, ours, steps, common, T)
     theirs = JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
                                     seed=REFERENCE_SEED + 1)
-    div = mean_divergence(flow, min(steps, 20_000), transient // 4, size["jitcode_batch"], REFERENCE_SEED + 2)
+    div = mean_divergence(flow, min(steps, 10_000), transient // 4, 16, REFERENCE_SEED + 2)
     u1, u2 = _interval(ours, T), _interval(theirs, T)
     routes_allowed = _difference_allowed(ours, theirs, T)
     values = (ours.exponents + theirs.exponents) / 2
@@ -177,7 +184,8 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None) -> 
         "values": values.tolist(), "uncertainty": uncertainty.tolist(), "bias_nats": BIAS_NATS,
         "provenance": "computed", "dim": flow.dim, "k": int(values.size), "T": T, "steps": steps,
         "transient": transient, "budget": budget,
-        "source": (f"mean of lyapbench qr() (RK4 dt = {flow.dt:.6g}, autodiff tangent, {size['batch']} trajectories, "
+        "source": (f"mean of lyapbench qr(), eager (RK4 dt = {flow.dt:.6g}, autodiff tangent, {size['batch']} "
+                   f"trajectories, "
                    f"seed {REFERENCE_SEED}) and jitcode_lyap (dopri5, rtol = atol = 1e-10, {size['jitcode_batch']} "
                    f"trajectories, seed {REFERENCE_SEED + 1}) over T = {T:.6g} after {transient * flow.dt:.6g}; "
                    f"uncertainty |difference| / 2 + max(t s + 1/T); git {git_sha()}; dysts {_version()}"),
@@ -219,7 +227,8 @@ def _version() -> str:
 
 #: the columns of results/dysts_references.md / .csv
 TABLE_COLUMNS = ["flow", "dim", "verdict", "lambda1", "lambda1_uncertainty", "spectrum", "kaplan_yorke",
-                 "sum_rule_residual", "dysts_lambda1", "dysts_spectrum", "dysts_lambda1_off_by_se", "T", "budget"]
+                 "sum_rule_residual", "dysts_lambda1", "dysts_spectrum", "dysts_lambda1_off_by_se", "dt", "step_check",
+                 "T", "budget"]
 
 
 def kaplan_yorke(values) -> float:
@@ -245,11 +254,23 @@ def table_row(flow: System) -> Dict[str, Any]:
     se = record["routes"]["lyapbench"]["stderr"][0]
     out.update(verdict=record["verdict"], lambda1=values[0], lambda1_uncertainty=unc[0],
                spectrum=np.round(values, 4).tolist(), kaplan_yorke=kaplan_yorke(values),
-               sum_rule_residual=record["checks"]["sum_rule"]["residual"], T=record["T"], budget=record["budget"])
+               sum_rule_residual=record["checks"]["sum_rule"]["residual"], T=record["T"], budget=record["budget"],
+               dt=flow.dt, step_check=_step_summary(record["checks"]["step"]))
     if entry["stored_lambda1"] is not None and record["verdict"] == "reference":
         off = abs(entry["stored_lambda1"] - values[0])
         out["dysts_lambda1_off_by_se"] = off / se if off > unc[0] and se > 0 else 0.0
     return out
+
+
+def _step_summary(step: Dict[str, Any]) -> str:
+    """'2 dt: bias <= 3e-05' (the largest Richardson bound), 'dt / 2' (no step effect detectable at dt / 2), or
+    'failed'; records of the first references (full budget) checked dt / 2 only."""
+    runs = step.get("runs", [{"passed": True}])
+    if not runs[-1].get("passed"):
+        return "failed"
+    if "bias_bound_at_dt" in runs[-1]:
+        return f"2 dt: bias <= {max(runs[-1]['bias_bound_at_dt']):.1g}"
+    return "dt / 2"
 
 
 def write_table(flows, output_dir) -> int:
