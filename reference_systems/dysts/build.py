@@ -48,7 +48,7 @@ VALIDATION_TRANSIENT = (20, 60)
 VALIDATION_BATCH = 16
 #: each of those (steps, transient) is capped at this many RK4 steps, so that the stiff flows (2,000 steps a
 #: period) cost what the others do
-VALIDATION_MAX_STEPS = 20_000
+VALIDATION_MAX_STEPS = 10_000
 
 
 @lru_cache(maxsize=1)
