@@ -177,3 +177,26 @@ def test_references_from_two_routes_end_to_end(tmp_path, monkeypatch, capsys):
     assert "| dysts/Lorenz | 3 |" in text and "no record (missing)" in text  # LorenzBounded etc. have none
     assert (tmp_path / "dysts_lambda1.png").stat().st_size > 0
     assert dysts_references.kaplan_yorke([0.9056, 0.0, -14.5723]) == pytest.approx(2 + 0.9056 / 14.5723)
+
+
+def test_a_route_that_fails_is_the_flows_recorded_reason(tmp_path, monkeypatch):
+    """A diverging trajectory or a peer that cannot compile the equations is written as the flow's verdict (the
+    table lists it, a rerun skips it), never lost: HyperLu's and Sakarya's runs and StickSlipOscillator's jitcode
+    code generation fail so."""
+    from suite.peers.base import PeerError
+    from suite.peers.jitcode_adapter import JitcodeLyap
+    from suite.studies import dysts_references
+
+    def broken(self, *args, **kwargs):
+        raise PeerError("jitcode failed (generating and compiling C code): ValueError: ")
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    monkeypatch.setattr(JitcodeLyap, "estimate", broken)
+    flow = rs.get("dysts/Lorenz")
+    record = dysts_references.compute_flow(flow, "smoke")
+    assert record["verdict"].startswith("no reference: jitcode's run failed (PeerError: jitcode failed")
+    assert computed.read(reference_key(flow))["values"] == []
+    flow = rs.get("dysts/Lorenz")  # rebuilt: the record is fresh, the flow has no reference and says why
+    assert flow.meta["reference_status"] == "fresh" and flow.reference is None
+    assert "jitcode's run failed" in flow.capabilities.note
+    row = dysts_references.table_row(flow)
+    assert row["verdict"] == record["verdict"] and "lambda1" not in row

@@ -40,8 +40,10 @@ from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
 from suite import estimators
 from reference_systems.dysts.build import catalogue, reference_key, row, transient_periods
+from suite.core.errors import exception_line
 from suite.core.provenance import git_sha
 from suite.core.result import LyapunovResult
+from suite.peers.base import PeerError
 from suite.peers.jitcode_adapter import JitcodeLyap
 from suite.reporting.plots import stored_against_computed_figure
 from suite.reporting.tables import atomic_write, markdown, write_csv
@@ -158,10 +160,16 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None) -> 
     steps, transient = run_steps(flow, budget)
     T = steps * flow.dt
     common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
-    ours = estimators.get("qr", **ROUTE_ONE).estimate(flow, steps, **common)
+    try:
+        ours = estimators.get("qr", **ROUTE_ONE).estimate(flow, steps, **common)
+    except ArithmeticError as exc:  # a trajectory diverged, a frame degenerated: the flow's reason, recorded
+        return _failed(flow, budget, "lyapbench's run at dt", exc, directory)
     step = step_check(flow, ours, steps, common, T)
-    theirs = JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
-                                    seed=REFERENCE_SEED + 1)
+    try:
+        theirs = JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
+                                        seed=REFERENCE_SEED + 1)
+    except (ArithmeticError, PeerError) as exc:
+        return _failed(flow, budget, "jitcode's run", exc, directory)
     # along route one's trajectories (its seed, batch, transient and T): the time average over a shorter window
     # or fewer trajectories missed Rossler's sum by 0.025 (-5.352 over 10,000 of its 20,000 steps, 16 trajectories;
     # -5.329 over 30,000 steps, 64: the sum was -5.327), its across-trajectory error underestimated
@@ -218,6 +226,17 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None) -> 
     return record
 
 
+def _failed(flow: System, budget: str, route: str, exc: BaseException, directory) -> Dict[str, Any]:
+    """The record of a flow whose route failed (no values): its verdict says which and why."""
+    record = {"key": reference_key(flow), "spec_key": flow.label, "probe": computed.probe(flow),
+              "verdict": f"no reference: {route} failed ({exception_line(exc)})", "values": [], "uncertainty": [],
+              "source": f"lyapbench dysts references, budget {budget!r}: {route} failed", "budget": budget,
+              "dysts": {"version": _version()}, "git_sha": git_sha(),
+              "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    write(record, record["key"], directory)
+    return record
+
+
 def _step_failure(step: Dict[str, Any], ours: LyapunovResult) -> str:
     last = step["runs"][-1]
     if "error" in last:
@@ -267,6 +286,8 @@ def table_row(flow: System) -> Dict[str, Any]:
     record = computed.read(reference_key(flow)) if status == "fresh" else None
     if record is None:
         return dict(out, verdict=f"no record ({status})")
+    if not record["values"]:  # a route failed
+        return dict(out, verdict=record["verdict"], budget=record["budget"], dt=flow.dt)
     values, unc = np.asarray(record["values"]), np.asarray(record["uncertainty"])
     se = record["routes"]["lyapbench"]["stderr"][0]
     out.update(verdict=record["verdict"], lambda1=values[0], lambda1_uncertainty=unc[0],
@@ -313,6 +334,8 @@ def write_table(flows, output_dir) -> int:
 
 def summary(record: Dict[str, Any]) -> str:
     """A record's line for ``lyapbench dysts references``."""
+    if not record["values"]:
+        return record["verdict"]
     j = record["routes"]["jitcode"]["values"][0]
     return (f"lambda_1 = {record['values'][0]:.5g} +- {record['uncertainty'][0]:.2g} (jitcode {j:.5g}): "
             f"{record['verdict']}")
