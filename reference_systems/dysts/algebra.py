@@ -86,11 +86,24 @@ TORCH = SimpleNamespace(
 
 
 def _symbolic():
+    """SymEngine's functions, with |v| written sqrt(v^2) and sign(v) as v / sqrt(v^2) (min and max through |v|):
+    jitcode differentiates the equations symbolically, and with SymEngine's Abs, sign, Min and Max it cannot
+    (Colpitts, StickSlipOscillator: "Can't calculate derivative") or its compiled code crashes the process
+    (segmentation faults on Chua, MultiChua, AnishchenkoAstakhov, CellularNeuralNetwork, FluidTrampoline,
+    SanUmSrisuchinwong, SprottMore).  The values are the same away from v = 0 (a set of measure zero), the
+    derivatives those of the torch rendering's autodiff (sign' = 0 there)."""
     import symengine as se
+
+    def absolute(v):
+        return se.sqrt(v ** 2)
+
+    def sign(v):
+        return v / se.sqrt(v ** 2)
     ns = SimpleNamespace(
         pi=math.pi, sin=se.sin, cos=se.cos, tan=se.tan, sinh=se.sinh, cosh=se.cosh, tanh=se.tanh, exp=se.exp,
-        log=se.log, sqrt=se.sqrt, abs=se.Abs, sign=se.sign, arctan=se.atan, minimum=se.Min, maximum=se.Max)
-    ns.heaviside = lambda v: (1 + se.sign(v)) / 2
+        log=se.log, sqrt=se.sqrt, abs=absolute, sign=sign, arctan=se.atan,
+        minimum=lambda a, b: (a + b - absolute(a - b)) / 2, maximum=lambda a, b: (a + b + absolute(a - b)) / 2)
+    ns.heaviside = lambda v: (1 + sign(v)) / 2
     return ns
 
 
