@@ -121,3 +121,14 @@ def test_any_call_runs_as_a_task_and_its_error_comes_back(cluster):
         got = {i: (value, exc) for i, value, exc, seconds in ex.run_calls(calls)}
         assert got[0] == (2.0, None) and got[2] == (1024, None)
         assert got[1][0] is None and isinstance(got[1][1], ValueError) and "math domain" in str(got[1][1])
+
+
+def test_the_suites_errors_travel_back_from_a_worker():
+    """Errors raised in a Dask task come back pickled: each keeps its type, message and attributes (their
+    constructors take other arguments than the message, which plain exception pickling cannot rebuild)."""
+    import pickle
+    from suite.core.errors import InvalidArgumentError, NotInstalledError, TrajectoryError, UnknownNameError
+    for error in (InvalidArgumentError("k[0]", [0, -1], "a finite number"), UnknownNameError("system", "x", ["y"]),
+                  TrajectoryError("trajectory 3 diverged", system="lorenz63"), NotInstalledError("jitcode")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and str(back) == str(error) and back.__dict__ == error.__dict__

@@ -142,6 +142,11 @@ def test_the_family_is_listed_on_request_and_takes_parameters_as_keywords():
     assert flow.params["rho"] == 30.0 and flow.dt == 0.005
     with pytest.raises(InvalidArgumentError, match="parameter 'gamma'.*beta"):
         rs.get("dysts/Lorenz", gamma=1.0)
+    hopfield = rs.get("dysts/Hopfield")  # a matrix parameter: the step check rebuilds flows from their parameters
+    again = rs.get("dysts/Hopfield", **hopfield.params)
+    assert again.label == hopfield.label and len(again.params["k"]) == 6 == len(again.params["k"][0])
+    with pytest.raises(InvalidArgumentError, match=r"parameter 'k'.*a list of 6 lists"):
+        rs.get("dysts/Hopfield", k=[[1.0]])
     with pytest.raises(InvalidArgumentError, match="a pattern matching"):
         build_systems(["dysts/NoSuchFlow*"])
 

@@ -100,14 +100,18 @@ def _parameters(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
         if key not in defaults:
             raise InvalidArgumentError(f"dysts/{name} parameter {key!r}", value,
                                        f"parameters {sorted(defaults) + ['dt']}")
-        if isinstance(defaults[key], list):
-            if not isinstance(value, (list, tuple)) or len(value) != len(defaults[key]):
-                raise InvalidArgumentError(f"dysts/{name} parameter {key!r}", value,
-                                           f"a list of {len(defaults[key])} numbers")
-            given[key] = [check_number(f"{key}[{i}]", v) for i, v in enumerate(value)]
-        else:
-            given[key] = check_number(key, value)
+        given[key] = _like(f"dysts/{name} parameter {key!r}", value, defaults[key])
     return dict(defaults, **given)
+
+
+def _like(argument: str, value: Any, default: Any) -> Any:
+    """``value`` checked to have the shape of ``default``: a number, or a list (of lists) of numbers."""
+    if not isinstance(default, list):
+        return check_number(argument, value)
+    if not isinstance(value, (list, tuple)) or len(value) != len(default):
+        raise InvalidArgumentError(argument, value, f"a list of {len(default)} "
+                                   + ("lists" if default and isinstance(default[0], list) else "numbers"))
+    return [_like(f"{argument}[{i}]", v, d) for i, (v, d) in enumerate(zip(value, default))]
 
 
 def build(name: str, dt: Optional[float] = None, **params) -> Flow:

@@ -22,6 +22,18 @@ def exception_line(exc: BaseException) -> str:
 class LyapbenchError(Exception):
     """Base class of every error the suite raises on purpose."""
 
+    def __reduce__(self):
+        # an error raised on a Dask worker travels back pickled; the subclasses' constructors take other
+        # arguments than the message, so it is rebuilt from its type, message and attributes
+        return _rebuilt, (type(self), str(self), dict(self.__dict__))
+
+
+def _rebuilt(cls, message: str, state: dict) -> LyapbenchError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class InvalidArgumentError(LyapbenchError, ValueError):
     """An argument is out of its allowed range or of the wrong kind."""
