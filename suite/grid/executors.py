@@ -145,45 +145,42 @@ class DaskExecutor:
         return sum(1 for w in info.values() if (w.get("resources") or {}).get("GPU", 0) >= 1)
 
     def run(self, cells: Sequence, indices: Sequence[int]) -> Iterator[Finished]:
-        from distributed import as_completed
-
         if any(_needs_gpu(cells[i]) for i in indices) and self.gpu_workers() == 0:
             raise InvalidArgumentError("--device", "cuda", "workers tagged GPU=1 on the cluster (dask worker ... "
                                        "--resources GPU=1); this cluster has none")
-        run_id = uuid.uuid4().hex[:8]
-        futures = {}
-        for i in indices:
-            cell = cells[i]
-            fut = self.client.submit(run_timed, cell, self.threads, key=f"lyapbench-{run_id}-cell-{i}",
-                                     resources={"GPU": 1} if _needs_gpu(cell) else None, pure=False)
-            futures[fut] = i
-        try:
-            for fut in as_completed(list(futures)):
-                i = futures[fut]
-                try:
-                    rows, result, seconds = fut.result()
-                except Exception as exc:  # noqa: BLE001 - lost workers beyond the retries, unpicklable cells
-                    rows, result, seconds = failure(cells[i].system, cells[i].estimator_name, cells[i].settings,
-                                                    exc), None, 0.0
-                yield i, rows, result, seconds
-        finally:
-            for fut in futures:
-                fut.cancel()
+        submitted = {i: (run_timed, (cells[i], self.threads), {"GPU": 1} if _needs_gpu(cells[i]) else None)
+                     for i in indices}
+        for i, value, exc in self._finished(submitted, "cell"):
+            if exc is None:
+                yield (i, *value)
+            else:  # a cell that could not finish becomes an error row
+                c = cells[i]
+                yield i, failure(c.system, c.estimator_name, c.settings, exc), None, 0.0
 
     def run_calls(self, calls: Sequence[Callable[[], Any]]) -> Iterator[Called]:
         """Each call as one Dask task on a CPU worker; (index, value, exception, seconds) as they finish (a lost
         worker's call runs again elsewhere, as a cell does)."""
+        submitted = {i: (call_timed, (call, self.threads), None) for i, call in enumerate(calls)}
+        for i, value, exc in self._finished(submitted, "call"):
+            yield (i, *value) if exc is None else (i, None, exc, 0.0)
+
+    def _finished(self, submitted: dict, kind: str) -> Iterator[Tuple[int, Any, Optional[BaseException]]]:
+        """Submit ``{index: (fn, args, resources)}`` as Dask tasks; (index, fn's value, None) as each finishes,
+        or (index, None, the exception) where the task could not finish (lost workers beyond the retries, an
+        argument that does not pickle).  Tasks not yet finished are cancelled when the caller stops."""
         from distributed import as_completed
 
         run_id = uuid.uuid4().hex[:8]
-        futures = {self.client.submit(call_timed, call, self.threads, key=f"lyapbench-{run_id}-call-{i}",
-                                      pure=False): i for i, call in enumerate(calls)}
+        futures = {self.client.submit(fn, *args, key=f"lyapbench-{run_id}-{kind}-{i}", resources=resources,
+                                      pure=False): i for i, (fn, args, resources) in submitted.items()}
         try:
             for fut in as_completed(list(futures)):
                 try:
-                    yield (futures[fut], *fut.result())
-                except Exception as exc:  # noqa: BLE001 - lost workers beyond the retries, unpicklable calls
-                    yield futures[fut], None, exc, 0.0
+                    value = fut.result()
+                except Exception as exc:  # noqa: BLE001 - reported by the caller
+                    yield futures[fut], None, exc
+                else:
+                    yield futures[fut], value, None
         finally:
             for fut in futures:
                 fut.cancel()
