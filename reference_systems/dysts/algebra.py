@@ -28,18 +28,22 @@ EQUATIONS: Dict[str, "Equation"] = {}
 
 @dataclass(frozen=True)
 class Equation:
-    """A flow's equations (``fn(s, p, m[, t=])``) and whether they read the time."""
+    """A flow's equations (``fn(s, p, m[, t=])``), whether they read the time, and where the vector field jumps
+    ('' where it is continuous)."""
     name: str
     fn: Callable
     clock: bool = False
+    discontinuous: str = ""
 
 
-def equation(name: str, *, clock: bool = False) -> Callable[[Callable], Callable]:
-    """Decorator: register ``fn`` as the equations of dysts's flow ``name``."""
+def equation(name: str, *, clock: bool = False, discontinuous: str = "") -> Callable[[Callable], Callable]:
+    """Decorator: register ``fn`` as the equations of dysts's flow ``name``; ``discontinuous`` names the jump of a
+    vector field that is not continuous (a sign or step of a term that does not vanish there), whose tangent
+    dynamics the Jacobian misses (no reference is computed)."""
     def register(fn: Callable) -> Callable:
         if name in EQUATIONS:
             raise ValueError(f"equations of {name!r} written twice")
-        EQUATIONS[name] = Equation(name, fn, clock)
+        EQUATIONS[name] = Equation(name, fn, clock, discontinuous)
         return fn
     return register
 

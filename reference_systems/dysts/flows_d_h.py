@@ -78,7 +78,7 @@ def finance(s, p, m):
     return (1 / p.b - p.a) * x + z + x * y, -p.b * y - x ** 2, -x - p.c * z
 
 
-@equation("FluidTrampoline")
+@equation("FluidTrampoline", discontinuous="the impact damping psi y |y| switched on at x = 0")
 def fluid_trampoline(s, p, m):
     x, y, th = s
     return y, -1 - m.heaviside(-x) * (x + p.psi * y * m.abs(y)) + p.gamma * m.cos(th), p.w

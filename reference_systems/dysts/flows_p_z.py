@@ -169,7 +169,7 @@ def sprott_m(s, p, m):
     return -z, -(x ** 2) - y, p.a * (1 + x) + y
 
 
-@equation("SprottMore")
+@equation("SprottMore", discontinuous="sign(z) y at z = 0")
 def sprott_more(s, p, m):
     x, y, z = s
     return y, -x - m.sign(z) * y, y ** 2 - m.exp(-(x ** 2))
@@ -217,7 +217,7 @@ def sprott_torus(s, p, m):
     return y + 2 * x * y + x * z, 1 - 2 * x ** 2 + y * z, x - x ** 2 - y ** 2
 
 
-@equation("StickSlipOscillator")
+@equation("StickSlipOscillator", discontinuous="the friction t0 sign(v - vs) at v = vs")
 def stick_slip_oscillator(s, p, m):
     x, v, th = s
     slip = v - p.vs

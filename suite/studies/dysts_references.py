@@ -30,7 +30,7 @@ from __future__ import annotations
 import datetime
 import math
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -39,9 +39,9 @@ import reference_systems as rs
 from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
 from suite import estimators
-from reference_systems.dysts.build import catalogue, reference_key, row, transient_periods
+from reference_systems.dysts.build import catalogue, discontinuity, reference_key, row, transient_periods
 from suite.core.errors import exception_line
-from suite.core.provenance import git_sha
+from suite.core.provenance import git_sha, versions
 from suite.core.result import LyapunovResult
 from suite.peers.base import PeerError
 from suite.peers.jitcode_adapter import JitcodeLyap
@@ -83,8 +83,34 @@ BIAS_NATS = 1.0
 ALPHA = 1e-4
 
 
-def _interval(res: LyapunovResult, T: float) -> np.ndarray:
-    return derive(stderr=res.stderr, dof=res.meta["stderr_dof"], T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total
+def linear_growth_nats(T: float, aligned_time: float) -> float:
+    """ln(1 + T / A): the ln growth over T of a tangent direction growing linearly (exponent 0) from a frame
+    aligned over A time units before T starts (:data:`BIAS_NATS`)."""
+    return math.log1p(T / aligned_time) if aligned_time > 0 else math.inf
+
+
+def exponent_bias(values, statistical, T: float, aligned_time: float) -> np.ndarray:
+    """Each exponent's boundary-term bound b_i (nats): :data:`BIAS_NATS`, plus :func:`linear_growth_nats` for an
+    exponent within (b + that) / T + ``statistical`` (its t s) of 0, which may be a linearly growing direction
+    (an invariant torus, the energy direction of a Hamiltonian flow)."""
+    linear = linear_growth_nats(T, aligned_time)
+    near_zero = np.abs(np.asarray(values, dtype=float)) <= (BIAS_NATS + linear) / T + np.asarray(statistical)
+    return np.where(near_zero, BIAS_NATS + linear, BIAS_NATS)
+
+
+def _statistical(route: Dict[str, Any]) -> np.ndarray:
+    return derive(stderr=route["stderr"], dof=route["stderr_dof"], bias_nats=0.0, alpha=ALPHA).total
+
+
+def _interval(route: Dict[str, Any], T: float, bias) -> np.ndarray:
+    """A route's stated interval t s + b_i / T (``route``: values, stderr, stderr_dof)."""
+    return derive(stderr=route["stderr"], dof=route["stderr_dof"], T=T, bias_nats=bias, alpha=ALPHA).total
+
+
+def _difference_allowed(a: Dict[str, Any], b: Dict[str, Any], T: float, bias) -> np.ndarray:
+    """The tolerance rule for the difference of two independent estimates over T: t sqrt(s_a^2 + s_b^2) + 2 b / T."""
+    return np.asarray(derive(stderr=np.hypot(a["stderr"], b["stderr"]), dof=min(a["stderr_dof"], b["stderr_dof"]),
+                             T=T, bias_nats=2 * np.asarray(bias), alpha=ALPHA).total)
 
 
 def mean_divergence(flow: System, steps: int, transient: int, batch: int, seed: int) -> Dict[str, float]:
@@ -110,25 +136,27 @@ def _at_dt(flow: System, dt: float) -> System:
     return rs.get(flow.name, **dict({k: v for k, v in flow.params.items() if k != "dt"}, dt=dt))
 
 
-def step_check(flow: System, ours: LyapunovResult, steps: int, common: Dict[str, Any], T: float) -> Dict[str, Any]:
+def step_check(flow: System, ours: Dict[str, Any], steps: int, common: Dict[str, Any], T: float) -> Dict[str, Any]:
     """Whether the flow's dt is small enough: first against a run at 2 dt (half the cost; where it shows no
     detectable difference, the step effect between 2 dt and dt is below the allowance A, and Richardson bounds the
-    bias at dt by A / 15, :data:`RK4_ORDER`), else, where 2 dt
-    differs, diverges or is too coarse, against a run at dt / 2 (no detectable difference: the bias is below
-    the allowance).  The check's record, with ``passed``."""
+    bias at dt by A / 15, :data:`RK4_ORDER`), else, where 2 dt differs, diverges or is too coarse, against a run at
+    dt / 2 (no detectable difference: the bias is below the allowance).  ``ours``: route one's run at dt (values,
+    stderr, stderr_dof).  The check's record, with ``passed``."""
     tried = []
+    bias = exponent_bias(ours["values"], _statistical(ours), T, common["transient"] * flow.dt)
     for factor in (2, 0.5):
         other = _at_dt(flow, flow.dt * factor)
         try:
-            run = estimators.get("qr", **ROUTE_ONE).estimate(
-                other, round(steps / factor), **dict(common, transient=round(common["transient"] / factor)))
+            run = _route(estimators.get("qr", **ROUTE_ONE).estimate(
+                other, round(steps / factor), **dict(common, transient=round(common["transient"] / factor))))
         except ArithmeticError as exc:  # the coarse step diverged: reported in the record, the fine one decides
             tried.append({"dt": other.dt, "error": str(exc)})
             continue
-        shifts, allowed = np.abs(run.exponents - ours.exponents), _difference_allowed(ours, run, T)
-        check = {"dt": other.dt, "values": run.exponents.tolist(), "shifts": shifts.tolist(),
+        shifts = np.abs(np.asarray(run["values"]) - ours["values"])
+        allowed = _difference_allowed(ours, run, T, bias)
+        check = {"dt": other.dt, "values": run["values"], "shifts": shifts.tolist(),
                  "allowed": allowed.tolist(), "passed": bool(np.all(shifts <= allowed)),
-                 "wall_seconds": round(run.wall_seconds, 2)}
+                 "wall_seconds": run["wall_seconds"]}
         if factor > 1:  # no step effect larger than the allowance went undetected: Richardson's bound on dt's bias
             check["bias_bound_at_dt"] = (allowed / (2 ** RK4_ORDER - 1)).tolist()
         tried.append(check)
@@ -152,109 +180,144 @@ def run_steps(flow: System, budget: str = DEFAULT_BUDGET) -> Tuple[int, int]:
     return steps, transient
 
 
-def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None) -> Dict[str, Any]:
+def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
+                 reuse: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Both routes, the step check and the sum rule for one dysts flow (``budget`` a key of :data:`BUDGETS`);
-    the record, written."""
+    the record, written.  ``reuse``: an earlier record of the flow at the same budget, steps and dt, whose route
+    one, step check and divergence are kept (only jitcode and the verdict are redone); ignored if it does not match.
+    A flow whose vector field is discontinuous gets no reference and no run (:func:`discontinuity`)."""
     name = flow.name.split("/", 1)[1]
     entry, size = row(name), BUDGETS[budget]
     steps, transient = run_steps(flow, budget)
+    if discontinuity(name):
+        return _no_run(flow, budget, f"no reference: the vector field is discontinuous ({discontinuity(name)}): its "
+                                     "tangent dynamics jump at each crossing (a saltation matrix), which neither "
+                                     "route's variational equation has", directory)
     T = steps * flow.dt
     common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
+    if _reusable(reuse, flow, budget, steps, transient):
+        ours, step = reuse["routes"]["lyapbench"], reuse["checks"]["step"]
+        rule = reuse["checks"]["sum_rule"]
+        div = {"value": rule["divergence"], "stderr": rule["divergence_stderr"], "dof": size["batch"] - 1} \
+            if rule.get("divergence_run") == {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]} \
+            else mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)  # an older record's window
+    else:
+        try:
+            ours = _route(estimators.get("qr", **ROUTE_ONE).estimate(flow, steps, **common))
+        except ArithmeticError as exc:  # a trajectory diverged, a frame degenerated: the flow's reason, recorded
+            return _failed(flow, budget, "lyapbench's run at dt", exc, directory)
+        step = step_check(flow, ours, steps, common, T)
+        # along route one's trajectories (its seed, batch, transient and T): the time average over a shorter window
+        # or fewer trajectories missed Rossler's sum by 0.025 (-5.352 over 10,000 of its 20,000 steps, 16
+        # trajectories; -5.329 over 30,000 steps, 64: the sum was -5.327), its across-trajectory error
+        # underestimated
+        div = mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)
     try:
-        ours = estimators.get("qr", **ROUTE_ONE).estimate(flow, steps, **common)
-    except ArithmeticError as exc:  # a trajectory diverged, a frame degenerated: the flow's reason, recorded
-        return _failed(flow, budget, "lyapbench's run at dt", exc, directory)
-    step = step_check(flow, ours, steps, common, T)
-    try:
-        theirs = JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
-                                        seed=REFERENCE_SEED + 1)
+        theirs = _route(JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
+                                               seed=REFERENCE_SEED + 1))
     except (ArithmeticError, PeerError) as exc:
         return _failed(flow, budget, "jitcode's run", exc, directory)
-    # along route one's trajectories (its seed, batch, transient and T): the time average over a shorter window
-    # or fewer trajectories missed Rossler's sum by 0.025 (-5.352 over 10,000 of its 20,000 steps, 16 trajectories;
-    # -5.329 over 30,000 steps, 64: the sum was -5.327), its across-trajectory error underestimated
-    div = mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)
-    u1, u2 = _interval(ours, T), _interval(theirs, T)
-    routes_allowed = _difference_allowed(ours, theirs, T)
-    values = (ours.exponents + theirs.exponents) / 2
-    uncertainty = np.abs(ours.exponents - theirs.exponents) / 2 + np.maximum(u1, u2)
-    sum_stderr = math.sqrt(float(np.sum(ours.stderr)) ** 2 + div["stderr"] ** 2)  # the sum's stderr, bounded
-    sum_allowed = float(derive(stderr=sum_stderr, dof=min(ours.meta["stderr_dof"], div["dof"]), T=T,
-                               bias_nats=BIAS_NATS, alpha=ALPHA).total)
-    checks = {
-        "step": step,
-        "routes": {"differences": np.abs(ours.exponents - theirs.exponents).tolist(),
-                   "allowed": np.asarray(routes_allowed).tolist()},
-        "sum_rule": {"sum": float(ours.exponents.sum()), "divergence": div["value"], "divergence_stderr": div["stderr"],
-                     "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]},
-                     "residual": float(ours.exponents.sum() - div["value"]), "allowed": sum_allowed},
-        "chaotic": {"lambda1": float(values[0]), "uncertainty": float(uncertainty[0])},
-    }
-    verdict = "reference"
-    if not step["passed"]:
-        verdict = "no reference: " + _step_failure(step, ours)
-    elif not np.all(np.abs(ours.exponents - theirs.exponents) <= routes_allowed):
-        i = int(np.argmax(np.abs(ours.exponents - theirs.exponents) - routes_allowed))
-        verdict = (f"no reference: the routes disagree on exponent {i + 1} ({ours.exponents[i]:.5g} against "
-                   f"jitcode's {theirs.exponents[i]:.5g}, allowed {routes_allowed[i]:.2g})")
-    elif not abs(checks["sum_rule"]["residual"]) <= sum_allowed:
-        verdict = (f"no reference: the spectrum's sum {checks['sum_rule']['sum']:.5g} misses <div f> = "
-                   f"{div['value']:.5g} by more than {sum_allowed:.2g}")
-    elif not values[0] > uncertainty[0]:
-        verdict = (f"no reference: not chaotic at dysts's parameters (lambda_1 = {values[0]:.3g} within its "
-                   f"uncertainty {uncertainty[0]:.2g} of 0)")
     key = reference_key(flow)
     record = {
-        "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "verdict": verdict,
-        "values": values.tolist(), "uncertainty": uncertainty.tolist(), "bias_nats": BIAS_NATS,
-        "provenance": "computed", "dim": flow.dim, "k": int(values.size), "T": T, "steps": steps,
-        "transient": transient, "budget": budget,
+        "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "bias_nats": BIAS_NATS,
+        "provenance": "computed", "dim": flow.dim, "T": T, "steps": steps, "transient": transient,
+        "aligned_time": transient * flow.dt, "budget": budget,
         "source": (f"mean of lyapbench qr(), eager (RK4 dt = {flow.dt:.6g}, autodiff tangent, {size['batch']} "
-                   f"trajectories, "
-                   f"seed {REFERENCE_SEED}) and jitcode_lyap (dopri5, rtol = atol = 1e-10, {size['jitcode_batch']} "
-                   f"trajectories, seed {REFERENCE_SEED + 1}) over T = {T:.6g} after {transient * flow.dt:.6g}; "
-                   f"uncertainty |difference| / 2 + max(t s + 1/T); git {git_sha()}; dysts {_version()}"),
-        "routes": {"lyapbench": _route(ours, u1), "jitcode": _route(theirs, u2)},
-        "checks": checks, "dysts": {"stored_lambda1": entry["stored_lambda1"],
-                                    "stored_spectrum": entry["stored_spectrum"], "version": _version()},
-        "git_sha": git_sha(), "versions": ours.meta["versions"],
+                   f"trajectories, seed {REFERENCE_SEED}) and jitcode_lyap (dopri5, rtol = atol = 1e-10, "
+                   f"{size['jitcode_batch']} trajectories, seed {REFERENCE_SEED + 1}), both frames aligned over the "
+                   f"transient {transient * flow.dt:.6g}, over T = {T:.6g}; uncertainty |difference| / 2 + "
+                   f"max(t s + b / T); git {git_sha()}; dysts {_version()}"),
+        "routes": {"lyapbench": ours, "jitcode": theirs},
+        "checks": {"step": step, "sum_rule": {
+            "divergence": div["value"], "divergence_stderr": div["stderr"],
+            "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}}},
+        "dysts": {"stored_lambda1": entry["stored_lambda1"], "stored_spectrum": entry["stored_spectrum"],
+                  "version": _version()},
+        "git_sha": git_sha(), "versions": versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": round(ours.wall_seconds + theirs.wall_seconds
+        "wall_seconds": round(ours["wall_seconds"] + theirs["wall_seconds"]
                               + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2),
     }
+    if _reusable(reuse, flow, budget, steps, transient):
+        record["route_one_from"] = {"git_sha": reuse.get("route_one_from", {}).get("git_sha", reuse["git_sha"]),
+                                    "created": reuse.get("route_one_from", {}).get("created", reuse["created"])}
+    record.update(judge(record))
     write(record, key, directory)
     return record
 
 
-def _failed(flow: System, budget: str, route: str, exc: BaseException, directory) -> Dict[str, Any]:
-    """The record of a flow whose route failed (no values): its verdict says which and why."""
+def judge(record: Dict[str, Any]) -> Dict[str, Any]:
+    """The verdict, values and uncertainty of a record from its numbers alone (the module docstring's checks (a)-(d),
+    each exponent's bias bound :func:`exponent_bias`): ``verdict``, ``values``, ``uncertainty``, ``k`` and the
+    ``checks`` (the step check's as recorded)."""
+    ours, theirs, T = record["routes"]["lyapbench"], record["routes"]["jitcode"], record["T"]
+    a, b = np.asarray(ours["values"]), np.asarray(theirs["values"])
+    values = (a + b) / 2
+    bias = exponent_bias(values, np.maximum(_statistical(ours), _statistical(theirs)), T, record["aligned_time"])
+    u1, u2 = _interval(ours, T, bias), _interval(theirs, T, bias)
+    uncertainty = np.abs(a - b) / 2 + np.maximum(u1, u2)
+    routes_allowed = _difference_allowed(ours, theirs, T, bias)
+    rule = dict(record["checks"]["sum_rule"])
+    sum_stderr = math.hypot(float(np.sum(ours["stderr"])), rule["divergence_stderr"])  # the sum's stderr, bounded
+    sum_allowed = float(derive(stderr=sum_stderr, dof=min(ours["stderr_dof"], rule["divergence_run"]["batch"] - 1),
+                               T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total)
+    rule.update(sum=float(a.sum()), residual=float(a.sum() - rule["divergence"]), allowed=sum_allowed)
+    ours["interval"], theirs["interval"] = u1.tolist(), u2.tolist()
+    step = record["checks"]["step"]
+    checks = {"step": step, "bias_nats": bias.tolist(),
+              "routes": {"differences": np.abs(a - b).tolist(), "allowed": routes_allowed.tolist()},
+              "sum_rule": rule, "chaotic": {"lambda1": float(values[0]), "uncertainty": float(uncertainty[0])}}
+    verdict = "reference"
+    if not step["passed"]:
+        verdict = "no reference: " + _step_failure(step, a)
+    elif not np.all(np.abs(a - b) <= routes_allowed):
+        i = int(np.argmax(np.abs(a - b) - routes_allowed))
+        verdict = (f"no reference: the routes disagree on exponent {i + 1} ({a[i]:.5g} against "
+                   f"jitcode's {b[i]:.5g}, allowed {routes_allowed[i]:.2g})")
+    elif not abs(rule["residual"]) <= sum_allowed:
+        verdict = (f"no reference: the spectrum's sum {rule['sum']:.5g} misses <div f> = "
+                   f"{rule['divergence']:.5g} by more than {sum_allowed:.2g}")
+    elif not values[0] > uncertainty[0]:
+        verdict = (f"no reference: not chaotic at dysts's parameters (lambda_1 = {values[0]:.3g} within its "
+                   f"uncertainty {uncertainty[0]:.2g} of 0)")
+    return {"verdict": verdict, "values": values.tolist(), "uncertainty": uncertainty.tolist(), "k": int(values.size),
+            "checks": checks}
+
+
+def _reusable(reuse, flow: System, budget: str, steps: int, transient: int) -> bool:
+    return bool(reuse) and "routes" in reuse and reuse.get("probe") == computed.probe(flow) and all(
+        reuse.get(k) == v for k, v in (("budget", budget), ("steps", steps), ("transient", transient))) and \
+        math.isclose(reuse["T"], steps * flow.dt, rel_tol=1e-12)
+
+
+def _no_run(flow: System, budget: str, verdict: str, directory) -> Dict[str, Any]:
+    """The record of a flow that gets no reference without a run (``verdict`` says why)."""
     record = {"key": reference_key(flow), "spec_key": flow.label, "probe": computed.probe(flow),
-              "verdict": f"no reference: {route} failed ({exception_line(exc)})", "values": [], "uncertainty": [],
-              "source": f"lyapbench dysts references, budget {budget!r}: {route} failed", "budget": budget,
+              "verdict": verdict, "values": [], "uncertainty": [], "budget": budget,
+              "source": f"lyapbench dysts references, budget {budget!r}: {verdict}",
               "dysts": {"version": _version()}, "git_sha": git_sha(),
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     write(record, record["key"], directory)
     return record
 
 
-def _step_failure(step: Dict[str, Any], ours: LyapunovResult) -> str:
+def _failed(flow: System, budget: str, route: str, exc: BaseException, directory) -> Dict[str, Any]:
+    """The record of a flow whose route failed (no values): its verdict says which and why."""
+    return _no_run(flow, budget, f"no reference: {route} failed ({exception_line(exc)})", directory)
+
+
+def _step_failure(step: Dict[str, Any], ours) -> str:
     last = step["runs"][-1]
     if "error" in last:
         return f"the step check's run at dt = {last['dt']:.4g} failed ({last['error']})"
     i = int(np.argmax(np.asarray(last["shifts"]) - np.asarray(last["allowed"])))
-    return (f"dt = {last['dt']:.4g} moved exponent {i + 1} from {ours.exponents[i]:.5g} to {last['values'][i]:.5g},"
+    return (f"dt = {last['dt']:.4g} moved exponent {i + 1} from {ours[i]:.5g} to {last['values'][i]:.5g},"
             f" more than {last['allowed'][i]:.2g} (the step is too coarse)")
 
 
-def _difference_allowed(a: LyapunovResult, b: LyapunovResult, T: float) -> np.ndarray:
-    """The tolerance rule for the difference of two independent estimates over T: t sqrt(s_a^2 + s_b^2) + 2 b / T."""
-    return np.asarray(derive(stderr=np.hypot(a.stderr, b.stderr), dof=min(a.meta["stderr_dof"], b.meta["stderr_dof"]),
-                             T=T, bias_nats=2 * BIAS_NATS, alpha=ALPHA).total)
-
-
-def _route(res: LyapunovResult, interval) -> Dict[str, Any]:
-    return {"values": res.exponents.tolist(), "stderr": res.stderr.tolist(), "interval": np.asarray(interval).tolist(),
-            "stderr_dof": res.meta["stderr_dof"], "wall_seconds": round(res.wall_seconds, 2)}
+def _route(res: LyapunovResult) -> Dict[str, Any]:
+    return {"values": res.exponents.tolist(), "stderr": res.stderr.tolist(), "stderr_dof": res.meta["stderr_dof"],
+            "wall_seconds": round(res.wall_seconds, 2)}
 
 
 def _version() -> str:
