@@ -205,3 +205,78 @@ def test_a_route_that_fails_is_the_flows_recorded_reason(tmp_path, monkeypatch):
     assert "jitcode's run failed" in flow.capabilities.note
     row = dysts_references.table_row(flow)
     assert row["verdict"] == record["verdict"] and "lambda1" not in row
+
+
+def test_a_near_zero_exponent_is_bounded_as_a_linearly_growing_direction():
+    """b_i = 1 nat, plus ln(1 + T / A) for an exponent within (b + ln(1 + T / A)) / T + t s of 0: a direction
+    growing linearly from a frame aligned over A grows by ln(1 + T / A) over T."""
+    from suite.studies.dysts_references import BIAS_NATS, exponent_bias, linear_growth_nats
+    T, A = 1000.0, 200.0
+    assert linear_growth_nats(T, A) == pytest.approx(math.log(6.0))
+    edge = (BIAS_NATS + math.log(6.0)) / T
+    got = exponent_bias([0.5, 0.9 * edge, -1.1 * edge, -2.0], [0.0, 0.0, 0.0, 0.0], T, A)
+    assert got.tolist() == pytest.approx([1.0, 1.0 + math.log(6.0), 1.0, 1.0])
+    assert exponent_bias([0.5, 1.1 * edge], [0.0, 0.2 * edge], T, A)[1] == pytest.approx(1.0 + math.log(6.0))
+
+
+def _record(a, b, *, stderr=1e-3, divergence=None, T=1000.0, passed=True):
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    route = {"stderr": [stderr] * a.size, "stderr_dof": 63}
+    return {"T": T, "aligned_time": 200.0,
+            "routes": {"lyapbench": dict(route, values=a.tolist()), "jitcode": dict(route, values=b.tolist())},
+            "checks": {"step": {"passed": passed, "runs": [{"dt": 0.02, "values": a.tolist(), "shifts": [0.0] * a.size,
+                                                             "allowed": [1.0] * a.size, "passed": passed}]},
+                       "sum_rule": {"divergence": float(a.sum()) if divergence is None else divergence,
+                                    "divergence_stderr": 1e-3, "divergence_run": {"batch": 64}}}}
+
+
+def test_the_verdict_is_a_function_of_the_recorded_numbers():
+    """judge(): a reference where the routes agree, the sum rule holds and lambda_1 exceeds its uncertainty, whose
+    interval covers both routes; otherwise the first check that failed, in the order of the module's docstring."""
+    from suite.studies.dysts_references import judge
+    ok = judge(_record([0.9, 0.0, -14.5], [0.905, 0.001, -14.505]))
+    assert ok["verdict"] == "reference" and ok["k"] == 3
+    values, u = np.asarray(ok["values"]), np.asarray(ok["uncertainty"])
+    for route in ([0.9, 0.0, -14.5], [0.905, 0.001, -14.505]):
+        assert np.all(np.abs(np.asarray(route) - values) <= u)
+    assert ok["checks"]["bias_nats"][1] > ok["checks"]["bias_nats"][0] == 1.0  # the zero exponent's linear growth
+    assert "the routes disagree on exponent 1" in judge(_record([0.9, 0.0, -14.5], [1.0, 0.0, -14.6]))["verdict"]
+    assert "misses <div f>" in judge(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5], divergence=-14.0))["verdict"]
+    assert "not chaotic" in judge(_record([0.002, 0.0, -1.0], [0.002, 0.0, -1.0]))["verdict"]
+    assert "the step is too coarse" in judge(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5], passed=False))["verdict"]
+
+
+def test_a_discontinuous_flow_gets_no_reference_and_no_run(tmp_path, monkeypatch):
+    """SprottMore's y' = -x - sign(z) y jumps by 2 y across z = 0: the Jacobian has no term for the jump (a
+    saltation matrix), so neither route's tangent is the flow's; the record says so, without a run."""
+    from suite.studies import dysts_references
+    from reference_systems.dysts.build import discontinuity
+    flow = rs.get("dysts/SprottMore")
+    x = torch.tensor([[0.3, 0.7, 1e-12], [0.3, 0.7, -1e-12]], dtype=torch.float64)
+    assert (flow.rhs(x)[1, 1] - flow.rhs(x)[0, 1]).item() == pytest.approx(2 * 0.7)
+    assert discontinuity("SprottMore") and not discontinuity("Lorenz")
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    record = dysts_references.compute_flow(flow, "smoke")
+    assert record["verdict"].startswith("no reference: the vector field is discontinuous (sign(z) y at z = 0)")
+    assert record["values"] == [] and computed.read(reference_key(flow))["verdict"] == record["verdict"]
+
+
+def test_redoing_jitcode_keeps_route_one(tmp_path, monkeypatch):
+    """compute_flow(reuse=record) keeps the record's route one, step check and divergence (where they match the
+    flow, budget and steps), reruns jitcode and judges again; a record of another budget is not reused."""
+    pytest.importorskip("jitcode")
+    from suite.studies import dysts_references
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    flow = rs.get("dysts/Lorenz")
+    first = dysts_references.compute_flow(flow, "smoke")
+    marked = json.loads(json.dumps(first))
+    marked["routes"]["lyapbench"]["values"][0] += 1e-3  # a changed route one shows whether it was kept
+    again = dysts_references.compute_flow(flow, "smoke", reuse=marked)
+    assert again["routes"]["lyapbench"]["values"] == marked["routes"]["lyapbench"]["values"]
+    assert again["routes"]["jitcode"]["values"] == first["routes"]["jitcode"]["values"]
+    assert again["route_one_from"]["git_sha"] == first["git_sha"]
+    assert again["values"][0] == pytest.approx(first["values"][0] + 5e-4)
+    marked["budget"] = "quick"
+    fresh = dysts_references.compute_flow(flow, "smoke", reuse=marked)
+    assert fresh["routes"]["lyapbench"]["values"] == first["routes"]["lyapbench"]["values"]
+    assert "route_one_from" not in fresh

@@ -207,6 +207,29 @@ def test_jitcode_recovers_lorenz_spectrum():
     np.testing.assert_array_equal(again.per_trajectory, one.per_trajectory)
 
 
+def test_jitcode_starts_as_qr_does_and_aligns_its_frame_over_the_transient():
+    """jitcode's start is qr()'s (the same states and random frame from the run's generator, the frame aligned over
+    the transient), so over a short T both measure the same finite-time exponents of the same trajectories: they
+    differ by the RK4 map's error alone, which Richardson estimates as 16/15 (qr(dt / 2) - qr(dt)) (allowed
+    twice that, for the higher-order terms, plus dopri5's 1e-10 tolerances).  align=0 measures from the random
+    frame: its alignment, a boundary term of up to ~1 nat / T here, is then in the estimate."""
+    pytest.importorskip("jitcode")
+    s = rs.get("lorenz63")
+    run = dict(transient=300, batch=3, seed=5)
+    jit = estimators.get("jitcode_lyap").estimate(s, 400, **run)
+    assert jit.meta["aligned_steps"] == 300
+    ref = estimators.get("qr", reorth_every=10).estimate(s, 400, **run)
+    half = estimators.get("qr", reorth_every=10).estimate(rs.get("lorenz63", dt=s.dt / 2), 800,
+                                                          **dict(run, transient=600))
+    richardson = (half.per_trajectory - ref.per_trajectory) * 16 / 15
+    assert np.all(np.abs(jit.per_trajectory - ref.per_trajectory) <= 2 * np.abs(richardson) + 1e-8)
+    unaligned = estimators.get("jitcode_lyap", align=0).estimate(s, 400, **run)
+    assert unaligned.meta["aligned_steps"] == 0
+    assert np.max(np.abs(unaligned.per_trajectory - ref.per_trajectory)) > 10 * np.max(np.abs(richardson))
+    with pytest.raises(InvalidArgumentError, match="align"):
+        estimators.get("jitcode_lyap", align=-1)
+
+
 def test_lyapax_recovers_lorenz_and_the_exact_linear_spectrum():
     """lyapax's RK4 map with our dt: Lorenz-63 judged like every estimator (the RK4 map's exponents), and a
     linear ODE's exact exponents (the real parts of A's eigenvalues) to round-off of the RK4 map's."""

@@ -9,21 +9,26 @@ Per flow (:func:`compute_flow`), at the run sizes of :data:`BUDGETS` (in dysts's
    Jacobian of the torch rendering), float64, at the flow's ``dt`` (:mod:`reference_systems.dysts.steps`);
 2. **the step check** (:func:`step_check`): ``qr()`` again at 2 dt, or where that differs or diverges at dt / 2;
 3. **jitcode**: ``jitcode_lyap`` (adaptive Dormand-Prince on the variational equations of the symbolic
-   rendering, rtol = atol = 1e-10), independent trajectories;
+   rendering, rtol = atol = 1e-10), independent trajectories, its frame aligned over the transient as route one's;
 4. the time-averaged divergence <tr Df> along route one's trajectories (its seed, batch and T), for the sum rule.
 
-The flow gets a reference (``verdict`` 'reference') only where (a) the run at 2 dt (or dt / 2) differs from the
-run at dt on no exponent by more than the two runs' joint allowance, t sqrt(s1^2 + s2^2) + 2 b / T (no step effect
-detectable); passed at 2 dt, RK4's order bounds the shift that halving dt would make by a sixteenth of that
-allowance, within the tenth of the uncertainty issue 26 asks for; passed only at dt / 2, the bias is bounded by
-the allowance itself (two chaotic runs decorrelate, so their difference cannot resolve less), (b) the routes agree
-on every exponent within t sqrt(s1^2 + s2^2) + 2 b / T (the tolerance rule for a difference of two independent
-estimates), (c) the spectrum's sum agrees with <div f> within t sqrt(s_sum^2 + s_div^2) + b / T, and (d)
-lambda_1 exceeds its uncertainty (chaotic); otherwise the verdict names the first check that failed and the
-record keeps every number.  The reference is the mean of the two routes with uncertainty |difference| / 2 + the
-larger route uncertainty (t s + b / T, t at 1 - 1e-4 / 2), so it covers both; provenance 'computed'.  Records
-live in ``results/references/systems__dysts_*.json`` with the staleness probe of :mod:`reference_systems.computed`;
-a run skips fresh ones, so an interrupted run resumes.
+The verdict (:func:`judge`, a function of the recorded numbers) is 'reference' only where (a) the run at 2 dt (or
+dt / 2) differs from the run at dt on no exponent by more than the two runs' joint allowance,
+t sqrt(s1^2 + s2^2) + 2 b_i / T (no step effect detectable); passed at 2 dt, RK4's order bounds the shift that
+halving dt would make by a sixteenth of that allowance, within the tenth of the uncertainty issue 26 asks for;
+passed only at dt / 2, the bias is bounded by the allowance itself (two chaotic runs decorrelate, so their
+difference cannot resolve less), (b) the routes agree on every exponent within t sqrt(s1^2 + s2^2) + 2 b_i / T
+(the tolerance rule for a difference of two independent estimates), (c) the spectrum's sum agrees with <div f>
+within t sqrt(s_sum^2 + s_div^2) + b / T, and (d) lambda_1 exceeds its uncertainty (chaotic); otherwise the
+verdict names the first check that failed and the record keeps every number.  The boundary term's bound b_i is
+:data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a direction that grows
+linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over A).  The reference is
+the mean of the two routes with uncertainty |difference| / 2 + the larger route uncertainty (t s + b_i / T, t at
+1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A flow whose vector field jumps (the equation's
+``discontinuous``) gets no reference and no run: its tangent dynamics need a saltation matrix at each crossing,
+which neither route's variational equation has.  Records live in ``results/references/systems__dysts_*.json``
+with the staleness probe of :mod:`reference_systems.computed`; a run skips fresh ones, so an interrupted run
+resumes; ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``).
 """
 from __future__ import annotations
 
