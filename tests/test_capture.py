@@ -532,12 +532,12 @@ def test_auto_compiles_only_where_the_saving_exceeds_the_predicted_compile_time(
     assert not calls and short.meta["capture"]["mode"] == "none"
     monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
     monkeypatch.setattr(capture, "race", lambda *a, **k: (2e-3, 1e-3))
-    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps: (1e9, "a test's guess"))
+    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps, *ops: (1e9, "a test's guess"))
     costly = QREstimator().estimate(system, **run_)
     assert not calls and costly.meta["capture"]["mode"] == "none"  # units stepped eagerly, not even recorded
     assert "predicted to take (a test's guess)" in costly.meta["capture"]["compile_reason"]
     assert costly.meta["capture"]["predicted_compile_s"] == 1e9
-    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps: (0.0, "a test's guess"))
+    monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps, *ops: (0.0, "a test's guess"))
     fast = QREstimator().estimate(system, **run_)
     assert calls and fast.meta["capture"]["mode"] == "compile"
     monkeypatch.setattr(capture, "race", lambda *a, **k: (1e-3, 1e-3))
@@ -546,6 +546,30 @@ def test_auto_compiles_only_where_the_saving_exceeds_the_predicted_compile_time(
         slow.meta["capture"]["compile_reason"]
     for res in (costly, fast, slow):
         assert_same(res, short)
+
+
+def test_auto_predicts_a_cold_compilation_from_the_recorded_operations(monkeypatch, compiling):
+    """Where the step count's lower bound lets a unit be recorded, its aten operations predict the cold compilation
+    (COLD_SECONDS_PER_OPERATION each): a unit whose saving falls short is replayed uncompiled, and says why."""
+    import torch._inductor
+    from suite.estimators.numerics import compile_cost
+    calls = []
+    monkeypatch.setattr(torch._inductor, "compile", lambda gm, inputs: calls.append(1) or gm)
+    monkeypatch.setattr(capture, "AUTO_MIN_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(capture, "race", lambda *a, **k: (2e-3, 1e-3))
+    monkeypatch.setattr(compile_cost, "COLD_SECONDS_PER_STEP", 0.0)  # the lower bound lets every unit be recorded
+    run_ = dict(steps=400, transient=32, seed=3, batch=2)
+    system = rs.get("henon")
+    recorded = QREstimator().estimate(system, **run_)
+    meta = recorded.meta["capture"]
+    assert not calls and meta["mode"] == "trace" and "operations)" in meta["compile_reason"]
+    operations = int(meta["predicted_compile_source"].split(" of ")[1].split()[0])
+    assert meta["predicted_compile_s"] == pytest.approx(operations * compile_cost.COLD_SECONDS_PER_OPERATION)
+    assert meta["predicted_compile_s"] >= meta["eager_left_s"] * (1 - 1 / capture.AUTO_ASSUMED_SPEEDUP)
+    monkeypatch.setattr(compile_cost, "COLD_SECONDS_PER_OPERATION", 0.0)
+    compiled = QREstimator().estimate(system, **run_)
+    assert calls and compiled.meta["capture"]["mode"] == "compile"
+    assert_same(compiled, recorded)
 
 
 def test_compile_seconds_are_remembered_across_processes(tmp_path, monkeypatch):

@@ -233,12 +233,31 @@ def _should_compile(identity, steps: int, eager_left: Optional[float], record: D
         return True
     predicted, source = compile_cost.predicted_seconds(identity, steps)
     saving = eager_left * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
-    record.update(predicted_compile_s=predicted, predicted_compile_source=source, eager_left_s=eager_left)
+    record.update(predicted_compile_s=predicted, predicted_compile_source=source, eager_left_s=eager_left,
+                  steps_per_unit=steps)
     if saving > predicted:
         return True
     record.update(compile_reason=(
         f"not compiled: {eager_left:.3g} s of eager steps left would save about {saving:.3g} s, less than "
         f"the {predicted:.3g} s compiling is predicted to take ({source})"))
+    return False
+
+
+def _still_worth_compiling(identity, recorded: "Recorded", record: Dict[str, Any]) -> bool:
+    """'auto', once the unit is recorded: the prediction of :func:`_should_compile` again, from the recording's
+    aten operations (:func:`~suite.estimators.numerics.compile_cost.predicted_seconds`); a unit that no longer repays
+    its compilation is replayed uncompiled where that is faster."""
+    if "eager_left_s" not in record:  # a long run of unknown length: compiled
+        return True
+    operations = sum(1 for node in recorded.graph_module.graph.nodes if node.op == "call_function")
+    predicted, source = compile_cost.predicted_seconds(identity, record["steps_per_unit"], operations)
+    saving = record["eager_left_s"] * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
+    record.update(predicted_compile_s=predicted, predicted_compile_source=source)
+    if saving > predicted:
+        return True
+    record.update(compile_reason=(
+        f"not compiled: {record['eager_left_s']:.3g} s of eager steps left would save about {saving:.3g} s, less "
+        f"than the {predicted:.3g} s compiling is predicted to take ({source})"))
     return False
 
 
@@ -262,6 +281,8 @@ def _recorded_step(fn: Callable, args: Sequence[torch.Tensor], rng, current: _Sc
     if compile_it and not compiling_allowed():
         record_.update(mode="trace", reason=_compiling_off())
         return recorded
+    if compile_it and current.mode == "auto":
+        compile_it = _still_worth_compiling(identity, recorded, record_)
     if compile_it:
         compiled, outcome = compile_recorded(recorded, args, rng, identity, fn)
         if compiled is not None and current.mode == "auto":

@@ -10,9 +10,14 @@ about a second itself): the seconds the last compilation of the same unit
 took here (kept in ``lyapbench_compile_seconds.json`` beside inductor's
 cache, keyed by the unit's identity: the estimator, the system, the unit's
 shape, its inputs' shapes, strides, dtypes and device type, the torch
-version), or for a unit not compiled here before :data:`COLD_SECONDS_PER_STEP`
-times its steps (a cold compilation).  Reading or writing the file never fails
-a run: without it every unit counts as cold.
+version), or for a unit not compiled here before a cold compilation:
+:data:`COLD_SECONDS_PER_STEP` times its steps before the unit is recorded (a
+lower bound that decides whether recording it is worth it), then, once the
+recording shows its size, :data:`COLD_SECONDS_PER_OPERATION` times its aten
+operations (a flow of many terms compiles for minutes: dysts's Aizawa took
+142 s, ArnoldWeb several minutes, where the step count predicted 16 s).
+Reading or writing the file never fails a run: without it every unit counts as
+cold.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import hashlib
 import json
 import os
 import tempfile
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 
@@ -28,6 +33,9 @@ import torch
 #: Lorenz-63: 16 steps 15-18 s, 16 steps each with its QR step 50-62 s): the low end, so that a unit that would
 #: repay a cold compilation is not refused it
 COLD_SECONDS_PER_STEP = 1.0
+#: seconds of a cold compilation per aten operation of the recorded unit (the same conditions; Lorenz-63's unit of
+#: 16 steps and their QR steps: 3,408 operations, 50-62 s; dysts's Aizawa: 9,360 operations, 142 s): the low end
+COLD_SECONDS_PER_OPERATION = 50.0 / 3408
 FILE_NAME = "lyapbench_compile_seconds.json"
 
 
@@ -55,12 +63,14 @@ def _load() -> dict:
         return {}
 
 
-def predicted_seconds(identity, steps: int) -> Tuple[float, str]:
-    """Seconds compiling the unit ``identity`` of ``steps`` steps is expected to take, and where the figure comes
-    from."""
+def predicted_seconds(identity, steps: int, operations: Optional[int] = None) -> Tuple[float, str]:
+    """Seconds compiling the unit ``identity`` of ``steps`` steps (and, once recorded, ``operations`` aten
+    operations) is expected to take, and where the figure comes from."""
     seconds = _load().get(unit_key(identity))
     if isinstance(seconds, (int, float)) and seconds >= 0:
         return float(seconds), "measured here before"
+    if operations is not None and COLD_SECONDS_PER_OPERATION * operations > COLD_SECONDS_PER_STEP * steps:
+        return COLD_SECONDS_PER_OPERATION * operations, f"a cold compilation of {operations} operations"
     return COLD_SECONDS_PER_STEP * steps, f"a cold compilation of {steps} steps"
 
 
