@@ -125,3 +125,15 @@ def test_user_declared_symplectic_map_gets_pairing_rows():
     res = QR.estimate(user, 500, batch=4)
     rows = rows_by_quantity(invariant_rows(user, "qr", res, settings(500, 0, 4)))
     assert rows["symplectic pair"][0]["status"] == "pass" and rows["sum rule"][0]["status"] == "pass"
+
+
+def test_a_flows_volume_rate_covers_the_cells_run_and_a_maps_an_eighth(monkeypatch):
+    """A flow's divergence follows the orbit's phase, which trajectories started near one state share: its
+    independent volume-rate run spans the cell's steps (a map's, steps / 8, at least 100)."""
+    from suite.scoring import invariants
+    seen = []
+    monkeypatch.setattr(invariants, "volume_rate", lambda system, **kw: seen.append(kw["steps"]) or "rate")
+    settings = {"steps": 1600, "transient": 10, "batch": 4, "seed": 0}
+    assert invariants._cached_volume_rate(rs.get("lorenz63"), settings) == "rate"
+    assert invariants._cached_volume_rate(rs.get("henon"), settings) == "rate"
+    assert seen == [1600, 200]
