@@ -140,7 +140,8 @@ def derive(*, stderr, dof: float, uncertainty=0.0, T: float = math.inf, bias_nat
 
     def full(v):
         return np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy()
-    finite_time = 0.0 if math.isinf(T) else np.asarray(bias_nats, dtype=np.float64) / float(T)  # b may be per exponent
+    b = np.asarray(bias_nats, dtype=np.float64)  # one bound, or one per exponent
+    finite_time = 0.0 if not b.any() or math.isinf(T) else b / float(T)
     ro = 0.0 if exact_scale is None else roundoff(dtype, exact_scale, n, dt, steps)
     return Tolerance(reference=full(uncertainty), statistical=full(q * s), finite_time=full(finite_time),
                      method_bias=full(method_bias), roundoff=full(ro), quantile=q, dof=float(dof), alpha=alpha)
