@@ -200,7 +200,8 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                                      "route's variational equation has", directory)
     T = steps * flow.dt
     common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
-    if _reusable(reuse, flow, budget, steps, transient):
+    reused = _reusable(reuse, flow, budget, steps, transient)
+    if reused:
         ours, step = reuse["routes"]["lyapbench"], reuse["checks"]["step"]
         rule = reuse["checks"]["sum_rule"]
         div = {"value": rule["divergence"], "stderr": rule["divergence_stderr"], "dof": size["batch"] - 1} \
@@ -243,7 +244,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         "wall_seconds": round(ours["wall_seconds"] + theirs["wall_seconds"]
                               + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2),
     }
-    if _reusable(reuse, flow, budget, steps, transient):
+    if reused:
         record["route_one_from"] = {"git_sha": reuse.get("route_one_from", {}).get("git_sha", reuse["git_sha"]),
                                     "created": reuse.get("route_one_from", {}).get("created", reuse["created"])}
     record.update(judge(record))
@@ -253,8 +254,9 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
 
 def judge(record: Dict[str, Any]) -> Dict[str, Any]:
     """The verdict, values and uncertainty of a record from its numbers alone (the module docstring's checks (a)-(d),
-    each exponent's bias bound :func:`exponent_bias`): ``verdict``, ``values``, ``uncertainty``, ``k`` and the
-    ``checks`` (the step check's as recorded)."""
+    each exponent's bias bound :func:`exponent_bias`): ``verdict``, ``values``, ``uncertainty``, ``k``, the
+    ``checks`` (the step check's as recorded) and the ``routes`` with their stated intervals; ``record`` is left
+    as it was."""
     ours, theirs, T = record["routes"]["lyapbench"], record["routes"]["jitcode"], record["T"]
     a, b = np.asarray(ours["values"]), np.asarray(theirs["values"])
     values = (a + b) / 2
@@ -267,7 +269,6 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
     sum_allowed = float(derive(stderr=sum_stderr, dof=min(ours["stderr_dof"], rule["divergence_run"]["batch"] - 1),
                                T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total)
     rule.update(sum=float(a.sum()), residual=float(a.sum() - rule["divergence"]), allowed=sum_allowed)
-    ours["interval"], theirs["interval"] = u1.tolist(), u2.tolist()
     step = record["checks"]["step"]
     checks = {"step": step, "bias_nats": bias.tolist(),
               "routes": {"differences": np.abs(a - b).tolist(), "allowed": routes_allowed.tolist()},
@@ -286,7 +287,8 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
         verdict = (f"no reference: not chaotic at dysts's parameters (lambda_1 = {values[0]:.3g} within its "
                    f"uncertainty {uncertainty[0]:.2g} of 0)")
     return {"verdict": verdict, "values": values.tolist(), "uncertainty": uncertainty.tolist(), "k": int(values.size),
-            "checks": checks}
+            "checks": checks, "routes": {"lyapbench": dict(ours, interval=u1.tolist()),
+                                         "jitcode": dict(theirs, interval=u2.tolist())}}
 
 
 def _reusable(reuse, flow: System, budget: str, steps: int, transient: int) -> bool:

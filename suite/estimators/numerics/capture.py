@@ -231,16 +231,8 @@ def _should_compile(identity, steps: int, eager_left: Optional[float], record: D
         return False
     if eager_left is None:
         return True
-    predicted, source = compile_cost.predicted_seconds(identity, steps)
-    saving = eager_left * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
-    record.update(predicted_compile_s=predicted, predicted_compile_source=source, eager_left_s=eager_left,
-                  steps_per_unit=steps)
-    if saving > predicted:
-        return True
-    record.update(compile_reason=(
-        f"not compiled: {eager_left:.3g} s of eager steps left would save about {saving:.3g} s, less than "
-        f"the {predicted:.3g} s compiling is predicted to take ({source})"))
-    return False
+    record.update(eager_left_s=eager_left, steps_per_unit=steps)
+    return _repays(compile_cost.predicted_seconds(identity, steps), record)
 
 
 def _still_worth_compiling(identity, recorded: "Recorded", record: Dict[str, Any]) -> bool:
@@ -250,14 +242,22 @@ def _still_worth_compiling(identity, recorded: "Recorded", record: Dict[str, Any
     if "eager_left_s" not in record:  # a long run of unknown length: compiled
         return True
     operations = sum(1 for node in recorded.graph_module.graph.nodes if node.op == "call_function")
-    predicted, source = compile_cost.predicted_seconds(identity, record["steps_per_unit"], operations)
-    saving = record["eager_left_s"] * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
+    return _repays(compile_cost.predicted_seconds(identity, record["steps_per_unit"], operations), record)
+
+
+def _repays(prediction: Tuple[float, str], record: Dict[str, Any]) -> bool:
+    """Whether (1 - 1 / AUTO_ASSUMED_SPEEDUP) of the eager time left (``record['eager_left_s']``) exceeds the
+    predicted compile seconds (``prediction``: seconds and their source); the prediction, and the reason where it
+    does not, recorded."""
+    predicted, source = prediction
+    eager_left = record["eager_left_s"]
+    saving = eager_left * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
     record.update(predicted_compile_s=predicted, predicted_compile_source=source)
     if saving > predicted:
         return True
     record.update(compile_reason=(
-        f"not compiled: {record['eager_left_s']:.3g} s of eager steps left would save about {saving:.3g} s, less "
-        f"than the {predicted:.3g} s compiling is predicted to take ({source})"))
+        f"not compiled: {eager_left:.3g} s of eager steps left would save about {saving:.3g} s, less than "
+        f"the {predicted:.3g} s compiling is predicted to take ({source})"))
     return False
 
 
