@@ -242,7 +242,16 @@ def test_the_verdict_is_a_function_of_the_recorded_numbers():
     assert ok["checks"]["bias_nats"][1] > ok["checks"]["bias_nats"][0] == 1.0  # the zero exponent's linear growth
     assert "the routes disagree on exponent 1" in judge(_record([0.9, 0.0, -14.5], [1.0, 0.0, -14.6]))["verdict"]
     assert "misses <div f>" in judge(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5], divergence=-14.0))["verdict"]
-    assert "not chaotic" in judge(_record([0.002, 0.0, -1.0], [0.002, 0.0, -1.0]))["verdict"]
+    near_zero = judge(_record([0.002, 0.0, -1.0], [0.002, 0.0, -1.0]))["verdict"]
+    assert "not chaotic at dysts's parameters (lambda_1 = 0.002 within its uncertainty" in near_zero
+    # every exponent below 0 beyond its uncertainty (Tsucs2 over T = 52: -0.055, -0.040, -1.58) is not "within 0"
+    contracting = judge(_record([-0.055, -0.04, -1.58], [-0.055, -0.04, -1.58], T=52.0))["verdict"]
+    assert "not chaotic over T = 52: lambda_1 = -0.055 is below 0 by more than its uncertainty" in contracting
+    assert "capped" not in contracting
+    capped = judge(dict(_record([-0.055, -0.04, -1.58], [-0.055, -0.04, -1.58], T=52.0), T_wanted=367.0,
+                        steps=30_000, budget="standard"))["verdict"]
+    assert capped.endswith("T = 52 is capped at 30,000 steps, 0.14 of the 367 the 'standard' budget asks "
+                           "(`--budget full` runs longer)")
     assert "the step is too coarse" in judge(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5], passed=False))["verdict"]
 
 
@@ -280,3 +289,27 @@ def test_redoing_jitcode_keeps_route_one(tmp_path, monkeypatch):
     fresh = dysts_references.compute_flow(flow, "smoke", reuse=marked)
     assert fresh["routes"]["lyapbench"]["values"] == first["routes"]["lyapbench"]["values"]
     assert "route_one_from" not in fresh
+
+
+def test_redoing_the_divergence_keeps_both_routes(tmp_path, monkeypatch):
+    """compute_flow(reuse=record, redo='divergence') keeps both routes and the step check, samples the divergence
+    again (every step, DIVERGENCE_EVERY) and judges again; anything but 'jitcode' or 'divergence' is refused."""
+    pytest.importorskip("jitcode")
+    from suite.studies import dysts_references
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    flow = rs.get("dysts/Lorenz")
+    first = dysts_references.compute_flow(flow, "smoke")
+    assert first["checks"]["sum_rule"]["divergence_run"]["every"] == dysts_references.DIVERGENCE_EVERY == 1
+    assert first["checks"]["sum_rule"]["divergence"] == pytest.approx(-(10 + 1 + 2.667), abs=1e-9)  # -(s + 1 + b)
+    marked = json.loads(json.dumps(first))
+    marked["routes"]["jitcode"]["values"][0] += 1e-3
+    marked["checks"]["sum_rule"].update(divergence=-1.0, divergence_run=dict(marked["checks"]["sum_rule"]
+                                                                             ["divergence_run"], every=10))
+    again = dysts_references.compute_flow(flow, "smoke", reuse=marked, redo="divergence")
+    assert again["routes"]["jitcode"]["values"] == marked["routes"]["jitcode"]["values"]
+    assert again["routes"]["lyapbench"]["values"] == first["routes"]["lyapbench"]["values"]
+    assert again["checks"]["sum_rule"]["divergence"] == first["checks"]["sum_rule"]["divergence"]
+    assert again["jitcode_from"]["git_sha"] == again["route_one_from"]["git_sha"] == first["git_sha"]
+    assert again["values"][0] == pytest.approx(first["values"][0] + 5e-4)
+    with pytest.raises(InvalidArgumentError, match="redo"):
+        dysts_references.compute_flow(flow, "smoke", reuse=marked, redo="route one")

@@ -1,7 +1,7 @@
 """``lyapbench dysts``: the dysts catalogue's flows, their references from two routes, the table users want.
 
     lyapbench dysts references [--flows 'dysts/*'] [--budget standard|full|quick] [--force | --check |
-                               --redo-jitcode] [--executor dask --workers 2]
+                               --redo-jitcode | --redo-divergence] [--executor dask --workers 2]
     lyapbench dysts table [--output-dir results]
 
 ``references`` computes each flow's record (:mod:`suite.studies.dysts_references`) and writes it at once under
@@ -11,12 +11,14 @@ Dask task (a local cluster of ``--workers`` processes, one torch thread each, or
 writes ``dysts_references.md`` / ``.csv``: a row per flow with the reference or the reason there is none, dysts's
 stored values and how far they lie from ours.  ``--redo-jitcode`` recomputes route two (jitcode) and the verdict
 of every selected record, keeping its route one, step check and divergence where they match the flow and budget
-(:func:`~suite.studies.dysts_references.compute_flow`'s ``reuse``): the cheap route's rerun after a change to it.
+(:func:`~suite.studies.dysts_references.compute_flow`'s ``reuse``): the cheap route's rerun after a change to it;
+``--redo-divergence`` recomputes the divergence and the verdict, keeping both routes.
 """
 from __future__ import annotations
 
 import argparse
 from functools import partial
+from typing import Optional
 
 import reference_systems as rs
 from reference_systems import computed
@@ -42,6 +44,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="references: compute nothing, report freshness")
     p.add_argument("--redo-jitcode", action="store_true",
                    help="references: recompute jitcode's route and the verdict of every record, keeping route one")
+    p.add_argument("--redo-divergence", action="store_true",
+                   help="references: recompute the divergence <div f> and the verdict of every record, keeping both "
+                        "routes")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--output-dir", default=DEFAULT_OUTPUT, help=OUTPUT_HELP)
     add_executor(p)
@@ -65,23 +70,25 @@ def run(args) -> int:
     if args.action == "table":
         return dysts_references.write_table(list(chosen.values()), args.output_dir)
 
-    if args.redo_jitcode and (args.force or args.check):
-        raise InvalidArgumentError("--redo-jitcode", "with --force or --check", "alone (it recomputes jitcode's route "
-                                                                                 "of every record)")
+    redo = [flag for flag, on in (("jitcode", args.redo_jitcode), ("divergence", args.redo_divergence)) if on]
+    if redo and (args.force or args.check or len(redo) > 1):
+        raise InvalidArgumentError(f"--redo-{redo[0]}", "with " + ", ".join(
+            f for f, on in (("--force", args.force), ("--check", args.check), (f"--redo-{redo[-1]}", len(redo) > 1))
+            if on), "alone (it recomputes that part of every selected record)")
 
     def entry(name):
         return chosen[name].meta.get("reference_status", "missing"), partial(compute, name, args.budget,
-                                                                             args.redo_jitcode)
+                                                                             redo[0] if redo else None)
     order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
     with executor(args) as ex:
-        return refresh(order, entry, check=args.check, force=args.force or args.redo_jitcode,
+        return refresh(order, entry, check=args.check, force=args.force or bool(redo),
                        summary=dysts_references.summary, executor=ex)
 
 
-def compute(name: str, budget: str, redo_jitcode: bool = False):
-    """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo_jitcode``: keep
-    route one of the flow's record where it matches."""
+def compute(name: str, budget: str, redo: Optional[str] = None):
+    """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo`` ('jitcode' or
+    'divergence'): compute only that again, keeping the rest of the flow's record where it matches."""
     flow = rs.get(name)
-    reuse = computed.read(dysts_references.reference_key(flow)) if redo_jitcode else None
-    record = dysts_references.compute_flow(flow, budget, reuse=reuse)
+    reuse = computed.read(dysts_references.reference_key(flow)) if redo else None
+    record = dysts_references.compute_flow(flow, budget, reuse=reuse, redo=redo or "jitcode")
     return record, computed.reference_path(record["key"])
