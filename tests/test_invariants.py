@@ -137,3 +137,35 @@ def test_a_flows_volume_rate_covers_the_cells_run_and_a_maps_an_eighth(monkeypat
     assert invariants._cached_volume_rate(rs.get("lorenz63"), settings) == "rate"
     assert invariants._cached_volume_rate(rs.get("henon"), settings) == "rate"
     assert seen == [1600, 200]
+
+
+def _nonuniform_oscillator(a=0.9):
+    """r' = r (1 - r^2), theta' = 1 + a cos(theta): a limit cycle r = 1 (exponents 0 and -2) whose speed varies
+    19-fold along it; every trajectory starts near (1, 0), so all share one phase for as long as they run."""
+    def rhs(x):
+        r = torch.sqrt(x[:, 0] ** 2 + x[:, 1] ** 2)
+        omega = 1 + a * x[:, 0] / r
+        return torch.stack([x[:, 0] * (1 - r ** 2) - x[:, 1] * omega, x[:, 1] * (1 - r ** 2) + x[:, 0] * omega], 1)
+
+    def sample_initial(batch, g):
+        return torch.tensor([1.0, 0.0], dtype=torch.float64, device=g.device) + 1e-4 * g.normal(2)
+    return rs.Flow("nonuniform_oscillator", rhs, dim=2, dt=0.01, sample_initial=sample_initial)
+
+
+def test_zero_exponent_bound_holds_the_flow_directions_boundary_term():
+    """Along one shared phase the zero exponent's finite-T estimate is the flow direction's growth,
+    ln(|f(x_T)| / |f(x_0)|) / T, whatever the batch: 2.6 nats over 6.5 time units here, far over b = 1 nat.
+    The volume run measures that log speed ratio, and the zero exponent's bias bound adds it (the row
+    passes where b alone fails); the QR estimate equals it to RK4's and the frame's error."""
+    flow = _nonuniform_oscillator()
+    steps, transient = 650, 721  # from theta = pi (slowest: |f| = 0.1, at t = 7.21) to 1.62 pi (|f| = 1.33)
+    res = QR.estimate(flow, steps, transient=transient, batch=8, seed=0)
+    rows = rows_by_quantity(invariant_rows(flow, "qr", res, settings(steps, transient, 8)))
+    zero = rows["zero exponent"][0]
+    vol = volume_rate(flow, steps, transient=transient, batch=8, seed=1)
+    T = steps * flow.dt
+    assert vol.log_speed_ratio > 2.0 and zero["estimate"] == pytest.approx(vol.log_speed_ratio / T, rel=2e-2)
+    assert zero["status"] == "pass" and zero["tolerance"] > abs(zero["estimate"]) > 1.0 / T + 10 * zero["stderr"]
+    # the radial exponent stays -2: the divergence's average, -2 + ln(|f(x_T)| / |f(x_0)|) / T, moves the sum alone
+    assert res.exponents.min() == pytest.approx(-2.0, abs=1e-3) and rows["sum rule"][0]["status"] == "pass"
+    assert vol.mean == pytest.approx(-2.0 + vol.log_speed_ratio / T, abs=1e-3)
