@@ -313,3 +313,33 @@ def test_redoing_the_divergence_keeps_both_routes(tmp_path, monkeypatch):
     assert again["values"][0] == pytest.approx(first["values"][0] + 5e-4)
     with pytest.raises(InvalidArgumentError, match="redo"):
         dysts_references.compute_flow(flow, "smoke", reuse=marked, redo="route one")
+
+
+def test_a_run_stopped_before_jitcode_goes_on_from_route_one(tmp_path, monkeypatch):
+    """Route one, the step check and the divergence are written before jitcode's route runs: a run stopped there
+    leaves an 'incomplete' record (no reference, computed again by `lyapbench dysts references`), and the next run
+    keeps them and runs jitcode only."""
+    pytest.importorskip("jitcode")
+    from suite.cli.dysts import compute
+    from suite.peers.jitcode_adapter import JitcodeLyap
+    from suite.studies import dysts_references
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    run = JitcodeLyap.estimate
+
+    def stopped(self, *args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(JitcodeLyap, "estimate", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        dysts_references.compute_flow(rs.get("dysts/Lorenz"), "smoke")
+    partial = computed.read(reference_key(rs.get("dysts/Lorenz")))
+    assert partial["verdict"] == dysts_references.INCOMPLETE and "jitcode" not in partial["routes"]
+    flow = rs.get("dysts/Lorenz")
+    assert flow.meta["reference_status"] == "incomplete" and flow.reference is None
+    partial["routes"]["lyapbench"]["values"][0] += 1e-3  # a changed route one shows whether it was kept
+    dysts_references.write(partial, partial["key"])
+    monkeypatch.setattr(JitcodeLyap, "estimate", run)
+    record, _ = compute("dysts/Lorenz", "smoke")
+    assert record["routes"]["lyapbench"]["values"] == partial["routes"]["lyapbench"]["values"]
+    assert record["route_one_from"]["created"] == partial["created"] and "jitcode" in record["routes"]
+    assert not record["verdict"].startswith("incomplete") and rs.get("dysts/Lorenz").meta["reference_status"] == \
+        "fresh"

@@ -194,9 +194,15 @@ def test_jitcode_recovers_lorenz_spectrum():
     np.testing.assert_allclose(f[:3], s.rhs(x)[0].numpy(), rtol=1e-13, atol=1e-12)
     J = torch.autograd.functional.jacobian(lambda v: s.rhs(v[None])[0], x[0]).numpy()
     np.testing.assert_allclose(f[3:].reshape(3, 3), J.T, rtol=1e-13, atol=1e-12)   # row i: J e_i
+    # simplified by SymPy (jitcode's default for d <= 10, off here): other expressions, the same equations
+    simplified, _ = estimators.get("jitcode_lyap", simplify=True)._compiled(jitcode, s, 3)
+    np.testing.assert_allclose(simplified.f(0.0, np.concatenate([x[0].numpy(), np.eye(3).ravel()])), f,
+                               rtol=1e-13, atol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="simplify"):
+        estimators.get("jitcode_lyap", simplify="yes")
     res = estimators.get("jitcode_lyap").estimate(s, 5000, transient=1000, batch=16, seed=0)
     _assert_result(res, 16, 3)
-    assert res.meta["compile_seconds"] >= 0.0
+    assert res.meta["compile_seconds"] >= 0.0 and res.meta["simplify"] is False
     rows = score(s, "jitcode_lyap", res)
     assert [r["status"] for r in rows] == ["pass"] * 3, [(r["estimate"], r["tolerance"]) for r in rows]
     # batch = 1: batch means of jitcode's per-interval exponents; compiled code reused

@@ -178,13 +178,16 @@ def reference_key(flow: Flow) -> str:
 def attach_reference(flow: Flow, directory=None) -> str:
     """Give a dysts flow its computed reference where a fresh record with the verdict 'reference' exists
     (``lyapbench dysts references``, :mod:`suite.studies.dysts_references`); otherwise its note says why it has
-    none.  Returns the record's status ('fresh', 'missing', 'stale: ...')."""
+    none.  Returns the record's status ('fresh', 'missing', 'stale: ...', or 'incomplete': a run stopped before
+    its second route)."""
     key = reference_key(flow)
     hint = f"`lyapbench dysts references --flows '{flow.name}'`"
     record = computed.read(key, directory, fix=f"regenerate it with {hint} --force")
     status = computed.status(record, key, flow.label, flow)
-    flow.meta["reference_status"] = status
     verdict = record.get("verdict") if status == "fresh" else None
+    if verdict and verdict.startswith("incomplete"):  # stopped before its second route: to be computed on
+        status = "incomplete"
+    flow.meta["reference_status"] = status
     if verdict == "reference":
         flow.reference = computed.to_reference(record)
     else:

@@ -87,8 +87,11 @@ def run(args) -> int:
 
 def compute(name: str, budget: str, redo: Optional[str] = None):
     """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo`` ('jitcode' or
-    'divergence'): compute only that again, keeping the rest of the flow's record where it matches."""
+    'divergence'): compute only that again, keeping the rest of the flow's record where it matches; an incomplete
+    record (stopped before jitcode's route) goes on from its route one."""
     flow = rs.get(name)
-    reuse = computed.read(dysts_references.reference_key(flow)) if redo else None
+    # a record that stopped before jitcode's route goes on from its route one
+    reuse = computed.read(dysts_references.reference_key(flow)) \
+        if redo or flow.meta.get("reference_status") == "incomplete" else None
     record = dysts_references.compute_flow(flow, budget, reuse=reuse, redo=redo or "jitcode")
     return record, computed.reference_path(record["key"])

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from reference_systems import System
-from suite.core.args import check_int, check_positive
+from suite.core.args import check_bool, check_int, check_positive
 from suite.core.errors import InvalidArgumentError, TrajectoryError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
@@ -55,6 +55,11 @@ class JitcodeLyap(PeerEstimator):
     exceeded 1 nat on non-normal flows (dysts's DequanLi: lambda_1 0.19 over
     the first T = 25, -0.01 over the next).  Standard errors: across
     trajectories (B > 1) or batch means of the per-interval exponents (B = 1).
+    ``simplify``: run SymEngine's (SymPy's) simplify over each tangent equation
+    before generating C, jitcode's own default for d <= 10; off here: it
+    rewrites the expressions, not the equations (round-off only), and on
+    large ones it outlasts the run (dysts's ExcitableCell: > 20 minutes in
+    SymPy's ``cancel`` before compiling).
     """
 
     name = "jitcode_lyap"
@@ -62,7 +67,7 @@ class JitcodeLyap(PeerEstimator):
     requires = "tangent"
 
     def __init__(self, integrator: str = "dopri5", rtol: float = 1e-10, atol: float = 1e-10,
-                 renorm_every: int = 10, align: Optional[int] = None):
+                 renorm_every: int = 10, align: Optional[int] = None, simplify: bool = False):
         if integrator not in _EXPLICIT:
             raise InvalidArgumentError("integrator", integrator, ", ".join(map(repr, _EXPLICIT)))
         self.integrator = integrator
@@ -70,18 +75,19 @@ class JitcodeLyap(PeerEstimator):
         self.renorm_every = check_int("renorm_every", renorm_every, 1)
         self.align = check_int("align", align, 0, allow_none=True,
                                allowed="None (the whole transient) or an integer >= 0 (transient steps)")
+        self.simplify = check_bool("simplify", simplify)
 
     def not_applicable(self, system: System) -> Optional[str]:
         return symbolic_flow_reason(self.name, system)
 
     def _compiled(self, jitcode, system: System, k: int):
         f_sym = system.capabilities.symbolic_rhs([jitcode.y(i) for i in range(system.dim)])
-        key = (tuple(str(e) for e in f_sym), k, self.integrator, self.rtol, self.atol)
+        key = (tuple(str(e) for e in f_sym), k, self.integrator, self.rtol, self.atol, self.simplify)
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key], 0.0
         t0 = time.perf_counter()
-        ode = jitcode.jitcode_lyap(f_sym, n_lyap=k, verbose=False)
+        ode = jitcode.jitcode_lyap(f_sym, n_lyap=k, simplify=self.simplify, verbose=False)
         ode.compile_C()
         ode.set_integrator(self.integrator, interpolate=False, rtol=self.rtol, atol=self.atol)
         seconds = time.perf_counter() - t0
@@ -139,5 +145,6 @@ class JitcodeLyap(PeerEstimator):
         res = growth_result(np.stack(cums), ends, cfg.steps, m, dt, np.stack(finals))
         return self.finish(res, notes, integrates="flow", compile_seconds=compile_seconds, integrator=self.integrator,
                            rtol=self.rtol, atol=self.atol, renorm_interval=m * dt, aligned_steps=aligned,
+                           simplify=self.simplify,
                            peer_scheme="jitcode_lyap: adaptive integration of the flow and its variational "
                                        "equation (not the RK4 map)")

@@ -88,6 +88,9 @@ RK4_ORDER = 4
 DIVERGENCE_EVERY = 1
 #: what ``compute_flow(reuse=...)`` computes again (the rest is kept from the record)
 REDO = ("jitcode", "divergence")
+#: the verdict of a record written before jitcode's route ran: a run that stops there keeps route one, the step
+#: check and the divergence, and the next run (``lyapbench dysts references``) goes on from them
+INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it)"
 #: the finite-time bias bound b (nats) of every route: the boundary term of a time average over T
 BIAS_NATS = 1.0
 #: the error probability of each stated interval (per exponent), as the computed references of the catalogue
@@ -236,12 +239,6 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         # trajectories; -5.329 over 30,000 steps, 64: the sum was -5.327), its across-trajectory error
         # underestimated
         div = mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)
-    try:
-        theirs = reuse["routes"]["jitcode"] if reused and redo == "divergence" else \
-            _route(JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
-                                          seed=REFERENCE_SEED + 1))
-    except (ArithmeticError, PeerError) as exc:
-        return _failed(flow, budget, "jitcode's run", exc, directory)
     key = reference_key(flow)
     record = {
         "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "bias_nats": BIAS_NATS,
@@ -253,7 +250,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                    f"{size['jitcode_batch']} trajectories, seed {REFERENCE_SEED + 1}), both frames aligned over the "
                    f"transient {transient * flow.dt:.6g}, over T = {T:.6g}; uncertainty |difference| / 2 + "
                    f"max(t s + b / T); git {git_sha()}; dysts {_version()}"),
-        "routes": {"lyapbench": ours, "jitcode": theirs},
+        "routes": {"lyapbench": ours},
         "checks": {"step": step, "sum_rule": {
             "divergence": div["value"], "divergence_stderr": div["stderr"],
             "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}}},
@@ -261,13 +258,25 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                   "version": _version()},
         "git_sha": git_sha(), "versions": versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "wall_seconds": round(ours["wall_seconds"] + theirs["wall_seconds"]
-                              + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2),
+        "verdict": INCOMPLETE, "values": [], "uncertainty": [],
     }
     if reused:  # where the kept routes were computed
         kept = ("route_one_from", "jitcode_from") if redo == "divergence" else ("route_one_from",)
-        record.update({field: {key: reuse.get(field, {}).get(key, reuse[key]) for key in ("git_sha", "created")}
+        record.update({field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")}
                        for field in kept})
+    else:  # route one, the step check and the divergence are kept if the run stops before jitcode's route is done
+        write(record, key, directory)
+    try:
+        theirs = reuse["routes"]["jitcode"] if reused and redo == "divergence" else \
+            _route(JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
+                                          seed=REFERENCE_SEED + 1))
+    except (ArithmeticError, PeerError) as exc:
+        record.update(verdict=f"no reference: jitcode's run failed ({exception_line(exc)})")
+        write(record, key, directory)
+        return record
+    record["routes"]["jitcode"] = theirs
+    record["wall_seconds"] = round(ours["wall_seconds"] + theirs["wall_seconds"]
+                                   + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2)
     record.update(judge(record))
     write(record, key, directory)
     return record
