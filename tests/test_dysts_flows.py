@@ -177,6 +177,14 @@ def test_references_from_two_routes_end_to_end(tmp_path, monkeypatch, capsys):
     assert (flow.reference is not None) == (record["verdict"] == "reference")
     assert main(["dysts", "references", "--flows", "dysts/Lorenz", "--check"]) == 0  # fresh: nothing recomputed
     assert "dysts/Lorenz: fresh" in capsys.readouterr().err
+    # --redo-divergence keeps both routes of the records that have them and leaves the others (no record yet) alone
+    assert main(["dysts", "references", "--flows", "dysts/Lorenz,dysts/LorenzBounded", "--budget", "smoke",
+                 "--redo-divergence"]) in (0, 1)
+    err = capsys.readouterr().err
+    assert "dysts/LorenzBounded: left as it is" in err and "dysts/Lorenz: lambda_1 = " in err
+    again = computed.read(reference_key(flow))
+    assert again["routes"]["jitcode"] == record["routes"]["jitcode"] and "jitcode_from" in again
+    assert computed.read(reference_key(rs.get("dysts/LorenzBounded"))) is None
     assert main(["dysts", "table", "--flows", "dysts/Lor*", "--output-dir", str(tmp_path)]) == 0
     text = (tmp_path / "dysts_references.md").read_text()
     assert "| dysts/Lorenz | 3 |" in text and "no record (missing)" in text  # LorenzBounded etc. have none

@@ -17,6 +17,7 @@ of every selected record, keeping its route one, step check and divergence where
 from __future__ import annotations
 
 import argparse
+import sys
 from functools import partial
 from typing import Optional
 
@@ -80,9 +81,21 @@ def run(args) -> int:
         return chosen[name].meta.get("reference_status", "missing"), partial(compute, name, args.budget,
                                                                              redo[0] if redo else None)
     order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
+    if redo:  # records with both routes; the others (none yet, no run, a failed route) are left as they are
+        kept = [n for n in order if _complete(chosen[n])]
+        for n in order:
+            if n not in kept:
+                print(f"{n}: left as it is (--redo-{redo[0]} keeps a record's routes; this flow's record has "
+                      "not both)", file=sys.stderr)
+        order = kept
     with executor(args) as ex:
         return refresh(order, entry, check=args.check, force=args.force or bool(redo),
                        summary=dysts_references.summary, executor=ex)
+
+
+def _complete(flow) -> bool:
+    record = computed.read(dysts_references.reference_key(flow))
+    return bool(record) and {"lyapbench", "jitcode"} <= set(record.get("routes", {}))
 
 
 def compute(name: str, budget: str, redo: Optional[str] = None):
