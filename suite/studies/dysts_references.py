@@ -260,14 +260,15 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "verdict": INCOMPLETE, "values": [], "uncertainty": [],
     }
+    keep_jitcode = reused and redo == "divergence" and "jitcode" in reuse["routes"]
     if reused:  # where the kept routes were computed
-        kept = ("route_one_from", "jitcode_from") if redo == "divergence" else ("route_one_from",)
+        kept = ("route_one_from", "jitcode_from") if keep_jitcode else ("route_one_from",)
         record.update({field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")}
                        for field in kept})
     else:  # route one, the step check and the divergence are kept if the run stops before jitcode's route is done
         write(record, key, directory)
     try:
-        theirs = reuse["routes"]["jitcode"] if reused and redo == "divergence" else \
+        theirs = reuse["routes"]["jitcode"] if keep_jitcode else \
             _route(JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
                                           seed=REFERENCE_SEED + 1))
     except (ArithmeticError, PeerError) as exc:
@@ -339,7 +340,7 @@ def _not_chaotic(record: Dict[str, Any], lam: float, uncertainty: float) -> str:
 
 
 def _reusable(reuse, flow: System, budget: str, steps: int, transient: int) -> bool:
-    return bool(reuse) and "routes" in reuse and reuse.get("probe") == computed.probe(flow) and all(
+    return bool(reuse) and "routes" in reuse and computed.probes_match(computed.probe(flow), reuse["probe"]) and all(
         reuse.get(k) == v for k, v in (("budget", budget), ("steps", steps), ("transient", transient))) and \
         math.isclose(reuse["T"], steps * flow.dt, rel_tol=1e-12)
 
