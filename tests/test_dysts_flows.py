@@ -352,3 +352,14 @@ def test_a_run_stopped_before_jitcode_goes_on_from_route_one(tmp_path, monkeypat
     assert record["route_one_from"]["created"] == partial["created"] and "jitcode" in record["routes"]
     assert not record["verdict"].startswith("incomplete") and rs.get("dysts/Lorenz").meta["reference_status"] == \
         "fresh"
+
+
+def test_every_committed_record_is_fresh():
+    """The committed records (results/references/systems__dysts_*.json) still describe the flows: none is stale
+    (its probe, a short run of the flow and its tangent, matches); a flow not computed yet has none, or an
+    incomplete one, and says so."""
+    for name in rs.names("dysts/*"):
+        flow = rs.get(name)
+        status = flow.meta["reference_status"]
+        assert status in ("fresh", "missing", "incomplete"), (name, status)
+        assert (flow.reference is not None) <= (status == "fresh")

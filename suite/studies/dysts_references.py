@@ -15,7 +15,7 @@ Per flow (:func:`compute_flow`), at the run sizes of :data:`BUDGETS` (in dysts's
 The verdict (:func:`judge`, a function of the recorded numbers) is 'reference' only where (a) the run at 2 dt (or
 dt / 2) differs from the run at dt on no exponent by more than the two runs' joint allowance,
 t sqrt(s1^2 + s2^2) + 2 b_i / T (no step effect detectable); passed at 2 dt, RK4's order bounds the shift that
-halving dt would make by a sixteenth of that allowance, at most 1/8 of the uncertainty (issue 26 asks a tenth);
+halving dt would make by a sixteenth of that allowance, about 1/8 of the uncertainty at most (issue 26 asks a tenth);
 passed only at dt / 2, the bias is bounded by the allowance itself (two chaotic runs decorrelate, so their
 difference cannot resolve less), (b) the routes agree on every exponent within t sqrt(s1^2 + s2^2) + 2 b_i / T
 (the tolerance rule for a difference of two independent estimates), (c) the spectrum's sum agrees with <div f>
