@@ -103,7 +103,6 @@ def compute(name: str, budget: str, redo: Optional[str] = None):
     'divergence'): compute only that again, keeping the rest of the flow's record where it matches; an incomplete
     record (stopped before jitcode's route) goes on from its route one."""
     flow = rs.get(name)
-    # a record that stopped before jitcode's route goes on from its route one
     reuse = computed.read(dysts_references.reference_key(flow)) \
         if redo or flow.meta.get("reference_status") == "incomplete" else None
     record = dysts_references.compute_flow(flow, budget, reuse=reuse, redo=redo or "jitcode")

@@ -17,8 +17,9 @@
   that log speed ratio over the volume run's trajectories (same transient and
   steps; near 0 where independent trajectories sample the attractor, not where
   they share a periodic orbit's phase: dysts's KawczynskiStrizhak, --quick,
-  2.3 nats over T = 44, its zero exponent estimated at 0.062).  Skipped where the system states ``zero_exponent=False`` or where
-  the independent trajectories sit on or converge to a fixed point (at the end
+  2.3 nats over T = 44, its zero exponent estimated at 0.062).  Skipped
+  where the system states ``zero_exponent=False`` or where the independent
+  trajectories sit on or converge to a fixed point (at the end
   |f(x)| < 1e-6 (1 + |x|) on all of them, or every one's speed |f| fell
   1000-fold since its initial state; an attractor with motion does not shrink
   every trajectory's speed that much).
