@@ -14,7 +14,9 @@ import reference_systems as rs
 from reference_systems import dysts
 from reference_systems import computed
 from reference_systems.dysts import steps
-from reference_systems.dysts.build import reference_key, steps_per_period, steps_table
+from reference_systems.dysts.build import (TRANSIENT_LYAPUNOV_TIMES, VALIDATION_BATCH, VALIDATION_MAX_STEPS,
+                                           VALIDATION_MAX_TRANSIENT, VALIDATION_TRANSIENT, reference_key,
+                                           steps_per_period, steps_table, validation_run)
 from reference_systems.noise import TrajectoryRNG
 from suite.core.errors import InvalidArgumentError
 from suite.grid.selection import build_systems
@@ -363,3 +365,36 @@ def test_every_committed_record_is_fresh():
         status = flow.meta["reference_status"]
         assert status in ("fresh", "missing", "incomplete"), (name, status)
         assert (flow.reference is not None) <= (status == "fresh")
+
+
+def test_the_validation_transient_spans_the_references_lyapunov_times():
+    """``validate``'s trajectories start PERTURBATION apart: a referenced flow's transient lasts
+    TRANSIENT_LYAPUNOV_TIMES of its reference's lambda_1 (so that the standard error across them is honest), unless
+    the cap stops it, and never less than the cheap sizing from dysts's stored lambda_1; a flow without a reference
+    keeps the cheap one."""
+    referenced = 0
+    for name in rs.names("dysts/*"):
+        flow, short = rs.get(name), name.split("/", 1)[1]
+        run = flow.capabilities.validation
+        cheap = validation_run(short, flow.dt)
+        assert run["steps"] == cheap["steps"] <= VALIDATION_MAX_STEPS and run["batch"] == VALIDATION_BATCH
+        if flow.reference is None:
+            assert run == cheap, name
+            continue
+        referenced += 1
+        lyapunov_times = run["transient"] * flow.dt * float(flow.reference.values[0])
+        assert run["transient"] >= cheap["transient"], name
+        assert (lyapunov_times >= TRANSIENT_LYAPUNOV_TIMES - 1e-9
+                or run["transient"] == VALIDATION_MAX_TRANSIENT), (name, lyapunov_times)
+    assert referenced > 0
+
+
+def test_the_validation_run_of_a_slow_flow():
+    """The sizing rule on numbers: 15 Lyapunov times of lambda_1 = 0.01 at dt = 0.01 are 150,000 steps, past the
+    cap; at lambda_1 = 0.1, 15,000; at lambda_1 = 1, 1,500, short of the stored-lambda_1 sizing, which stands."""
+    cheap = validation_run("Lorenz", 0.01)["transient"]  # 20 periods: dysts's stored 0.89 asks 16.8 time units
+    assert cheap == math.ceil(VALIDATION_TRANSIENT[0] * dysts.row("Lorenz")["period"] / 0.01)
+    assert validation_run("Lorenz", 0.01, 0.01)["transient"] == VALIDATION_MAX_TRANSIENT
+    assert validation_run("Lorenz", 0.01, 1.0)["transient"] == cheap
+    assert abs(validation_run("Lorenz", 0.01, 0.1)["transient"] - 15_000) <= 1
+

@@ -43,12 +43,17 @@ TRANSIENT_LYAPUNOV_TIMES = 15
 PREFIX = "dysts/"
 #: ``lyapbench validate``'s run of a dysts flow, in dominant periods (steps, transient), and its trajectories
 VALIDATION_PERIODS = {"steps": 40}
-#: its transient, in periods: at least, at most (:func:`transient_periods`)
+#: its transient, in periods: at least, at most (:func:`transient_periods`; the most is for a flow without a
+#: reference only, see :func:`validation_run`)
 VALIDATION_TRANSIENT = (20, 60)
 VALIDATION_BATCH = 16
-#: each of those (steps, transient) is capped at this many RK4 steps, so that the stiff flows (2,000 steps a
-#: period) cost what the others do
+#: the run's steps are capped at this many RK4 steps, so that the stiff flows (2,000 steps a period) cost what the
+#: others do; so is the transient of a flow without a reference (its cells have nothing to be scored against)
 VALIDATION_MAX_STEPS = 10_000
+#: the transient of a referenced flow is capped at this many steps only: :data:`TRANSIENT_LYAPUNOV_TIMES` of its
+#: reference's lambda_1 needs 97,068 for NoseHoover (lambda_1 = 0.0053), the slowest; at 10,000 the 16
+#: trajectories of 62 of the 109 referenced flows were not independent (WindmiReduced's lambda_3 failed)
+VALIDATION_MAX_TRANSIENT = 100_000
 
 
 @lru_cache(maxsize=1)
@@ -65,15 +70,30 @@ def row(name: str) -> Dict[str, Any]:
     return flows[name]
 
 
-def transient_periods(name: str, at_least: float, at_most: float) -> float:
-    """A transient, in dominant periods: :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times (dysts's stored lambda_1
-    as the scale only), within [``at_least``, ``at_most``] (a flow whose stored lambda_1 is near 0, e.g. Torus,
-    would otherwise ask for thousands of periods)."""
+def transient_periods(name: str, at_least: float, at_most: float, lambda1: Optional[float] = None) -> float:
+    """A transient, in dominant periods: :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times of ``lambda1`` (dysts's
+    stored lambda_1 if None, as the scale only), within [``at_least``, ``at_most``] (a flow whose stored lambda_1
+    is near 0, e.g. Torus, would otherwise ask for thousands of periods)."""
     entry = row(name)
-    lam = entry["stored_lambda1"]
+    lam = entry["stored_lambda1"] if lambda1 is None else lambda1
     if lam is None or not lam > 0:
         return at_least
     return min(at_most, max(at_least, TRANSIENT_LYAPUNOV_TIMES / (lam * float(entry["period"]))))
+
+
+def validation_run(name: str, dt: float, lambda1: Optional[float] = None) -> Dict[str, int]:
+    """``lyapbench validate``'s run of flow ``name`` at step ``dt``: :data:`VALIDATION_PERIODS` periods, capped at
+    :data:`VALIDATION_MAX_STEPS`, after a transient of :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times, so that
+    the trajectories, started :data:`PERTURBATION` apart, are independent and the standard error across them is
+    honest.  The transient is sized from dysts's stored lambda_1 within :data:`VALIDATION_TRANSIENT` periods and
+    :data:`VALIDATION_MAX_STEPS`; ``lambda1``, the reference's largest exponent where the flow has one, lengthens
+    it to its Lyapunov times where those are short of them (at most :data:`VALIDATION_MAX_TRANSIENT` steps)."""
+    period_steps = float(row(name)["period"]) / dt
+    transient = min(transient_periods(name, *VALIDATION_TRANSIENT) * period_steps, VALIDATION_MAX_STEPS)
+    if lambda1 is not None:
+        transient = max(transient, min(TRANSIENT_LYAPUNOV_TIMES / (lambda1 * dt), VALIDATION_MAX_TRANSIENT))
+    return {"steps": min(math.ceil(VALIDATION_PERIODS["steps"] * period_steps), VALIDATION_MAX_STEPS),
+            "transient": math.ceil(transient), "batch": VALIDATION_BATCH}
 
 
 @lru_cache(maxsize=1)
@@ -153,16 +173,13 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     def sample_initial(batch, g):
         return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
 
-    period_steps = float(entry["period"]) / dt
     flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
-                params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs,
-                validation={"steps": min(math.ceil(VALIDATION_PERIODS["steps"] * period_steps), VALIDATION_MAX_STEPS),
-                            "transient": min(math.ceil(transient_periods(name, *VALIDATION_TRANSIENT) * period_steps),
-                                             VALIDATION_MAX_STEPS),
-                            "batch": VALIDATION_BATCH},
+                params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs, validation=validation_run(name, dt),
                 note=(f"dysts {catalogue()['dysts_version']} flow {name}" + (" (time as its last variable)"
                       if eq.clock else "") + f"; dysts's stored largest exponent {entry['stored_lambda1']:.4g}"))
     attach_reference(flow)
+    if flow.reference is not None:  # its transient sized from the reference's lambda_1
+        flow.declare(validation=validation_run(name, dt, float(flow.reference.values[0])))
     return flow
 
 
