@@ -315,3 +315,13 @@ def _installed(pkg):
     except LyapbenchError:
         return False
     return True
+
+
+def test_a_peer_that_exits_the_process_is_a_peer_error():
+    """setuptools ends the process with SystemExit when a C compilation fails (gcc's segmentation fault on
+    MacArthur's jitcode equations): the adapter turns it into a PeerError naming the step, so that a grid or a
+    reference run records the failure and goes on (a SystemExit is not an Exception and passed every handler)."""
+    def compile_c():
+        raise SystemExit("error: command '/usr/bin/gcc' failed with exit code 4")
+    with pytest.raises(PeerError, match=r"jitcode failed \(compiling\): SystemExit: error: command '/usr/bin/gcc'"):
+        estimators.get("jitcode_lyap").call_peer("compiling", compile_c)

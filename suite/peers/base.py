@@ -120,12 +120,14 @@ class PeerEstimator(Estimator):
             return import_peer(self.module or self.package, self.package)
 
     def call_peer(self, what: str, fn: Callable, *args, **kwargs):
-        """Call the peer; any exception but the suite's own becomes a PeerError naming ``what``."""
+        """Call the peer; any exception but the suite's own becomes a PeerError naming ``what``, and so does
+        a SystemExit: setuptools ends the process that way when a C compilation fails (jitcode's gcc crashing
+        on MacArthur's equations stopped a whole ``lyapbench dysts references`` run before its record)."""
         try:
             return fn(*args, **kwargs)
         except LyapbenchError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the peer's message is kept
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - the peer's message is kept
             raise PeerError(f"{self.package} failed ({what}): {type(exc).__name__}: {exc}") from exc
 
     # -- protocol --------------------------------------------------------
