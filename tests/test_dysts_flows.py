@@ -241,8 +241,9 @@ def _record(a, b, *, stderr=1e-3, divergence=None, T=1000.0, passed=True):
 
 
 def test_the_verdict_is_a_function_of_the_recorded_numbers():
-    """judge(): a reference where the routes agree, the sum rule holds and lambda_1 exceeds its uncertainty, whose
-    interval covers both routes; otherwise the first check that failed, in the order of the module's docstring."""
+    """judge(): a reference where the routes agree, the sum rule holds, lambda_1 exceeds its uncertainty and the
+    exponent closest to 0 is within its uncertainty of 0, whose interval covers both routes; otherwise the first
+    check that failed, in the order of the module's docstring."""
     from suite.studies.dysts_references import judge
     ok = judge(_record([0.9, 0.0, -14.5], [0.905, 0.001, -14.505]))
     assert ok["verdict"] == "reference" and ok["k"] == 3
@@ -263,6 +264,10 @@ def test_the_verdict_is_a_function_of_the_recorded_numbers():
     assert capped.endswith("T = 52 is capped at 30,000 steps, 0.14 of the 367 the 'standard' budget asks "
                            "(`--budget full` runs longer)")
     assert "the step is too coarse" in judge(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5], passed=False))["verdict"]
+    # an autonomous flow's zero exponent off 0 beyond its uncertainty: a bias all trajectories share (a phase)
+    shared = judge(_record([0.9, 0.05, -14.55], [0.9, 0.05, -14.55]))
+    assert shared["verdict"].startswith("no reference: exponent 2, the zero exponent of a bounded autonomous flow")
+    assert shared["checks"]["bias_nats"][1] == 1.0 and shared["uncertainty"][1] < 0.05
 
 
 def test_a_discontinuous_flow_gets_no_reference_and_no_run(tmp_path, monkeypatch):
@@ -304,7 +309,8 @@ def test_redoing_jitcode_keeps_route_one(tmp_path, monkeypatch):
 
 def test_redoing_the_divergence_keeps_both_routes(tmp_path, monkeypatch):
     """compute_flow(reuse=record, redo='divergence') keeps both routes and the step check, samples the divergence
-    again (every step, DIVERGENCE_EVERY) and judges again; anything but 'jitcode' or 'divergence' is refused."""
+    again (every step, DIVERGENCE_EVERY) and judges again; redo='verdict' keeps every number and judges again;
+    anything else is refused."""
     pytest.importorskip("jitcode")
     from suite.studies import dysts_references
     monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
@@ -322,6 +328,15 @@ def test_redoing_the_divergence_keeps_both_routes(tmp_path, monkeypatch):
     assert again["checks"]["sum_rule"]["divergence"] == first["checks"]["sum_rule"]["divergence"]
     assert again["jitcode_from"]["git_sha"] == again["route_one_from"]["git_sha"] == first["git_sha"]
     assert again["values"][0] == pytest.approx(first["values"][0] + 5e-4)
+    # redo='verdict' keeps every number, the divergence too, and judges them again
+    kept = json.loads(json.dumps(first))
+    kept["routes"]["jitcode"]["values"][1] = kept["routes"]["lyapbench"]["values"][1] = 0.5
+    kept["checks"]["sum_rule"]["divergence"] = kept["routes"]["lyapbench"]["values"][1] - 13.667  # the sum moved
+    judged = dysts_references.compute_flow(flow, "smoke", reuse=kept, redo="verdict")
+    assert judged["checks"]["sum_rule"]["divergence"] == kept["checks"]["sum_rule"]["divergence"]
+    assert judged["routes"]["jitcode"]["values"] == kept["routes"]["jitcode"]["values"]
+    assert judged["checks"]["sum_rule"]["sum"] == pytest.approx(sum(kept["routes"]["lyapbench"]["values"]))
+    assert judged["values"][1] == 0.5 and judged["verdict"] == dysts_references.judge(kept)["verdict"]
     with pytest.raises(InvalidArgumentError, match="redo"):
         dysts_references.compute_flow(flow, "smoke", reuse=marked, redo="route one")
 

@@ -325,3 +325,15 @@ def test_a_peer_that_exits_the_process_is_a_peer_error():
         raise SystemExit("error: command '/usr/bin/gcc' failed with exit code 4")
     with pytest.raises(PeerError, match=r"jitcode failed \(compiling\): SystemExit: error: command '/usr/bin/gcc'"):
         estimators.get("jitcode_lyap").call_peer("compiling", compile_c)
+
+
+def test_the_c_compiler_gets_the_hard_stack_limit_and_the_soft_one_is_restored():
+    """gcc's recursion over MacArthur's tangent equations overflowed the default 8 MiB stack: jitcode compiles
+    with the soft limit raised to the hard one, and the process's own limit is as it was afterwards."""
+    resource = pytest.importorskip("resource")
+    from suite.peers.jitcode_adapter import _deep_stack
+    before = resource.getrlimit(resource.RLIMIT_STACK)
+    with _deep_stack():
+        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+        assert soft == hard == before[1]
+    assert resource.getrlimit(resource.RLIMIT_STACK) == before

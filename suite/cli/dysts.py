@@ -1,7 +1,7 @@
 """``lyapbench dysts``: the dysts catalogue's flows, their references from two routes, the table users want.
 
     lyapbench dysts references [--flows 'dysts/*'] [--budget standard|full|quick] [--force | --check |
-                               --redo-jitcode | --redo-divergence] [--executor dask --workers 2]
+                               --redo-jitcode | --redo-divergence | --redo-verdict] [--executor dask --workers 2]
     lyapbench dysts table [--output-dir results]
 
 ``references`` computes each flow's record (:mod:`suite.studies.dysts_references`) and writes it at once under
@@ -12,7 +12,8 @@ writes ``dysts_references.md`` / ``.csv``: a row per flow with the reference or 
 stored values and how far they lie from ours.  ``--redo-jitcode`` recomputes route two (jitcode) and the verdict
 of every selected record, keeping its route one, step check and divergence where they match the flow and budget
 (:func:`~suite.studies.dysts_references.compute_flow`'s ``reuse``): the cheap route's rerun after a change to it;
-``--redo-divergence`` recomputes the divergence and the verdict, keeping both routes.
+``--redo-divergence`` recomputes the divergence and the verdict, keeping both routes; ``--redo-verdict`` judges
+every record again, keeping its numbers (after a change of the rule).
 """
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--redo-divergence", action="store_true",
                    help="references: recompute the divergence <div f> and the verdict of every record, keeping both "
                         "routes")
+    p.add_argument("--redo-verdict", action="store_true",
+                   help="references: judge every record again (after a change of the rule), keeping its numbers")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--output-dir", default=DEFAULT_OUTPUT, help=OUTPUT_HELP)
     add_executor(p)
@@ -71,7 +74,8 @@ def run(args) -> int:
     if args.action == "table":
         return dysts_references.write_table(list(chosen.values()), args.output_dir)
 
-    redo = [flag for flag, on in (("jitcode", args.redo_jitcode), ("divergence", args.redo_divergence)) if on]
+    redo = [flag for flag, on in (("jitcode", args.redo_jitcode), ("divergence", args.redo_divergence),
+                                  ("verdict", args.redo_verdict)) if on]
     if redo and (args.force or args.check or len(redo) > 1):
         raise InvalidArgumentError(f"--redo-{redo[0]}", "with " + ", ".join(
             f for f, on in (("--force", args.force), ("--check", args.check), (f"--redo-{redo[-1]}", len(redo) > 1))
@@ -99,9 +103,9 @@ def _complete(flow) -> bool:
 
 
 def compute(name: str, budget: str, redo: Optional[str] = None):
-    """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo`` ('jitcode' or
-    'divergence'): compute only that again, keeping the rest of the flow's record where it matches; an incomplete
-    record (stopped before jitcode's route) goes on from its route one."""
+    """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo`` ('jitcode',
+    'divergence' or 'verdict'): compute only that again, keeping the rest of the flow's record where it matches;
+    an incomplete record (stopped before jitcode's route) goes on from its route one."""
     flow = rs.get(name)
     reuse = computed.read(dysts_references.reference_key(flow)) \
         if redo or flow.meta.get("reference_status") == "incomplete" else None

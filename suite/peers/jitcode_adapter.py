@@ -1,6 +1,7 @@
 """JiTCODE (Ansmann): Lyapunov exponents of a flow from its symbolic right-hand side, compiled to C."""
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import replace
@@ -21,6 +22,25 @@ from suite.peers.base import PeerEstimator, collect_warnings, growth_result, ren
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()   # compiled jitcode_lyap objects, per equations and settings
 _CACHE_SIZE = 8
 _EXPLICIT = ("dopri5", "dop853", "RK45", "DOP853", "RK23")
+
+
+@contextlib.contextmanager
+def _deep_stack():
+    """The soft stack limit raised to the hard one for the C compiler this process starts: gcc recurses over
+    each expression, and MacArthur's tangent equations (nested minima of ten variables) overflowed the default
+    8 MiB (cc1's segmentation fault; 515 s and 6 GiB with no limit).  Restored afterwards; a no-op where the
+    platform has no such limit."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+        resource.setrlimit(resource.RLIMIT_STACK, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
 
 
 class JitcodeLyap(PeerEstimator):
@@ -88,7 +108,8 @@ class JitcodeLyap(PeerEstimator):
             return _CACHE[key], 0.0
         t0 = time.perf_counter()
         ode = jitcode.jitcode_lyap(f_sym, n_lyap=k, simplify=self.simplify, verbose=False)
-        ode.compile_C()
+        with _deep_stack():
+            ode.compile_C()
         ode.set_integrator(self.integrator, interpolate=False, rtol=self.rtol, atol=self.atol)
         seconds = time.perf_counter() - t0
         _CACHE[key] = ode

@@ -19,7 +19,8 @@ halving dt would make by a sixteenth of that allowance, about 1/8 of the uncerta
 passed only at dt / 2, the bias is bounded by the allowance itself (two chaotic runs decorrelate, so their
 difference cannot resolve less), (b) the routes agree on every exponent within t sqrt(s1^2 + s2^2) + 2 b_i / T
 (the tolerance rule for a difference of two independent estimates), (c) the spectrum's sum agrees with <div f>
-within t sqrt(s_sum^2 + s_div^2) + b / T, and (d) lambda_1 exceeds its uncertainty (chaotic); otherwise the
+within t sqrt(s_sum^2 + s_div^2) + b / T, (d) lambda_1 exceeds its uncertainty (chaotic), and (e) the exponent
+closest to 0 lies within its uncertainty of 0 (the flow direction's exponent, exactly 0); otherwise the
 verdict names the first check that failed and the record keeps every number.  The boundary term's bound b_i is
 :data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a direction that grows
 linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over A).  The reference is
@@ -29,7 +30,8 @@ the mean of the two routes with uncertainty |difference| / 2 + the larger route 
 which neither route's variational equation has.  Records live in ``results/references/systems__dysts_*.json``
 with the staleness probe of :mod:`reference_systems.computed`; a run skips fresh ones, so an interrupted run
 resumes; ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
-``--redo-divergence`` the divergence and the verdict, keeping both routes.
+``--redo-divergence`` the divergence and the verdict, keeping both routes; ``--redo-verdict`` the verdict only
+(after a change of :func:`judge`).
 """
 from __future__ import annotations
 
@@ -87,7 +89,7 @@ RK4_ORDER = 4
 #: spectrum's sums -1.45282 and jitcode's -1.45291; 36 s against 64 s on a shared core)
 DIVERGENCE_EVERY = 1
 #: what ``compute_flow(reuse=...)`` computes again (the rest is kept from the record)
-REDO = ("jitcode", "divergence")
+REDO = ("jitcode", "divergence", "verdict")
 #: the verdict of a record written before jitcode's route ran: a run that stops there keeps route one, the step
 #: check and the divergence, and the next run (``lyapbench dysts references``) goes on from them
 INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it)"
@@ -207,8 +209,9 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     the record, written.  ``reuse``: an earlier record of the flow at the same budget, steps and dt, whose route
     one and step check are kept, and its divergence where sampled as :data:`DIVERGENCE_EVERY` now says; ``redo``
     (one of :data:`REDO`) what is computed again: 'jitcode' route two, 'divergence' the divergence (route two
-    kept); the verdict is always judged again.  ``reuse`` is ignored if it does not match.  A flow whose vector
-    field is discontinuous gets no reference and no run (:func:`discontinuity`)."""
+    kept), 'verdict' nothing (both routes and the divergence kept); the verdict is always judged again.
+    ``reuse`` is ignored if it does not match.  A flow whose vector field is discontinuous gets no reference and
+    no run (:func:`discontinuity`)."""
     name = flow.name.split("/", 1)[1]
     entry, size = row(name), BUDGETS[budget]
     steps, transient = run_steps(flow, budget)
@@ -260,7 +263,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "verdict": INCOMPLETE, "values": [], "uncertainty": [],
     }
-    keep_jitcode = reused and redo == "divergence" and "jitcode" in reuse["routes"]
+    keep_jitcode = reused and redo in ("divergence", "verdict") and "jitcode" in reuse["routes"]
     if reused:  # where the kept routes were computed
         kept = ("route_one_from", "jitcode_from") if keep_jitcode else ("route_one_from",)
         record.update({field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")}
@@ -316,6 +319,10 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
                    f"{rule['divergence']:.5g} by more than {sum_allowed:.2g}")
     elif not values[0] > uncertainty[0]:
         verdict = "no reference: " + _not_chaotic(record, values[0], uncertainty[0])
+    elif not abs(values[zero := int(np.argmin(np.abs(values)))]) <= uncertainty[zero]:
+        verdict = (f"no reference: exponent {zero + 1}, the zero exponent of a bounded autonomous flow off its "
+                   f"equilibria, is {values[zero]:.3g}, further from 0 than its uncertainty {uncertainty[zero]:.2g}: "
+                   "a bias every trajectory shares (a common phase, docs/dysts.md), so the others' are in doubt")
     return {"verdict": verdict, "values": values.tolist(), "uncertainty": uncertainty.tolist(), "k": int(values.size),
             "checks": checks, "routes": {"lyapbench": dict(ours, interval=u1.tolist()),
                                          "jitcode": dict(theirs, interval=u2.tolist())}}
