@@ -198,3 +198,25 @@ def test_a_malformed_journal_entry_is_rerun_not_trusted(tmp_path):
     warn = io.StringIO()
     rows = run_grid(cells, progress=None, journal=Journal(tmp_path / "j", resume=True, warn=warn))
     assert [r["status"] for r in rows] == ["pass"] * 3 and "runs again" in warn.getvalue()
+
+
+def test_a_journal_entry_scored_against_another_reference_runs_again(tmp_path):
+    """The cell key is the run's definition, not the reference it was scored against: an entry whose exponent rows
+    name another reference than the system's now (a record recomputed or withdrawn since, as GlycolyticOscillation's
+    was) runs again on resume instead of replaying stale pass/fail rows; an unchanged one is replayed."""
+    import io
+    cells = validation_cells([rs.get("henon")], ["qr"], quick=True)
+    first = run_grid(cells, progress=None, journal=Journal(tmp_path / "j"))
+    key = cell_key(cells[0].system, cells[0].estimator_name, cells[0].settings)
+    entry = Journal(tmp_path / "j", resume=True).get(key)
+    entry["rows"] = [dict(r, estimate=123.0) if r["quantity"] == "exponent" else r for r in entry["rows"]]
+    Journal(tmp_path / "j").put(key, entry)  # a marked replay, under the same reference
+    warn = io.StringIO()
+    replayed = run_grid(cells, progress=None, journal=Journal(tmp_path / "j", resume=True, warn=warn))
+    assert [r["estimate"] for r in replayed if r["quantity"] == "exponent"] == [123.0] * 2 and not warn.getvalue()
+    entry["rows"] = [dict(r, reference=r["reference"] + 0.01) if r["quantity"] == "exponent" else r
+                     for r in entry["rows"]]
+    Journal(tmp_path / "j").put(key, entry)
+    rerun = run_grid(cells, progress=None, journal=Journal(tmp_path / "j", resume=True, warn=warn))
+    assert "scored against another reference" in warn.getvalue()
+    assert _without_wall(rerun) == _without_wall(first)

@@ -91,6 +91,10 @@ def run_grid(cells: Sequence[Cell], *, csv_path: Optional[Path] = None, md_path:
             print(f"journal: the entry of {cell.label} lacks its rows or result; the cell runs again",
                   file=journal.warn or sys.stderr)
             stored = None
+        if stored is not None and _scored_against_another_reference(stored["rows"], cell.system):
+            print(f"journal: {cell.label} was scored against another reference than the system's now; the cell "
+                  "runs again", file=journal.warn or sys.stderr)
+            stored = None
         if stored is not None:
             state.finished(i, stored["rows"], decode_result(stored["result"]), "resumed from the journal")
         else:
@@ -144,3 +148,19 @@ class _GridState:
             statuses = ", ".join(sorted({r["status"] for r in cell_rows}))
             print(f"[{n}/{len(self.cells)}] {cell.label}: {statuses} ({how}; ~{left:.0f} s left)",
                   file=self.progress, flush=True)
+
+
+def _scored_against_another_reference(rows: Sequence[Dict[str, Any]], system) -> bool:
+    """Whether a journal entry's exponent rows name another reference (value or uncertainty, or none) than the
+    system has now: the cell key is the run's definition, and a reference recomputed or withdrawn since
+    (GlycolyticOscillation's) would otherwise be scored as it was."""
+    ref = system.reference
+    for row in rows:
+        if row.get("quantity") != "exponent" or not isinstance(row.get("index"), int):
+            continue
+        i = row["index"] - 1
+        now = (None, None) if ref is None or i >= len(ref.values) else \
+            (float(ref.values[i]), float(ref.uncertainty[i]))
+        if (row.get("reference"), row.get("ref_uncertainty")) != now:
+            return True
+    return False
