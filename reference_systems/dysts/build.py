@@ -70,12 +70,12 @@ def row(name: str) -> Dict[str, Any]:
     return flows[name]
 
 
-def transient_periods(name: str, at_least: float, at_most: float, lambda1: Optional[float] = None) -> float:
-    """A transient, in dominant periods: :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times of ``lambda1`` (dysts's
-    stored lambda_1 if None, as the scale only), within [``at_least``, ``at_most``] (a flow whose stored lambda_1
-    is near 0, e.g. Torus, would otherwise ask for thousands of periods)."""
+def transient_periods(name: str, at_least: float, at_most: float) -> float:
+    """A transient, in dominant periods: :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times (dysts's stored lambda_1
+    as the scale only), within [``at_least``, ``at_most``] (a flow whose stored lambda_1 is near 0, e.g. Torus,
+    would otherwise ask for thousands of periods)."""
     entry = row(name)
-    lam = entry["stored_lambda1"] if lambda1 is None else lambda1
+    lam = entry["stored_lambda1"]
     if lam is None or not lam > 0:
         return at_least
     return min(at_most, max(at_least, TRANSIENT_LYAPUNOV_TIMES / (lam * float(entry["period"]))))
