@@ -19,7 +19,7 @@ which differ from the flow's by O(h^4).
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 
@@ -28,7 +28,8 @@ Rhs = Callable[[torch.Tensor], torch.Tensor]
 Jvp = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def rk4_step(f: Rhs, x: torch.Tensor, h: float) -> torch.Tensor:
+def rk4_step(f: Rhs, x: torch.Tensor, h: Union[float, torch.Tensor]) -> torch.Tensor:
+    """One step of size ``h``: a number, or a (B, 1) tensor giving each trajectory its own."""
     k1 = f(x)
     k2 = f(x + 0.5 * h * k1)
     k3 = f(x + 0.5 * h * k2)
@@ -37,7 +38,7 @@ def rk4_step(f: Rhs, x: torch.Tensor, h: float) -> torch.Tensor:
 
 
 def _combine(x: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, k3: torch.Tensor, k4: torch.Tensor,
-             h: float) -> torch.Tensor:
+             h: Union[float, torch.Tensor]) -> torch.Tensor:
     """x + h/6 (k1 + 2 k2 + 2 k3 + k4) in five torch ops instead of seven (for small systems
     each op's fixed cost is most of its time).  Only the exact factor 2 goes into a fused
     add: torch's vectorised ``add(..., alpha)`` may round a * b + c once (FMA) where its

@@ -5,9 +5,10 @@
 The flow is advanced by the suite's RK4 with ``dt`` = period / :data:`STEPS_PER_PERIOD` (dysts's dominant period;
 overridable), its tangent by forward-mode autodiff of the torch rendering, and jitcode integrates the symbolic
 rendering of the same equations (``meta['symbolic_rhs']``).  A flow with a clock (:mod:`.algebra`) carries the
-time as its last variable.  Initial states: dysts's initial condition plus Gaussian perturbations of
-:data:`PERTURBATION` times the attractor's standard deviation per variable, so that trajectories decorrelate over
-the transient.  Exponents per unit time.
+time as its last variable.  Initial states: points at uniform random times along the flow's orbit from dysts's
+initial condition (:data:`START_PERIODS` dominant periods of it, :func:`along_orbit`), plus Gaussian perturbations of
+:data:`PERTURBATION` times the attractor's standard deviation per variable, so that trajectories are independent in
+phase as well as in amplitude after the transient.  Exponents per unit time.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import torch
 from reference_systems import computed
 from reference_systems.dysts.algebra import EQUATIONS, SYMBOLIC, TORCH, Parameters
 from reference_systems.layout import stack_like
+from reference_systems.rk4 import rk4_step
 from reference_systems.system import Flow
 from suite.core.args import check_number
 from suite.core.errors import InvalidArgumentError
@@ -36,6 +38,19 @@ STEPS_PER_PERIOD = 500
 #: initial perturbations, in units of the attractor's standard deviation per variable (at 1e-2 a quarter of
 #: SprottJerk's and SprottQ's trajectories escaped to infinity at any step size; at 1e-3 none of 32 in 100 periods)
 PERTURBATION = 1e-3
+#: where each flow's orbit is stored (:mod:`.starts`): initial states start at uniform random times along the first
+#: START_PERIODS dominant periods of it.  Started 1e-3 apart around one point, the trajectories of 28 of the 110
+#: referenced flows kept a shared phase through validate's transient (mean pairwise correlation > 0.3: Rossler's,
+#: the forced flows'), which narrows the spread across them, and every tolerance built on it
+STARTS_PATH = os.path.join(os.path.dirname(__file__), "starts.json")
+START_PERIODS = 10
+#: stored states per dominant period: a start is the stored state before its time, advanced by the rest (at most
+#: 1 / STATES_PER_PERIOD of a period, in as many RK4 steps of equal size as the flow's dt needs there)
+STATES_PER_PERIOD = 8
+#: the orbit's RK4 steps per dominant period: the finest of the step scan's ladder (:mod:`.steps`), so that the
+#: orbit does not depend on the scan's choice, which the starts feed (stored at each flow's chosen step, the
+#: scan's choice flipped for 3 flows each time the orbit was regenerated)
+ORBIT_STEPS_PER_PERIOD = 2000
 #: transients last at least this many Lyapunov times (dysts's stored lambda_1 as the scale), so that trajectories
 #: started 1e-3 apart decorrelate: e^-15 of the initial offset is far below round-off of the attractor's size
 TRANSIENT_LYAPUNOV_TIMES = 15
@@ -105,6 +120,30 @@ def steps_table() -> Dict[str, Dict[str, Any]]:
         return json.load(handle)["flows"]
 
 
+@lru_cache(maxsize=1)
+def starts_table() -> Dict[str, Dict[str, Any]]:
+    """Each flow's stored orbit (:mod:`.starts`: ``spacing``, its time between states, and ``states``; {} before
+    it has run)."""
+    if not os.path.exists(STARTS_PATH):
+        return {}
+    with open(STARTS_PATH) as handle:
+        return json.load(handle)["flows"]
+
+
+@torch.no_grad()
+def along_orbit(rhs, states: torch.Tensor, spacing: float, dt: float, u: torch.Tensor) -> torch.Tensor:
+    """States at times ``u`` (B, 1) in units of the stored orbit's span: stored state floor(u M) of the M
+    ``states`` (M, d), ``spacing`` time units apart, advanced by the rest of its time in ceil(spacing / dt) RK4
+    steps of equal size (at most ``dt``; each trajectory its own)."""
+    position = u[:, 0] * states.shape[0]
+    index = torch.clamp(position.floor().to(torch.int64), max=states.shape[0] - 1)
+    x, n = states[index], max(1, math.ceil(spacing / dt * (1 - 1e-12)))
+    h = ((position - index) * (spacing / n)).unsqueeze(1).to(x.dtype)
+    for _ in range(n):
+        x = rk4_step(rhs, x, h)
+    return x
+
+
 def steps_per_period(name: str) -> int:
     """RK4 steps per dominant period of the flow's default ``dt``: the scan's choice, else :data:`STEPS_PER_PERIOD`."""
     return int(steps_table().get(name, {}).get("steps_per_period", STEPS_PER_PERIOD))
@@ -170,8 +209,13 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     scale = torch.tensor([s if s and math.isfinite(s) else 1.0 for s in entry["std"]] + ([0.0] if eq.clock else []),
                          dtype=torch.float64)
 
+    orbit = starts_table().get(name)
+    states = None if orbit is None else torch.tensor(orbit["states"], dtype=torch.float64)
+
     def sample_initial(batch, g):
-        return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
+        start = center.to(g.device) if states is None else \
+            along_orbit(rhs, states.to(g.device), float(orbit["spacing"]), dt, g.uniform(1))
+        return start + PERTURBATION * scale.to(g.device) * g.normal(dim)
 
     flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs, validation=validation_run(name, dt),

@@ -25,7 +25,7 @@ import json
 import multiprocessing
 import math
 import os
-from typing import Dict, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 
@@ -86,19 +86,26 @@ def choose(name: str) -> Dict[str, object]:
     return {"steps_per_period": rungs[-1]["n"] if ok else LADDER[-1], "passed": ok, "rungs": rungs}
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def each_flow(fn: Callable[[str], dict], argv: Optional[List[str]], description: str) -> Iterator[Tuple[str, dict]]:
+    """``(name, fn(name))`` for the flows of the command line (``--flows``, default all; ``--jobs`` processes of
+    one torch thread each), as they finish: the table writers' loop (this module's and :mod:`.starts`)."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--flows", help="comma-separated dysts class names (default: all; others keep their rows)")
-    p.add_argument("--jobs", type=int, default=1, help="processes scanning flows at once (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="processes at once (default 1)")
     args = p.parse_args(argv)
     names = args.flows.split(",") if args.flows else written()
-    flows = dict(steps_table())
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max(1, args.jobs), mp_context=context,
                                                 initializer=torch.set_num_threads, initargs=(1,)) as pool:
-        futures = {pool.submit(choose, name): name for name in names}
+        futures = {pool.submit(fn, name): name for name in names}
         for future in concurrent.futures.as_completed(futures):
-            _write(flows, futures[future], future.result())
+            yield futures[future], future.result()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    flows = dict(steps_table())
+    for name, chosen in each_flow(choose, argv, __doc__.split("\n")[0]):
+        _write(flows, name, chosen)
 
 
 def _write(flows: Dict[str, dict], name: str, chosen: dict) -> None:

@@ -1,0 +1,63 @@
+"""Each dysts flow's orbit, stored so that trajectories start at spread phases: written to ``starts.json``.
+
+    python -m reference_systems.dysts.starts [--flows Lorenz,Rossler] [--jobs 2]     # all: 20 min on two cores
+
+A flow's orbit from dysts's initial condition (exactly, float64), stepped by RK4 at dominant period /
+:data:`~.build.ORBIT_STEPS_PER_PERIOD` for :data:`~.build.START_PERIODS` periods, stored
+:data:`~.build.STATES_PER_PERIOD` times a period.  :func:`.build.along_orbit` starts each trajectory at its own
+uniform random time along it.  Trajectories started around a single point decorrelate in amplitude over the
+transient but, on a phase-coherent flow, not in phase: docs/dysts.md, "Phase-coherent trajectories".  An orbit
+that leaves the finite numbers is stored up to its last finite state (none has).  Deterministic; needs torch only.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List, Optional
+
+import torch
+
+from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, START_PERIODS, STARTS_PATH as PATH,
+                                           STATES_PER_PERIOD, build, row, starts_table)
+from reference_systems.dysts.steps import each_flow
+
+#: how the orbit is computed (the table's rule)
+RULE_FROM = "dysts's initial condition"
+#: significant digits stored: the starts are perturbed by 1e-3 attractor standard deviations at once
+DIGITS = 12
+
+
+@torch.no_grad()
+def orbit(name: str) -> Dict[str, object]:
+    """Flow ``name``'s orbit: ``{'spacing': time between stored states, 'every': RK4 steps between them,
+    'states': [...]}``."""
+    flow = build(name, dt=float(row(name)["period"]) / ORBIT_STEPS_PER_PERIOD)
+    every = ORBIT_STEPS_PER_PERIOD // STATES_PER_PERIOD
+    x = torch.tensor([row(name)["initial_conditions"] + ([0.0] if flow.dim > row(name)["dim"] else [])],
+                     dtype=torch.float64)
+    states = []
+    for _ in range(START_PERIODS * STATES_PER_PERIOD):
+        if not bool(torch.isfinite(x).all()):
+            break
+        states.append([float(f"{v:.{DIGITS}g}") for v in x[0].tolist()])
+        for _ in range(every):
+            x = flow.step(x)
+    return {"spacing": every * flow.dt, "every": every, "states": states}
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    flows = dict(starts_table())
+    for name, stored in each_flow(orbit, argv, __doc__.split("\n")[0]):
+        flows[name] = stored
+        print(f"{name}: {len(stored['states'])} states", flush=True)
+    rule = {"periods": START_PERIODS, "states_per_period": STATES_PER_PERIOD,
+            "steps_per_period": ORBIT_STEPS_PER_PERIOD, "digits": DIGITS, "from": RULE_FROM}
+    with open(PATH + ".tmp", "w") as handle:
+        handle.write('{"rule": ' + json.dumps(rule) + ',\n "flows": {\n')  # a line per flow, for readable diffs
+        handle.write(",\n".join(f"  {json.dumps(n)}: {json.dumps(flows[n], separators=(',', ':'))}"
+                                 for n in sorted(flows)) + "\n }\n}\n")
+    os.replace(PATH + ".tmp", PATH)
+
+
+if __name__ == "__main__":
+    main()
