@@ -52,7 +52,8 @@ STATES_PER_PERIOD = 8
 #: scan's choice flipped for 3 flows each time the orbit was regenerated)
 ORBIT_STEPS_PER_PERIOD = 2000
 #: transients last at least this many Lyapunov times (dysts's stored lambda_1 as the scale), so that trajectories
-#: started 1e-3 apart decorrelate: e^-15 of the initial offset is far below round-off of the attractor's size
+#: whose starts lie close (at nearby times along the orbit, 1e-3 apart) decorrelate: e^15 times 1e-3 is the
+#: attractor's size many times over
 TRANSIENT_LYAPUNOV_TIMES = 15
 #: the family's name prefix: flows are registered as ``dysts/<ClassName>``
 PREFIX = "dysts/"
@@ -99,8 +100,8 @@ def transient_periods(name: str, at_least: float, at_most: float) -> float:
 def validation_run(name: str, dt: float, lambda1: Optional[float] = None) -> Dict[str, int]:
     """``lyapbench validate``'s run of flow ``name`` at step ``dt``: :data:`VALIDATION_PERIODS` periods, capped at
     :data:`VALIDATION_MAX_STEPS`, after a transient of :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times, so that
-    the trajectories, started :data:`PERTURBATION` apart, are independent and the standard error across them is
-    honest.  The transient is sized from dysts's stored lambda_1 within :data:`VALIDATION_TRANSIENT` periods and
+    the trajectories, whose starts along the orbit may lie close, are independent and the standard error across
+    them is honest.  The transient is sized from dysts's stored lambda_1 within :data:`VALIDATION_TRANSIENT` periods and
     :data:`VALIDATION_MAX_STEPS`; ``lambda1``, the reference's largest exponent where the flow has one, lengthens
     it to its Lyapunov times where those are short of them (at most :data:`VALIDATION_MAX_TRANSIENT` steps)."""
     period_steps = float(row(name)["period"]) / dt
