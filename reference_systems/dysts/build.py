@@ -6,9 +6,9 @@ The flow is advanced by the suite's RK4 with ``dt`` = period / :data:`STEPS_PER_
 overridable), its tangent by forward-mode autodiff of the torch rendering, and jitcode integrates the symbolic
 rendering of the same equations (``meta['symbolic_rhs']``).  A flow with a clock (:mod:`.algebra`) carries the
 time as its last variable.  Initial states: points at uniform random times along the flow's orbit from dysts's
-initial condition (:data:`START_PERIODS` dominant periods of it, :func:`along_orbit`), plus Gaussian perturbations of
-:data:`PERTURBATION` times the attractor's standard deviation per variable, so that trajectories are independent in
-phase as well as in amplitude after the transient.  Exponents per unit time.
+initial condition (:data:`START_PERIODS` dominant periods of it, :func:`along_orbit`), plus Gaussian
+perturbations of :data:`PERTURBATION` times the attractor's standard deviation per variable, so that trajectories
+are independent in phase as well as in amplitude after the transient.  Exponents per unit time.
 """
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ STEPS_PER_PERIOD = 500
 #: SprottJerk's and SprottQ's trajectories escaped to infinity at any step size; at 1e-3 none of 32 in 100 periods)
 PERTURBATION = 1e-3
 #: where each flow's orbit is stored (:mod:`.starts`): initial states start at uniform random times along the first
-#: START_PERIODS dominant periods of it.  Started 1e-3 apart around one point, the trajectories of 28 of the 110
-#: referenced flows kept a shared phase through validate's transient (mean pairwise correlation > 0.3: Rossler's,
-#: the forced flows'), which narrows the spread across them, and every tolerance built on it
+#: START_PERIODS dominant periods of it.  Started 1e-3 apart around one point, the trajectories of 19 of the 110
+#: referenced flows kept a shared phase through validate's transient (mean pairwise correlation of their oscillating
+#: coordinates > 0.3: Rossler's, the forced flows'), which narrowed the spread across them, and every tolerance
+#: built on it; from spread starts, of one, by a winding angle's trend (docs/dysts.md, "Phase-coherent
+#: trajectories")
 STARTS_PATH = os.path.join(os.path.dirname(__file__), "starts.json")
 START_PERIODS = 10
 #: stored states per dominant period: a start is the stored state before its time, advanced by the rest (at most
@@ -101,9 +103,10 @@ def validation_run(name: str, dt: float, lambda1: Optional[float] = None) -> Dic
     """``lyapbench validate``'s run of flow ``name`` at step ``dt``: :data:`VALIDATION_PERIODS` periods, capped at
     :data:`VALIDATION_MAX_STEPS`, after a transient of :data:`TRANSIENT_LYAPUNOV_TIMES` Lyapunov times, so that
     the trajectories, whose starts along the orbit may lie close, are independent and the standard error across
-    them is honest.  The transient is sized from dysts's stored lambda_1 within :data:`VALIDATION_TRANSIENT` periods and
-    :data:`VALIDATION_MAX_STEPS`; ``lambda1``, the reference's largest exponent where the flow has one, lengthens
-    it to its Lyapunov times where those are short of them (at most :data:`VALIDATION_MAX_TRANSIENT` steps)."""
+    them is honest.  The transient is sized from dysts's stored lambda_1 within :data:`VALIDATION_TRANSIENT`
+    periods and :data:`VALIDATION_MAX_STEPS`; ``lambda1``, the reference's largest exponent where the flow has
+    one, lengthens it to its Lyapunov times where those are short of them (at most :data:`VALIDATION_MAX_TRANSIENT`
+    steps)."""
     period_steps = float(row(name)["period"]) / dt
     transient = min(transient_periods(name, *VALIDATION_TRANSIENT) * period_steps, VALIDATION_MAX_STEPS)
     if lambda1 is not None:
