@@ -129,12 +129,24 @@ def test_every_flow_has_its_orbit_stored():
         first = dysts.row(name)["initial_conditions"]
         assert orbit["states"][0][:len(first)] == pytest.approx(first, rel=1e-11), name
         assert np.isfinite(orbit["states"]).all(), name
+        assert orbit["perturbation"] in (1e-3, 1e-4, 1e-5, 1e-6), name
     with open(starts.PATH) as handle:
-        assert json.load(handle)["rule"] == {"periods": START_PERIODS, "states_per_period": STATES_PER_PERIOD,
-                                             "steps_per_period": ORBIT_STEPS_PER_PERIOD, "digits": starts.DIGITS,
-                                             "from": starts.RULE_FROM}
+        assert json.load(handle)["rule"] == {
+            "periods": START_PERIODS, "states_per_period": STATES_PER_PERIOD,
+            "steps_per_period": ORBIT_STEPS_PER_PERIOD, "digits": starts.DIGITS, "from": starts.RULE_FROM, "escape": {
+                "batch": starts.ESCAPE_BATCH, "periods": starts.ESCAPE_PERIODS, "seed": starts.ESCAPE_SEED,
+                "smallest": starts.SMALLEST}}
     std = np.array(dysts.row("Lorenz")["std"])
     assert np.abs(np.array(starts.orbit("Lorenz")["states"]) - table["Lorenz"]["states"]).max() <= 1e-9 * std.min()
+
+
+def test_the_perturbation_shrinks_where_starts_escape():
+    """At 1e-3 of the attractor's size some of SprottJerk's 256 starts leave for infinity within 10 periods (its
+    basin's boundary passes near its orbit); at 1e-4 none do, so its perturbation is 1e-4, Lorenz's 1e-3; the
+    table holds what the rule gives."""
+    for name, want in (("SprottJerk", 1e-4), ("Lorenz", 1e-3)):
+        orbit = starts_table()[name]
+        assert starts.perturbation(name, orbit["states"], orbit["spacing"]) == want == orbit["perturbation"], name
 
 
 def test_a_start_is_the_stored_state_advanced_by_the_rest_of_its_time():

@@ -36,7 +36,8 @@ STEPS_PATH = os.path.join(os.path.dirname(__file__), "steps.json")
 #: from perturbed initial states at any step); at 500 none did once the perturbations were 1e-3
 STEPS_PER_PERIOD = 500
 #: initial perturbations, in units of the attractor's standard deviation per variable (at 1e-2 a quarter of
-#: SprottJerk's and SprottQ's trajectories escaped to infinity at any step size; at 1e-3 none of 32 in 100 periods)
+#: SprottJerk's and SprottQ's trajectories escaped to infinity at any step size; at 1e-3 none of 32 in 100 periods
+#: from dysts's initial condition); from the stored orbit, a flow's is this or smaller (:mod:`.starts`)
 PERTURBATION = 1e-3
 #: where each flow's orbit is stored (:mod:`.starts`): initial states start at uniform random times along the first
 #: START_PERIODS dominant periods of it.  Started 1e-3 apart around one point, the trajectories of 19 of the 110
@@ -148,6 +149,21 @@ def along_orbit(rhs, states: torch.Tensor, spacing: float, dt: float, u: torch.T
     return x
 
 
+def attractor_scale(name: str, dim: int) -> torch.Tensor:
+    """The attractor's standard deviation per variable (1 where dysts has none), 0 for a clock: the unit of the
+    initial perturbations."""
+    std = [s if s and math.isfinite(s) else 1.0 for s in row(name)["std"]]
+    return torch.tensor(std + [0.0] * (dim - len(std)), dtype=torch.float64)
+
+
+def spread_starts(rhs, states: torch.Tensor, spacing: float, dt: float, scale: torch.Tensor, perturbation: float,
+                  g) -> torch.Tensor:
+    """A dysts flow's initial states: :func:`along_orbit` at a uniform random time of each trajectory, plus
+    ``perturbation`` times ``scale`` (the attractor's standard deviation per variable) times N(0, 1)."""
+    start = along_orbit(rhs, states.to(g.device), spacing, dt, g.uniform(1))
+    return start + perturbation * scale.to(g.device) * g.normal(states.shape[1])
+
+
 def steps_per_period(name: str) -> int:
     """RK4 steps per dominant period of the flow's default ``dt``: the scan's choice, else :data:`STEPS_PER_PERIOD`."""
     return int(steps_table().get(name, {}).get("steps_per_period", STEPS_PER_PERIOD))
@@ -210,16 +226,16 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
         return field(list(ys), SYMBOLIC)
 
     center = torch.tensor(list(entry["initial_conditions"]) + ([0.0] if eq.clock else []), dtype=torch.float64)
-    scale = torch.tensor([s if s and math.isfinite(s) else 1.0 for s in entry["std"]] + ([0.0] if eq.clock else []),
-                         dtype=torch.float64)
+    scale = attractor_scale(name, dim)
 
     orbit = starts_table().get(name)
     states = None if orbit is None else torch.tensor(orbit["states"], dtype=torch.float64)
 
     def sample_initial(batch, g):
-        start = center.to(g.device) if states is None else \
-            along_orbit(rhs, states.to(g.device), float(orbit["spacing"]), dt, g.uniform(1))
-        return start + PERTURBATION * scale.to(g.device) * g.normal(dim)
+        if states is None:
+            return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
+        return spread_starts(rhs, states, float(orbit["spacing"]), dt, scale,
+                             orbit.get("perturbation", PERTURBATION), g)
 
     flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs, validation=validation_run(name, dt),

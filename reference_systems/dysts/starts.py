@@ -12,15 +12,22 @@ that leaves the finite numbers is stored up to its last finite state (none has).
 from __future__ import annotations
 
 import json
+import math
 import os
 from typing import Dict, List, Optional
 
 import torch
 
-from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, START_PERIODS, STARTS_PATH as PATH,
-                                           STATES_PER_PERIOD, build, row, starts_table)
+from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, PERTURBATION, START_PERIODS, STARTS_PATH as PATH,
+                                           STATES_PER_PERIOD, attractor_scale, build, row, spread_starts, starts_table)
+from reference_systems.noise import TrajectoryRNG
 from reference_systems.dysts.steps import each_flow
 
+#: each flow's perturbation (attractor standard deviations) is :data:`~.build.PERTURBATION` divided by 10 until
+#: none of ESCAPE_BATCH starts leaves the finite numbers within ESCAPE_PERIODS periods at the flow's default dt
+#: (at most down to SMALLEST): at 1e-3, 7 of SprottJerk's 256 escaped within 5 periods, all from starts 5.6 to 6.7
+#: periods along its orbit, where its basin's boundary passes near; at 1e-4 none did in 50 periods
+ESCAPE_BATCH, ESCAPE_PERIODS, ESCAPE_SEED, SMALLEST = 256, 10, 20261205, 1e-6
 #: how the orbit is computed (the table's rule)
 RULE_FROM = "dysts's initial condition"
 #: significant digits stored: the starts are perturbed by 1e-3 attractor standard deviations at once
@@ -42,7 +49,25 @@ def orbit(name: str) -> Dict[str, object]:
         states.append([float(f"{v:.{DIGITS}g}") for v in x[0].tolist()])
         for _ in range(every):
             x = flow.step(x)
-    return {"spacing": every * flow.dt, "every": every, "states": states}
+    spacing = every * flow.dt
+    return {"spacing": spacing, "every": every, "perturbation": perturbation(name, states, spacing), "states": states}
+
+
+@torch.no_grad()
+def perturbation(name: str, states: List[List[float]], spacing: float) -> float:
+    """The largest of PERTURBATION, PERTURBATION / 10, ... (at least SMALLEST) whose starts along ``states`` all
+    stay finite for ESCAPE_PERIODS periods at the flow's default dt (:data:`ESCAPE_BATCH` of them)."""
+    flow, orbit = build(name), torch.tensor(states, dtype=torch.float64)
+    scale = attractor_scale(name, flow.dim)
+    size = PERTURBATION
+    while size > SMALLEST * 1.5:
+        x = spread_starts(flow.rhs, orbit, spacing, flow.dt, scale, size, TrajectoryRNG(ESCAPE_SEED, ESCAPE_BATCH))
+        for _ in range(math.ceil(ESCAPE_PERIODS * float(row(name)["period"]) / flow.dt)):
+            x = flow.step(x)
+        if bool(torch.isfinite(x).all()):
+            return size
+        size /= 10
+    return SMALLEST
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -51,7 +76,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         flows[name] = stored
         print(f"{name}: {len(stored['states'])} states", flush=True)
     rule = {"periods": START_PERIODS, "states_per_period": STATES_PER_PERIOD,
-            "steps_per_period": ORBIT_STEPS_PER_PERIOD, "digits": DIGITS, "from": RULE_FROM}
+            "steps_per_period": ORBIT_STEPS_PER_PERIOD, "digits": DIGITS, "from": RULE_FROM,
+            "escape": {"batch": ESCAPE_BATCH, "periods": ESCAPE_PERIODS, "seed": ESCAPE_SEED, "smallest": SMALLEST}}
     with open(PATH + ".tmp", "w") as handle:
         handle.write('{"rule": ' + json.dumps(rule) + ',\n "flows": {\n')  # a line per flow, for readable diffs
         handle.write(",\n".join(f"  {json.dumps(n)}: {json.dumps(flows[n], separators=(',', ':'))}"
