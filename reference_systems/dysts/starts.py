@@ -74,7 +74,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     flows = dict(starts_table())
     for name, stored in each_flow(orbit, argv, __doc__.split("\n")[0]):
         flows[name] = stored
-        print(f"{name}: {len(stored['states'])} states", flush=True)
+        print(f"{name}: {len(stored['states'])} states, perturbation {stored['perturbation']:g}", flush=True)
+    write(flows)
+
+
+def write(flows: Dict[str, dict]) -> None:
+    """The table, a line per flow (readable diffs), with the module's rule."""
     rule = {"periods": START_PERIODS, "states_per_period": STATES_PER_PERIOD,
             "steps_per_period": ORBIT_STEPS_PER_PERIOD, "digits": DIGITS, "from": RULE_FROM,
             "escape": {"batch": ESCAPE_BATCH, "periods": ESCAPE_PERIODS, "seed": ESCAPE_SEED, "smallest": SMALLEST}}
