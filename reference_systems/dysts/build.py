@@ -149,6 +149,12 @@ def along_orbit(rhs, states: torch.Tensor, spacing: float, dt: float, u: torch.T
     return x
 
 
+def initial_condition(name: str, dim: int) -> torch.Tensor:
+    """dysts's initial condition of flow ``name``, with a clock (its time, 0) where ``dim`` has one more variable."""
+    ic = list(row(name)["initial_conditions"])
+    return torch.tensor(ic + [0.0] * (dim - len(ic)), dtype=torch.float64)
+
+
 def attractor_scale(name: str, dim: int) -> torch.Tensor:
     """The attractor's standard deviation per variable (1 where dysts has none), 0 for a clock: the unit of the
     initial perturbations."""
@@ -225,8 +231,7 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     def symbolic_rhs(ys):
         return field(list(ys), SYMBOLIC)
 
-    center = torch.tensor(list(entry["initial_conditions"]) + ([0.0] if eq.clock else []), dtype=torch.float64)
-    scale = attractor_scale(name, dim)
+    center, scale = initial_condition(name, dim), attractor_scale(name, dim)
 
     orbit = starts_table().get(name)
     states = None if orbit is None else torch.tensor(orbit["states"], dtype=torch.float64)
@@ -234,8 +239,7 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     def sample_initial(batch, g):
         if states is None:
             return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
-        return spread_starts(rhs, states, float(orbit["spacing"]), dt, scale,
-                             orbit.get("perturbation", PERTURBATION), g)
+        return spread_starts(rhs, states, float(orbit["spacing"]), dt, scale, orbit["perturbation"], g)
 
     flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs, validation=validation_run(name, dt),

@@ -19,7 +19,8 @@ from typing import Dict, List, Optional
 import torch
 
 from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, PERTURBATION, START_PERIODS, STARTS_PATH as PATH,
-                                           STATES_PER_PERIOD, attractor_scale, build, row, spread_starts, starts_table)
+                                           STATES_PER_PERIOD, attractor_scale, build, initial_condition, row,
+                                           spread_starts, starts_table)
 from reference_systems.noise import TrajectoryRNG
 from reference_systems.dysts.steps import each_flow
 
@@ -40,8 +41,7 @@ def orbit(name: str) -> Dict[str, object]:
     'states': [...]}``."""
     flow = build(name, dt=float(row(name)["period"]) / ORBIT_STEPS_PER_PERIOD)
     every = ORBIT_STEPS_PER_PERIOD // STATES_PER_PERIOD
-    x = torch.tensor([row(name)["initial_conditions"] + ([0.0] if flow.dim > row(name)["dim"] else [])],
-                     dtype=torch.float64)
+    x = initial_condition(name, flow.dim).unsqueeze(0)
     states = []
     for _ in range(START_PERIODS * STATES_PER_PERIOD):
         if not bool(torch.isfinite(x).all()):
