@@ -115,6 +115,12 @@ def _cached_volume_rate(system: System, settings: Dict[str, Any]) -> VolumeRate:
     return _VOLUME_CACHE[key]
 
 
+def zero_exponent_index(exponents) -> int:
+    """The index of a flow's zero exponent: the exponent closest to 0 (an autonomous flow off its fixed points
+    has one, along the flow; which one it is is not known in advance)."""
+    return int(np.argmin(np.abs(np.asarray(exponents, dtype=float))))
+
+
 def _spread(values: np.ndarray, fallback: float) -> float:
     """Standard error of the mean of per-trajectory values (fallback for one trajectory)."""
     return float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else fallback
@@ -170,7 +176,7 @@ def invariant_rows(system: System, estimator: str, result: LyapunovResult,
     zero_declared = caps.zero_exponent
     # with k < d the zero exponent may not be among those estimated: only full spectra are checked
     if system.kind == "flow" and k == d and zero_declared is not False and (zero_declared or not vol.at_fixed_point):
-        i = int(np.argmin(np.abs(result.exponents)))
+        i = zero_exponent_index(result.exponents)
         est, se = float(result.exponents[i]), float(result.stderr[i])
         tol = derive(stderr=se, dof=dof, T=T, bias_nats=bias + abs(vol.log_speed_ratio), exact_scale=scale, n=1,
                      dtype=dtype, dt=system.dt, steps=steps).total

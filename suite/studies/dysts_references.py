@@ -55,6 +55,7 @@ from suite.peers.base import PeerError
 from suite.peers.jitcode_adapter import JitcodeLyap
 from suite.reporting.plots import stored_against_computed_figure
 from suite.reporting.tables import atomic_write, markdown, write_csv
+from suite.scoring.invariants import zero_exponent_index
 from suite.scoring.tolerance import derive
 from suite.studies.computed_references import REFERENCE_SEED, write
 
@@ -319,7 +320,7 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
                    f"{rule['divergence']:.5g} by more than {sum_allowed:.2g}")
     elif not values[0] > uncertainty[0]:
         verdict = "no reference: " + _not_chaotic(record, values[0], uncertainty[0])
-    elif not abs(values[zero := int(np.argmin(np.abs(values)))]) <= uncertainty[zero]:
+    elif not abs(values[zero := zero_exponent_index(values)]) <= uncertainty[zero]:
         verdict = (f"no reference: exponent {zero + 1}, the zero exponent of a bounded autonomous flow off its "
                    f"equilibria, is {values[zero]:.3g}, further from 0 than its uncertainty {uncertainty[zero]:.2g}: "
                    "a bias every trajectory shares (a common phase, docs/dysts.md), so the others' are in doubt")
