@@ -16,9 +16,11 @@ from reference_systems import computed
 from reference_systems.dysts import starts, steps
 from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, START_PERIODS, STATES_PER_PERIOD,
                                            TRANSIENT_LYAPUNOV_TIMES, VALIDATION_BATCH, VALIDATION_MAX_STEPS,
-                                           VALIDATION_MAX_TRANSIENT, VALIDATION_TRANSIENT, along_orbit, reference_key,
+                                           VALIDATION_MAX_TRANSIENT, VALIDATION_TRANSIENT, along_orbit, attractor_scale,
+                                           reference_key,
                                            starts_table, steps_per_period, steps_table, validation_run)
 from reference_systems.noise import TrajectoryRNG
+from suite.studies.computed_references import REFERENCE_SEED
 from suite.core.errors import InvalidArgumentError
 from suite.grid.selection import build_systems
 
@@ -164,6 +166,31 @@ def test_a_start_is_the_stored_state_advanced_by_the_rest_of_its_time():
         u = ((j.double() + 1 - 1e-12) / M).unsqueeze(1)
         before = along_orbit(flow.rhs, states, orbit["spacing"], flow.dt, u)
         assert (before - states[j + 1]).abs().max() <= atol * std, flow.dt
+
+
+def test_a_perturbation_never_carries_a_start_across_a_zero_the_orbit_keeps():
+    """ItikBanksTumor's effector cells z come within 5e-7 of the invariant plane z = 0 along its orbit; unreflected,
+    7 of the reference seed's 64 perturbations (1.7e-4) carried z below it, and those trajectories fell onto an
+    equilibrium of another flow (x = 18.9, z = -7.1), which made its lambda_1 -0.07 +- 0.45 instead of 0.0205.
+    Reflected, every start is in the orbit's orthant and 10 periods later in its bounding box; where no
+    perturbation crosses (Lorenz) a start is the point on the orbit plus the perturbation, as drawn."""
+    flow, orbit = rs.get("dysts/ItikBanksTumor"), starts_table()["ItikBanksTumor"]
+    states = torch.tensor(orbit["states"], dtype=torch.float64)
+    g = TrajectoryRNG(REFERENCE_SEED, 64)
+    on = along_orbit(flow.rhs, states, orbit["spacing"], flow.dt, g.uniform(1))
+    raw = orbit["perturbation"] * attractor_scale("ItikBanksTumor", 3) * g.normal(3)
+    assert int(((on + raw) <= 0).any(1).sum()) == 7
+    x = flow.sample_initial(64, TrajectoryRNG(REFERENCE_SEED, 64))
+    assert (x > 0).all() and torch.allclose((x - on).abs(), raw.abs(), rtol=0, atol=1e-15)
+    with torch.no_grad():
+        for _ in range(10 * steps_per_period("ItikBanksTumor")):
+            x = flow.step(x)
+    assert ((x >= states.min(0).values - 0.1) & (x <= states.max(0).values + 0.1)).all()
+    flow, orbit = rs.get("dysts/Lorenz"), starts_table()["Lorenz"]
+    g = TrajectoryRNG(3, 8)
+    on = along_orbit(flow.rhs, torch.tensor(orbit["states"], dtype=torch.float64), orbit["spacing"], flow.dt, g.uniform(1))
+    want = on + orbit["perturbation"] * attractor_scale("Lorenz", 3) * g.normal(3)
+    assert torch.equal(flow.sample_initial(8, TrajectoryRNG(3, 8)), want)
 
 
 def test_trajectories_start_at_independent_phases():

@@ -7,8 +7,9 @@ overridable), its tangent by forward-mode autodiff of the torch rendering, and j
 rendering of the same equations (``meta['symbolic_rhs']``).  A flow with a clock (:mod:`.algebra`) carries the
 time as its last variable.  Initial states: points at uniform random times along the flow's orbit from dysts's
 initial condition (:data:`START_PERIODS` dominant periods of it, :func:`along_orbit`), plus Gaussian
-perturbations of :data:`PERTURBATION` times the attractor's standard deviation per variable, so that trajectories
-are independent in phase as well as in amplitude after the transient.  Exponents per unit time.
+perturbations of the flow's stored size (:mod:`.starts`) times the attractor's standard deviation per variable
+(reflected where they would carry a variable of one sign along the orbit across zero), so that trajectories are
+independent in phase as well as in amplitude after the transient.  Exponents per unit time.
 """
 from __future__ import annotations
 
@@ -165,9 +166,16 @@ def attractor_scale(name: str, dim: int) -> torch.Tensor:
 def spread_starts(rhs, states: torch.Tensor, spacing: float, dt: float, scale: torch.Tensor, perturbation: float,
                   g) -> torch.Tensor:
     """A dysts flow's initial states: :func:`along_orbit` at a uniform random time of each trajectory, plus
-    ``perturbation`` times ``scale`` (the attractor's standard deviation per variable) times N(0, 1)."""
-    start = along_orbit(rhs, states.to(g.device), spacing, dt, g.uniform(1))
-    return start + perturbation * scale.to(g.device) * g.normal(states.shape[1])
+    ``perturbation`` times ``scale`` (the attractor's standard deviation per variable) times N(0, 1), that
+    perturbation reflected (its sign flipped) in a variable it would carry across zero where the stored orbit
+    keeps one sign: such a variable's zero is often an invariant set (a population, a concentration) that the
+    orbit approaches (ItikBanksTumor's effector cells reach 5e-7), and a start beyond it lies in another flow."""
+    states = states.to(g.device)
+    start = along_orbit(rhs, states, spacing, dt, g.uniform(1))
+    step = perturbation * scale.to(g.device) * g.normal(states.shape[1])
+    sign = torch.where((states > 0).all(0), 1.0, torch.where((states < 0).all(0), -1.0, 0.0)).to(start.dtype)
+    crosses = (sign != 0) & ((start + step) * sign <= 0)
+    return start + torch.where(crosses, -step, step)
 
 
 def steps_per_period(name: str) -> int:
