@@ -5,6 +5,7 @@ against its symbolic rendering (SymEngine, what jitcode integrates); every flow 
 its sampled initial states stays finite."""
 import json
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, START_PERIODS
                                            reference_key,
                                            starts_table, steps_per_period, steps_table, validation_run)
 from reference_systems.noise import TrajectoryRNG
+from suite.studies import dysts_references
 from suite.studies.computed_references import REFERENCE_SEED
 from suite.core.errors import InvalidArgumentError
 from suite.grid.selection import build_systems
@@ -191,6 +193,25 @@ def test_a_perturbation_never_carries_a_start_across_a_zero_the_orbit_keeps():
     on = along_orbit(flow.rhs, torch.tensor(orbit["states"], dtype=torch.float64), orbit["spacing"], flow.dt, g.uniform(1))
     want = on + orbit["perturbation"] * attractor_scale("Lorenz", 3) * g.normal(3)
     assert torch.equal(flow.sample_initial(8, TrajectoryRNG(3, 8)), want)
+
+
+def test_a_record_whose_starts_changed_is_stale(tmp_path, monkeypatch):
+    """The records' probe draws two starts; the sampler without its reflection draws the same two for
+    ItikBanksTumor but other starts for 7 of its reference run's 64, and only the starts' fingerprint sees it."""
+    record = json.loads((computed.references_dir() / "systems__dysts_ItikBanksTumor.json").read_text())
+    flow = rs.get("dysts/ItikBanksTumor")
+    record["starts"] = dysts_references.starts_fingerprint(flow, record["budget"])
+    (tmp_path / "systems__dysts_ItikBanksTumor.json").write_text(json.dumps(record))
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    assert dysts_references.status(rs.get("dysts/ItikBanksTumor")) == "fresh"
+
+    def unreflected(rhs, states, spacing, dt, scale, perturbation, g):
+        start = along_orbit(rhs, states.to(g.device), spacing, dt, g.uniform(1))
+        return start + perturbation * scale.to(g.device) * g.normal(states.shape[1])
+    monkeypatch.setattr(sys.modules["reference_systems.dysts.build"], "spread_starts", unreflected)
+    flow = rs.get("dysts/ItikBanksTumor")
+    assert flow.meta["reference_status"] == "fresh"
+    assert dysts_references.status(flow).startswith("stale: its trajectories' starts changed")
 
 
 def test_trajectories_start_at_independent_phases():
@@ -479,11 +500,11 @@ def test_a_run_stopped_before_jitcode_goes_on_from_route_one(tmp_path, monkeypat
 
 def test_every_committed_record_is_fresh():
     """The committed records (results/references/systems__dysts_*.json) still describe the flows: none is stale
-    (its probe, a short run of the flow and its tangent, matches); a flow not computed yet has none, or an
-    incomplete one, and says so."""
+    (its probe, a short run of the flow and its tangent, matches, and so do the starts its routes drew); a flow
+    not computed yet has none, or an incomplete one, and says so."""
     for name in rs.names("dysts/*"):
         flow = rs.get(name)
-        status = flow.meta["reference_status"]
+        status = dysts_references.status(flow)
         assert status in ("fresh", "missing", "incomplete"), (name, status)
         assert (flow.reference is not None) <= (status == "fresh")
 

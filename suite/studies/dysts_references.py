@@ -28,8 +28,8 @@ the mean of the two routes with uncertainty |difference| / 2 + the larger route 
 1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A flow whose vector field jumps (the equation's
 ``discontinuous``) gets no reference and no run: its tangent dynamics need a saltation matrix at each crossing,
 which neither route's variational equation has.  Records live in ``results/references/systems__dysts_*.json``
-with the staleness probe of :mod:`reference_systems.computed`; a run skips fresh ones, so an interrupted run
-resumes; ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
+with the staleness probe of :mod:`reference_systems.computed` and the fingerprint of the starts both routes drew
+(:func:`starts_fingerprint`, checked by :func:`status`); a run skips fresh ones, so an interrupted run resumes; ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
 ``--redo-divergence`` the divergence and the verdict, keeping both routes; ``--redo-verdict`` the verdict only
 (after a change of :func:`judge`).
 """
@@ -38,7 +38,7 @@ from __future__ import annotations
 import datetime
 import math
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -204,6 +204,33 @@ def run_steps(flow: System, budget: str = DEFAULT_BUDGET) -> Tuple[int, int]:
     return steps, transient
 
 
+def starts_fingerprint(flow: System, budget: str = DEFAULT_BUDGET) -> List[float]:
+    """[sum x, sum x^2] of the starts each route draws (route one's batch at ``REFERENCE_SEED``, jitcode's at
+    ``REFERENCE_SEED + 1``).  The records' probe (:func:`reference_systems.computed.probe`) draws two starts, and
+    a change of the sampler in rarer draws passes it unseen (the reflected perturbation: 7 of ItikBanksTumor's 64
+    starts, which had made its lambda_1 -0.07 instead of 0.0205)."""
+    size, out = BUDGETS[budget], []
+    for seed, batch in ((REFERENCE_SEED, size["batch"]), (REFERENCE_SEED + 1, size["jitcode_batch"])):
+        x = flow.sample_initial(batch, TrajectoryRNG(seed, batch)).to(torch.float64)
+        out += [float(x.sum()), float((x * x).sum())]
+    return out
+
+
+def status(flow: System) -> str:
+    """The flow's record status as built (``meta['reference_status']``: 'fresh', 'missing', 'incomplete',
+    'stale: ...'), and 'stale: its starts changed' where a fresh record that ran drew other starts than the flow
+    draws now (:func:`starts_fingerprint`; a record without it is stale too)."""
+    now = flow.meta.get("reference_status", "missing")
+    if now not in ("fresh", "incomplete"):
+        return now
+    record = computed.read(reference_key(flow))
+    if "T" not in record and "starts" not in record:  # no run: nothing drawn (a discontinuous field)
+        return now
+    if not computed.probes_match(starts_fingerprint(flow, record["budget"]), record.get("starts", [])):
+        return "stale: its trajectories' starts changed (or the record predates their fingerprint)"
+    return now
+
+
 def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                  reuse: Optional[Dict[str, Any]] = None, redo: str = "jitcode") -> Dict[str, Any]:
     """Both routes, the step check and the sum rule for one dysts flow (``budget`` a key of :data:`BUDGETS`);
@@ -245,7 +272,8 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         div = mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)
     key = reference_key(flow)
     record = {
-        "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "bias_nats": BIAS_NATS,
+        "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "starts": starts_fingerprint(flow, budget),
+        "bias_nats": BIAS_NATS,
         "provenance": "computed", "dim": flow.dim, "T": T, "T_wanted": wanted_time(name, budget), "steps": steps,
         "transient": transient,
         "aligned_time": transient * flow.dt, "budget": budget,
@@ -348,15 +376,17 @@ def _not_chaotic(record: Dict[str, Any], lam: float, uncertainty: float) -> str:
 
 
 def _reusable(reuse, flow: System, budget: str, steps: int, transient: int) -> bool:
-    return bool(reuse) and "routes" in reuse and computed.probes_match(computed.probe(flow), reuse["probe"]) and all(
+    return bool(reuse) and "routes" in reuse and computed.probes_match(computed.probe(flow), reuse["probe"]) and \
+        computed.probes_match(starts_fingerprint(flow, budget), reuse.get("starts", [])) and all(
         reuse.get(k) == v for k, v in (("budget", budget), ("steps", steps), ("transient", transient))) and \
         math.isclose(reuse["T"], steps * flow.dt, rel_tol=1e-12)
 
 
-def _no_run(flow: System, budget: str, verdict: str, directory) -> Dict[str, Any]:
-    """The record of a flow that gets no reference without a run (``verdict`` says why)."""
+def _no_run(flow: System, budget: str, verdict: str, directory, ran: bool = False) -> Dict[str, Any]:
+    """The record of a flow that gets no reference without a run (``verdict`` says why; ``ran``: a run was
+    tried, so the record keeps the starts it drew)."""
     record = {"key": reference_key(flow), "spec_key": flow.label, "probe": computed.probe(flow),
-              "verdict": verdict, "values": [], "uncertainty": [], "budget": budget,
+              **({"starts": starts_fingerprint(flow, budget)} if ran else {}), "verdict": verdict, "values": [], "uncertainty": [], "budget": budget,
               "source": f"lyapbench dysts references, budget {budget!r}: {verdict}",
               "dysts": {"version": _version()}, "git_sha": git_sha(),
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
@@ -366,7 +396,7 @@ def _no_run(flow: System, budget: str, verdict: str, directory) -> Dict[str, Any
 
 def _failed(flow: System, budget: str, route: str, exc: BaseException, directory) -> Dict[str, Any]:
     """The record of a flow whose route failed (no values): its verdict says which and why."""
-    return _no_run(flow, budget, f"no reference: {route} failed ({exception_line(exc)})", directory)
+    return _no_run(flow, budget, f"no reference: {route} failed ({exception_line(exc)})", directory, ran=True)
 
 
 def _step_failure(step: Dict[str, Any], ours) -> str:
