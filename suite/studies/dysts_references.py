@@ -47,7 +47,7 @@ import reference_systems as rs
 from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
 from suite import estimators
-from reference_systems.dysts.build import catalogue, discontinuity, reference_key, row, transient_periods
+from reference_systems.dysts.build import PREFIX, catalogue, discontinuity, reference_key, row, transient_periods
 from suite.core.errors import InvalidArgumentError, exception_line
 from suite.core.provenance import git_sha, versions
 from suite.core.result import LyapunovResult
@@ -223,9 +223,9 @@ def status(flow: System) -> str:
     now = flow.meta.get("reference_status", "missing")
     if now not in ("fresh", "incomplete"):
         return now
-    record = computed.read(reference_key(flow))
-    if "T" not in record and "starts" not in record:  # no run: nothing drawn (a discontinuous field)
+    if discontinuity(flow.name[len(PREFIX):]):  # no run, nothing drawn
         return now
+    record = computed.read(reference_key(flow))
     if not computed.probes_match(starts_fingerprint(flow, record["budget"]), record.get("starts", [])):
         return "stale: its trajectories' starts changed (or the record predates their fingerprint)"
     return now
