@@ -71,7 +71,7 @@ VALIDATION_BATCH = 16
 #: others do; so is the transient of a flow without a reference (its cells have nothing to be scored against)
 VALIDATION_MAX_STEPS = 10_000
 #: the transient of a referenced flow is capped at this many steps only: :data:`TRANSIENT_LYAPUNOV_TIMES` of its
-#: reference's lambda_1 needs 97,068 for NoseHoover (lambda_1 = 0.0053), the slowest; at 10,000 the 16
+#: reference's lambda_1 needs 43,864 for NoseHoover (lambda_1 = 0.0058), the longest; at 10,000 the 16
 #: trajectories of 62 of the 109 referenced flows were not independent (WindmiReduced's lambda_3 failed)
 VALIDATION_MAX_TRANSIENT = 100_000
 
