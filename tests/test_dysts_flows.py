@@ -190,7 +190,8 @@ def test_a_perturbation_never_carries_a_start_across_a_zero_the_orbit_keeps():
     assert ((x >= states.min(0).values - 0.1) & (x <= states.max(0).values + 0.1)).all()
     flow, orbit = rs.get("dysts/Lorenz"), starts_table()["Lorenz"]
     g = TrajectoryRNG(3, 8)
-    on = along_orbit(flow.rhs, torch.tensor(orbit["states"], dtype=torch.float64), orbit["spacing"], flow.dt, g.uniform(1))
+    states = torch.tensor(orbit["states"], dtype=torch.float64)
+    on = along_orbit(flow.rhs, states, orbit["spacing"], flow.dt, g.uniform(1))
     want = on + orbit["perturbation"] * attractor_scale("Lorenz", 3) * g.normal(3)
     assert torch.equal(flow.sample_initial(8, TrajectoryRNG(3, 8)), want)
 

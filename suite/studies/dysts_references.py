@@ -29,7 +29,8 @@ the mean of the two routes with uncertainty |difference| / 2 + the larger route 
 ``discontinuous``) gets no reference and no run: its tangent dynamics need a saltation matrix at each crossing,
 which neither route's variational equation has.  Records live in ``results/references/systems__dysts_*.json``
 with the staleness probe of :mod:`reference_systems.computed` and the fingerprint of the starts both routes drew
-(:func:`starts_fingerprint`, checked by :func:`status`); a run skips fresh ones, so an interrupted run resumes; ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
+(:func:`starts_fingerprint`, checked by :func:`status`); a run skips fresh ones, so an interrupted run resumes;
+``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
 ``--redo-divergence`` the divergence and the verdict, keeping both routes; ``--redo-verdict`` the verdict only
 (after a change of :func:`judge`).
 """
@@ -386,7 +387,8 @@ def _no_run(flow: System, budget: str, verdict: str, directory, ran: bool = Fals
     """The record of a flow that gets no reference without a run (``verdict`` says why; ``ran``: a run was
     tried, so the record keeps the starts it drew)."""
     record = {"key": reference_key(flow), "spec_key": flow.label, "probe": computed.probe(flow),
-              **({"starts": starts_fingerprint(flow, budget)} if ran else {}), "verdict": verdict, "values": [], "uncertainty": [], "budget": budget,
+              **({"starts": starts_fingerprint(flow, budget)} if ran else {}), "verdict": verdict, "values": [],
+              "uncertainty": [], "budget": budget,
               "source": f"lyapbench dysts references, budget {budget!r}: {verdict}",
               "dysts": {"version": _version()}, "git_sha": git_sha(),
               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
