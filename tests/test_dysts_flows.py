@@ -323,9 +323,9 @@ def test_references_from_two_routes_end_to_end(tmp_path, monkeypatch, capsys):
 
 
 def test_a_route_that_fails_is_the_flows_recorded_reason(tmp_path, monkeypatch):
-    """A diverging trajectory or a peer that cannot compile the equations is written as the flow's verdict (the
-    table lists it, a rerun skips it), never lost: HyperLu's and Sakarya's runs and StickSlipOscillator's jitcode
-    code generation fail so."""
+    """A route that cannot finish (more escapes than a slow leak has, a peer that cannot compile the equations:
+    StickSlipOscillator's jitcode code generation failed so) is written as the flow's verdict (the table lists it,
+    a rerun skips it), never lost."""
     from suite.peers.base import PeerError
     from suite.peers.jitcode_adapter import JitcodeLyap
     from suite.studies import dysts_references
@@ -360,7 +360,7 @@ def test_a_near_zero_exponent_is_bounded_as_a_linearly_growing_direction():
 def _record(a, b, *, stderr=1e-3, divergence=None, T=1000.0, passed=True):
     a, b = np.asarray(a, float), np.asarray(b, float)
     route = {"stderr": [stderr] * a.size, "stderr_dof": 63}
-    return {"T": T, "aligned_time": 200.0,
+    return {"T": T, "aligned_time": 200.0, "budget": "standard",
             "routes": {"lyapbench": dict(route, values=a.tolist()), "jitcode": dict(route, values=b.tolist())},
             "checks": {"step": {"passed": passed, "runs": [{"dt": 0.02, "values": a.tolist(), "shifts": [0.0] * a.size,
                                                              "allowed": [1.0] * a.size, "passed": passed}]},
@@ -396,6 +396,38 @@ def test_the_verdict_is_a_function_of_the_recorded_numbers():
     shared = judge(_record([0.9, 0.05, -14.55], [0.9, 0.05, -14.55]))
     assert shared["verdict"].startswith("no reference: exponent 2, the zero exponent of a bounded autonomous flow")
     assert shared["checks"]["bias_nats"][1] == 1.0 and shared["uncertainty"][1] < 0.05
+
+
+def test_a_leaking_flow_is_referenced_where_it_leaks_slowly():
+    """Check (e): the routes' escapes (each replaced by the next start) give an escape rate whose upper bound at
+    1 - 1e-4 must be at most LEAK_MAX lambda_1; a record without escapes is bounded by its survivors' exposure
+    alone (the 'standard' budget's 64 + 64 trajectories over transient + T)."""
+    from scipy import stats
+    from suite.studies.dysts_references import LEAK_MAX, judge
+    clean = judge(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5]))["checks"]["leak"]
+    assert clean["escaped"] == 0 and clean["rate_upper"] == pytest.approx(-math.log(1e-4) / (128 * 1200.0))
+    slow = dict(_record([0.9, 0.0, -14.5], [0.9, 0.0, -14.5]), escapes={"lyapbench": [[3, 500.0]], "jitcode": []})
+    judged = judge(slow)
+    assert judged["verdict"] == "reference" and judged["checks"]["leak"]["escaped"] == 1
+    assert judged["checks"]["leak"]["rate_upper"] == pytest.approx(stats.chi2.ppf(1 - 1e-4, 4) / (2 * 154100.0))
+    fast = dict(_record([0.1, 0.0, -1.0], [0.1, 0.0, -1.0]),
+                escapes={"lyapbench": [[i, 5.0] for i in range(100)], "jitcode": [[i, 5.0] for i in range(100)]})
+    judged = judge(fast)
+    assert judged["checks"]["leak"]["rate_upper"] > LEAK_MAX * 0.1
+    assert judged["verdict"].startswith("no reference: the flow leaks (200 of the routes' 328 starts escaped")
+
+
+def test_jitcode_names_the_trajectory_whose_integration_fails():
+    """jitcode's integrator giving up (HyperLu's trajectory 32 of the references' jitcode seed escapes to infinity
+    at t = 34) is a TrajectoryError naming that trajectory and the step, which a run conditioned on survival
+    replaces; not the peer's failure."""
+    pytest.importorskip("jitcode")
+    from suite.core.errors import TrajectoryError
+    from suite.peers.jitcode_adapter import JitcodeLyap
+    flow = rs.get("dysts/HyperLu")
+    with pytest.raises(TrajectoryError, match="trajectory 32 under jitcode: the integration failed") as info:
+        JitcodeLyap().estimate(flow, 5000, transient=2008, batch=1, seed=(1000001, 32))
+    assert info.value.trajectories == [32] and 2008 < info.value.step <= 2008 + 5000
 
 
 def test_a_discontinuous_flow_gets_no_reference_and_no_run(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -17,7 +18,8 @@ from suite.core.result import LyapunovResult
 from suite.estimators.base import RunConfig
 from suite.estimators.numerics.linalg import qr_positive
 from suite.estimators.series import run_transient
-from suite.peers.base import PeerEstimator, collect_warnings, growth_result, renorm_ends, symbolic_flow_reason
+from suite.peers.base import (PeerError, PeerEstimator, collect_warnings, growth_result, renorm_ends,
+                              symbolic_flow_reason)
 
 _CACHE: "OrderedDict[tuple, object]" = OrderedDict()   # compiled jitcode_lyap objects, per equations and settings
 _CACHE_SIZE = 8
@@ -41,6 +43,24 @@ def _deep_stack():
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+
+
+@contextlib.contextmanager
+def _failed_integration(system: System, cfg: RunConfig, b: int, dt: float, offset: int):
+    """jitcode's integrator giving up on trajectory ``b`` (``UnsuccessfulIntegration``: the step size fell to
+    nothing, as where the trajectory escapes to infinity) raised as a :class:`TrajectoryError` naming it, so that
+    a caller can tell one trajectory's failure from the peer's (a run conditioned on survival replaces it);
+    ``.t`` of the yielded object is the time integrated to, counted after the transient's first ``offset`` steps
+    (run by RK4)."""
+    at = SimpleNamespace(t=0.0)
+    try:
+        yield at
+    except PeerError as exc:
+        if type(exc.__cause__).__name__ != "UnsuccessfulIntegration":
+            raise
+        raise TrajectoryError(f"system {system.label!r}: trajectory {cfg.first + b} under jitcode: the integration "
+                              f"failed before t = {at.t:g} ({exc})", system=system.label,
+                              trajectories=[cfg.first + b], step=offset + round(at.t / dt)) from exc
 
 
 class JitcodeLyap(PeerEstimator):
@@ -144,12 +164,14 @@ class JitcodeLyap(PeerEstimator):
                            np.concatenate([x0[b], frames[b].T.ravel()]), 0.0)
             cum = np.zeros((ends.size, k))
             total, t_prev = np.zeros(k), aligned * dt
-            with collect_warnings(notes), np.errstate(all="ignore"):
+            with collect_warnings(notes), np.errstate(all="ignore"), \
+                    _failed_integration(system, cfg, b, dt, cfg.transient - aligned) as at:
                 for e in renorm_ends(aligned, m) if aligned else ():  # the frame aligns: exponents discarded
+                    at.t = float(e) * dt
                     state, _, _ = self.call_peer(f"integrate on trajectory {cfg.first + b} to t={e * dt:g} "
                                                  f"(aligning)", ode.integrate, float(e) * dt)
                 for j, e in enumerate(ends):
-                    t = float(aligned + e) * dt
+                    t = at.t = float(aligned + e) * dt
                     state, lyaps, _ = self.call_peer(f"integrate on trajectory {cfg.first + b} to t={t:g}",
                                                      ode.integrate, t)
                     total = total + np.asarray(lyaps, dtype=np.float64) * (t - t_prev)

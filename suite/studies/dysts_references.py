@@ -19,7 +19,10 @@ halving dt would make by a sixteenth of that allowance, about 1/8 of the uncerta
 passed only at dt / 2, the bias is bounded by the allowance itself (two chaotic runs decorrelate, so their
 difference cannot resolve less), (b) the routes agree on every exponent within t sqrt(s1^2 + s2^2) + 2 b_i / T
 (the tolerance rule for a difference of two independent estimates), (c) the spectrum's sum agrees with <div f>
-within t sqrt(s_sum^2 + s_div^2) + b / T, (d) lambda_1 exceeds its uncertainty (chaotic), and (e) the exponent
+within t sqrt(s_sum^2 + s_div^2) + b / T, (d) lambda_1 exceeds its uncertainty (chaotic), (e) the routes'
+trajectories leak slowly: a trajectory that escapes (diverges) is replaced by the next start
+(:mod:`suite.studies.survival`), and the escape rate's upper bound (:func:`leak_rate`) is at most
+:data:`LEAK_MAX` lambda_1 (the reference is then that of the survivors, its source says so), and (f) the exponent
 closest to 0 lies within its uncertainty of 0 (the flow direction's exponent, exactly 0); otherwise the
 verdict names the first check that failed and the record keeps every number.  The boundary term's bound b_i is
 :data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a direction that grows
@@ -49,7 +52,7 @@ from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
 from suite import estimators
 from reference_systems.dysts.build import PREFIX, catalogue, discontinuity, reference_key, row, transient_periods
-from suite.core.errors import InvalidArgumentError, exception_line
+from suite.core.errors import InvalidArgumentError, TrajectoryError, exception_line
 from suite.core.provenance import git_sha, versions
 from suite.core.result import LyapunovResult
 from suite.peers.base import PeerError
@@ -59,6 +62,7 @@ from suite.reporting.tables import atomic_write, markdown, write_csv
 from suite.scoring.invariants import zero_exponent_index
 from suite.scoring.tolerance import derive
 from suite.studies.computed_references import REFERENCE_SEED, write
+from suite.studies.survival import escape_rate, run_surviving
 
 #: run sizes: T of at least ``periods`` dominant periods and ``lyapunov_times`` Lyapunov times (dysts's stored
 #: lambda_1 as the scale only; some flows' period is a twentieth of their Lyapunov time), the transient of
@@ -99,6 +103,15 @@ INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it
 BIAS_NATS = 1.0
 #: the error probability of each stated interval (per exponent), as the computed references of the catalogue
 ALPHA = 1e-4
+#: a leaking flow's reference is that of the trajectories that survive (each escape replaced by the next start,
+#: :mod:`suite.studies.survival`) where its escape rate kappa (per trajectory and time unit, bounded above at
+#: 1 - ALPHA) is at most this fraction of lambda_1.  Kantz & Grassberger (1985): kappa = lambda_1 (1 - D_u), D_u
+#: the partial dimension of the saddle along its unstable direction, so the survivors sample a set within 1% of
+#: an attractor's D_u = 1, for hundreds of Lyapunov times before they leave
+LEAK_MAX = 0.01
+#: escapes a run may replace before it counts as failed (a quarter of its batch: a leak that fast fails the
+#: rule above anyway)
+ESCAPES_MAX_FRACTION = 0.25
 
 
 def linear_growth_nats(T: float, aligned_time: float) -> float:
@@ -146,6 +159,11 @@ def mean_divergence(flow: System, steps: int, transient: int, batch: int, seed: 
         if n % DIVERGENCE_EVERY == 0:
             total = total + torch.diagonal(flow.field_jacobian(x), dim1=1, dim2=2).sum(dim=1).detach()
             samples += 1
+    bad = ~torch.isfinite(x).all(dim=1) | ~torch.isfinite(total)
+    if bool(bad.any()):  # a trajectory that escaped: named, so that run_surviving replaces it
+        raise TrajectoryError(f"system {flow.label!r}: trajectory {int(bad.nonzero()[0])} of the divergence run "
+                              "diverged (non-finite state)", system=flow.label,
+                              trajectories=bad.nonzero().flatten().tolist(), step=transient + steps)
     per = (total / samples).numpy()
     return {"value": float(per.mean()), "stderr": float(per.std(ddof=1) / math.sqrt(batch)), "dof": batch - 1}
 
@@ -154,19 +172,24 @@ def _at_dt(flow: System, dt: float) -> System:
     return rs.get(flow.name, **dict({k: v for k, v in flow.params.items() if k != "dt"}, dt=dt))
 
 
-def step_check(flow: System, ours: Dict[str, Any], steps: int, common: Dict[str, Any], T: float) -> Dict[str, Any]:
+def step_check(flow: System, ours: Dict[str, Any], steps: int, common: Dict[str, Any], T: float,
+               excluded=()) -> Dict[str, Any]:
     """Whether the flow's dt is small enough: first against a run at 2 dt (half the cost; where it shows no
     detectable difference, the step effect between 2 dt and dt is below the allowance A, and Richardson bounds the
     bias at dt by A / 15, :data:`RK4_ORDER`), else, where 2 dt differs, diverges or is too coarse, against a run at
     dt / 2 (no detectable difference: the bias is below the allowance).  ``ours``: route one's run at dt (values,
-    stderr, stderr_dof).  The check's record, with ``passed``."""
+    stderr, stderr_dof); ``excluded``: the starts route one replaced (escaped), left out here too, and a
+    trajectory that escapes at the other step replaced as well (its ``escapes``).  The check's record, with
+    ``passed``."""
     tried = []
     bias = exponent_bias(ours["values"], _statistical(ours), T, common["transient"] * flow.dt)
     for factor in (2, 0.5):
         other = _at_dt(flow, flow.dt * factor)
         try:
-            run = _route(estimators.get("qr", **ROUTE_ONE).estimate(
-                other, round(steps / factor), **dict(common, transient=round(common["transient"] / factor))))
+            res, escapes, _ = run_surviving(lambda s: estimators.get("qr", **ROUTE_ONE).estimate(
+                s, round(steps / factor), **dict(common, transient=round(common["transient"] / factor))),
+                other, common["batch"], _max_escapes(common["batch"]), excluded)
+            run = _route(res)
         except ArithmeticError as exc:  # the coarse step diverged: reported in the record, the fine one decides
             tried.append({"dt": other.dt, "error": str(exc)})
             continue
@@ -174,7 +197,7 @@ def step_check(flow: System, ours: Dict[str, Any], steps: int, common: Dict[str,
         allowed = _difference_allowed(ours, run, T, bias)
         check = {"dt": other.dt, "values": run["values"], "shifts": shifts.tolist(),
                  "allowed": allowed.tolist(), "passed": bool(np.all(shifts <= allowed)),
-                 "wall_seconds": run["wall_seconds"]}
+                 "wall_seconds": run["wall_seconds"], "escapes": escapes}
         if factor > 1:  # no step effect larger than the allowance went undetected: Richardson's bound on dt's bias
             check["bias_bound_at_dt"] = (allowed / (2 ** RK4_ORDER - 1)).tolist()
         tried.append(check)
@@ -253,24 +276,35 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     if redo not in REDO:
         raise InvalidArgumentError("redo", redo, f"one of {REDO}")
     reused = _reusable(reuse, flow, budget, steps, transient)
+    # along route one's trajectories (its seed, batch, transient and T, its escaped starts left out): the time
+    # average over a shorter window or fewer trajectories missed Rossler's sum by 0.025 (-5.352 over 10,000 of its
+    # 20,000 steps, 16 trajectories; -5.329 over 30,000 steps, 64: the sum was -5.327), its across-trajectory
+    # error underestimated
+    divergence = lambda excluded: run_surviving(  # noqa: E731
+        lambda s: mean_divergence(s, steps, transient, size["batch"], REFERENCE_SEED), flow, size["batch"],
+        _max_escapes(size["batch"]), excluded)
     if reused:
         ours, step = reuse["routes"]["lyapbench"], reuse["checks"]["step"]
-        rule = reuse["checks"]["sum_rule"]
-        div = {"value": rule["divergence"], "stderr": rule["divergence_stderr"], "dof": size["batch"] - 1} \
-            if redo != "divergence" and rule.get("divergence_run") == {
-                "steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]} \
-            else mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)  # an older record's window
+        rule, escapes = reuse["checks"]["sum_rule"], dict(reuse.get("escapes", {}))
+        if redo != "divergence" and rule.get("divergence_run") == {
+                "steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}:
+            div = {"value": rule["divergence"], "stderr": rule["divergence_stderr"], "dof": size["batch"] - 1}
+        else:  # an older record's window
+            div, escapes["divergence"], _ = divergence([i for i, _ in escapes.get("lyapbench", [])])
     else:
-        try:
-            ours = _route(estimators.get("qr", **ROUTE_ONE).estimate(flow, steps, **common))
-        except ArithmeticError as exc:  # a trajectory diverged, a frame degenerated: the flow's reason, recorded
+        escapes = {}
+        try:  # a trajectory that escapes is replaced by the next start (a leaking flow: LEAK_MAX)
+            res, escapes["lyapbench"], excluded = run_surviving(
+                lambda s: estimators.get("qr", **ROUTE_ONE).estimate(s, steps, **common), flow, size["batch"],
+                _max_escapes(size["batch"]))
+        except ArithmeticError as exc:  # more escapes than a slow leak has, a frame degenerated: recorded
             return _failed(flow, budget, "lyapbench's run at dt", exc, directory)
-        step = step_check(flow, ours, steps, common, T)
-        # along route one's trajectories (its seed, batch, transient and T): the time average over a shorter window
-        # or fewer trajectories missed Rossler's sum by 0.025 (-5.352 over 10,000 of its 20,000 steps, 16
-        # trajectories; -5.329 over 30,000 steps, 64: the sum was -5.327), its across-trajectory error
-        # underestimated
-        div = mean_divergence(flow, steps, transient, size["batch"], REFERENCE_SEED)
+        ours = _route(res)
+        step = step_check(flow, ours, steps, common, T, excluded)
+        try:
+            div, escapes["divergence"], _ = divergence(excluded)
+        except ArithmeticError as exc:
+            return _failed(flow, budget, "the divergence run along route one's trajectories", exc, directory)
     key = reference_key(flow)
     record = {
         "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "starts": starts_fingerprint(flow, budget),
@@ -283,7 +317,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                    f"{size['jitcode_batch']} trajectories, seed {REFERENCE_SEED + 1}), both frames aligned over the "
                    f"transient {transient * flow.dt:.6g}, over T = {T:.6g}; uncertainty |difference| / 2 + "
                    f"max(t s + b / T); git {git_sha()}; dysts {_version()}"),
-        "routes": {"lyapbench": ours},
+        "routes": {"lyapbench": ours}, "escapes": escapes,
         "checks": {"step": step, "sum_rule": {
             "divergence": div["value"], "divergence_stderr": div["stderr"],
             "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}}},
@@ -301,14 +335,23 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     else:  # route one, the step check and the divergence are kept if the run stops before jitcode's route is done
         write(record, key, directory)
     try:
-        theirs = reuse["routes"]["jitcode"] if keep_jitcode else \
-            _route(JitcodeLyap().estimate(flow, steps, transient=transient, batch=size["jitcode_batch"],
-                                          seed=REFERENCE_SEED + 1))
+        if keep_jitcode:
+            theirs = reuse["routes"]["jitcode"]
+        else:
+            res, escapes["jitcode"], _ = run_surviving(
+                lambda s: JitcodeLyap().estimate(s, steps, transient=transient, batch=size["jitcode_batch"],
+                                                 seed=REFERENCE_SEED + 1),
+                flow, size["jitcode_batch"], _max_escapes(size["jitcode_batch"]))
+            theirs = _route(res)
     except (ArithmeticError, PeerError) as exc:
         record.update(verdict=f"no reference: jitcode's run failed ({exception_line(exc)})")
         write(record, key, directory)
         return record
     record["routes"]["jitcode"] = theirs
+    if escapes.get("lyapbench") or escapes.get("jitcode"):
+        record["source"] += (f"; conditioned on survival: {len(escapes.get('lyapbench', []))} of route one's and "
+                             f"{len(escapes.get('jitcode', []))} of jitcode's starts escaped and were replaced by "
+                             "the next (docs/dysts.md, 'Leaking flows')")
     record["wall_seconds"] = round(ours["wall_seconds"] + theirs["wall_seconds"]
                                    + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2)
     record.update(judge(record))
@@ -317,7 +360,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
 
 
 def judge(record: Dict[str, Any]) -> Dict[str, Any]:
-    """The verdict, values and uncertainty of a record from its numbers alone (the module docstring's checks (a)-(d),
+    """The verdict, values and uncertainty of a record from its numbers alone (the module docstring's checks (a)-(f),
     each exponent's bias bound :func:`exponent_bias`): ``verdict``, ``values``, ``uncertainty``, ``k``, the
     ``checks`` (the step check's as recorded) and the ``routes`` with their stated intervals; ``record`` is left
     as it was."""
@@ -334,9 +377,11 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
                                T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total)
     rule.update(sum=float(a.sum()), residual=float(a.sum() - rule["divergence"]), allowed=sum_allowed)
     step = record["checks"]["step"]
+    leak = leak_rate(record)
     checks = {"step": step, "bias_nats": bias.tolist(),
               "routes": {"differences": np.abs(a - b).tolist(), "allowed": routes_allowed.tolist()},
-              "sum_rule": rule, "chaotic": {"lambda1": float(values[0]), "uncertainty": float(uncertainty[0])}}
+              "sum_rule": rule, "chaotic": {"lambda1": float(values[0]), "uncertainty": float(uncertainty[0])},
+              "leak": leak}
     verdict = "reference"
     if not step["passed"]:
         verdict = "no reference: " + _step_failure(step, a)
@@ -349,6 +394,11 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
                    f"{rule['divergence']:.5g} by more than {sum_allowed:.2g}")
     elif not values[0] > uncertainty[0]:
         verdict = "no reference: " + _not_chaotic(record, values[0], uncertainty[0])
+    elif not leak["rate_upper"] <= LEAK_MAX * values[0]:
+        verdict = (f"no reference: the flow leaks ({leak['escaped']} of the routes' {leak['starts']} starts escaped; "
+                   f"escape rate <= {leak['rate_upper']:.2g} per trajectory and time unit at 1 - {ALPHA:g}, more "
+                   f"than {LEAK_MAX:g} lambda_1 = {LEAK_MAX * values[0]:.2g}: the survivors sample a saddle, not "
+                   "an attractor)")
     elif not abs(values[zero := zero_exponent_index(values)]) <= uncertainty[zero]:
         verdict = (f"no reference: exponent {zero + 1}, the zero exponent of a bounded autonomous flow off its "
                    f"equilibria, is {values[zero]:.3g}, further from 0 than its uncertainty {uncertainty[zero]:.2g}: "
@@ -356,6 +406,19 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
     return {"verdict": verdict, "values": values.tolist(), "uncertainty": uncertainty.tolist(), "k": int(values.size),
             "checks": checks, "routes": {"lyapbench": dict(ours, interval=u1.tolist()),
                                          "jitcode": dict(theirs, interval=u2.tolist())}}
+
+
+def leak_rate(record: Dict[str, Any]) -> Dict[str, Any]:
+    """The escape rate of the routes' trajectories from a record's numbers (:func:`~suite.studies.survival.
+    escape_rate` at :data:`ALPHA`): route one's and jitcode's escapes (``record['escapes']``, each [start, time]; a
+    record without them had none, or its routes would have failed), each route's batch surviving transient + T."""
+    size, escapes = BUDGETS[record["budget"]], record.get("escapes", {})
+    times = [t for route in ("lyapbench", "jitcode") for _, t in escapes.get(route, [])]
+    return escape_rate(times, size["batch"] + size["jitcode_batch"], record["T"] + record["aligned_time"], ALPHA)
+
+
+def _max_escapes(batch: int) -> int:
+    return max(1, int(ESCAPES_MAX_FRACTION * batch))
 
 
 def _not_chaotic(record: Dict[str, Any], lam: float, uncertainty: float) -> str:
