@@ -332,6 +332,10 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         kept = ("route_one_from", "jitcode_from") if keep_jitcode else ("route_one_from",)
         record.update({field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")}
                        for field in kept})
+        record["source"] = record["source"].replace(  # the source names where the kept routes ran
+            f"; git {git_sha()};", "; " + ", ".join(f"{field.split('_from')[0].replace('_', ' ')} at git "
+                                                    f"{record[field]['git_sha']}" for field in kept)
+            + f", the rest at git {git_sha()};")
     else:  # route one, the step check and the divergence are kept if the run stops before jitcode's route is done
         write(record, key, directory)
     try:
