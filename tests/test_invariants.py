@@ -68,6 +68,19 @@ def test_invariant_rows_catch_broken_spectra():
     assert rows_by_quantity(invariant_rows(lor, "x", no_zero, settings(2000)))["zero exponent"][0]["status"] == "fail"
 
 
+def test_the_zero_exponent_is_the_references_where_it_gives_the_spectrum():
+    """HyperLu's reference [0.97, 0.32, -0.007, -19.0] places its zero exponent third: a spectrum that loses the
+    second positive exponent ([0.97, 0.05, -0.6, -18.4]) has an estimate near 0 in second place, which the rule
+    'closest to 0 in the estimate' would check and pass; the third, -0.6, fails."""
+    flow = rs.get("dysts/HyperLu")
+    if flow.reference is None:
+        pytest.skip("dysts/HyperLu has no reference record here")
+    assert int(np.argmin(np.abs(flow.reference.values))) == 2
+    wrong = fake_result([[0.97, 0.05, -0.6, -18.4 + 0.01 * j] for j in range(8)], steps=2_000, dt=flow.dt)
+    zero = rows_by_quantity(invariant_rows(flow, "x", wrong, settings(2_000)))["zero exponent"][0]
+    assert zero["index"] == 3 and zero["status"] == "fail" and "closest to 0 in the reference" in zero["message"]
+
+
 def test_no_zero_exponent_row_at_a_fixed_point():
     ode = rs.get("linear_ode")
     res = QR.estimate(ode, 500, transient=100, batch=2, seed=0)
