@@ -9,7 +9,9 @@ runs ``run(view)``, where ``view`` is ``system`` drawing its starts from the str
 ``0, 1, 2, ...`` with the escaped ones left out; each :class:`~suite.core.errors.TrajectoryError` names the
 trajectories that escaped, which are left out and the run repeated, until it finishes or more than
 ``max_escapes`` have escaped.  The escapes (stream index, time) measure the leak: k escapes over an exposure
-of the survivors' full runs plus the escaped ones' times.
+of the survivors' full runs plus the escaped ones' times.  A trajectory whose tangent frame degenerates raises
+the same error and is replaced and counted alike, so that it counts against the flow in a leak check, never
+for it.
 """
 from __future__ import annotations
 
