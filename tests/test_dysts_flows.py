@@ -18,8 +18,7 @@ from reference_systems.dysts import starts, steps
 from reference_systems.dysts.build import (ORBIT_STEPS_PER_PERIOD, START_PERIODS, STATES_PER_PERIOD,
                                            TRANSIENT_LYAPUNOV_TIMES, VALIDATION_BATCH, VALIDATION_MAX_STEPS,
                                            VALIDATION_MAX_TRANSIENT, VALIDATION_TRANSIENT, along_orbit, attractor_scale,
-                                           reference_key,
-                                           starts_table, steps_per_period, steps_table, validation_run)
+                                           reference_key, starts_table, steps_per_period, steps_table, validation_run)
 from reference_systems.noise import TrajectoryRNG
 from suite.studies import dysts_references
 from suite.studies.computed_references import REFERENCE_SEED

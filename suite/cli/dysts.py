@@ -82,8 +82,7 @@ def run(args) -> int:
             if on), "alone (it recomputes that part of every selected record)")
 
     def entry(name):
-        return dysts_references.status(chosen[name]), partial(compute, name, args.budget,
-                                                                             redo[0] if redo else None)
+        return dysts_references.status(chosen[name]), partial(compute, name, args.budget, redo[0] if redo else None)
     order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
     if redo:  # records with both routes; the others (none yet, no run, a failed route) are left as they are
         kept = [n for n in order if _complete(chosen[n])]

@@ -305,7 +305,13 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
             div, escapes["divergence"], _ = divergence(excluded)
         except ArithmeticError as exc:
             return _failed(flow, budget, "the divergence run along route one's trajectories", exc, directory)
-    key = reference_key(flow)
+    key, here = reference_key(flow), git_sha()
+    keep_jitcode = reused and redo in ("divergence", "verdict") and "jitcode" in reuse["routes"]
+    # where the kept routes were computed (a reused record's), named in the source beside this commit
+    kept = (("route_one_from", "route one"), ("jitcode_from", "jitcode"))[:2 if keep_jitcode else 1] if reused else ()
+    origins = {field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")} for field, _ in kept}
+    ran_at = "".join(f"{label} at git {origins[field]['git_sha']}, " for field, label in kept) + \
+        (f"the rest at git {here}" if kept else f"git {here}")
     record = {
         "key": key, "spec_key": flow.label, "probe": computed.probe(flow), "starts": starts_fingerprint(flow, budget),
         "bias_nats": BIAS_NATS,
@@ -316,27 +322,18 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                    f"trajectories, seed {REFERENCE_SEED}) and jitcode_lyap (dopri5, rtol = atol = 1e-10, "
                    f"{size['jitcode_batch']} trajectories, seed {REFERENCE_SEED + 1}), both frames aligned over the "
                    f"transient {transient * flow.dt:.6g}, over T = {T:.6g}; uncertainty |difference| / 2 + "
-                   f"max(t s + b / T); git {git_sha()}; dysts {_version()}"),
+                   f"max(t s + b / T); {ran_at}; dysts {_version()}"),
         "routes": {"lyapbench": ours}, "escapes": escapes,
         "checks": {"step": step, "sum_rule": {
             "divergence": div["value"], "divergence_stderr": div["stderr"],
             "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}}},
         "dysts": {"stored_lambda1": entry["stored_lambda1"], "stored_spectrum": entry["stored_spectrum"],
                   "version": _version()},
-        "git_sha": git_sha(), "versions": versions(),
+        "git_sha": here, "versions": versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "verdict": INCOMPLETE, "values": [], "uncertainty": [],
+        "verdict": INCOMPLETE, "values": [], "uncertainty": [], **origins,
     }
-    keep_jitcode = reused and redo in ("divergence", "verdict") and "jitcode" in reuse["routes"]
-    if reused:  # where the kept routes were computed
-        kept = ("route_one_from", "jitcode_from") if keep_jitcode else ("route_one_from",)
-        record.update({field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")}
-                       for field in kept})
-        record["source"] = record["source"].replace(  # the source names where the kept routes ran
-            f"; git {git_sha()};", "; " + ", ".join(f"{field.split('_from')[0].replace('_', ' ')} at git "
-                                                    f"{record[field]['git_sha']}" for field in kept)
-            + f", the rest at git {git_sha()};")
-    else:  # route one, the step check and the divergence are kept if the run stops before jitcode's route is done
+    if not reused:  # route one, the step check and the divergence are kept if the run stops before jitcode's route
         write(record, key, directory)
     try:
         if keep_jitcode:

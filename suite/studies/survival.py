@@ -56,13 +56,12 @@ def surviving_view(system: System, excluded: Sequence[int]) -> System:
 
 
 def run_surviving(run: Callable[[System], Any], system: System, batch: int, max_escapes: int,
-                  excluded: Sequence[int] = (), dt: Optional[float] = None) -> Tuple[Any, List[List[float]], List[int]]:
+                  excluded: Sequence[int] = ()) -> Tuple[Any, List[List[float]], List[int]]:
     """``run(view)`` with escaped trajectories replaced (the module docstring): (its result, the escapes as
     [stream index, time], every index left out).  ``excluded``: indices left out from the start (an earlier
     run's escapes on the same starts).  A :class:`TrajectoryError` is raised again where it names no
-    trajectory or the escapes exceed ``max_escapes``.  Times are ``step * dt`` (``dt``: the system's); the run's
+    trajectory or the escapes exceed ``max_escapes``.  Times are ``step * system.dt``; the run's
     first trajectory is the stream's 0 (``TrajectoryError.trajectories`` are then batch positions)."""
-    dt = system.dt if dt is None else dt
     excluded, escapes = list(excluded), []
     while True:
         view = surviving_view(system, excluded)
@@ -73,7 +72,7 @@ def run_surviving(run: Callable[[System], Any], system: System, batch: int, max_
                 raise
             kept = kept_indices(batch, excluded)
             new = [kept[p] for p in exc.trajectories]
-            escapes += [[i, float(exc.step * dt) if exc.step is not None else None] for i in new]
+            escapes += [[i, float(exc.step * system.dt) if exc.step is not None else None] for i in new]
             excluded += new
 
 
