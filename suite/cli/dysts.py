@@ -1,6 +1,6 @@
 """``lyapbench dysts``: the dysts catalogue's flows, their references from two routes, the table users want.
 
-    lyapbench dysts references [--flows 'dysts/*'] [--budget standard|full|quick] [--force | --check |
+    lyapbench dysts references [--flows 'dysts/*'] [--budget standard|long|full|quick] [--force | --check |
                                --redo-jitcode | --redo-divergence | --redo-verdict] [--executor dask --workers 2]
     lyapbench dysts table [--output-dir results]
 
@@ -39,9 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="references: compute missing or stale records (--force: all, --check: only report, exit 1 "
                         "if any is not fresh); table: dysts_references.md / .csv from the records")
     p.add_argument("--flows", default="dysts/*", help="comma-separated names or patterns (default: 'dysts/*')")
-    p.add_argument("--budget", choices=sorted(dysts_references.BUDGETS), default=dysts_references.DEFAULT_BUDGET,
-                   help=f"references: run sizes (default {dysts_references.DEFAULT_BUDGET!r}: the committed "
-                        "references; full: ten times longer; quick, smoke: trial runs)")
+    p.add_argument("--budget", choices=sorted(dysts_references.BUDGETS), default=None,
+                   help="references: run sizes (default: each flow's record's, else "
+                        f"{dysts_references.DEFAULT_BUDGET!r}, the committed references; long: 600 periods, up to "
+                        "600,000 steps; full: ten times longer; quick, smoke: trial runs)")
     p.add_argument("--force", action="store_true", help="references: recompute even fresh records")
     p.add_argument("--check", action="store_true", help="references: compute nothing, report freshness")
     p.add_argument("--redo-jitcode", action="store_true",
@@ -82,7 +83,8 @@ def run(args) -> int:
             if on), "alone (it recomputes that part of every selected record)")
 
     def entry(name):
-        return dysts_references.status(chosen[name]), partial(compute, name, args.budget, redo[0] if redo else None)
+        return dysts_references.status(chosen[name]), partial(compute, name, args.budget or dysts_references.budget_of(chosen[name]),
+                                                          redo[0] if redo else None)
     order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
     if redo:  # records with both routes; the others (none yet, no run, a failed route) are left as they are
         kept = [n for n in order if _complete(chosen[n])]

@@ -75,6 +75,10 @@ BUDGETS = {
              "batch": 32, "jitcode_batch": 8},
     "standard": {"periods": 100, "lyapunov_times": 50, "max_steps": 30_000, "transient_periods": (20, 60),
                  "batch": 64, "jitcode_batch": 64},
+    # a flow whose lambda_1 is far below dysts's stored one, so that 'standard' ends within a Lyapunov time
+    # (SwingingAtwood: lambda_1 = 0.057 against the stored 1.01, T = 10 at the cap); a record keeps its budget
+    "long": {"periods": 600, "lyapunov_times": 50, "max_steps": 600_000, "transient_periods": (20, 60),
+             "batch": 32, "jitcode_batch": 32},
     "quick": {"periods": 60, "lyapunov_times": 10, "max_steps": 30_000, "transient_periods": (20, 60), "batch": 8,
               "jitcode_batch": 4},
     "smoke": {"periods": 8, "lyapunov_times": 0, "max_steps": 4_000, "transient_periods": (4, 12), "batch": 4,
@@ -238,6 +242,13 @@ def starts_fingerprint(flow: System, budget: str = DEFAULT_BUDGET) -> List[float
         x = flow.sample_initial(batch, TrajectoryRNG(seed, batch)).to(torch.float64)
         out += [float(x.sum()), float((x * x).sum())]
     return out
+
+
+def budget_of(flow: System) -> str:
+    """The budget a flow's references are computed at: its record's (a flow moved to 'long' stays there when every
+    reference is recomputed), :data:`DEFAULT_BUDGET` where it has none."""
+    record = computed.read(reference_key(flow))
+    return record.get("budget", DEFAULT_BUDGET) if record else DEFAULT_BUDGET
 
 
 def status(flow: System) -> str:
