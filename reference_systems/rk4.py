@@ -49,17 +49,18 @@ def _combine(x: torch.Tensor, k1: torch.Tensor, k2: torch.Tensor, k3: torch.Tens
     return x + (h / 6.0) * acc
 
 
-def rk4_tangent_step(f: Rhs, jvp: Jvp, x: torch.Tensor, V: torch.Tensor, h: float):
-    """Advance the state and the tangent vectors V (B, d, k) by one RK4 step."""
+def rk4_tangent_step(f: Rhs, jvp: Jvp, x: torch.Tensor, V: torch.Tensor, h: Union[float, torch.Tensor]):
+    """Advance the state and the tangent vectors V (B, d, k) by one RK4 step (``h`` as :func:`rk4_step`'s)."""
+    hV = h.unsqueeze(-1) if isinstance(h, torch.Tensor) else h
     k1 = f(x)
     K1 = jvp(x, V)
     y2 = x + 0.5 * h * k1
     k2 = f(y2)
-    K2 = jvp(y2, V + 0.5 * h * K1)
+    K2 = jvp(y2, V + 0.5 * hV * K1)
     y3 = x + 0.5 * h * k2
     k3 = f(y3)
-    K3 = jvp(y3, V + 0.5 * h * K2)
+    K3 = jvp(y3, V + 0.5 * hV * K2)
     y4 = x + h * k3
     k4 = f(y4)
-    K4 = jvp(y4, V + h * K3)
-    return _combine(x, k1, k2, k3, k4, h), _combine(V, K1, K2, K3, K4, h)
+    K4 = jvp(y4, V + hV * K3)
+    return _combine(x, k1, k2, k3, k4, h), _combine(V, K1, K2, K3, K4, hV)

@@ -8,10 +8,12 @@
 An equation takes the state's components ``s`` (a list of d numbers: (B,) torch tensors, or SymEngine symbols),
 the parameters ``p`` (attribute access, ``p["name"]`` too; list parameters as Python lists) and a math namespace
 ``m`` (:data:`TORCH` or :data:`SYMBOLIC`: pi, sin, cos, tan, sinh, cosh, tanh, exp, log, sqrt, abs, sign,
-heaviside, minimum, maximum, arctan), and returns the d components of the vector field, written with
+heaviside, minimum, maximum, arctan, switch), and returns the d components of the vector field, written with
 ``+ - * / **`` and ``m``'s functions only, so that the same code runs in both renderings.  An equation of a
 periodically forced or explicitly time-dependent flow declares ``clock=True`` and takes the time as ``t=``:
-the flow is made autonomous with t as an extra state variable (t' = 1, one more exponent, exactly 0).
+the flow is made autonomous with t as an extra state variable (t' = 1, one more exponent, exactly 0).  A vector
+field that jumps writes its jump with ``m.switch(g)`` (sign g, once per equation, g smooth): the flow is then a
+:class:`~reference_systems.switched.SwitchedFlow` across g = 0 (:func:`sided`, :func:`switching_function`).
 """
 from __future__ import annotations
 
@@ -38,8 +40,9 @@ class Equation:
 
 def equation(name: str, *, clock: bool = False, discontinuous: str = "") -> Callable[[Callable], Callable]:
     """Decorator: register ``fn`` as the equations of dysts's flow ``name``; ``discontinuous`` names the jump of a
-    vector field that is not continuous (a sign or step of a term that does not vanish there), whose tangent
-    dynamics the Jacobian misses (no reference is computed)."""
+    vector field that is not continuous (a sign or step of a term that does not vanish there), written with
+    ``m.switch``: its tangent jumps at each crossing (the saltation matrix of
+    :mod:`reference_systems.switched`)."""
     def register(fn: Callable) -> Callable:
         if name in EQUATIONS:
             raise ValueError(f"equations of {name!r} written twice")
@@ -84,7 +87,7 @@ TORCH = SimpleNamespace(
     sinh=_either(torch.sinh, math.sinh), cosh=_either(torch.cosh, math.cosh), tanh=_either(torch.tanh, math.tanh),
     exp=_either(torch.exp, math.exp), log=_either(torch.log, math.log), sqrt=_either(torch.sqrt, math.sqrt),
     abs=_either(torch.abs, abs), sign=_either(torch.sign, _sign), arctan=_either(torch.atan, math.atan),
-    heaviside=lambda v: (1 + TORCH.sign(v)) / 2,
+    heaviside=lambda v: (1 + TORCH.sign(v)) / 2, switch=_either(torch.sign, _sign),
     minimum=_either(_tensor_pair(torch.minimum), min), maximum=_either(_tensor_pair(torch.maximum), max),
 )
 
@@ -108,6 +111,7 @@ def _symbolic():
         log=se.log, sqrt=se.sqrt, abs=absolute, sign=sign, arctan=se.atan,
         minimum=lambda a, b: (a + b - absolute(a - b)) / 2, maximum=lambda a, b: (a + b + absolute(a - b)) / 2)
     ns.heaviside = lambda v: (1 + sign(v)) / 2
+    ns.switch = sign
     return ns
 
 
@@ -123,3 +127,30 @@ class _Lazy:
 
 #: the symbolic rendering (SymEngine, as jitcode takes it)
 SYMBOLIC = _Lazy()
+
+
+def sided(side: torch.Tensor) -> SimpleNamespace:
+    """:data:`TORCH` with ``switch(g)`` = ``side`` (B,): the smooth field of one side of the switching surface."""
+    return SimpleNamespace(**dict(vars(TORCH), switch=lambda v: side))
+
+
+def symbolic_sided(side) -> SimpleNamespace:
+    """:data:`SYMBOLIC` with ``switch(g)`` = ``side`` (a SymEngine symbol or number)."""
+    SYMBOLIC.sin  # noqa: B018 - imports SymEngine
+    return SimpleNamespace(**dict(vars(_Lazy._ns), switch=lambda v: side))
+
+
+def switching_function(evaluate: Callable[[SimpleNamespace], Any], name: str, symbolic: bool = False):
+    """g, the argument of the one ``m.switch`` the equations call, from ``evaluate(m)`` (the equations in a
+    namespace ``m``, :data:`TORCH`'s or, ``symbolic``, :data:`SYMBOLIC`'s)."""
+    seen = []
+
+    def record(v):
+        seen.append(v)
+        return 0 if symbolic else torch.zeros_like(v)
+    base = vars(symbolic_sided(0)) if symbolic else vars(TORCH)
+    evaluate(SimpleNamespace(**dict(base, switch=record)))
+    if len(seen) != 1:
+        raise ValueError(f"dysts/{name}: the equations call m.switch {len(seen)} times; a switched flow has one "
+                         "switching surface")
+    return seen[0]

@@ -17,15 +17,16 @@ import hashlib
 import json
 import math
 import os
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, Dict, Optional
 
 import torch
 
 from reference_systems import computed
-from reference_systems.dysts.algebra import EQUATIONS, SYMBOLIC, TORCH, Parameters
+from reference_systems.dysts.algebra import EQUATIONS, SYMBOLIC, TORCH, Parameters, sided, switching_function, symbolic_sided
 from reference_systems.layout import stack_like
 from reference_systems.rk4 import rk4_step
+from reference_systems.switched import SwitchedFlow
 from reference_systems.system import Flow
 from suite.core.args import check_number
 from suite.core.errors import InvalidArgumentError
@@ -249,10 +250,30 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
             return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
         return spread_starts(rhs, states, float(orbit["spacing"]), dt, scale, orbit["perturbation"], g)
 
-    flow = Flow(PREFIX + name, rhs, dim=dim, dt=dt, sample_initial=sample_initial,
+    def columns(x):
+        return [x[:, i] for i in range(dim)]
+
+    def sided_rhs(x, side):
+        return stack_like(x, [c if isinstance(c, torch.Tensor) else torch.full_like(x[:, 0], float(c))
+                              for c in field(columns(x), sided(side))])
+
+    def switching(x):
+        return switching_function(lambda m: field(columns(x), m), name)
+
+    def symbolic_sided_rhs(ys, side):
+        return field(list(ys), symbolic_sided(side))
+
+    def symbolic_switching(ys):
+        return switching_function(lambda m: field(list(ys), m), name, symbolic=True)
+
+    kind, how = (partial(SwitchedFlow, field=sided_rhs, switching=switching, symbolic_sided_rhs=symbolic_sided_rhs,
+                         symbolic_switching=symbolic_switching), "; switched across "
+                 + eq.discontinuous) if eq.discontinuous else (partial(Flow, rhs=rhs), "")
+    flow = kind(PREFIX + name, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs, validation=validation_run(name, dt),
                 note=(f"dysts {catalogue()['dysts_version']} flow {name}" + (" (time as its last variable)"
-                      if eq.clock else "") + f"; dysts's stored largest exponent {entry['stored_lambda1']:.4g}"))
+                      if eq.clock else "") + how + f"; dysts's stored largest exponent "
+                      f"{entry['stored_lambda1']:.4g}"))
     attach_reference(flow)
     if flow.reference is not None:  # its transient sized from the reference's lambda_1
         flow.declare(validation=validation_run(name, dt, float(flow.reference.values[0])))

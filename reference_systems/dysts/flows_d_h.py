@@ -81,7 +81,7 @@ def finance(s, p, m):
 @equation("FluidTrampoline", discontinuous="the impact damping psi y |y| switched on at x = 0")
 def fluid_trampoline(s, p, m):
     x, y, th = s
-    return y, -1 - m.heaviside(-x) * (x + p.psi * y * m.abs(y)) + p.gamma * m.cos(th), p.w
+    return y, -1 - (1 - m.switch(x)) / 2 * (x + p.psi * y * m.abs(y)) + p.gamma * m.cos(th), p.w
 
 
 @equation("ForcedBrusselator")

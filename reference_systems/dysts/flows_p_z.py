@@ -172,7 +172,7 @@ def sprott_m(s, p, m):
 @equation("SprottMore", discontinuous="sign(z) y at z = 0")
 def sprott_more(s, p, m):
     x, y, z = s
-    return y, -x - m.sign(z) * y, y ** 2 - m.exp(-(x ** 2))
+    return y, -x - m.switch(z) * y, y ** 2 - m.exp(-(x ** 2))
 
 
 @equation("SprottN")
@@ -221,7 +221,7 @@ def sprott_torus(s, p, m):
 def stick_slip_oscillator(s, p, m):
     x, v, th = s
     slip = v - p.vs
-    torque = p.t0 * m.sign(slip) - p.alpha * v + p.beta * slip ** 3
+    torque = p.t0 * m.switch(slip) - p.alpha * v + p.beta * slip ** 3
     return v, p.eps * (p.gamma * m.cos(th) - torque) + p.a * x - p.b * x ** 3, p.w
 
 

@@ -79,6 +79,12 @@ class TrajectoryError(LyapbenchError, ArithmeticError):
         super().__init__(message)
 
 
+class SlidingError(TrajectoryError):
+    """A trajectory of a switched flow entered Filippov sliding (a stick phase) on its switching surface, where
+    the perturbation normal to it is annihilated (the last exponent is -inf): a property of the flow, not an
+    escape, so a run conditioned on survival does not replace it (:mod:`reference_systems.switched`)."""
+
+
 class SeriesError(LyapbenchError, ArithmeticError):
     """An observed time series cannot support a time-series estimate.
 

@@ -8,8 +8,12 @@ Per flow (:func:`compute_flow`), at the run sizes of :data:`BUDGETS` (in dysts's
 1. **lyapbench**: ``qr(capture='none')`` (:data:`ROUTE_ONE`; the suite's RK4 and its exact tangent, autodiff
    Jacobian of the torch rendering), float64, at the flow's ``dt`` (:mod:`reference_systems.dysts.steps`);
 2. **the step check** (:func:`step_check`): ``qr()`` again at 2 dt, or where that differs or diverges at dt / 2;
-3. **jitcode**: ``jitcode_lyap`` (adaptive Dormand-Prince on the variational equations of the symbolic
-   rendering, rtol = atol = 1e-10), independent trajectories, its frame aligned over the transient as route one's;
+3. **route two** (:func:`route_two`): ``jitcode_lyap`` (adaptive Dormand-Prince on the variational equations of
+   the symbolic rendering, rtol = atol = 1e-10), independent trajectories, its frame aligned over the transient as
+   route one's; for a switched flow (a vector field that jumps, :mod:`reference_systems.switched`), which jitcode
+   cannot integrate (no events), ``scipy_events_lyap`` (:mod:`suite.peers.scipy_events`: scipy's DOP853, the
+   crossings located as events, the saltation matrix written out), where route one splits its RK4 steps at the
+   crossings and differentiates the pieces;
 4. the time-averaged divergence <tr Df> along route one's trajectories (its seed, batch and T), for the sum rule.
 
 The verdict (:func:`judge`, a function of the recorded numbers) is 'reference' only where (a) the run at 2 dt (or
@@ -28,9 +32,10 @@ verdict names the first check that failed and the record keeps every number.  Th
 :data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a direction that grows
 linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over A).  The reference is
 the mean of the two routes with uncertainty |difference| / 2 + the larger route uncertainty (t s + b_i / T, t at
-1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A flow whose vector field jumps (the equation's
-``discontinuous``) gets no reference and no run: its tangent dynamics need a saltation matrix at each crossing,
-which neither route's variational equation has.  Records live in ``results/references/systems__dysts_*.json``
+1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A switched flow whose trajectories enter Filippov
+sliding (a stick phase: the last exponent is -inf) gets no reference: its routes report it.  The sum rule of a
+switched flow holds with each side's divergence where the normal speed grad g . f is continuous across the
+surface (det S = 1: SprottMore, FluidTrampoline); otherwise ln |det S| at each crossing would add to it.  Records live in ``results/references/systems__dysts_*.json``
 with the staleness probe of :mod:`reference_systems.computed` and the fingerprint of the starts both routes drew
 (:func:`starts_fingerprint`, checked by :func:`status`); a run skips fresh ones, so an interrupted run resumes;
 ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
@@ -51,12 +56,14 @@ import reference_systems as rs
 from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
 from suite import estimators
-from reference_systems.dysts.build import PREFIX, catalogue, discontinuity, reference_key, row, transient_periods
+from reference_systems.dysts.build import catalogue, reference_key, row, transient_periods
 from suite.core.errors import InvalidArgumentError, TrajectoryError, exception_line
 from suite.core.provenance import git_sha, versions
 from suite.core.result import LyapunovResult
 from suite.peers.base import PeerError
 from suite.peers.jitcode_adapter import JitcodeLyap
+from suite.peers.scipy_events import ScipyEventsLyap
+from reference_systems.switched import SwitchedFlow
 from suite.reporting.plots import stored_against_computed_figure
 from suite.reporting.tables import atomic_write, markdown, write_csv
 from suite.scoring.invariants import zero_exponent_index
@@ -103,6 +110,23 @@ REDO = ("jitcode", "divergence", "verdict")
 #: the verdict of a record written before jitcode's route ran: a run that stops there keeps route one, the step
 #: check and the divergence, and the next run (``lyapbench dysts references``) goes on from them
 INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it)"
+#: each second route: its key in a record's ``routes`` and ``escapes``, its estimator, its part of the source
+ROUTES_TWO = {
+    "jitcode": (JitcodeLyap, "jitcode_lyap (dopri5, rtol = atol = 1e-10"),
+    "scipy_events": (ScipyEventsLyap, "scipy_events_lyap (solve_ivp's DOP853, rtol = atol = 1e-10, each crossing an "
+                                      "event with its saltation matrix"),
+}
+
+
+def route_two(flow: System) -> str:
+    """The key of :data:`ROUTES_TWO` that a flow's second route takes: 'scipy_events' for a switched flow (jitcode
+    has no events), else 'jitcode'."""
+    return "scipy_events" if isinstance(flow, SwitchedFlow) else "jitcode"
+
+
+def second(record: Dict[str, Any]) -> str:
+    """The key of a record's second route."""
+    return "scipy_events" if "scipy_events" in record.get("routes", {}) else "jitcode"
 #: the finite-time bias bound b (nats) of every route: the boundary term of a time average over T
 BIAS_NATS = 1.0
 #: the error probability of each stated interval (per exponent), as the computed references of the catalogue
@@ -258,8 +282,6 @@ def status(flow: System) -> str:
     now = flow.meta.get("reference_status", "missing")
     if now not in ("fresh", "incomplete"):
         return now
-    if discontinuity(flow.name[len(PREFIX):]):  # no run, nothing drawn
-        return now
     record = computed.read(reference_key(flow))
     if not computed.probes_match(starts_fingerprint(flow, record["budget"]), record.get("starts", [])):
         return "stale: its trajectories' starts changed (or the record predates their fingerprint)"
@@ -273,15 +295,10 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     one and step check are kept, and its divergence where sampled as :data:`DIVERGENCE_EVERY` now says; ``redo``
     (one of :data:`REDO`) what is computed again: 'jitcode' route two, 'divergence' the divergence (route two
     kept), 'verdict' nothing (both routes and the divergence kept); the verdict is always judged again.
-    ``reuse`` is ignored if it does not match.  A flow whose vector field is discontinuous gets no reference and
-    no run (:func:`discontinuity`)."""
+    ``reuse`` is ignored if it does not match."""
     name = flow.name.split("/", 1)[1]
     entry, size = row(name), BUDGETS[budget]
     steps, transient = run_steps(flow, budget)
-    if discontinuity(name):
-        return _no_run(flow, budget, f"no reference: the vector field is discontinuous ({discontinuity(name)}): its "
-                                     "tangent dynamics jump at each crossing (a saltation matrix), which neither "
-                                     "route's variational equation has", directory)
     T = steps * flow.dt
     common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
     if redo not in REDO:
@@ -317,9 +334,11 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         except ArithmeticError as exc:
             return _failed(flow, budget, "the divergence run along route one's trajectories", exc, directory)
     key, here = reference_key(flow), git_sha()
-    keep_jitcode = reused and redo in ("divergence", "verdict") and "jitcode" in reuse["routes"]
+    two = route_two(flow)
+    estimator_two, described = ROUTES_TWO[two]
+    keep_jitcode = reused and redo in ("divergence", "verdict") and two in reuse["routes"]
     # where the kept routes were computed (a reused record's), named in the source beside this commit
-    kept = (("route_one_from", "route one"), ("jitcode_from", "jitcode"))[:2 if keep_jitcode else 1] if reused else ()
+    kept = (("route_one_from", "route one"), ("jitcode_from", two))[:2 if keep_jitcode else 1] if reused else ()
     origins = {field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")} for field, _ in kept}
     ran_at = "".join(f"{label} at git {origins[field]['git_sha']}, " for field, label in kept) + \
         (f"the rest at git {here}" if kept else f"git {here}")
@@ -330,7 +349,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         "transient": transient,
         "aligned_time": transient * flow.dt, "budget": budget,
         "source": (f"mean of lyapbench qr(), eager (RK4 dt = {flow.dt:.6g}, autodiff tangent, {size['batch']} "
-                   f"trajectories, seed {REFERENCE_SEED}) and jitcode_lyap (dopri5, rtol = atol = 1e-10, "
+                   f"trajectories, seed {REFERENCE_SEED}) and {described}, "
                    f"{size['jitcode_batch']} trajectories, seed {REFERENCE_SEED + 1}), both frames aligned over the "
                    f"transient {transient * flow.dt:.6g}, over T = {T:.6g}; uncertainty |difference| / 2 + "
                    f"max(t s + b / T); {ran_at}; dysts {_version()}"),
@@ -348,21 +367,21 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         write(record, key, directory)
     try:
         if keep_jitcode:
-            theirs = reuse["routes"]["jitcode"]
+            theirs = reuse["routes"][two]
         else:
-            res, escapes["jitcode"], _ = run_surviving(
-                lambda s: JitcodeLyap().estimate(s, steps, transient=transient, batch=size["jitcode_batch"],
+            res, escapes[two], _ = run_surviving(
+                lambda s: estimator_two().estimate(s, steps, transient=transient, batch=size["jitcode_batch"],
                                                  seed=REFERENCE_SEED + 1),
                 flow, size["jitcode_batch"], _max_escapes(size["jitcode_batch"]))
             theirs = _route(res)
     except (ArithmeticError, PeerError) as exc:
-        record.update(verdict=f"no reference: jitcode's run failed ({exception_line(exc)})")
+        record.update(verdict=f"no reference: {ROUTES_TWO[two][0].name}'s run failed ({exception_line(exc)})")
         write(record, key, directory)
         return record
-    record["routes"]["jitcode"] = theirs
-    if escapes.get("lyapbench") or escapes.get("jitcode"):
+    record["routes"][two] = theirs
+    if escapes.get("lyapbench") or escapes.get(two):
         record["source"] += (f"; conditioned on survival: {len(escapes.get('lyapbench', []))} of route one's and "
-                             f"{len(escapes.get('jitcode', []))} of jitcode's starts escaped and were replaced by "
+                             f"{len(escapes.get(two, []))} of {two}'s starts escaped and were replaced by "
                              "the next (docs/dysts.md, 'Leaking flows')")
     record["wall_seconds"] = round(ours["wall_seconds"] + theirs["wall_seconds"]
                                    + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2)
@@ -376,7 +395,8 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
     each exponent's bias bound :func:`exponent_bias`): ``verdict``, ``values``, ``uncertainty``, ``k``, the
     ``checks`` (the step check's as recorded) and the ``routes`` with their stated intervals; ``record`` is left
     as it was."""
-    ours, theirs, T = record["routes"]["lyapbench"], record["routes"]["jitcode"], record["T"]
+    two = second(record)
+    ours, theirs, T = record["routes"]["lyapbench"], record["routes"][two], record["T"]
     a, b = np.asarray(ours["values"]), np.asarray(theirs["values"])
     values = (a + b) / 2
     bias = exponent_bias(values, np.maximum(_statistical(ours), _statistical(theirs)), T, record["aligned_time"])
@@ -400,7 +420,7 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
     elif not np.all(np.abs(a - b) <= routes_allowed):
         i = int(np.argmax(np.abs(a - b) - routes_allowed))
         verdict = (f"no reference: the routes disagree on exponent {i + 1} ({a[i]:.5g} against "
-                   f"jitcode's {b[i]:.5g}, allowed {routes_allowed[i]:.2g})")
+                   f"{two}'s {b[i]:.5g}, allowed {routes_allowed[i]:.2g})")
     elif not abs(rule["residual"]) <= sum_allowed:
         verdict = (f"no reference: the spectrum's sum {rule['sum']:.5g} misses <div f> = "
                    f"{rule['divergence']:.5g} by more than {sum_allowed:.2g}")
@@ -417,7 +437,7 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
                    "a bias every trajectory shares (a common phase, docs/dysts.md), so the others' are in doubt")
     return {"verdict": verdict, "values": values.tolist(), "uncertainty": uncertainty.tolist(), "k": int(values.size),
             "checks": checks, "routes": {"lyapbench": dict(ours, interval=u1.tolist()),
-                                         "jitcode": dict(theirs, interval=u2.tolist())}}
+                                         two: dict(theirs, interval=u2.tolist())}}
 
 
 def leak_rate(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -425,7 +445,7 @@ def leak_rate(record: Dict[str, Any]) -> Dict[str, Any]:
     escape_rate` at :data:`ALPHA`): route one's and jitcode's escapes (``record['escapes']``, each [start, time]; a
     record without them had none, or its routes would have failed), each route's batch surviving transient + T."""
     size, escapes = BUDGETS[record["budget"]], record.get("escapes", {})
-    times = [t for route in ("lyapbench", "jitcode") for _, t in escapes.get(route, [])]
+    times = [t for route in ("lyapbench", second(record)) for _, t in escapes.get(route, [])]
     return escape_rate(times, size["batch"] + size["jitcode_batch"], record["T"] + record["aligned_time"], ALPHA)
 
 
@@ -569,6 +589,7 @@ def summary(record: Dict[str, Any]) -> str:
     """A record's line for ``lyapbench dysts references``."""
     if not record["values"]:
         return record["verdict"]
-    j = record["routes"]["jitcode"]["values"][0]
-    return (f"lambda_1 = {record['values'][0]:.5g} +- {record['uncertainty'][0]:.2g} (jitcode {j:.5g}): "
+    two = second(record)
+    j = record["routes"][two]["values"][0]
+    return (f"lambda_1 = {record['values'][0]:.5g} +- {record['uncertainty'][0]:.2g} ({two} {j:.5g}): "
             f"{record['verdict']}")

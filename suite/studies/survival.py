@@ -22,7 +22,7 @@ from scipy import stats
 
 from reference_systems import System
 from reference_systems.noise import TrajectoryRNG
-from suite.core.errors import TrajectoryError
+from suite.core.errors import SlidingError, TrajectoryError
 
 
 def kept_indices(batch: int, excluded: Sequence[int]) -> List[int]:
@@ -68,7 +68,8 @@ def run_surviving(run: Callable[[System], Any], system: System, batch: int, max_
         try:
             return run(view), escapes, excluded
         except TrajectoryError as exc:
-            if not exc.trajectories or len(escapes) + len(exc.trajectories) > max_escapes:
+            if isinstance(exc, SlidingError) or not exc.trajectories or \
+                    len(escapes) + len(exc.trajectories) > max_escapes:
                 raise
             kept = kept_indices(batch, excluded)
             new = [kept[p] for p in exc.trajectories]
