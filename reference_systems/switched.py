@@ -45,6 +45,8 @@ class SwitchedFlow(Flow):
 
     def __init__(self, name: str, field: Callable, switching: Callable, dim: int, dt: float, **kwargs):
         self.field, self.switching = field, switching
+        # its step locates crossings with data-dependent control flow, which torch.func cannot differentiate
+        kwargs.setdefault("differentiable_step", False)
         super().__init__(name, lambda x: field(x, self.side(x)), dim, dt, **kwargs)
 
     def side(self, x: torch.Tensor) -> torch.Tensor:

@@ -429,21 +429,6 @@ def test_jitcode_names_the_trajectory_whose_integration_fails():
     assert info.value.trajectories == [32] and 2008 < info.value.step <= 2008 + 5000
 
 
-def test_a_discontinuous_flow_gets_no_reference_and_no_run(tmp_path, monkeypatch):
-    """SprottMore's y' = -x - sign(z) y jumps by 2 y across z = 0: the Jacobian has no term for the jump (a
-    saltation matrix), so neither route's tangent is the flow's; the record says so, without a run."""
-    from suite.studies import dysts_references
-    from reference_systems.dysts.build import discontinuity
-    flow = rs.get("dysts/SprottMore")
-    x = torch.tensor([[0.3, 0.7, 1e-12], [0.3, 0.7, -1e-12]], dtype=torch.float64)
-    assert (flow.rhs(x)[1, 1] - flow.rhs(x)[0, 1]).item() == pytest.approx(2 * 0.7)
-    assert discontinuity("SprottMore") and not discontinuity("Lorenz")
-    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
-    record = dysts_references.compute_flow(flow, "smoke")
-    assert record["verdict"].startswith("no reference: the vector field is discontinuous (sign(z) y at z = 0)")
-    assert record["values"] == [] and computed.read(reference_key(flow))["verdict"] == record["verdict"]
-
-
 def test_redoing_jitcode_keeps_route_one(tmp_path, monkeypatch):
     """compute_flow(reuse=record) keeps the record's route one, step check and divergence (where they match the
     flow, budget and steps), reruns jitcode and judges again; a record of another budget is not reused."""

@@ -184,11 +184,6 @@ def steps_per_period(name: str) -> int:
     return int(steps_table().get(name, {}).get("steps_per_period", STEPS_PER_PERIOD))
 
 
-def discontinuity(name: str) -> str:
-    """Where the flow's vector field jumps ('' if it is continuous): its equation's ``discontinuous``."""
-    return EQUATIONS[name].discontinuous
-
-
 def default_dt(name: str) -> float:
     return float(row(name)["period"]) / steps_per_period(name)
 

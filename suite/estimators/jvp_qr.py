@@ -47,7 +47,7 @@ class JVPQREstimator(QREstimator):
             return f"{self.name} needs the system's step map"
         if not system.capabilities.differentiable_step:
             return (f"{self.name} differentiates the step map, and {system.label!r} states that its step is not "
-                    "differentiable (its tangent comes from an analytic Jacobian)")
+                    "differentiable (its tangent comes from an analytic Jacobian, or a switched flow's split steps)")
         return None
 
     def _tangent_step(self, system: System, rng):

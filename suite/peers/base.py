@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from reference_systems import System, TrajectoryRNG
+from reference_systems.switched import SwitchedFlow
 from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError, LyapbenchError, NotInstalledError
 from suite.core.result import LyapunovResult
@@ -168,6 +169,9 @@ def symbolic_flow_reason(name: str, system: System) -> Optional[str]:
                 f"{system.name!r} does not provide")
     if system.is_random:
         return f"{name} integrates deterministic equations; {system.name!r} is random"
+    if isinstance(system, SwitchedFlow):
+        return (f"{name} integrates the variational equations without events, and {system.name!r} is a switched "
+                "flow whose tangent jumps at each crossing (a saltation matrix)")
     return None
 
 

@@ -57,7 +57,7 @@ from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
 from suite import estimators
 from reference_systems.dysts.build import catalogue, reference_key, row, transient_periods
-from suite.core.errors import InvalidArgumentError, TrajectoryError, exception_line
+from suite.core.errors import InvalidArgumentError, SlidingError, TrajectoryError, exception_line
 from suite.core.provenance import git_sha, versions
 from suite.core.result import LyapunovResult
 from suite.peers.base import PeerError
@@ -325,6 +325,10 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
             res, escapes["lyapbench"], excluded = run_surviving(
                 lambda s: estimators.get("qr", **ROUTE_ONE).estimate(s, steps, **common), flow, size["batch"],
                 _max_escapes(size["batch"]))
+        except SlidingError as exc:  # a stick phase: the last exponent is -inf, no finite spectrum to refer to
+            return _no_run(flow, budget, "no reference: the trajectories stick (Filippov sliding on the switching "
+                                         f"surface, route one's trajectories {exc.trajectories}): the perturbation "
+                                         f"normal to it is annihilated, lambda_{flow.dim} = -inf", directory, ran=True)
         except ArithmeticError as exc:  # more escapes than a slow leak has, a frame degenerated: recorded
             return _failed(flow, budget, "lyapbench's run at dt", exc, directory)
         ours = _route(res)
@@ -348,7 +352,9 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         "provenance": "computed", "dim": flow.dim, "T": T, "T_wanted": wanted_time(name, budget), "steps": steps,
         "transient": transient,
         "aligned_time": transient * flow.dt, "budget": budget,
-        "source": (f"mean of lyapbench qr(), eager (RK4 dt = {flow.dt:.6g}, autodiff tangent, {size['batch']} "
+        "source": (f"mean of lyapbench qr(), eager (RK4 dt = {flow.dt:.6g}, autodiff tangent"
+                   + (", steps split at each located crossing, its saltation matrix" if two == "scipy_events" else "")
+                   + f", {size['batch']} "
                    f"trajectories, seed {REFERENCE_SEED}) and {described}, "
                    f"{size['jitcode_batch']} trajectories, seed {REFERENCE_SEED + 1}), both frames aligned over the "
                    f"transient {transient * flow.dt:.6g}, over T = {T:.6g}; uncertainty |difference| / 2 + "
@@ -375,7 +381,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
                 flow, size["jitcode_batch"], _max_escapes(size["jitcode_batch"]))
             theirs = _route(res)
     except (ArithmeticError, PeerError) as exc:
-        record.update(verdict=f"no reference: {ROUTES_TWO[two][0].name}'s run failed ({exception_line(exc)})")
+        record.update(verdict=f"no reference: {two}'s run failed ({exception_line(exc)})")
         write(record, key, directory)
         return record
     record["routes"][two] = theirs

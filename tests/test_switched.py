@@ -1,0 +1,178 @@
+"""Switched flows (reference_systems.switched): RK4 steps split at the switching surface, the saltation matrix in
+the tangent, Filippov sliding reported; route two of their references (suite.peers.scipy_events)."""
+import pytest
+import torch
+
+import reference_systems as rs
+from reference_systems import computed
+from reference_systems.dysts.build import reference_key, row
+from reference_systems.noise import TrajectoryRNG
+from reference_systems.switched import SwitchedFlow
+from suite.core.errors import SlidingError
+from suite.studies.survival import run_surviving
+
+#: central differences of the map with step EPS: truncation O(EPS^2) ~ 1e-12 and round-off ~ 1e-16 / EPS = 1e-10
+#: relative to the map's derivative, times the growth along half a period (ln growth < 1 nat here): agreement
+#: to FD_RTOL leaves a factor 100 over the largest seen (6.5e-9), while a tangent without the saltation matrix is
+#: off by the field's jump over the normal speed, O(1) (checked below)
+EPS, FD_RTOL = 1e-6, 1e-6
+#: a state of StickSlipOscillator 1e-6 below v = vs where it sticks: at x = 1, theta = pi / 2 both sides' fields
+#: point at the surface (v' = 0.021 below, -0.009 above; v'' = -0.9), which it meets within 5e-5 time units and
+#: would still be across at the step's end (dt = 0.008) without the stick
+STICKING = [1.0, 0.4 - 1e-6, 1.5707963267948966]
+
+
+def _map_and_tangent(flow, x, steps):
+    """(the derivative of ``steps`` steps from x by central differences, by the tangent, crossings seen)."""
+    def run(y):
+        for _ in range(steps):
+            y = flow.step(y)
+        return y
+    y, crossed = x.clone(), torch.zeros(x.shape[0])
+    V = torch.eye(flow.dim, dtype=x.dtype).expand(x.shape[0], flow.dim, flow.dim).contiguous()
+    for _ in range(steps):
+        side = flow.side(y)
+        y, V = flow.tangent(y, V)
+        crossed += (flow.side(y) != side).double()
+    J = torch.stack([(run(x + EPS * e) - run(x - EPS * e)) / (2 * EPS)
+                     for e in torch.eye(flow.dim, dtype=x.dtype)], dim=2)
+    return J, V, crossed
+
+
+def _error(J, V):
+    return ((J - V).abs().amax(dim=(1, 2)) / J.abs().amax(dim=(1, 2))).max().item()
+
+
+@pytest.mark.parametrize("name", ["SprottMore", "FluidTrampoline"])
+def test_the_tangent_is_the_derivative_of_the_split_steps(name, monkeypatch):
+    """Over half a dominant period, crossings included, the tangent (each side's autodiff Jacobian through the
+    RK4 pieces, the saltation matrix at each crossing) is the derivative of the split-step map itself (central
+    differences); without the saltation matrix it is not."""
+    flow = rs.get("dysts/" + name)
+    assert isinstance(flow, SwitchedFlow)
+    x = flow.sample_initial(6, TrajectoryRNG(3, 6)).double()
+    for _ in range(2000):
+        x = flow.step(x)
+    steps = round(0.5 * float(row(name)["period"]) / flow.dt)
+    J, V, crossed = _map_and_tangent(flow, x, steps)
+    assert (crossed >= 1).sum() >= 4
+    assert _error(J, V) < FD_RTOL
+    eye = torch.eye(flow.dim, dtype=x.dtype)
+    monkeypatch.setattr(SwitchedFlow, "_saltation", lambda self, xc, before, after: eye.expand(xc.shape[0], -1, -1))
+    _, V, _ = _map_and_tangent(flow, x, steps)
+    assert _error(J, V) > 1e-2
+
+
+def test_a_crossing_is_located_on_the_surface():
+    """A step that crosses z = 0 (SprottMore) is split where the trajectory meets it: the state at the located
+    time lies on the surface to round-off, and both pieces together equal one step from the start."""
+    flow = rs.get("dysts/SprottMore")
+    x = torch.tensor([[0.2, 0.1, 1e-3], [0.5, 1.2, -2e-3]], dtype=torch.float64)  # z' = y^2 - exp(-x^2) < 0, > 0
+    side = flow.side(x)
+    h = torch.full((2, 1), 0.05, dtype=torch.float64)
+    tau = flow._crossing_time(x, side, h)
+    assert ((tau > 0) & (tau < h)).all()
+    from reference_systems.rk4 import rk4_step
+    xc = rk4_step(flow._sided(side), x, tau)
+    assert flow.switching(xc).abs().max().item() < 1e-15
+
+
+def test_sliding_is_reported_not_stepped_through_nor_replaced():
+    """StickSlipOscillator at the state where it sticks (both fields point at v = vs): the step is a
+    SlidingError naming the trajectory; a run conditioned on survival raises it again (a property of the flow,
+    not an escape)."""
+    flow = rs.get("dysts/StickSlipOscillator")
+    x = torch.tensor([STICKING, [0.9, -0.3, 1.0]], dtype=torch.float64)
+    with pytest.raises(SlidingError, match=r"trajectories \[0\] enter Filippov sliding") as info:
+        for _ in range(10):
+            x = flow.step(x)
+    assert info.value.trajectories == [0]
+
+    def run(view):
+        raise SlidingError("sticks", trajectories=[1])
+    with pytest.raises(SlidingError):
+        run_surviving(run, flow, 8, max_escapes=4)
+
+
+def test_route_two_reports_sliding():
+    pytest.importorskip("symengine")
+    from suite.peers.scipy_events import ScipyEventsLyap
+    flow = rs.get("dysts/StickSlipOscillator")
+    with pytest.raises(SlidingError, match="enters Filippov sliding"):
+        ScipyEventsLyap().estimate(flow, 40_000, transient=0, batch=2, seed=0, dtype=torch.float64)
+
+
+def test_a_switched_flows_references_run_both_routes(tmp_path, monkeypatch):
+    """SprottMore on the smoke budget: route one (qr on the split RK4 steps) and route two (scipy_events_lyap:
+    DOP853, events, saltation written out) agree within the tolerance rule on every exponent, the sum rule holds
+    with each side's divergence (the normal speed z' = y^2 - exp(-x^2) is continuous, det S = 1), and the record
+    names route two."""
+    pytest.importorskip("symengine")
+    from suite.studies import dysts_references
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    flow = rs.get("dysts/SprottMore")
+    record = dysts_references.compute_flow(flow, "smoke")
+    assert set(record["routes"]) == {"lyapbench", "scipy_events"} and "scipy_events_lyap (" in record["source"]
+    checks = record["checks"]
+    assert all(d <= a for d, a in zip(checks["routes"]["differences"], checks["routes"]["allowed"]))
+    assert abs(checks["sum_rule"]["residual"]) <= checks["sum_rule"]["allowed"]
+    assert checks["step"]["passed"]
+    assert computed.read(reference_key(flow))["verdict"] == record["verdict"]
+    assert dysts_references.second(record) == "scipy_events"
+
+
+def test_a_flow_that_sticks_gets_no_reference(tmp_path, monkeypatch):
+    """Route one meeting a stick phase (a SlidingError, as StickSlipOscillator's trajectory 41 of the references'
+    run) is the flow's recorded reason: no finite spectrum to refer to."""
+    from suite import estimators
+    from suite.studies import dysts_references
+
+    class Sticking:
+        def estimate(self, *args, **kwargs):
+            raise SlidingError("sticks", trajectories=[41])
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    monkeypatch.setattr(estimators, "get", lambda *a, **k: Sticking())
+    flow = rs.get("dysts/StickSlipOscillator")
+    record = dysts_references.compute_flow(flow, "smoke")
+    assert record["verdict"] == ("no reference: the trajectories stick (Filippov sliding on the switching surface, "
+                                 "route one's trajectories [41]): the perturbation normal to it is annihilated, "
+                                 "lambda_3 = -inf")
+    assert computed.read(reference_key(flow))["verdict"] == record["verdict"]
+
+
+def test_an_estimator_that_differentiates_the_step_says_not_applicable():
+    """jvp_qr pushes tangents through torch.func.jvp of ``step``, which cannot trace the located crossings: it
+    says so (the estimators that use the flow's tangent, or its step alone, run)."""
+    from suite import estimators
+    from suite.core.errors import NotApplicableError
+    flow = rs.get("dysts/SprottMore")
+    assert not flow.capabilities.differentiable_step
+    with pytest.raises(NotApplicableError, match="a switched flow's split steps"):
+        estimators.get("jvp_qr").estimate(flow, 10, batch=1)
+
+
+def test_the_symbolic_peers_say_not_applicable():
+    """jitcode (and lyapax) integrate the variational equations without events: on a switched flow they would
+    miss every saltation matrix, so they say so; route two of the references is scipy_events_lyap."""
+    from suite.peers.base import symbolic_flow_reason
+    assert "switched flow" in symbolic_flow_reason("jitcode_lyap", rs.get("dysts/SprottMore"))
+    assert symbolic_flow_reason("jitcode_lyap", rs.get("dysts/Lorenz")) is None
+
+
+def relay(x, side):
+    """x'' + 0.1 x' + x = 1.2 cos t - 0.5 sign(x): a forced relay oscillator, (x, x', t)."""
+    return torch.stack([x[:, 1], -x[:, 0] - 0.1 * x[:, 1] - 0.5 * side + 1.2 * torch.cos(x[:, 2]),
+                        torch.ones_like(x[:, 0])], dim=1)
+
+
+def test_a_users_switched_flow_in_a_few_lines_keeps_the_sum_rule():
+    """A user's SwitchedFlow: the relay's normal speed x' is continuous across x = 0 (det S = 1), so its spectrum
+    sums to the divergence, exactly -0.1, within the tolerance rule (t s of the per-trajectory sums plus b / T)."""
+    from suite import estimators
+    from suite.scoring.tolerance import derive
+    flow = rs.SwitchedFlow("relay", relay, switching=lambda x: x[:, 0], dim=3, dt=0.01)
+    res = estimators.get("qr", capture="none").estimate(flow, 2000, transient=500, batch=4, seed=0)
+    sums = res.per_trajectory.sum(axis=1)
+    allowed = derive(stderr=sums.std(ddof=1) / 2, dof=3, T=20.0, bias_nats=1.0).total
+    assert abs(sums.mean() + 0.1) <= allowed
+    assert res.exponents[0] > -0.01 and abs(res.exponents).max() < 0.2
