@@ -58,7 +58,9 @@ def test_the_tangent_is_the_derivative_of_the_split_steps(name, monkeypatch):
     assert (crossed >= 1).sum() >= 4
     assert _error(J, V) < FD_RTOL
     eye = torch.eye(flow.dim, dtype=x.dtype)
-    monkeypatch.setattr(SwitchedFlow, "_saltation", lambda self, xc, before, after: eye.expand(xc.shape[0], -1, -1))
+    transition = SwitchedFlow._transition
+    monkeypatch.setattr(SwitchedFlow, "_transition", lambda self, mode, xc, rest: (
+        transition(self, mode, xc, rest)[0], eye.expand(xc.shape[0], -1, -1)))
     _, V, _ = _map_and_tangent(flow, x, steps)
     assert _error(J, V) > 1e-2
 
@@ -70,18 +72,25 @@ def test_a_crossing_is_located_on_the_surface():
     x = torch.tensor([[0.2, 0.1, 1e-3], [0.5, 1.2, -2e-3]], dtype=torch.float64)  # z' = y^2 - exp(-x^2) < 0, > 0
     side = flow.side(x)
     h = torch.full((2, 1), 0.05, dtype=torch.float64)
-    tau = flow._crossing_time(x, side, h)
-    assert ((tau > 0) & (tau < h)).all()
     from reference_systems.rk4 import rk4_step
-    xc = rk4_step(flow._sided(side), x, tau)
+    tau = flow._event_time(side, x, h, flow._event(side, rk4_step(flow._mode_field(side), x, h)))
+    assert ((tau > 0) & (tau < h)).all()
+    xc = rk4_step(flow._mode_field(side), x, tau)
     assert flow.switching(xc).abs().max().item() < 1e-15
 
 
-def test_sliding_is_reported_not_stepped_through_nor_replaced():
-    """StickSlipOscillator at the state where it sticks (both fields point at v = vs): the step is a
-    SlidingError naming the trajectory; a run conditioned on survival raises it again (a property of the flow,
-    not an escape)."""
-    flow = rs.get("dysts/StickSlipOscillator")
+def _not_following(flow):
+    """``flow`` (StickSlipOscillator) as a SwitchedFlow that does not follow sliding."""
+    return rs.SwitchedFlow("stick_slip", flow.field, flow.switching, dim=flow.dim, dt=flow.dt,
+                           symbolic_sided_rhs=flow.meta["symbolic_sided_rhs"],
+                           symbolic_switching=flow.meta["symbolic_switching"])
+
+
+def test_sliding_not_followed_is_reported_not_stepped_through_nor_replaced():
+    """StickSlipOscillator without ``filippov`` at the state where it sticks (both fields point at v = vs): the
+    step is a SlidingError naming the trajectory; a run conditioned on survival raises it again (a property of
+    the flow, not an escape)."""
+    flow = _not_following(rs.get("dysts/StickSlipOscillator"))
     x = torch.tensor([STICKING, [0.9, -0.3, 1.0]], dtype=torch.float64)
     with pytest.raises(SlidingError, match=r"trajectories \[0\] enter Filippov sliding") as info:
         for _ in range(10):
@@ -94,12 +103,51 @@ def test_sliding_is_reported_not_stepped_through_nor_replaced():
         run_surviving(run, flow, 8, max_escapes=4)
 
 
-def test_route_two_reports_sliding():
+def test_route_two_reports_sliding_not_followed():
     pytest.importorskip("symengine")
     from suite.peers.scipy_events import ScipyEventsLyap
-    flow = rs.get("dysts/StickSlipOscillator")
+    flow = _not_following(rs.get("dysts/StickSlipOscillator"))
     with pytest.raises(SlidingError, match="enters Filippov sliding"):
         ScipyEventsLyap().estimate(flow, 40_000, transient=0, batch=2, seed=0, dtype=torch.float64)
+
+
+def test_a_stick_is_followed_and_differentiated():
+    """StickSlipOscillator (``filippov=True``) from states just below v = vs: the first sticks (slides on the
+    surface, v = vs to round-off) and is released, the others cross; the tangent through stick, release and
+    crossings is the derivative of the map (central differences), and the stick annihilated the first's normal
+    direction (rank d - 1)."""
+    flow = rs.get("dysts/StickSlipOscillator")
+    x = torch.tensor([[1.0, 0.4 - 1e-4, 1.5707963267948966], [1.0, 0.4 - 3e-4, 1.6], [0.98, 0.4 - 2e-4, 1.5]],
+                     dtype=torch.float64)
+    y, V, modes = x.clone(), torch.eye(3, dtype=torch.float64).expand(3, 3, 3).contiguous(), []
+    for _ in range(60):
+        y, V = flow.tangent(y, V)
+        modes.append(flow.mode(y))
+        if bool((modes[-1] == 0).any()):
+            assert (y[modes[-1] == 0, 1] - 0.4).abs().max().item() < 1e-14
+    seen = torch.stack(modes)
+    assert (seen[:, 0] == 0).any() and seen[-1, 0] != 0  # the first stuck and was released (the others cross)
+    assert torch.linalg.svdvals(V[0]).min().item() < 1e-12 < torch.linalg.svdvals(V[1]).min().item()
+    J, V60, _ = _map_and_tangent(flow, x, 60)
+    assert _error(J, V60) < FD_RTOL
+
+
+def test_the_routes_agree_through_sticks():
+    """Route one (split RK4 steps, autodiff, saltation) and route two (DOP853, events, Filippov's f_s written
+    out) on StickSlipOscillator's two finite exponents (lambda_3 = -inf), same starts: within the tolerance rule
+    for a difference, t sqrt(s1^2 + s2^2) + 2 b / T."""
+    pytest.importorskip("symengine")
+    from suite import estimators
+    from suite.peers.scipy_events import ScipyEventsLyap
+    from suite.scoring.tolerance import derive
+    flow = rs.get("dysts/StickSlipOscillator")
+    run = dict(transient=1000, batch=3, seed=1, k=2, dtype=torch.float64)
+    one = estimators.get("qr", capture="none").estimate(flow, 3000, **run)
+    two = ScipyEventsLyap().estimate(flow, 3000, **run)
+    assert two.meta["events"] > 0
+    allowed = derive(stderr=(one.stderr ** 2 + two.stderr ** 2) ** 0.5, dof=2, T=3000 * flow.dt,
+                     bias_nats=2.0).total
+    assert (abs(one.exponents - two.exponents) <= allowed).all()
 
 
 def test_a_switched_flows_references_run_both_routes(tmp_path, monkeypatch):

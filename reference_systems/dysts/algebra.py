@@ -36,17 +36,20 @@ class Equation:
     fn: Callable
     clock: bool = False
     discontinuous: str = ""
+    filippov: bool = False
 
 
-def equation(name: str, *, clock: bool = False, discontinuous: str = "") -> Callable[[Callable], Callable]:
+def equation(name: str, *, clock: bool = False, discontinuous: str = "",
+             filippov: bool = False) -> Callable[[Callable], Callable]:
     """Decorator: register ``fn`` as the equations of dysts's flow ``name``; ``discontinuous`` names the jump of a
     vector field that is not continuous (a sign or step of a term that does not vanish there), written with
     ``m.switch``: its tangent jumps at each crossing (the saltation matrix of
-    :mod:`reference_systems.switched`)."""
+    :mod:`reference_systems.switched`); ``filippov``: its trajectories stick to the surface (Filippov sliding),
+    which the flow follows (``SwitchedFlow(filippov=True)``)."""
     def register(fn: Callable) -> Callable:
         if name in EQUATIONS:
             raise ValueError(f"equations of {name!r} written twice")
-        EQUATIONS[name] = Equation(name, fn, clock, discontinuous)
+        EQUATIONS[name] = Equation(name, fn, clock, discontinuous, filippov)
         return fn
     return register
 

@@ -262,7 +262,7 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
         return switching_function(lambda m: field(list(ys), m), name, symbolic=True)
 
     kind, how = (partial(SwitchedFlow, field=sided_rhs, switching=switching, symbolic_sided_rhs=symbolic_sided_rhs,
-                         symbolic_switching=symbolic_switching), "; switched across "
+                         symbolic_switching=symbolic_switching, filippov=eq.filippov), "; switched across "
                  + eq.discontinuous) if eq.discontinuous else (partial(Flow, rhs=rhs), "")
     flow = kind(PREFIX + name, dim=dim, dt=dt, sample_initial=sample_initial,
                 params=dict(values, dt=dt), symbolic_rhs=symbolic_rhs, validation=validation_run(name, dt),
@@ -272,6 +272,8 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
     attach_reference(flow)
     if flow.reference is not None:  # its transient sized from the reference's lambda_1
         flow.declare(validation=validation_run(name, dt, float(flow.reference.values[0])))
+    if eq.filippov:  # its trajectories stick: lambda_d = -inf, the d - 1 finite exponents are validated
+        flow.declare(validation=dict(flow.capabilities.validation, k=dim - 1))
     return flow
 
 

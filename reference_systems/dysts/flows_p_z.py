@@ -217,7 +217,7 @@ def sprott_torus(s, p, m):
     return y + 2 * x * y + x * z, 1 - 2 * x ** 2 + y * z, x - x ** 2 - y ** 2
 
 
-@equation("StickSlipOscillator", discontinuous="the friction t0 sign(v - vs) at v = vs")
+@equation("StickSlipOscillator", discontinuous="the friction t0 sign(v - vs) at v = vs", filippov=True)
 def stick_slip_oscillator(s, p, m):
     x, v, th = s
     slip = v - p.vs

@@ -9,7 +9,7 @@ from typing import List, Optional
 import numpy as np
 
 from reference_systems import System
-from reference_systems.switched import SwitchedFlow
+from reference_systems.switched import SURFACE_TOL, SwitchedFlow
 from suite.core.args import check_int, check_positive
 from suite.core.errors import SlidingError, TrajectoryError
 from suite.core.result import LyapunovResult
@@ -50,80 +50,112 @@ class ScipyEventsLyap(JitcodeLyap):
         return None
 
     def _functions(self, system: System):
-        """(field, jacobian, g, grad g), numpy functions of (y, side) and y, from the flow's symbolic renderings
+        """(field, jacobian, speeds, g, grad g): numpy functions of (y, mode) (a side +-1, or 0 sliding: Filippov's
+        f_s = (b f_+ - a f_-) / (b - a)) and of y ((a, b) = grad g . f_+-), from the flow's symbolic renderings
         (``meta['symbolic_sided_rhs'](ys, side)``, ``meta['symbolic_switching'](ys)``)."""
         se = self.peer()
         d, meta = system.dim, system.meta
         y, side = se.symbols(f"y0:{d}"), se.Symbol("side")
-        f, g = list(meta["symbolic_sided_rhs"](list(y), side)), meta["symbolic_switching"](list(y))
-        args = list(y) + [side]
-        field = se.Lambdify(args, f)
-        jac = se.Lambdify(args, [[se.diff(fi, yj) for yj in y] for fi in f])
-        gfun = se.Lambdify(args, [g])
-        grad = se.Lambdify(args, [se.diff(g, yj) for yj in y])
-        return (lambda x, s: np.asarray(field(np.append(x, s)), float).ravel(),
-                lambda x, s: np.asarray(jac(np.append(x, s)), float).reshape(d, d),
-                lambda x: float(np.asarray(gfun(np.append(x, 0.0))).ravel()[0]),
-                lambda x: np.asarray(grad(np.append(x, 0.0)), float).ravel())
+        sided = lambda s: list(meta["symbolic_sided_rhs"](list(y), s))  # noqa: E731
+        g = meta["symbolic_switching"](list(y))
+        normal = [se.diff(g, yj) for yj in y]
+        f_plus, f_minus = sided(1), sided(-1)
+        a = sum(n * f for n, f in zip(normal, f_plus))
+        b = sum(n * f for n, f in zip(normal, f_minus))
+        sliding = [(b * p - a * q) / (b - a) for p, q in zip(f_plus, f_minus)]
+        args, f = list(y) + [side], sided(side)
+
+        def jacobian(fs):
+            return [[se.diff(fi, yj) for yj in y] for fi in fs]
+        on_side = (se.Lambdify(args, f), se.Lambdify(args, jacobian(f)))
+        slides = (se.Lambdify(list(y), sliding), se.Lambdify(list(y), jacobian(sliding)))
+        speeds, gfun, grad = se.Lambdify(list(y), [a, b]), se.Lambdify(list(y), [g]), se.Lambdify(list(y), normal)
+
+        def field(x, mode):
+            return np.asarray(slides[0](x) if mode == 0 else on_side[0](np.append(x, mode)), float).ravel()
+
+        def jac(x, mode):
+            return np.asarray(slides[1](x) if mode == 0 else on_side[1](np.append(x, mode)), float).reshape(d, d)
+        return (field, jac, lambda x: np.asarray(speeds(x), float).ravel(),
+                lambda x: float(np.asarray(gfun(x)).ravel()[0]), lambda x: np.asarray(grad(x), float).ravel())
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:
         from scipy.integrate import solve_ivp
         self.check_config(system, cfg)
         k, dt, m, d = cfg.k, system.dt, self.renorm_every, system.dim
         t0 = time.perf_counter()
-        field, jac, g, grad = self._functions(system)
+        field, jac, speeds, g, grad = self._functions(system)
         build_seconds = time.perf_counter() - t0
         x0, frames, aligned = self._start(system, cfg)
         ends = renorm_ends(cfg.steps, m)
         notes: List[str] = []
-        cums, finals, crossings = [], [], 0
+        cums, finals, events = [], [], 0
 
-        def advance(b, y, V, side, t, t_end):
-            """State and frame from t to t_end, crossings handled; (y, V, side, crossings)."""
+        def start_mode(y):
+            a, b = speeds(y)
+            on = abs(g(y)) <= SURFACE_TOL * (1 + np.abs(y).max())
+            return 0.0 if system.filippov and on and a < 0 < b else (1.0 if g(y) >= 0 else -1.0)
+
+        def advance(b, y, V, mode, t, t_end):
+            """State and frame from t to t_end, events handled; (y, V, mode, events)."""
             n = 0
             while True:
-                def rhs(_, z, s=side):
+                def rhs(_, z, mode=mode):
                     x, W = z[:d], z[d:].reshape(d, k)
-                    return np.concatenate([field(x, s), (jac(x, s) @ W).ravel()])
+                    return np.concatenate([field(x, mode), (jac(x, mode) @ W).ravel()])
 
-                def event(_, z):
+                def crossing(_, z):
                     return g(z[:d])
-                event.terminal, event.direction = True, -side
+
+                def releases_up(_, z):  # grad g . f_+ rising through 0: f_+ turns away
+                    return speeds(z[:d])[0]
+
+                def releases_down(_, z):
+                    return speeds(z[:d])[1]
+                crossing.terminal, crossing.direction = True, -mode
+                releases_up.terminal, releases_up.direction = True, 1
+                releases_down.terminal, releases_down.direction = True, -1
+                watched = [releases_up, releases_down] if mode == 0 else [crossing]
                 out = solve_ivp(rhs, (t, t_end), np.concatenate([y, V.ravel()]), method="DOP853", rtol=self.rtol,
-                                atol=self.atol, events=event)
+                                atol=self.atol, events=watched)
                 if out.status == -1 or not np.all(np.isfinite(out.y[:, -1])):
                     raise TrajectoryError(f"system {system.label!r}: trajectory {cfg.first + b} under "
                                           f"{self.name}: the integration failed before t = {t_end:g} "
                                           f"({out.message})", system=system.label, trajectories=[cfg.first + b])
-                z = out.y[:, -1] if out.status == 0 else out.y_events[0][0]
-                y, V = z[:d].copy(), z[d:].reshape(d, k).copy()
                 if out.status == 0:
-                    return y, V, side, n
-                t, n = float(out.t_events[0][0]), n + 1
-                normal = grad(y)
-                before, after = field(y, side), field(y, -side)
-                if -side * float(normal @ after) <= 0:
-                    raise SlidingError(f"system {system.label!r}: trajectory {cfg.first + b} enters Filippov "
-                                          f"sliding at t = {t:g} under {self.name} (lambda_d = -inf)",
-                                          system=system.label, trajectories=[cfg.first + b])
-                V = V + np.outer(after - before, normal @ V) / float(normal @ before)
-                side = -side
+                    z = out.y[:, -1]
+                    return z[:d].copy(), z[d:].reshape(d, k).copy(), mode, n
+                fired = next(i for i, e in enumerate(out.t_events) if len(e))
+                z, t, n = out.y_events[fired][0], float(out.t_events[fired][0]), n + 1
+                y, V = z[:d].copy(), z[d:].reshape(d, k).copy()
+                if mode == 0:  # released: f_s is the side's field there, S = I
+                    mode = 1.0 if fired == 0 else -1.0
+                else:
+                    after, (a, b_) = -mode, speeds(y)
+                    new = 0.0 if after * (a if after > 0 else b_) <= 0 else after
+                    if new == 0 and not system.filippov:
+                        raise SlidingError(f"system {system.label!r}: trajectory {cfg.first + b} enters Filippov "
+                                           f"sliding at t = {t:g} under {self.name} (lambda_d = -inf)",
+                                           system=system.label, trajectories=[cfg.first + b])
+                    normal, before = grad(y), field(y, mode)
+                    V = V + np.outer(field(y, new) - before, normal @ V) / float(normal @ before)
+                    mode = new
                 if t >= t_end:
-                    return y, V, side, n
+                    return y, V, mode, n
 
         for b in range(cfg.batch):
             y, V = x0[b], frames[b]
-            side = 1.0 if g(y) >= 0 else -1.0
+            mode = start_mode(y)
             t, total, cum = 0.0, np.zeros(k), np.zeros((ends.size, k))
             with collect_warnings(notes), np.errstate(all="ignore"):
                 for j, e in enumerate(list(renorm_ends(aligned, m)) if aligned else []):
-                    y, V, side, n = advance(b, y, V, side, t, float(e) * dt)
+                    y, V, mode, n = advance(b, y, V, mode, t, float(e) * dt)
                     V, _ = np.linalg.qr(V)
                     t = float(e) * dt
                 for j, e in enumerate(ends):
                     t_end = float(aligned + e) * dt
-                    y, V, side, n = advance(b, y, V, side, t, t_end)
-                    crossings += n
+                    y, V, mode, n = advance(b, y, V, mode, t, t_end)
+                    events += n
                     V, r = np.linalg.qr(V)
                     growth = np.log(np.abs(np.diag(r)))
                     if not np.all(np.isfinite(growth)):
@@ -137,7 +169,7 @@ class ScipyEventsLyap(JitcodeLyap):
         res = growth_result(np.stack(cums), ends, cfg.steps, m, dt, np.stack(finals))
         return self.finish(res, notes, integrates="flow", integrator="DOP853 (scipy.integrate.solve_ivp)",
                            rtol=self.rtol, atol=self.atol, renorm_interval=m * dt, aligned_steps=aligned,
-                           crossings=crossings, build_seconds=build_seconds,
+                           events=events, build_seconds=build_seconds,
                            peer_scheme="solve_ivp's adaptive DOP853 on the flow and its variational equation, the "
                                        "switching surface an event, the saltation matrix at each crossing")
 

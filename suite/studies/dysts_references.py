@@ -110,6 +110,10 @@ REDO = ("jitcode", "divergence", "verdict")
 #: the verdict of a record written before jitcode's route ran: a run that stops there keeps route one, the step
 #: check and the divergence, and the next run (``lyapbench dysts references``) goes on from them
 INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it)"
+#: the sum rule of a flow that sticks: its spectrum's last exponent is -inf, its d - 1 finite ones sum to no
+#: divergence of the vector field (in the stick phases the flow lives on the surface)
+NO_SUM_RULE = {"value": None, "stderr": None, "why": "a flow that sticks (Filippov sliding): lambda_d = -inf, and "
+                                                      "the d - 1 finite exponents are referenced"}
 #: each second route: its key in a record's ``routes`` and ``escapes``, its estimator, its part of the source
 ROUTES_TWO = {
     "jitcode": (JitcodeLyap, "jitcode_lyap (dopri5, rtol = atol = 1e-10"),
@@ -300,7 +304,9 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     entry, size = row(name), BUDGETS[budget]
     steps, transient = run_steps(flow, budget)
     T = steps * flow.dt
-    common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64)
+    # a flow that sticks (Filippov sliding) has lambda_d = -inf: its d - 1 finite exponents, no sum rule
+    k = flow.dim - 1 if getattr(flow, "filippov", False) else flow.dim
+    common = dict(transient=transient, batch=size["batch"], seed=REFERENCE_SEED, dtype=torch.float64, k=k)
     if redo not in REDO:
         raise InvalidArgumentError("redo", redo, f"one of {REDO}")
     reused = _reusable(reuse, flow, budget, steps, transient)
@@ -310,11 +316,13 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     # error underestimated
     divergence = lambda excluded: run_surviving(  # noqa: E731
         lambda s: mean_divergence(s, steps, transient, size["batch"], REFERENCE_SEED), flow, size["batch"],
-        _max_escapes(size["batch"]), excluded)
+        _max_escapes(size["batch"]), excluded) if k == flow.dim else (NO_SUM_RULE, [], excluded)
     if reused:
         ours, step = reuse["routes"]["lyapbench"], reuse["checks"]["step"]
         rule, escapes = reuse["checks"]["sum_rule"], dict(reuse.get("escapes", {}))
-        if redo != "divergence" and rule.get("divergence_run") == {
+        if rule.get("divergence") is None:
+            div = NO_SUM_RULE
+        elif redo != "divergence" and rule.get("divergence_run") == {
                 "steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}:
             div = {"value": rule["divergence"], "stderr": rule["divergence_stderr"], "dof": size["batch"] - 1}
         else:  # an older record's window
@@ -362,7 +370,8 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
         "routes": {"lyapbench": ours}, "escapes": escapes,
         "checks": {"step": step, "sum_rule": {
             "divergence": div["value"], "divergence_stderr": div["stderr"],
-            "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}}},
+            "divergence_run": {"steps": steps, "every": DIVERGENCE_EVERY, "batch": size["batch"]}}
+            if div is not NO_SUM_RULE else {"divergence": None, "not_applicable": NO_SUM_RULE["why"]}},
         "dysts": {"stored_lambda1": entry["stored_lambda1"], "stored_spectrum": entry["stored_spectrum"],
                   "version": _version()},
         "git_sha": here, "versions": versions(),
@@ -376,7 +385,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
             theirs = reuse["routes"][two]
         else:
             res, escapes[two], _ = run_surviving(
-                lambda s: estimator_two().estimate(s, steps, transient=transient, batch=size["jitcode_batch"],
+                lambda s: estimator_two().estimate(s, steps, transient=transient, batch=size["jitcode_batch"], k=k,
                                                  seed=REFERENCE_SEED + 1),
                 flow, size["jitcode_batch"], _max_escapes(size["jitcode_batch"]))
             theirs = _route(res)
@@ -410,10 +419,12 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
     uncertainty = np.abs(a - b) / 2 + np.maximum(u1, u2)
     routes_allowed = _difference_allowed(ours, theirs, T, bias)
     rule = dict(record["checks"]["sum_rule"])
-    sum_stderr = math.hypot(float(np.sum(ours["stderr"])), rule["divergence_stderr"])  # the sum's stderr, bounded
-    sum_allowed = float(derive(stderr=sum_stderr, dof=min(ours["stderr_dof"], rule["divergence_run"]["batch"] - 1),
-                               T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total)
-    rule.update(sum=float(a.sum()), residual=float(a.sum() - rule["divergence"]), allowed=sum_allowed)
+    if rule.get("divergence") is not None:
+        sum_stderr = math.hypot(float(np.sum(ours["stderr"])), rule["divergence_stderr"])  # the sum's stderr, bounded
+        sum_allowed = float(derive(stderr=sum_stderr, dof=min(ours["stderr_dof"],
+                                                              rule["divergence_run"]["batch"] - 1),
+                                   T=T, bias_nats=BIAS_NATS, alpha=ALPHA).total)
+        rule.update(sum=float(a.sum()), residual=float(a.sum() - rule["divergence"]), allowed=sum_allowed)
     step = record["checks"]["step"]
     leak = leak_rate(record)
     checks = {"step": step, "bias_nats": bias.tolist(),
@@ -427,9 +438,9 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
         i = int(np.argmax(np.abs(a - b) - routes_allowed))
         verdict = (f"no reference: the routes disagree on exponent {i + 1} ({a[i]:.5g} against "
                    f"{two}'s {b[i]:.5g}, allowed {routes_allowed[i]:.2g})")
-    elif not abs(rule["residual"]) <= sum_allowed:
+    elif rule.get("divergence") is not None and not abs(rule["residual"]) <= rule["allowed"]:
         verdict = (f"no reference: the spectrum's sum {rule['sum']:.5g} misses <div f> = "
-                   f"{rule['divergence']:.5g} by more than {sum_allowed:.2g}")
+                   f"{rule['divergence']:.5g} by more than {rule['allowed']:.2g}")
     elif not values[0] > uncertainty[0]:
         verdict = "no reference: " + _not_chaotic(record, values[0], uncertainty[0])
     elif not leak["rate_upper"] <= LEAK_MAX * values[0]:
@@ -551,7 +562,7 @@ def table_row(flow: System) -> Dict[str, Any]:
     se = record["routes"]["lyapbench"]["stderr"][0]
     out.update(verdict=record["verdict"], lambda1=values[0], lambda1_uncertainty=unc[0],
                spectrum=np.round(values, 4).tolist(), kaplan_yorke=kaplan_yorke(values),
-               sum_rule_residual=record["checks"]["sum_rule"]["residual"], T=record["T"], budget=record["budget"],
+               sum_rule_residual=record["checks"]["sum_rule"].get("residual"), T=record["T"], budget=record["budget"],
                dt=flow.dt, step_check=_step_summary(record["checks"]["step"]))
     if entry["stored_lambda1"] is not None and record["verdict"] == "reference":
         off = abs(entry["stored_lambda1"] - values[0])
