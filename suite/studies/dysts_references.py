@@ -300,6 +300,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     (one of :data:`REDO`) what is computed again: 'jitcode' route two, 'divergence' the divergence (route two
     kept), 'verdict' nothing (both routes and the divergence kept); the verdict is always judged again.
     ``reuse`` is ignored if it does not match."""
+    here = git_sha()  # read (and cached) before the runs: a commit made while they run is not the code they ran
     name = flow.name.split("/", 1)[1]
     entry, size = row(name), BUDGETS[budget]
     steps, transient = run_steps(flow, budget)
@@ -345,7 +346,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
             div, escapes["divergence"], _ = divergence(excluded)
         except ArithmeticError as exc:
             return _failed(flow, budget, "the divergence run along route one's trajectories", exc, directory)
-    key, here = reference_key(flow), git_sha()
+    key = reference_key(flow)
     two = route_two(flow)
     estimator_two, described = ROUTES_TWO[two]
     keep_jitcode = reused and redo in ("divergence", "verdict") and two in reuse["routes"]
