@@ -14,10 +14,11 @@ tangent frame follows the same pieces, with the saltation matrix at the crossing
 the derivative of the crossing time's dependence on the start, which a Jacobian of either side's field misses
 (it is not small: it is the jump of the field over the normal speed).  det S = (grad g . f_+) / (grad g . f_-),
 1 where the normal speed is continuous.  A crossing after which the new field points back to the surface is
-Filippov sliding (a stick phase), where the normal perturbation is annihilated and the spectrum's last exponent
-is -inf: reported as a TrajectoryError naming the trajectories, never stepped through.  A step that crosses
-twice within itself unnoticed (out and back) is missed as any fixed step misses it; dt must resolve the
-crossings.  Exponents per unit time.
+Filippov sliding (a stick phase): with ``filippov=True`` the state then slides on the surface with Filippov's
+convex combination of the fields until one of them turns away (the class docstring), the normal perturbation
+annihilated on entry (the last exponent is -inf); otherwise it is a SlidingError naming the trajectories, never
+stepped through.  A step that crosses twice within itself unnoticed (out and back, near a grazing contact) is
+missed as any fixed step misses it; dt must resolve the crossings.  Exponents per unit time.
 """
 from __future__ import annotations
 
@@ -30,8 +31,9 @@ from reference_systems.system import Flow, _jvp_columns
 from suite.core.args import check_bool
 from suite.core.errors import SlidingError
 
-#: Newton iterations locating a crossing: from the secant's guess (error O(h^2)) quadratic convergence reaches
-#: round-off within 3-4 at the steps used; 8 leave margin, and a crossing left unconverged is reported
+#: Newton iterations locating an event: from the secant's guess (error O(h^2)) quadratic convergence reaches
+#: round-off within 3-4 at the steps used (the located states lie on g = 0 to 1e-15, tests/test_switched.py);
+#: 8 leave margin
 NEWTON_ITERATIONS = 8
 #: the largest number of events (crossings, sticks, releases) one step may hold before the trajectory is reported
 #: as chattering

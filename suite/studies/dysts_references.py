@@ -444,6 +444,11 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
                    f"{rule['divergence']:.5g} by more than {rule['allowed']:.2g}")
     elif not values[0] > uncertainty[0]:
         verdict = "no reference: " + _not_chaotic(record, values[0], uncertainty[0])
+    elif not leak["rate_upper"] <= LEAK_MAX * values[0] and leak["escaped"] == 0:
+        verdict = (f"no reference: no start of the routes' {leak['starts']} escaped, but their exposure "
+                   f"({leak['exposure']:.3g} trajectory time units) bounds the escape rate only at "
+                   f"{leak['rate_upper']:.2g} at 1 - {ALPHA:g}, above {LEAK_MAX:g} lambda_1 = "
+                   f"{LEAK_MAX * values[0]:.2g} (a longer or wider run bounds it lower)")
     elif not leak["rate_upper"] <= LEAK_MAX * values[0]:
         verdict = (f"no reference: the flow leaks ({leak['escaped']} of the routes' {leak['starts']} starts escaped; "
                    f"escape rate <= {leak['rate_upper']:.2g} per trajectory and time unit at 1 - {ALPHA:g}, more "
