@@ -572,3 +572,22 @@ def test_a_slow_flow_without_escapes_is_told_to_run_longer_not_that_it_leaks():
     assert judged["checks"]["chaotic"]["uncertainty"] < 0.002 and judged["checks"]["leak"]["escaped"] == 0
     assert judged["verdict"].startswith("no reference: no start of the routes' 6 escaped, but their exposure "
                                         "(1.2e+05 trajectory time units) bounds the escape rate only at 7.7e-05")
+
+
+def test_redoing_jitcode_with_another_batch_keeps_route_one(tmp_path, monkeypatch):
+    """A budget whose route-two batch changed (the `full` budget's jitcode went from 8 trajectories to 32):
+    --redo-jitcode keeps route one, whose starts are unchanged, and runs jitcode on the new batch; the record's
+    starts fingerprint is the new one, so the record is fresh."""
+    pytest.importorskip("jitcode")
+    from suite.studies import dysts_references
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    flow = rs.get("dysts/Lorenz")
+    first = dysts_references.compute_flow(flow, "smoke")
+    monkeypatch.setitem(dysts_references.BUDGETS, "smoke", dict(dysts_references.BUDGETS["smoke"], jitcode_batch=3))
+    again = dysts_references.compute_flow(flow, "smoke", reuse=first, redo="jitcode")
+    assert again["routes"]["lyapbench"]["values"] == first["routes"]["lyapbench"]["values"]
+    assert "route_one_from" in again
+    assert again["routes"]["jitcode"]["stderr_dof"] == 2 != first["routes"]["jitcode"]["stderr_dof"]
+    assert again["starts"] == dysts_references.starts_fingerprint(flow, "smoke") != first["starts"]
+    kept = dysts_references.compute_flow(flow, "smoke", reuse=again, redo="verdict")  # both routes' starts match
+    assert kept["routes"]["jitcode"]["values"] == again["routes"]["jitcode"]["values"]
