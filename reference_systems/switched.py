@@ -38,8 +38,8 @@ NEWTON_ITERATIONS = 8
 #: the largest number of events (crossings, sticks, releases) one step may hold before the trajectory is reported
 #: as chattering
 MAX_CROSSINGS = 4
-#: a state within this of the surface (|g|, relative to 1 + |x|_inf) with both fields pointing at it slides
-#: (``filippov``): a stick is entered at a located crossing, where |g| is round-off (1e-16)
+#: a state within this of the surface (|g|, relative to 1 + |x|_inf; 1e3 machine epsilons in float32) with both
+#: fields pointing at it slides (``filippov``): a stick is entered at a located crossing, where |g| is round-off
 SURFACE_TOL = 1e-10
 
 
@@ -74,7 +74,8 @@ class SwitchedFlow(Flow):
         if not self.filippov:
             return side
         a, b = self._normal_speeds(x)
-        on = self.switching(x).abs() <= SURFACE_TOL * (1 + x.abs().amax(dim=1))
+        tol = max(SURFACE_TOL, 1e3 * torch.finfo(x.dtype).eps)  # float32: a located event is good to 1e-7
+        on = self.switching(x).abs() <= tol * (1 + x.abs().amax(dim=1))
         return torch.where(on & (a < 0) & (b > 0), torch.zeros_like(side), side)
 
     def _normal(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,7 +143,8 @@ class SwitchedFlow(Flow):
                 value = event(z)
                 slope = torch.autograd.grad(value.sum(), z)[0]
             rate = (slope * f(y)).sum(dim=1)
-            tau = torch.minimum(torch.clamp(tau - (value.detach() / rate).unsqueeze(1), min=0.0), h)
+            shift = torch.where(rate != 0, value.detach() / torch.where(rate != 0, rate, torch.ones_like(rate)), 0.0)
+            tau = torch.minimum(torch.clamp(tau - shift.unsqueeze(1), min=0.0), h)
         return tau
 
     def _transition(self, mode, xc, rest):

@@ -225,3 +225,16 @@ def test_a_users_switched_flow_in_a_few_lines_keeps_the_sum_rule():
     allowed = derive(stderr=sums.std(ddof=1) / 2, dof=3, T=20.0, bias_nats=1.0).total
     assert abs(sums.mean() + 0.1) <= allowed
     assert res.exponents[0] > -0.01 and abs(res.exponents).max() < 0.2
+
+
+@pytest.mark.parametrize("name, k", [("SprottMore", 3), ("StickSlipOscillator", 2)])
+def test_float32_follows_float64(name, k):
+    """The split steps, sticks included, in float32: the same exponents as float64 within a round-off bound of
+    float32's epsilon times the 1,800 steps times the growth e^(lambda_1 T) (< 4 here): 9e-4."""
+    from suite import estimators
+    flow = rs.get("dysts/" + name)
+    run = dict(transient=300, batch=2, seed=1, k=k)
+    single = estimators.get("qr", capture="none").estimate(flow, 1500, dtype=torch.float32, **run)
+    double = estimators.get("qr", capture="none").estimate(flow, 1500, dtype=torch.float64, **run)
+    bound = torch.finfo(torch.float32).eps * 1800 * 4
+    assert abs(single.exponents - double.exponents).max() < bound
