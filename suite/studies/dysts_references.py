@@ -57,6 +57,7 @@ import torch
 import reference_systems as rs
 from reference_systems import System, computed
 from reference_systems.noise import TrajectoryRNG
+from reference_systems.switched import SwitchedFlow
 from suite import estimators
 from reference_systems.dysts.build import catalogue, reference_key, row, transient_periods
 from suite.core.errors import InvalidArgumentError, SlidingError, TrajectoryError, exception_line
@@ -65,7 +66,6 @@ from suite.core.result import LyapunovResult
 from suite.peers.base import PeerError
 from suite.peers.jitcode_adapter import JitcodeLyap
 from suite.peers.scipy_events import ScipyEventsLyap
-from reference_systems.switched import SwitchedFlow
 from suite.reporting.plots import stored_against_computed_figure
 from suite.reporting.tables import atomic_write, markdown, write_csv
 from suite.scoring.invariants import zero_exponent_index
@@ -118,6 +118,21 @@ INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it
 #: divergence of the vector field (in the stick phases the flow lives on the surface)
 NO_SUM_RULE = {"value": None, "stderr": None, "why": "a flow that sticks (Filippov sliding): lambda_d = -inf, and "
                                                       "the d - 1 finite exponents are referenced"}
+#: the finite-time bias bound b (nats) of every route: the boundary term of a time average over T
+BIAS_NATS = 1.0
+#: the error probability of each stated interval (per exponent), as the computed references of the catalogue
+ALPHA = 1e-4
+#: a leaking flow's reference is that of the trajectories that survive (each escape replaced by the next start,
+#: :mod:`suite.studies.survival`) where its escape rate kappa (per trajectory and time unit, bounded above at
+#: 1 - ALPHA) is at most this fraction of lambda_1.  Kantz & Grassberger (1985): kappa = lambda_1 (1 - D_u), D_u
+#: the partial dimension of the saddle along its unstable direction, so the survivors sample a set within 1% of
+#: an attractor's D_u = 1, for hundreds of Lyapunov times before they leave
+LEAK_MAX = 0.01
+#: escapes a run may replace before it counts as failed (a quarter of its batch: a leak that fast fails the
+#: rule above anyway)
+ESCAPES_MAX_FRACTION = 0.25
+
+
 #: each second route: its key in a record's ``routes`` and ``escapes``, its estimator, its part of the source
 ROUTES_TWO = {
     "jitcode": (JitcodeLyap, "jitcode_lyap (dopri5, rtol = atol = 1e-10"),
@@ -135,19 +150,6 @@ def route_two(flow: System) -> str:
 def second(record: Dict[str, Any]) -> str:
     """The key of a record's second route."""
     return "scipy_events" if "scipy_events" in record.get("routes", {}) else "jitcode"
-#: the finite-time bias bound b (nats) of every route: the boundary term of a time average over T
-BIAS_NATS = 1.0
-#: the error probability of each stated interval (per exponent), as the computed references of the catalogue
-ALPHA = 1e-4
-#: a leaking flow's reference is that of the trajectories that survive (each escape replaced by the next start,
-#: :mod:`suite.studies.survival`) where its escape rate kappa (per trajectory and time unit, bounded above at
-#: 1 - ALPHA) is at most this fraction of lambda_1.  Kantz & Grassberger (1985): kappa = lambda_1 (1 - D_u), D_u
-#: the partial dimension of the saddle along its unstable direction, so the survivors sample a set within 1% of
-#: an attractor's D_u = 1, for hundreds of Lyapunov times before they leave
-LEAK_MAX = 0.01
-#: escapes a run may replace before it counts as failed (a quarter of its batch: a leak that fast fails the
-#: rule above anyway)
-ESCAPES_MAX_FRACTION = 0.25
 
 
 def linear_growth_nats(T: float, aligned_time: float) -> float:
@@ -354,7 +356,8 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     two = route_two(flow)
     estimator_two, described = ROUTES_TWO[two]
     keep_jitcode = reused and redo in ("divergence", "verdict") and two in reuse["routes"]
-    # where the kept routes were computed (a reused record's), named in the source beside this commit
+    # where the kept routes were computed (a reused record's), named in the source beside this commit; the field
+    # 'jitcode_from' holds route two's, whichever route that is (the name predates scipy_events)
     kept = (("route_one_from", "route one"), ("jitcode_from", two))[:2 if keep_jitcode else 1] if reused else ()
     origins = {field: {k: reuse.get(field, {}).get(k, reuse[k]) for k in ("git_sha", "created")} for field, _ in kept}
     ran_at = "".join(f"{label} at git {origins[field]['git_sha']}, " for field, label in kept) + \
