@@ -1,6 +1,6 @@
-"""Route two of a switched flow: scipy's adaptive DOP853 on the variational equations, its crossings located by
-scipy's event finder, the saltation matrix applied there (the dysts references' second route where jitcode,
-without events, cannot go)."""
+"""Route two of a switched flow: scipy's adaptive DOP853 on the variational equations, its crossings (and sticks
+and releases) located by scipy's event finder, the saltation matrix applied there (the dysts references' second
+route where jitcode, without events, cannot go)."""
 from __future__ import annotations
 
 import time
@@ -24,8 +24,10 @@ class ScipyEventsLyap(JitcodeLyap):
     equation V' = Df(x, side) V, each side's Jacobian Df from the symbolic rendering (SymEngine, differentiated
     symbolically, evaluated by ``Lambdify``), the switching surface g(x) = 0 a terminal event (scipy's root
     finder); at each crossing V <- S V with the saltation matrix S = I + (f_+ - f_-) grad g^T / (grad g . f_-)
-    written out here (:mod:`reference_systems.switched` steps and differentiates its RK4 pieces instead), and a
-    crossing into Filippov sliding is a TrajectoryError.  Start, alignment over the transient and result as
+    written out here (:mod:`reference_systems.switched` steps and differentiates its RK4 pieces instead).  A
+    crossing into Filippov sliding is followed where the flow is ``filippov`` (Filippov's f_s and its symbolic
+    Jacobian until grad g . f_+ or grad g . f_- passes 0, an event too; S = I + (f_s - f_-) grad g^T /
+    (grad g . f_-) on entry, I at the release), else a SlidingError.  Start, alignment over the transient and result as
     :class:`~suite.peers.jitcode_adapter.JitcodeLyap`'s: ``qr()``'s starts and frame, the transient's first
     ``transient - align`` steps by RK4 on the state alone, the frame aligned over the rest; QR every
     ``renorm_every`` * dt time units.  Exponents per unit time.  Needs SymEngine (the ``peers`` extra)."""
