@@ -84,16 +84,19 @@ class SwitchedFlow(Flow):
             y = x.detach().requires_grad_(True)
             return torch.autograd.grad(self.switching(y).sum(), y)[0]
 
+    def _both_sides(self, x: torch.Tensor):
+        """(f_+, f_-, grad g . f_+, grad g . f_-) at x."""
+        n, ones = self._normal(x), torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
+        f_plus, f_minus = self.field(x, ones), self.field(x, -ones)
+        return f_plus, f_minus, (n * f_plus).sum(dim=1), (n * f_minus).sum(dim=1)
+
     def _normal_speeds(self, x: torch.Tensor):
         """(grad g . f_+, grad g . f_-) at x, each (B,)."""
-        n, ones = self._normal(x), torch.ones(x.shape[0], dtype=x.dtype, device=x.device)
-        return (n * self.field(x, ones)).sum(dim=1), (n * self.field(x, -ones)).sum(dim=1)
+        return self._both_sides(x)[2:]
 
     def _sliding_field(self, y: torch.Tensor, sliding: torch.Tensor) -> torch.Tensor:
         """Filippov's f_s at y, in the rows ``sliding`` (elsewhere finite, unused)."""
-        ones = torch.ones(y.shape[0], dtype=y.dtype, device=y.device)
-        f_plus, f_minus, n = self.field(y, ones), self.field(y, -ones), self._normal(y)
-        a, b = (n * f_plus).sum(dim=1), (n * f_minus).sum(dim=1)
+        f_plus, f_minus, a, b = self._both_sides(y)
         share = (b / torch.where(sliding, b - a, torch.ones_like(a))).unsqueeze(1)
         return share * f_plus + (1 - share) * f_minus
 

@@ -23,7 +23,8 @@ from typing import Any, Dict, Optional
 import torch
 
 from reference_systems import computed
-from reference_systems.dysts.algebra import EQUATIONS, SYMBOLIC, TORCH, Parameters, sided, switching_function, symbolic_sided
+from reference_systems.dysts.algebra import (EQUATIONS, SYMBOLIC, TORCH, Parameters, sided, switching_function,
+                                             symbolic_sided)
 from reference_systems.layout import stack_like
 from reference_systems.rk4 import rk4_step
 from reference_systems.switched import SwitchedFlow
@@ -227,10 +228,16 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
             raise ValueError(f"dysts/{name}: the equations return {len(out)} components, not {dim}")
         return out
 
+    def columns(x):
+        return [x[:, i] for i in range(dim)]
+
+    def rendered(x, m):
+        """The field at states x (B, d) in the torch namespace m, stacked (a constant component broadcast)."""
+        return stack_like(x, [c if isinstance(c, torch.Tensor) else torch.full_like(x[:, 0], float(c))
+                              for c in field(columns(x), m)])
+
     def rhs(x):
-        columns = [x[:, i] for i in range(dim)]
-        return stack_like(x, [c if isinstance(c, torch.Tensor) else torch.full_like(columns[0], float(c))
-                              for c in field(columns, TORCH)])
+        return rendered(x, TORCH)
 
     def symbolic_rhs(ys):
         return field(list(ys), SYMBOLIC)
@@ -245,12 +252,8 @@ def build(name: str, dt: Optional[float] = None, **params) -> Flow:
             return center.to(g.device) + PERTURBATION * scale.to(g.device) * g.normal(dim)
         return spread_starts(rhs, states, float(orbit["spacing"]), dt, scale, orbit["perturbation"], g)
 
-    def columns(x):
-        return [x[:, i] for i in range(dim)]
-
     def sided_rhs(x, side):
-        return stack_like(x, [c if isinstance(c, torch.Tensor) else torch.full_like(x[:, 0], float(c))
-                              for c in field(columns(x), sided(side))])
+        return rendered(x, sided(side))
 
     def switching(x):
         return switching_function(lambda m: field(columns(x), m), name)

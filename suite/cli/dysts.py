@@ -83,8 +83,8 @@ def run(args) -> int:
             if on), "alone (it recomputes that part of every selected record)")
 
     def entry(name):
-        return dysts_references.status(chosen[name]), partial(compute, name, args.budget or dysts_references.budget_of(chosen[name]),
-                                                          redo[0] if redo else None)
+        budget = args.budget or dysts_references.budget_of(chosen[name])
+        return dysts_references.status(chosen[name]), partial(compute, name, budget, redo[0] if redo else None)
     order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
     if redo:  # records with both routes; the others (none yet, no run, a failed route) are left as they are
         kept = [n for n in order if _complete(chosen[n])]
