@@ -1,7 +1,8 @@
 """``lyapbench dysts``: the dysts catalogue's flows, their references from two routes, the table users want.
 
     lyapbench dysts references [--flows 'dysts/*'] [--budget standard|long|full|quick] [--force | --check |
-                               --redo-jitcode | --redo-divergence | --redo-verdict] [--executor dask --workers 2]
+                               --redo-jitcode | --redo-divergence | --redo-long | --redo-verdict]
+                               [--executor dask --workers 2]
     lyapbench dysts table [--output-dir results]
 
 ``references`` computes each flow's record (:mod:`suite.studies.dysts_references`) and writes it at once under
@@ -12,7 +13,8 @@ writes ``dysts_references.md`` / ``.csv``: a row per flow with the reference or 
 stored values and how far they lie from ours.  ``--redo-jitcode`` recomputes route two (jitcode) and the verdict
 of every selected record, keeping its route one, step check and divergence where they match the flow and budget
 (:func:`~suite.studies.dysts_references.compute_flow`'s ``reuse``): the cheap route's rerun after a change to it;
-``--redo-divergence`` recomputes the divergence and the verdict, keeping both routes; ``--redo-verdict`` judges
+``--redo-divergence`` recomputes the divergence and the verdict, keeping both routes; ``--redo-long`` reruns the
+confirmation over 4 T (route two again, check (g)) and the verdict; ``--redo-verdict`` judges
 every record again, keeping its numbers (after a change of the rule).
 """
 from __future__ import annotations
@@ -50,6 +52,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--redo-divergence", action="store_true",
                    help="references: recompute the divergence <div f> and the verdict of every record, keeping both "
                         "routes")
+    p.add_argument("--redo-long", action="store_true",
+                   help="references: rerun the confirmation over 4 T (route two) and the verdict of every record, "
+                        "keeping the rest")
     p.add_argument("--redo-verdict", action="store_true",
                    help="references: judge every record again (after a change of the rule), keeping its numbers")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -76,7 +81,7 @@ def run(args) -> int:
         return dysts_references.write_table(list(chosen.values()), args.output_dir)
 
     redo = [flag for flag, on in (("jitcode", args.redo_jitcode), ("divergence", args.redo_divergence),
-                                  ("verdict", args.redo_verdict)) if on]
+                                  ("long", args.redo_long), ("verdict", args.redo_verdict)) if on]
     if redo and (args.force or args.check or len(redo) > 1):
         raise InvalidArgumentError(f"--redo-{redo[0]}", "with " + ", ".join(
             f for f, on in (("--force", args.force), ("--check", args.check), (f"--redo-{redo[-1]}", len(redo) > 1))
@@ -105,10 +110,13 @@ def _complete(flow) -> bool:
 
 def compute(name: str, budget: str, redo: Optional[str] = None):
     """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo`` ('jitcode',
-    'divergence' or 'verdict'): compute only that again, keeping the rest of the flow's record where it matches;
-    an incomplete record (stopped before jitcode's route) goes on from its route one."""
+    'divergence', 'long' or 'verdict'): compute only that again, keeping the rest of the flow's record where it
+    matches; an incomplete record goes on from what it has (stopped before jitcode's route: from route one; a
+    reference not yet confirmed over 4 T: that check alone)."""
     flow = rs.get(name)
-    reuse = computed.read(dysts_references.reference_key(flow)) \
-        if redo or flow.meta.get("reference_status") == "incomplete" else None
+    status = dysts_references.status(flow)
+    reuse = computed.read(dysts_references.reference_key(flow)) if redo or status.startswith("incomplete") else None
+    if redo is None and status == dysts_references.UNCONFIRMED:
+        redo = "long"
     record = dysts_references.compute_flow(flow, budget, reuse=reuse, redo=redo or "jitcode")
     return record, computed.reference_path(record["key"])

@@ -27,8 +27,10 @@ within t sqrt(s_sum^2 + s_div^2) + b / T, (d) lambda_1 exceeds its uncertainty (
 trajectories leak slowly: a trajectory that escapes (diverges) is replaced by the next start
 (:mod:`suite.studies.survival`), and the escape rate's upper bound (:func:`leak_rate`) is at most
 :data:`LEAK_MAX` lambda_1 (the reference is then that of the survivors, its source says so), and (f) the exponent
-closest to 0 lies within its uncertainty of 0 (the flow direction's exponent, exactly 0); otherwise the
-verdict names the first check that failed and the record keeps every number.  The boundary term's bound b_i is
+closest to 0 lies within its uncertainty of 0 (the flow direction's exponent, exactly 0), and (g) route two
+again over :data:`LONG_FACTOR` T (:func:`long_run`, other starts) lands within the reference's uncertainty + its
+own t s + b_i / (LONG_FACTOR T) on every exponent (no drift with T that the routes, run over one T, share);
+otherwise the verdict names the first check that failed and the record keeps every number.  The boundary term's bound b_i is
 :data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a direction that grows
 linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over A).  The reference is
 the mean of the two routes with uncertainty |difference| / 2 + the larger route uncertainty (t s + b_i / T, t at
@@ -41,7 +43,9 @@ SprottMore, FluidTrampoline); otherwise ln |det S| at each crossing would add to
 with the staleness probe of :mod:`reference_systems.computed` and the fingerprint of the starts both routes drew
 (:func:`starts_fingerprint`, checked by :func:`status`); a run skips fresh ones, so an interrupted run resumes;
 ``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
-``--redo-divergence`` the divergence and the verdict, keeping both routes; ``--redo-verdict`` the verdict only
+``--redo-divergence`` the divergence and the verdict, keeping both routes; ``--redo-long`` check (g) and the
+verdict, keeping the rest (a fresh record without it is 'incomplete' and is confirmed so); ``--redo-verdict`` the
+verdict only
 (after a change of :func:`judge`).
 """
 from __future__ import annotations
@@ -110,7 +114,12 @@ RK4_ORDER = 4
 #: spectrum's sums -1.45282 and jitcode's -1.45291; 36 s against 64 s on a shared core)
 DIVERGENCE_EVERY = 1
 #: what ``compute_flow(reuse=...)`` computes again (the rest is kept from the record)
-REDO = ("jitcode", "divergence", "verdict")
+REDO = ("jitcode", "divergence", "long", "verdict")
+#: the confirmation beyond T (check (g)): route two again over LONG_FACTOR x T, LONG_BATCH trajectories (the
+#: trajectory time of a 'standard' route two's batch of 64), seed REFERENCE_SEED + 2.  Two routes that agree at
+#: one T share its finite-time bias, and the bound b / T assumes a boundary term: SwingingAtwood's jitcode lambda_1
+#: rose from 0.105 at T = 197 to 0.157 at T = 2,000 (16 trajectories; docs/dysts.md), a drift neither shows
+LONG_FACTOR, LONG_BATCH = 4, 16
 #: the verdict of a record written before jitcode's route ran: a run that stops there keeps route one, the step
 #: check and the divergence, and the next run (``lyapbench dysts references``) goes on from them
 INCOMPLETE = "incomplete: jitcode's route has not run (the run stopped before it)"
@@ -295,7 +304,19 @@ def status(flow: System) -> str:
     record = computed.read(reference_key(flow))
     if not computed.probes_match(starts_fingerprint(flow, record["budget"]), record.get("starts", [])):
         return "stale: its trajectories' starts changed (or the record predates their fingerprint)"
+    if now == "fresh" and unconfirmed(record):
+        return UNCONFIRMED
     return now
+
+
+#: the status of a record whose verdict 'reference' has not had check (g) (:func:`long_run`): ``lyapbench dysts
+#: references`` runs that check alone, keeping the rest
+UNCONFIRMED = "incomplete: the confirmation over LONG_FACTOR T has not run"
+
+
+def unconfirmed(record: Dict[str, Any]) -> bool:
+    """Whether a record says 'reference' without check (g) at today's :data:`LONG_FACTOR` and :data:`LONG_BATCH`."""
+    return record.get("verdict") == "reference" and not _long_matches(record.get("checks", {}).get("long_T"), record)
 
 
 def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
@@ -355,7 +376,7 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     key = reference_key(flow)
     two = route_two(flow)
     estimator_two, described = ROUTES_TWO[two]
-    keep_jitcode = reused and redo in ("divergence", "verdict") and two in reuse["routes"]
+    keep_jitcode = reused and redo in ("divergence", "long", "verdict") and two in reuse["routes"]
     # where the kept routes were computed (a reused record's), named in the source beside this commit; the field
     # 'jitcode_from' holds route two's, whichever route that is (the name predates scipy_events)
     kept = (("route_one_from", "route one"), ("jitcode_from", two))[:2 if keep_jitcode else 1] if reused else ()
@@ -409,8 +430,34 @@ def compute_flow(flow: System, budget: str = DEFAULT_BUDGET, directory=None,
     record["wall_seconds"] = round(ours["wall_seconds"] + theirs["wall_seconds"]
                                    + sum(r.get("wall_seconds", 0.0) for r in step["runs"]), 2)
     record.update(judge(record))
+    if record["verdict"] == "reference":  # held at T: confirmed beyond it (check (g)), kept where nothing changed
+        kept_long = reuse.get("checks", {}).get("long_T") if keep_jitcode and redo != "long" else None
+        record["checks"]["long_T"] = kept_long if _long_matches(kept_long, record) else \
+            long_run(flow, record, two, transient, k)
+        record["wall_seconds"] = round(record["wall_seconds"] + record["checks"]["long_T"].get("wall_seconds", 0), 2)
+        record.update(judge(record))
     write(record, key, directory)
     return record
+
+
+def long_run(flow: System, record: Dict[str, Any], two: str, transient: int, k: int) -> Dict[str, Any]:
+    """Route two over :data:`LONG_FACTOR` x the record's T (:data:`LONG_BATCH` trajectories, seed
+    ``REFERENCE_SEED + 2``, the record's transient): the raw numbers of check (g), which :func:`judge` compares with
+    the reference; a run that fails is recorded with its ``error``."""
+    steps, size = LONG_FACTOR * record["steps"], {"factor": LONG_FACTOR, "batch": LONG_BATCH}
+    estimator_two = ROUTES_TWO[two][0]
+    try:
+        res, escapes, _ = run_surviving(
+            lambda s: estimator_two().estimate(s, steps, transient=transient, batch=LONG_BATCH, k=k,
+                                             seed=REFERENCE_SEED + 2), flow, LONG_BATCH, _max_escapes(LONG_BATCH))
+    except (ArithmeticError, PeerError) as exc:
+        return dict(size, T=steps * flow.dt, route=two, error=exception_line(exc))
+    return dict(size, T=steps * flow.dt, route=two, **_route(res), escapes=escapes)
+
+
+def _long_matches(long: Optional[Dict[str, Any]], record: Dict[str, Any]) -> bool:
+    return bool(long) and long.get("factor") == LONG_FACTOR and long.get("batch") == LONG_BATCH and \
+        math.isclose(long.get("T", 0.0), LONG_FACTOR * record["T"], rel_tol=1e-12)
 
 
 def judge(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -439,6 +486,9 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
               "routes": {"differences": np.abs(a - b).tolist(), "allowed": routes_allowed.tolist()},
               "sum_rule": rule, "chaotic": {"lambda1": float(values[0]), "uncertainty": float(uncertainty[0])},
               "leak": leak}
+    long = _long_judged(record["checks"].get("long_T"), values, uncertainty, record["aligned_time"])
+    if long:
+        checks["long_T"] = long
     verdict = "reference"
     if not step["passed"]:
         verdict = "no reference: " + _step_failure(step, a)
@@ -465,9 +515,29 @@ def judge(record: Dict[str, Any]) -> Dict[str, Any]:
         verdict = (f"no reference: exponent {zero + 1}, the zero exponent of a bounded autonomous flow off its "
                    f"equilibria, is {values[zero]:.3g}, further from 0 than its uncertainty {uncertainty[zero]:.2g}: "
                    "a bias every trajectory shares (a common phase, docs/dysts.md), so the others' are in doubt")
+    elif long and "error" in long:
+        verdict = f"no reference: the confirmation over {LONG_FACTOR} T failed ({long['error']})"
+    elif long and not long["passed"]:
+        i = int(np.argmax(np.asarray(long["shifts"]) - np.asarray(long["allowed"])))
+        verdict = (f"no reference: {long['route']} over {long['factor']} T = {long['T']:.4g} ({long['batch']} "
+                   f"trajectories) moves exponent {i + 1} from {values[i]:.5g} to {long['values'][i]:.5g}, more than "
+                   f"{long['allowed'][i]:.2g} (the reference's uncertainty, t s and b / T): it drifts with T")
     return {"verdict": verdict, "values": values.tolist(), "uncertainty": uncertainty.tolist(), "k": int(values.size),
             "checks": checks, "routes": {"lyapbench": dict(ours, interval=u1.tolist()),
                                          two: dict(theirs, interval=u2.tolist())}}
+
+
+def _long_judged(long: Optional[Dict[str, Any]], values, uncertainty, aligned_time: float):
+    """Check (g) on the raw run of :func:`long_run` (None where it has not run): each exponent's shift from the
+    reference and its allowance, the reference's uncertainty + t s + b_i / (LONG_FACTOR T) (the two intervals'
+    union bound), and whether every shift is within it."""
+    if not long or "error" in long:
+        return long
+    bias = exponent_bias(values, _statistical(long), long["T"], aligned_time)
+    allowed = derive(stderr=long["stderr"], dof=long["stderr_dof"], uncertainty=uncertainty, T=long["T"],
+                     bias_nats=bias, alpha=ALPHA).total
+    shifts = np.abs(np.asarray(long["values"]) - values)
+    return dict(long, shifts=shifts.tolist(), allowed=allowed.tolist(), passed=bool(np.all(shifts <= allowed)))
 
 
 def leak_rate(record: Dict[str, Any]) -> Dict[str, Any]:
