@@ -1,5 +1,6 @@
 """Switched flows (reference_systems.switched): RK4 steps split at the switching surface, the saltation matrix in
 the tangent, Filippov sliding reported; route two of their references (suite.peers.scipy_events)."""
+import numpy as np
 import pytest
 import torch
 
@@ -238,3 +239,19 @@ def test_float32_follows_float64(name, k):
     double = estimators.get("qr", capture="none").estimate(flow, 1500, dtype=torch.float64, **run)
     bound = torch.finfo(torch.float32).eps * 1800 * 4
     assert abs(single.exponents - double.exponents).max() < bound
+
+
+@pytest.mark.parametrize("name", ["dysts/FluidTrampoline", "dysts/SprottMore", "dysts/StickSlipOscillator"])
+def test_route_two_builds_for_every_switched_flow(name):
+    """scipy_events_lyap's numeric functions build for each switched dysts flow: Filippov's f_s = (b f+ - a f-) /
+    (b - a) only for a flow that slides, since where the normal speed is continuous (FluidTrampoline's x' = y)
+    b - a is 0 identically, which symengine's LLVM Lambdify refused (the confirmation over 4 T found it); the
+    field and its Jacobian are finite at a state of the flow."""
+    pytest.importorskip("symengine")
+    from suite.peers.scipy_events import ScipyEventsLyap
+    flow = rs.get(name)
+    field, jac, speeds, g, grad = ScipyEventsLyap()._functions(flow)
+    x = flow.sample_initial(1, TrajectoryRNG(0, 1)).to(torch.float64)[0].numpy()
+    side = 1.0 if g(x) >= 0 else -1.0
+    assert np.all(np.isfinite(field(x, side))) and np.all(np.isfinite(jac(x, side)))
+    assert np.allclose(field(x, side), flow.rhs(torch.as_tensor(x)[None])[0].numpy(), rtol=1e-12, atol=1e-12)

@@ -64,13 +64,15 @@ class ScipyEventsLyap(JitcodeLyap):
         f_plus, f_minus = sided(1), sided(-1)
         a = sum(n * f for n, f in zip(normal, f_plus))
         b = sum(n * f for n, f in zip(normal, f_minus))
-        sliding = [(b * p - a * q) / (b - a) for p, q in zip(f_plus, f_minus)]
         args, f = list(y) + [side], sided(side)
 
         def jacobian(fs):
             return [[se.diff(fi, yj) for yj in y] for fi in fs]
         on_side = (se.Lambdify(args, f), se.Lambdify(args, jacobian(f)))
-        slides = (se.Lambdify(list(y), sliding), se.Lambdify(list(y), jacobian(sliding)))
+        slides = None  # mode 0 arises only where sliding is followed; elsewhere b - a may be 0 identically (a
+        if system.filippov:  # normal speed continuous across the surface, FluidTrampoline's x' = y): no f_s
+            sliding = [(b * p - a * q) / (b - a) for p, q in zip(f_plus, f_minus)]
+            slides = (se.Lambdify(list(y), sliding), se.Lambdify(list(y), jacobian(sliding)))
         speeds, gfun, grad = se.Lambdify(list(y), [a, b]), se.Lambdify(list(y), [g]), se.Lambdify(list(y), normal)
 
         def field(x, mode):
