@@ -591,3 +591,59 @@ def test_redoing_jitcode_with_another_batch_keeps_route_one(tmp_path, monkeypatc
     assert again["starts"] == dysts_references.starts_fingerprint(flow, "smoke") != first["starts"]
     kept = dysts_references.compute_flow(flow, "smoke", reuse=again, redo="verdict")  # both routes' starts match
     assert kept["routes"]["jitcode"]["values"] == again["routes"]["jitcode"]["values"]
+
+
+def test_a_reference_must_hold_over_four_times_its_T():
+    """Check (g): route two again over LONG_FACTOR T must land within the reference's uncertainty + its own t s +
+    b / (4 T) on every exponent (SwingingAtwood's jitcode lambda_1 rose from 0.105 at T = 197 to 0.157 at
+    T = 2,000, a drift two routes run over one T share); a run that failed is the verdict's reason; a reference
+    without the check at today's factor and batch is unconfirmed."""
+    from scipy import stats
+    from suite.studies.dysts_references import LONG_BATCH, LONG_FACTOR, judge, unconfirmed
+    record = _record([0.9, 0.0, -14.5], [0.905, 0.001, -14.505])
+    ok = judge(record)
+    values, u = np.asarray(ok["values"]), np.asarray(ok["uncertainty"])
+    long = {"factor": LONG_FACTOR, "batch": LONG_BATCH, "T": LONG_FACTOR * 1000.0, "route": "jitcode",
+            "stderr": [1e-3] * 3, "stderr_dof": LONG_BATCH - 1}
+    held = judge(dict(record, checks=dict(record["checks"], long_T=dict(long, values=(values + u / 2).tolist()))))
+    assert held["verdict"] == "reference" and held["checks"]["long_T"]["passed"]
+    allowed = held["checks"]["long_T"]["allowed"][0]
+    assert allowed == pytest.approx(u[0] + stats.t.ppf(1 - 5e-5, LONG_BATCH - 1) * 1e-3 + 1.0 / 4000.0)
+    assert held["values"] == ok["values"] and held["uncertainty"] == ok["uncertainty"]  # a check, not an estimate
+    drifted = values.copy()
+    drifted[0] += 1.2 * allowed
+    verdict = judge(dict(record, checks=dict(record["checks"], long_T=dict(long, values=drifted.tolist()))))["verdict"]
+    assert verdict.startswith("no reference: jitcode over 4 T = 4000 (16 trajectories) moves exponent 1 from 0.9025 "
+                              "to ") and verdict.endswith("it drifts with T")
+    failed = dict(long, error="TrajectoryError: trajectory 3 diverged")
+    assert judge(dict(record, checks=dict(record["checks"], long_T=failed)))["verdict"] == \
+        "no reference: the confirmation over 4 T failed (TrajectoryError: trajectory 3 diverged)"
+    confirmed = dict(record, verdict="reference", checks=held["checks"])
+    assert not unconfirmed(confirmed) and unconfirmed(dict(record, verdict="reference"))
+    assert unconfirmed(dict(confirmed, checks=dict(held["checks"], long_T=dict(long, factor=2))))
+    assert not unconfirmed(dict(record, verdict="no reference: the routes disagree"))
+
+
+def test_an_unconfirmed_reference_runs_the_confirmation_alone(tmp_path, monkeypatch):
+    """Lorenz over T = 10 periods, 16 + 16 trajectories, is a reference, confirmed by jitcode over 4 T (16 other
+    trajectories); a record without that check is 'incomplete', and `lyapbench dysts references` runs the check
+    alone, keeping both routes (the same seed gives the same confirmation)."""
+    pytest.importorskip("jitcode")
+    from suite.cli.dysts import compute
+    monkeypatch.setenv("LYAPBENCH_REFERENCES", str(tmp_path))
+    monkeypatch.setitem(dysts_references.BUDGETS, "smoke", dict(dysts_references.BUDGETS["smoke"], periods=10,
+                                                                 batch=16, jitcode_batch=16))
+    flow = rs.get("dysts/Lorenz")
+    first = dysts_references.compute_flow(flow, "smoke")
+    assert first["verdict"] == "reference", first["verdict"]
+    long = first["checks"]["long_T"]
+    assert long["T"] == pytest.approx(4 * first["T"]) and long["batch"] == 16 and long["passed"]
+    assert np.all(np.asarray(long["allowed"]) > np.asarray(first["uncertainty"]))
+    bare = json.loads(json.dumps(first))
+    del bare["checks"]["long_T"]
+    dysts_references.write(bare, bare["key"])
+    assert dysts_references.status(rs.get("dysts/Lorenz")) == dysts_references.UNCONFIRMED
+    record, _ = compute("dysts/Lorenz", "smoke")
+    assert record["routes"] == first["routes"] and "jitcode_from" in record
+    assert record["checks"]["long_T"]["values"] == long["values"] and record["verdict"] == "reference"
+    assert dysts_references.status(rs.get("dysts/Lorenz")) == "fresh"

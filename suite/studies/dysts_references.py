@@ -30,9 +30,10 @@ trajectories leak slowly: a trajectory that escapes (diverges) is replaced by th
 closest to 0 lies within its uncertainty of 0 (the flow direction's exponent, exactly 0), and (g) route two
 again over :data:`LONG_FACTOR` T (:func:`long_run`, other starts) lands within the reference's uncertainty + its
 own t s + b_i / (LONG_FACTOR T) on every exponent (no drift with T that the routes, run over one T, share);
-otherwise the verdict names the first check that failed and the record keeps every number.  The boundary term's bound b_i is
-:data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a direction that grows
-linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over A).  The reference is
+otherwise the verdict names the first check that failed and the record keeps every number.  The boundary
+term's bound b_i is :data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a
+direction that grows linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over
+A).  The reference is
 the mean of the two routes with uncertainty |difference| / 2 + the larger route uncertainty (t s + b_i / T, t at
 1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A switched flow declared ``filippov`` (its
 trajectories stick: Filippov sliding, the last exponent -inf) is referenced on its d - 1 finite exponents, with
@@ -623,7 +624,7 @@ def _version() -> str:
 #: the columns of results/dysts_references.md / .csv
 TABLE_COLUMNS = ["flow", "dim", "verdict", "lambda1", "lambda1_uncertainty", "spectrum", "kaplan_yorke",
                  "sum_rule_residual", "dysts_lambda1", "dysts_spectrum", "dysts_lambda1_off_by_se", "dt", "step_check",
-                 "T", "budget"]
+                 "shift_at_4T", "T", "budget"]
 
 
 def kaplan_yorke(values) -> float:
@@ -653,6 +654,9 @@ def table_row(flow: System) -> Dict[str, Any]:
                spectrum=np.round(values, 4).tolist(), kaplan_yorke=kaplan_yorke(values),
                sum_rule_residual=record["checks"]["sum_rule"].get("residual"), T=record["T"], budget=record["budget"],
                dt=flow.dt, step_check=_step_summary(record["checks"]["step"]))
+    long = record["checks"].get("long_T")
+    if long and "shifts" in long:  # check (g): the largest shift over 4 T in units of its allowance (<= 1 held)
+        out["shift_at_4T"] = float(np.max(np.asarray(long["shifts"]) / np.asarray(long["allowed"])))
     if entry["stored_lambda1"] is not None and record["verdict"] == "reference":
         off = abs(entry["stored_lambda1"] - values[0])
         out["dysts_lambda1_off_by_se"] = off / se if off > unc[0] and se > 0 else 0.0
