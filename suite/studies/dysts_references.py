@@ -26,28 +26,25 @@ difference cannot resolve less), (b) the routes agree on every exponent within t
 within t sqrt(s_sum^2 + s_div^2) + b / T, (d) lambda_1 exceeds its uncertainty (chaotic), (e) the routes'
 trajectories leak slowly: a trajectory that escapes (diverges) is replaced by the next start
 (:mod:`suite.studies.survival`), and the escape rate's upper bound (:func:`leak_rate`) is at most
-:data:`LEAK_MAX` lambda_1 (the reference is then that of the survivors, its source says so), and (f) the exponent
+:data:`LEAK_MAX` lambda_1 (the reference is then that of the survivors, its source says so), (f) the exponent
 closest to 0 lies within its uncertainty of 0 (the flow direction's exponent, exactly 0), and (g) route two
 again over :data:`LONG_FACTOR` T (:func:`long_run`, other starts) lands within the reference's uncertainty + its
 own t s + b_i / (LONG_FACTOR T) on every exponent (no drift with T that the routes, run over one T, share);
 otherwise the verdict names the first check that failed and the record keeps every number.  The boundary
 term's bound b_i is :data:`BIAS_NATS`, plus ln(1 + T / A) for an exponent near 0 (:func:`exponent_bias`: a
 direction that grows linearly, on an invariant torus or along a Hamiltonian's energy, from a frame aligned over
-A).  The reference is
-the mean of the two routes with uncertainty |difference| / 2 + the larger route uncertainty (t s + b_i / T, t at
-1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A switched flow declared ``filippov`` (its
-trajectories stick: Filippov sliding, the last exponent -inf) is referenced on its d - 1 finite exponents, with
-no sum rule; one not declared so, whose trajectories stick, gets no reference.  The sum rule of a switched flow
-holds with each side's divergence where the normal speed grad g . f is continuous across the surface (det S = 1:
-SprottMore, FluidTrampoline); otherwise ln |det S| at each crossing would add to it.  Records live in
-``results/references/systems__dysts_*.json``
-with the staleness probe of :mod:`reference_systems.computed` and the fingerprint of the starts both routes drew
-(:func:`starts_fingerprint`, checked by :func:`status`); a run skips fresh ones, so an interrupted run resumes;
-``--redo-jitcode`` reruns route two and the verdict, keeping route one (``compute_flow(reuse=)``);
-``--redo-divergence`` the divergence and the verdict, keeping both routes; ``--redo-long`` check (g) and the
-verdict, keeping the rest (a fresh record without it is 'incomplete' and is confirmed so); ``--redo-verdict`` the
-verdict only
-(after a change of :func:`judge`).
+A).  The reference is the mean of the two routes with uncertainty |difference| / 2 + the larger route uncertainty
+(t s + b_i / T, t at 1 - 1e-4 / 2), so it covers both; provenance 'computed'.  A switched flow declared
+``filippov`` (its trajectories stick: Filippov sliding, the last exponent -inf) is referenced on its d - 1 finite
+exponents, with no sum rule; one not declared so, whose trajectories stick, gets no reference.  The sum rule of
+a switched flow holds with each side's divergence where the normal speed grad g . f is continuous across the
+surface (det S = 1: SprottMore, FluidTrampoline); otherwise ln |det S| at each crossing would add to it.  Records
+live in ``results/references/systems__dysts_*.json`` with the staleness probe of :mod:`reference_systems.computed`
+and the fingerprint of the starts both routes drew (:func:`starts_fingerprint`, checked by :func:`status`); a run
+skips fresh ones, so an interrupted run resumes; ``--redo-jitcode`` reruns route two and the verdict, keeping
+route one (``compute_flow(reuse=)``); ``--redo-divergence`` the divergence and the verdict, keeping both routes;
+``--redo-long`` check (g) and the verdict, keeping the rest (a fresh reference without it is 'incomplete' and is
+confirmed so); ``--redo-verdict`` the verdict only (after a change of :func:`judge`).
 """
 from __future__ import annotations
 
@@ -312,7 +309,7 @@ def status(flow: System) -> str:
 
 #: the status of a record whose verdict 'reference' has not had check (g) (:func:`long_run`): ``lyapbench dysts
 #: references`` runs that check alone, keeping the rest
-UNCONFIRMED = "incomplete: the confirmation over LONG_FACTOR T has not run"
+UNCONFIRMED = f"incomplete: the confirmation over {LONG_FACTOR} T (route two again) has not run"
 
 
 def unconfirmed(record: Dict[str, Any]) -> bool:
@@ -462,7 +459,7 @@ def _long_matches(long: Optional[Dict[str, Any]], record: Dict[str, Any]) -> boo
 
 
 def judge(record: Dict[str, Any]) -> Dict[str, Any]:
-    """The verdict, values and uncertainty of a record from its numbers alone (the module docstring's checks (a)-(f),
+    """The verdict, values and uncertainty of a record from its numbers alone (the module docstring's checks (a)-(g),
     each exponent's bias bound :func:`exponent_bias`): ``verdict``, ``values``, ``uncertainty``, ``k``, the
     ``checks`` (the step check's as recorded) and the ``routes`` with their stated intervals; ``record`` is left
     as it was."""
