@@ -22,7 +22,8 @@ convergence
     factor ~7 across seeds).
 throughput
     regression if relative_cost_base / relative_cost_now < THROUGHPUT_FACTOR,
-    same device only; a cell below it is timed again and the faster timing kept.
+    same device only; a cell below it is timed again, up to THROUGHPUT_TIMINGS timings in all, until one is
+    within it, and the fastest timing kept.
 
 Units: exponents in natural log (per step for maps, per unit time for flows),
 T in steps for maps and time units for flows, times in seconds.  The
@@ -58,6 +59,10 @@ from suite.studies import throughput as tp
 ALPHA_FAMILY = 0.01
 CONVERGENCE_FACTOR = 8.0
 THROUGHPUT_FACTOR = 0.5
+#: the most timings of one cell: a cell below THROUGHPUT_FACTOR is timed again until one timing is within it, and
+#: the fastest is kept (load on a shared machine only ever slows a run: unchanged code was timed at 0.44 once, and
+#: at 0.42 twice running in CI beside the suite's other worker; a real slowdown stays below in every timing)
+THROUGHPUT_TIMINGS = 3
 
 THROUGHPUT_COLUMNS = ["system", "estimator", "batch", "k", "d", "device", "device_name", "dtype", "status",
                       "seconds_per_step", "calibration_seconds_per_step", "relative_cost", "steps_timed",
@@ -180,14 +185,16 @@ def _slower_than_allowed(base: Optional[Dict[str, Any]], row: Dict[str, Any]) ->
 
 
 def _time_cell_confirmed(cell, grid: RegressGrid, base: Optional[Dict[str, Any]]) -> Dict[str, Any]:
-    """:func:`_time_cell`, timed a second time when the first is below the factor against
-    ``base`` (its baseline row), keeping the faster (module docstring, "throughput")."""
-    row = _time_cell(cell, grid)
-    if _slower_than_allowed(base, row):
-        again = _time_cell(cell, grid)
+    """:func:`_time_cell`, timed again while the fastest timing so far is below the factor against ``base`` (its
+    baseline row), :data:`THROUGHPUT_TIMINGS` timings at most, keeping the fastest (module docstring,
+    "throughput")."""
+    row, timings = _time_cell(cell, grid), 1
+    while timings < THROUGHPUT_TIMINGS and _slower_than_allowed(base, row):
+        again, timings = _time_cell(cell, grid), timings + 1
         if again.get("status") == "ok" and again["relative_cost"] < row["relative_cost"]:
             row = again
-        row["message"] = "timed twice (the first timing was below the threshold); the faster is kept"
+    if timings > 1:
+        row["message"] = f"timed {timings} times (the first below the threshold); the fastest is kept"
     return row
 
 
