@@ -7,6 +7,9 @@
     parameter combination once (quick profile) without a failure.  It runs
     against a copy of asv.conf.json whose results and machine file lie in a
     temporary directory, so nothing is written into results/asv/.
+
+(b) and (c) are in the slow set (``pytest -m slow``): (c) alone took 156 s of one worker, and the default suite
+ran 10 min 07 s in clean-clone CI with it; (a) keeps every benchmark running once by default.
 """
 from __future__ import annotations
 
@@ -112,6 +115,7 @@ def test_asv_check(tmp_path):
     assert "No problems found" in proc.stdout, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # 156 s of one worker, a quarter of the default suite's 10 minutes; (a) runs every benchmark
 def test_asv_run_quick_dry_run(tmp_path):
     conf = asv_util.load_json(str(ROOT / "asv.conf.json"), js_comments=True)
     conf.update(repo=str(ROOT), benchmark_dir=str(ROOT / conf["benchmark_dir"]),
