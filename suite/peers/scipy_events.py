@@ -69,8 +69,10 @@ class ScipyEventsLyap(JitcodeLyap):
         def jacobian(fs):
             return [[se.diff(fi, yj) for yj in y] for fi in fs]
         on_side = (se.Lambdify(args, f), se.Lambdify(args, jacobian(f)))
-        slides = None  # mode 0 arises only where sliding is followed; elsewhere b - a may be 0 identically (a
-        if system.filippov:  # normal speed continuous across the surface, FluidTrampoline's x' = y): no f_s
+        # Filippov's f_s only where sliding is followed (mode 0 arises nowhere else); elsewhere b - a may be 0
+        # identically (a normal speed continuous across the surface, FluidTrampoline's x' = y)
+        slides = None
+        if system.filippov:
             sliding = [(b * p - a * q) / (b - a) for p, q in zip(f_plus, f_minus)]
             slides = (se.Lambdify(list(y), sliding), se.Lambdify(list(y), jacobian(sliding)))
         speeds, gfun, grad = se.Lambdify(list(y), [a, b]), se.Lambdify(list(y), [g]), se.Lambdify(list(y), normal)
