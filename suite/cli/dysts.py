@@ -88,8 +88,8 @@ def run(args) -> int:
             if on), "alone (it recomputes that part of every selected record)")
 
     def entry(name):
-        budget = args.budget or dysts_references.budget_of(chosen[name])
-        return dysts_references.status(chosen[name]), partial(compute, name, budget, redo[0] if redo else None)
+        budget, status = args.budget or dysts_references.budget_of(chosen[name]), dysts_references.status(chosen[name])
+        return status, partial(compute, name, budget, redo[0] if redo else None, status)
     order = sorted(chosen, key=lambda n: (steps_per_period(n[len(PREFIX):]) * chosen[n].dim, n))  # cheapest first
     if redo:  # records with both routes; the others (none yet, no run, a failed route) are left as they are
         kept = [n for n in order if _complete(chosen[n])]
@@ -108,13 +108,14 @@ def _complete(flow) -> bool:
     return bool(record) and {"lyapbench", dysts_references.second(record)} <= set(record.get("routes", {}))
 
 
-def compute(name: str, budget: str, redo: Optional[str] = None):
+def compute(name: str, budget: str, redo: Optional[str] = None, status: Optional[str] = None):
     """One flow's record and its path (a picklable call: it may run on a Dask worker); ``redo`` ('jitcode',
     'divergence', 'long' or 'verdict'): compute only that again, keeping the rest of the flow's record where it
     matches; an incomplete record goes on from what it has (stopped before jitcode's route: from route one; a
-    reference not yet confirmed over 4 T: that check alone)."""
+    reference not yet confirmed over 4 T: that check alone).  ``status``: the flow's record status where the caller
+    has it (:func:`dysts_references.status`, a short run), computed here otherwise."""
     flow = rs.get(name)
-    status = dysts_references.status(flow)
+    status = status if status is not None else dysts_references.status(flow)
     reuse = computed.read(dysts_references.reference_key(flow)) if redo or status.startswith("incomplete") else None
     if redo is None and status == dysts_references.UNCONFIRMED:
         redo = "long"
