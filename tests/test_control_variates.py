@@ -46,14 +46,16 @@ def test_cross_fitting_is_unbiased_with_a_calibrated_stderr():
     gen = np.random.default_rng(3)
     B, p, mu, sigma = 400, 5, 0.7, 0.1
     beta = np.array([0.5, -0.3, 0.2, 0.0, 1.0])
-    z, ratios = [], []
+    z, ratios, refusals = [], [], 0
     for _ in range(300):
         C = gen.normal(size=(B, p))
         y = (mu + C @ beta + sigma * gen.normal(size=B))[:, None]
         adj, info = cross_fitted(y, C)
         z.append((adj.mean() - mu) / (adj.std(ddof=1) / math.sqrt(B)))
         ratios.append(info["variance_ratio"][0])
+        refusals += not info["applied"][0]
     z = np.asarray(z)
+    assert refusals <= 2, refusals  # a refusal has probability REJECT_LEVEL = 1e-3: 0.3 expected, P(> 2) = 4e-3
     assert abs(z.mean()) < 4 / math.sqrt(z.size), z.mean()
     assert 0.88 < z.std() < 1.12, z.std()
     exact = sigma ** 2 / (sigma ** 2 + beta @ beta) * (1 + p / (B / 2))
@@ -66,6 +68,48 @@ def test_cross_fitting_is_unbiased_with_a_calibrated_stderr():
     delta = adj2 - adj
     assert delta[0, 0] == pytest.approx(10.0, abs=1e-9)
     assert np.allclose(delta[1:B // 2], 0.0, atol=1e-12) and np.all(np.abs(delta[B // 2:]) > 0)
+
+
+def test_a_correction_whose_features_are_not_zero_mean_is_refused():
+    """Features with a mean far from 0 (what an ensemble not yet stationary gives) would bias the corrected
+    mean by mean(C) beta: the exponent keeps its plain values, the reason is recorded and a warning raised.
+    A correction that only adds the fitted beta's noise (C unrelated to y, p = 40 features on B = 200) is
+    refused too, quietly: it would raise the variance (by 1 + p / (B / 2) = 1.4)."""
+    gen = np.random.default_rng(5)
+    B, p = 400, 5
+    C = gen.normal(size=(B, p))
+    y = np.stack([0.7 + C @ np.array([0.5, -0.3, 0.2, 0.0, 1.0]) + 0.1 * gen.normal(size=B),
+                  -0.2 + 0.8 * C[:, 1] + 0.1 * gen.normal(size=B)], axis=1)
+    C_offset = C + np.array([3.0, 0.0, 0.0, 0.0, 0.0])  # feature 1 has mean 3, not 0
+    with pytest.warns(RuntimeWarning, match="not zero-mean"):
+        adj, info = cross_fitted(y, C_offset)
+    assert info["applied"] == [False, True] and "not zero-mean" in info["refused"]["1"]
+    assert info["shift_t"][0] > 5 * info["shift_t_critical"] > 5 * info["shift_t"][1]
+    np.testing.assert_array_equal(adj[:, 0], y[:, 0])
+    noise = gen.normal(size=(200, 40))
+    flat = -0.2 + 0.1 * gen.normal(size=(200, 1))
+    adj, info = cross_fitted(flat, noise)
+    assert info["applied"] == [False] and "did not lower the variance" in info["refused"]["1"]
+    assert info["variance_ratio"][0] > 1
+    np.testing.assert_array_equal(adj, flat)
+
+
+def test_control_variates_on_unbounded_states_keep_the_plain_estimate():
+    """x' = A x, A non-normal with eigenvalues 0.3, -0.5 +- 2i: the states grow as e^{0.3 t}, so the boundary
+    features have no stationary mean. Before the mean test the correction moved lambda_2 and lambda_3 of a run of
+    T = 136 from -0.499 and -0.501 to -2.59 and 1.59 (variance ratio 1.4e6); now every exponent keeps the plain
+    run's value exactly and says why."""
+    Bm = torch.tensor([[0.3, 0, 0], [0, -0.5, 2.0], [0, -2.0, -0.5]], dtype=torch.float64)
+    P = torch.tensor([[1.0, 2.0, 0.5], [0.0, 1.0, 3.0], [1.0, 0.0, 1.0]], dtype=torch.float64)
+    A = P @ Bm @ torch.linalg.inv(P)
+    flow = rs.Flow("linear_ode_spiral", lambda x: x @ A.to(x).T, 3, 0.01, sample_initial=lambda b, g: g.normal(3))
+    run = dict(transient=100, batch=560, seed=1)
+    plain = estimators.get("qr").estimate(flow, 300, **run)
+    with pytest.warns(RuntimeWarning, match="not zero-mean"):
+        cv = estimators.get("qr", control_variates=True).estimate(flow, 300, **run)
+    assert cv.meta["control_variates"]["applied"] == [False, False, False]
+    np.testing.assert_array_equal(cv.exponents, plain.exponents)
+    np.testing.assert_array_equal(cv.stderr, plain.stderr)
 
 
 def _within_tolerance(system, res):
@@ -140,6 +184,7 @@ def test_two_trajectory_takes_control_variates_with_the_separation_as_its_frame(
         assert abs(res.exponents[0] - ref.values[0]) <= tol[0], (res.exponents, tol)
 
 
+@pytest.mark.filterwarnings("ignore:control variates refused")  # Lorenz-63 from transient 0: not stationary
 def test_bad_control_variates_and_small_batches_are_named_errors():
     with pytest.raises(InvalidArgumentError, match=r"batch.*>= 320"):
         estimators.get("two_trajectory", control_variates=True).estimate(rs.get("lorenz63"), 100, batch=64)
