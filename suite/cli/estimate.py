@@ -6,12 +6,15 @@
 For each system and estimator: every exponent within ``--eps`` of the truth with probability 1 - alpha
 (0.95 by default), its half-width (Student-t multiple of the standard error plus the finite-time bias
 bound) and what was run (attempts, trajectories, steps, seconds).  A system with a reference also gets
-the error against it.  Writes ``estimate.csv`` / ``estimate.md``.  Exit 0 when every run reached
-``--eps``, 1 when one did not (within ``--max-seconds``), 2 for bad usage.
+the error against it.  A run that fails (a diverging trajectory, an estimator not applicable, a plug-in's
+exception) becomes one row with its ``error`` and the others go on.  Writes ``estimate.csv`` /
+``estimate.md``.  Exit 0 when every run reached ``--eps``, 1 when one did not (within ``--max-seconds``)
+or failed, 2 for bad usage.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Dict, List
@@ -26,7 +29,7 @@ from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
 from suite.studies.accuracy import AccuracyWarning, estimate_to_accuracy
 
 COLUMNS = ["system", "estimator", "index", "estimate", "half_width", "stderr", "reference", "abs_error",
-           "reached", "batch", "steps", "T", "attempts", "seconds"]
+           "reached", "batch", "steps", "T", "attempts", "seconds", "error"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -80,11 +83,17 @@ def run(args) -> int:
     for system in systems:
         for name in names:
             estimators.from_spec(name)  # an unknown name or a bad spec is a usage error before anything runs
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AccuracyWarning)  # printed below, with the reason
-                # the name itself: a plain "qr" gets the automatic settings and the measured bias bound
-                res = estimate_to_accuracy(system, eps, estimator=name, k=k, seed=seed, device=device, dtype=dtype,
-                                           max_seconds=args.max_seconds, alpha=args.alpha)
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", AccuracyWarning)  # printed below, with the reason
+                    # the name itself: a plain "qr" gets the automatic settings and the measured bias bound
+                    res = estimate_to_accuracy(system, eps, estimator=name, k=k, seed=seed, device=device,
+                                               dtype=dtype, max_seconds=args.max_seconds, alpha=args.alpha)
+            except Exception as exc:  # noqa: BLE001 - one failing run is a row; the others go on
+                message = f"{type(exc).__name__}: {exc}"
+                rows.append({"system": system.label, "estimator": name, "reached": False, "error": message})
+                print(f"{system.label} / {name}: FAILED: {message}", file=sys.stderr)
+                continue
             new = rows_of(system, name, res)
             rows += new
             acc = res.meta["accuracy"]
@@ -101,4 +110,4 @@ def run(args) -> int:
                      "(suite.studies.accuracy.estimate_to_accuracy); half_width = t * stderr + bias_nats / T.\n\n"
                      + markdown(rows, COLUMNS) + "\n")
         print(f"wrote {folder / 'estimate.csv'} and {folder / 'estimate.md'}")
-    return EXIT_OK if all(r["reached"] for r in rows) else EXIT_FAIL  # reached: every half-width <= eps
+    return EXIT_OK if all(r["reached"] for r in rows) else EXIT_FAIL  # reached: every half-width <= eps, no error

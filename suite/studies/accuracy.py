@@ -53,6 +53,7 @@ from suite.core.errors import InvalidArgumentError
 from suite.core.result import LyapunovResult
 from suite.estimators.base import Estimator
 from suite.estimators.numerics import control_variates, reorth
+from suite.grid.cells import fill_meta
 from suite.scoring.tolerance import DEFAULT_BIAS_NATS, derive, t_quantile
 
 #: fewest trajectories of an attempt (a Student-t quantile on fewer degrees of freedom costs more than it saves)
@@ -236,8 +237,9 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     check_int("max_batch", max_batch, MIN_BATCH)
     check_seed("seed", seed)
     est = estimators.from_spec(estimator) if isinstance(estimator, str) else estimator
-    if not isinstance(est, Estimator):
-        raise InvalidArgumentError("estimator", type(estimator).__name__, "an estimator name or an Estimator")
+    if not callable(getattr(est, "estimate", None)):
+        raise InvalidArgumentError("estimator", estimator, "an estimator name or spec ('qr', 'module:attr', "
+                                   "'qr(reorth_every=10)') or an object with an estimate(system, steps, ...) method")
     t0 = time.perf_counter()
     automatic = isinstance(estimator, str) and estimator in AUTOMATIC
     reference_bias = bias = _bias_nats(system)
@@ -257,8 +259,16 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         transient = transient_for(steps)
         settings = automatic_settings(system, steps, batch, k, estimator) if automatic else {}
         attempt_est = estimators.get(estimator, **settings) if settings else est
+        t_run = time.perf_counter()
         res = attempt_est.estimate(system, steps, transient=transient, batch=batch, k=k, seed=run_seed,
                                    device=device, dtype=dtype)
+        if not isinstance(res, LyapunovResult):
+            raise InvalidArgumentError("estimator", estimator, f"an estimator whose estimate returns a "
+                                       f"LyapunovResult (it returned {type(res).__name__})")
+        if not res.wall_seconds:  # a plug-in that does not time itself: the call's time
+            res.wall_seconds = time.perf_counter() - t_run
+        fill_meta(res, system, {"steps": steps, "transient": transient, "batch": batch, "seed": run_seed},
+                  device, dtype)
         h = half_widths(res, spent, bias)
         step_cost.add(batch, res.wall_seconds, steps + transient)
         runs.append({"run": label, "batch": batch, "steps": steps, "transient": transient, "T": steps * dt,
