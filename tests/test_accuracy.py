@@ -327,3 +327,17 @@ def test_cli_estimate_goes_on_past_a_failing_system(tmp_path, capsys):
     assert table.system.iloc[0] == "blowup" and "diverged" in table.error.iloc[0] and not table.reached.iloc[0]
     assert table[table.system.str.startswith("henon")].reached.all()
     assert "blowup / qr: FAILED: TrajectoryError" in capsys.readouterr().err
+
+
+def test_a_stated_method_bias_of_eps_or_more_stops_at_once():
+    """rosenstein states its fit's bias (meta['method_bias']): on Henon some 0.03, above eps = 0.01, which no
+    batch or length shrinks; the call stops after its first attempt and says why (it had grown its runs for
+    14 minutes and 3 GB).  Where eps leaves room, the plan gives the statistical terms eps - that bias."""
+    henon = rs.get("henon")
+    with pytest.warns(AccuracyWarning, match="states a method bias"):
+        res = estimate_to_accuracy(henon, 0.01, estimator="rosenstein")
+    acc = res.meta["accuracy"]
+    assert not acc["reached"] and len(acc["runs"]) == 1 and "no longer or wider run" in acc["reason"]
+    assert res.declared.method_bias[0] >= 0.01
+    res = estimate_to_accuracy(henon, 0.05, estimator="rosenstein")
+    assert res.meta["accuracy"]["reached"] and res.meta["accuracy"]["half_width"][0] <= 0.05

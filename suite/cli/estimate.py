@@ -73,7 +73,8 @@ def run(args) -> int:
     eps = check_positive("--eps", args.eps, allowed="a number > 0")
     check_number("--alpha", args.alpha, low=0.0, high=1.0, low_open=True, high_open=True,
                  allowed="a number in (0, 1)")
-    check_number("--max-seconds", args.max_seconds, low=0.0, low_open=True, allow_none=True)
+    check_number("--max-seconds", args.max_seconds, low=0.0, low_open=True, allow_none=True,
+                 allowed="a finite number > 0 (seconds), or left out (no limit)")
     k = check_int("--k", args.k, 1, allow_none=True)
     seed = check_seed("--seed", args.seed)
     names = split_flag(args.estimators, "--estimators") or ["qr"]

@@ -233,7 +233,8 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         raise InvalidArgumentError("system", type(system).__name__, "a reference_systems System")
     check_positive("eps", eps)
     check_number("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True, allowed="a number in (0, 1)")
-    check_number("max_seconds", max_seconds, low=0.0, low_open=True, allow_none=True)
+    check_number("max_seconds", max_seconds, low=0.0, low_open=True, allow_none=True,
+                 allowed="a finite number > 0, or None (no limit)")
     check_int("max_batch", max_batch, MIN_BATCH)
     check_seed("seed", seed)
     est = estimators.from_spec(estimator) if isinstance(estimator, str) else estimator
@@ -295,7 +296,7 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         bias = min(bias, alignment["bias_nats"])
     best: Optional[LyapunovResult] = None
     best_h: Optional[np.ndarray] = None
-    reached, reason, sigma2, cost = False, "", 0.0, 0
+    reached, reason, sigma2, cost, method_bias = False, "", 0.0, 0, 0.0
     for j in range(MAX_ATTEMPTS):
         spent = alpha * spending(j)
         if j:
@@ -304,8 +305,9 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
             floor = min(floor, max_batch)
             for dof in (MIN_BATCH - 1, None):  # plan with a conservative quantile, then with the planned batch's
                 q = t_quantile(dof if dof is not None else batch - 1, spent / n_exp)
-                batch, steps = _plan(sigma2, q, PLAN_MARGIN * eps, bias, dt, fixed_steps, GROWTH * cost, floor,
-                                     max_batch, lambda B, n: (B + PLAN_OVERHEAD_TRAJECTORIES)
+                # the statistical and finite-T terms share what the stated method bias leaves of eps
+                batch, steps = _plan(sigma2, q, PLAN_MARGIN * (eps - method_bias), bias, dt, fixed_steps,
+                                     GROWTH * cost, floor, max_batch, lambda B, n: (B + PLAN_OVERHEAD_TRAJECTORIES)
                                      * (n + np.vectorize(transient_for)(n)))
             if fixed and batch * steps <= cost:
                 reason = f"a fixed-horizon system needs more than max_batch = {max_batch} trajectories"
@@ -322,6 +324,12 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
             best, best_h = res, h
         if np.all(h <= eps):
             best, best_h, reached = res, h, True
+            break
+        method_bias = float(np.max(res.declared.method_bias))
+        if method_bias >= eps:  # no batch or length shrinks the estimator's own stated bias
+            worst = int(np.argmax(res.declared.method_bias))
+            reason = (f"the estimator states a method bias of {method_bias:.3g} for exponent {worst + 1}, not "
+                      f"below eps: no longer or wider run reaches eps")
             break
         if j == 0 and max_seconds is not None and step_cost.batch_sizes() < 2 and batch < max_batch:
             # the budget's cost model needs a second batch size
