@@ -210,3 +210,19 @@ def test_outputs_and_accuracy_of_a_classifier():
                                     lr=0.1)
     with pytest.raises(InvalidArgumentError, match="integer class labels"):
         regression.accuracy(regression.sample_initial(1, TrajectoryRNG(0, 1)))
+
+
+def test_batch_norm_in_training_mode_is_refused_before_the_model_is_touched():
+    """Batch normalisation in training mode normalises with the batch's statistics and updates its buffers at
+    every call: refused, naming the layer, and the model's state is left as it was (building the map had
+    advanced num_batches_tracked before the first step failed inside torch); in eval mode it trains."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.BatchNorm1d(5), torch.nn.Tanh(),
+                                torch.nn.Linear(5, 1))
+    X, y = torch.randn(20, 3), torch.randn(20, 1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(InvalidArgumentError, match=r"model='1 \(BatchNorm1d\) in training mode'"):
+        tasks.training_map(model, torch.nn.functional.mse_loss, (X, y), lr=0.1)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    system = tasks.training_map(model.eval(), torch.nn.functional.mse_loss, (X, y), lr=0.1)
+    assert np.isfinite(estimators.get("qr").estimate(system, 20, batch=2, k=2).exponents).all()
