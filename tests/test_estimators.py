@@ -89,3 +89,15 @@ def test_reorth_every_changes_nothing_when_no_direction_is_lost():
     a = estimators.get("qr", reorth_every=1).estimate(hen, 1_000, transient=100, batch=3, seed=0)
     b = estimators.get("qr", reorth_every=5).estimate(hen, 1_000, transient=100, batch=3, seed=0)
     np.testing.assert_allclose(b.per_trajectory, a.per_trajectory, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["two_trajectory", "rosenstein", "kantz"])
+def test_largest_only_estimators_refuse_k_above_1_and_report_the_k_they_return(name):
+    """k = dim was taken and one exponent returned with meta['k'] = dim (a black-box test, Henon, k = 2)."""
+    henon = rs.get("henon")
+    est = estimators.get(name)
+    with pytest.raises(InvalidArgumentError, match=r"invalid k=2: allowed 1 or None"):
+        est.estimate(henon, 500, batch=2, k=2)
+    for k in (None, 1):
+        res = est.estimate(henon, 500, batch=2, k=k)
+        assert res.exponents.shape == (1,) and res.meta["k"] == 1

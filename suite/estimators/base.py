@@ -8,6 +8,7 @@ system in ``requires`` ('tangent', 'step' or 'series') and
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import time
@@ -70,6 +71,9 @@ class Estimator:
     name: str = "estimator"
     requires: str = "tangent"
     in_default_validation: bool = True
+    #: True for an estimator of the largest exponent alone: k must be 1 or None (k = dim was taken, and one
+    #: exponent returned, before)
+    largest_only: bool = False
 
     def get_params(self) -> Dict[str, Any]:
         """Hyperparameters, read back from the constructor's signature."""
@@ -86,6 +90,10 @@ class Estimator:
                  k: Optional[int] = None, seed: Seed = 0, device="cpu",
                  dtype=torch.float64) -> LyapunovResult:
         cfg = check_run(system, steps, transient, batch, k, seed, device, dtype)
+        if self.largest_only:
+            if k is not None and cfg.k != 1:
+                raise InvalidArgumentError("k", k, f"1 or None: {self.name} estimates the largest exponent only")
+            cfg = dataclasses.replace(cfg, k=1)
         reason = self.not_applicable(system)
         if reason:
             raise NotApplicableError(reason)
@@ -96,7 +104,7 @@ class Estimator:
         res.meta.update({
             "estimator": self.name, "estimator_params": self.get_params(), "system": system.label,
             "kind": system.kind, "dt": system.dt, "steps": cfg.steps, "transient": cfg.transient,
-            "T": cfg.steps * system.dt, "batch": cfg.batch, "k": cfg.k, "seed": cfg.seed,
+            "T": cfg.steps * system.dt, "batch": cfg.batch, "k": int(np.size(res.exponents)), "seed": cfg.seed,
             "first_trajectory": cfg.first, "device": str(cfg.device), "dtype": str(cfg.dtype).replace("torch.", ""),
             "versions": versions(),
         })

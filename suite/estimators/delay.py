@@ -89,10 +89,6 @@ class DelayEmbeddingEstimator(Estimator):
             out["batch"] //= 2
         return out
 
-    def _largest_only(self, system: System, cfg: RunConfig) -> None:
-        if cfg.k != 1 and cfg.k != system.dim:
-            raise InvalidArgumentError("k", cfg.k, f"1 (or None): {self.name} estimates the largest exponent only")
-
     def _series(self, system: System, cfg: RunConfig) -> Tuple[np.ndarray, float]:
         """The run's (B, n) series (checked: finite, not constant) and the sampling interval Delta."""
         check_coordinate(system, self.coordinate)

@@ -63,6 +63,7 @@ class KantzEstimator(DelayEmbeddingEstimator):
     """
 
     name = "kantz"
+    largest_only = True
 
     def __init__(self, m: int = 3, lag: Optional[int] = None, theiler: Optional[int] = None,
                  coordinate: int = 0, sample_every: int = 1, n_neighbors: int = 2,
@@ -75,7 +76,6 @@ class KantzEstimator(DelayEmbeddingEstimator):
         self.linearity = divergence.check_linearity(linearity)
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:
-        self._largest_only(system, cfg)
         x, Y, dt_sample, lag, theiler, emb = self._embedded_series(system, cfg)    # Y: (B, M, m)
         B, M, _ = Y.shape
         n = self.n_neighbors

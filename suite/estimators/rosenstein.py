@@ -57,6 +57,7 @@ class RosensteinEstimator(DelayEmbeddingEstimator):
     """
 
     name = "rosenstein"
+    largest_only = True
 
     def __init__(self, m: int = 3, lag: Optional[int] = None, theiler: Optional[int] = None,
                  coordinate: int = 0, sample_every: int = 1, horizon: Optional[int] = None,
@@ -66,7 +67,6 @@ class RosensteinEstimator(DelayEmbeddingEstimator):
         self.linearity = divergence.check_linearity(linearity)
 
     def _estimate(self, system: System, cfg: RunConfig) -> LyapunovResult:
-        self._largest_only(system, cfg)
         x, Y, dt_sample, lag, theiler, emb = self._embedded_series(system, cfg)    # Y: (B, M, m)
         B, M, _ = Y.shape
         series, ref, nbr, y_sat = [], [], [], np.empty(B)

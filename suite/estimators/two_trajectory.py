@@ -56,6 +56,7 @@ class TwoTrajectoryEstimator(Estimator):
 
     name = "two_trajectory"
     requires = "step"
+    largest_only = True
 
     def __init__(self, d0: Optional[float] = None, renorm_every: int = 1, taper: int = 0,
                  control_variates: bool = False, capture: str = "auto"):
@@ -84,8 +85,6 @@ class TwoTrajectoryEstimator(Estimator):
 
     @torch.no_grad()
     def _run(self, system: System, cfg: RunConfig):
-        if cfg.k != 1 and cfg.k != system.dim:
-            raise InvalidArgumentError("k", cfg.k, f"1 (or None): {self.name} estimates the largest exponent only")
         rng = cfg.rng()
         B, m = cfg.batch, self.renorm_every
         x = system.sample_initial(B, rng).to(cfg.device, cfg.dtype)

@@ -112,7 +112,7 @@ class PeerEstimator(Estimator):
     in_default_validation = False
     package: str = ""          # distribution name (pip)
     module: str = ""           # module to import
-    largest_only: bool = False  # True: the peer estimates lambda_1 only
+    largest_only: bool = False  # True: the peer estimates lambda_1 only (Estimator.estimate checks k)
 
     # -- the peer --------------------------------------------------------
     def peer(self):
@@ -139,8 +139,6 @@ class PeerEstimator(Estimator):
         if cfg.dtype != torch.float64:
             raise InvalidArgumentError("dtype", str(cfg.dtype).replace("torch.", ""),
                                        f"float64: {self.package} computes in float64 numpy")
-        if self.largest_only and cfg.k not in (1, system.dim):
-            raise InvalidArgumentError("k", cfg.k, f"1 (or None): {self.name} estimates the largest exponent only")
 
     def k_out(self, system: System, cfg: RunConfig) -> int:
         return 1 if self.largest_only else cfg.k
