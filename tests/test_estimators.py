@@ -101,3 +101,18 @@ def test_largest_only_estimators_refuse_k_above_1_and_report_the_k_they_return(n
     for k in (None, 1):
         res = est.estimate(henon, 500, batch=2, k=k)
         assert res.exponents.shape == (1,) and res.meta["k"] == 1
+
+
+def test_a_spread_of_zero_becomes_the_round_off_floor_and_says_so():
+    """x -> A x with A upper triangular: after the transient every trajectory's and every block's estimate is
+    the same to the last bit, so the spread is 0; the stderr is then the accumulation's round-off bound
+    eps (|lambda| + 1/T) sqrt(renormalisations), > 0, and meta names the exponents it was applied to."""
+    import torch
+    A = torch.tensor([[0.9, 5.0], [0.0, 0.5]], dtype=torch.float64)
+    lin = rs.Map("upper_triangular", lambda x: x @ A.to(x).T, 2, sample_initial=lambda b, g: g.normal(2))
+    for batch, k in ((4, None), (1, 1)):
+        res = estimators.get("qr").estimate(lin, 2000, transient=100, batch=batch, k=k)
+        floor = np.finfo(np.float64).eps * (np.abs(res.exponents) + 1 / 2000) * math.sqrt(2000)
+        np.testing.assert_allclose(res.stderr, floor, rtol=1e-12)
+        assert res.meta["stderr_floor"]["exponents"] == list(range(1, res.exponents.size + 1))
+        np.testing.assert_allclose(res.exponents, np.log([0.9, 0.5])[:res.exponents.size], atol=1e-12)

@@ -348,6 +348,17 @@ class GrowthAccumulator:
             method, dof = f"weighted batch means ({n} blocks, {n_eff:.1f} effective)", max(1, int(n_eff) - 1)
         history = torch.stack(self._history).cpu().numpy() if self._history else np.zeros((0, per_traj.shape[1]))
         meta = {"stderr_method": method, "stderr_dof": dof}
+        # trajectories (or blocks) that agree to the last bit (a linear map) leave a spread of 0: the standard
+        # error is then the accumulation's round-off, eps (|lambda| + 1 / T) per renormalisation, summed as a
+        # random walk, never a silent 0
+        T = self.steps * self.dt
+        floor = np.finfo(np.float64).eps * (np.abs(per_traj.mean(axis=0)) + 1.0 / T) * math.sqrt(self._n_ends)
+        low = ~(stderr >= floor)
+        if low.any():
+            stderr = np.where(low, floor, stderr)
+            meta["stderr_floor"] = {"exponents": [int(i) + 1 for i in np.flatnonzero(low)],
+                                    "why": "the spread was below round-off (identical trajectories or blocks): "
+                                           "stderr = eps (|lambda| + 1/T) sqrt(renormalisations)"}
         if self.taper:
             meta["taper_steps"] = self.taper
         if cv_info is not None:
