@@ -54,6 +54,11 @@ class Reference:
             raise ValueError(f"Reference values must be finite, got {v}")
         if not np.all(np.isfinite(u)) or np.any(u < 0):
             raise ValueError(f"Reference uncertainty must be finite and >= 0, got {u}")
+        # scoring compares the i-th estimate (largest first) with the i-th value; two near-equal computed values
+        # may come out in either order within their uncertainty
+        if np.any(np.diff(v) > u[:-1] + u[1:]):
+            raise ValueError(f"Reference values must be largest first (estimators return them so and are "
+                             f"compared index by index), got {v} with uncertainty {u}")
         if self.provenance not in PROVENANCES:
             raise ValueError(f"Reference provenance {self.provenance!r} not one of {PROVENANCES}")
         if not isinstance(self.source, str) or not self.source.strip():

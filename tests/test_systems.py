@@ -190,3 +190,15 @@ def test_batch_last_needs_a_jacobian_a_small_dimension_and_a_bool():
     assert not big.batch_last
     with pytest.raises(InvalidArgumentError, match="batch_last"):
         rs.Flow("f", lor.rhs, 3, lor.dt, jacobian=lor._jac, batch_last="yes")
+
+
+def test_reference_values_out_of_order_are_refused():
+    """Scoring compares the i-th estimate (largest first) with the i-th value, so a reference written in another
+    order (ln |eig| in the eigenvalues' order, a black-box test's case) would fail a correct estimator: refused.
+    Two computed values within their uncertainties of each other may come in either order (the iris training
+    maps' near-zero exponents: 8.6e-5 then 1.0e-4)."""
+    from reference_systems.reference import Reference
+    with pytest.raises(ValueError, match="largest first"):
+        Reference.make([np.log(0.5), np.log(0.9)], 0.0, "exact", "ln |eig A|")
+    Reference.make([np.log(0.9), np.log(0.5)], 0.0, "exact", "ln |eig A|")
+    Reference.make([8.6e-5, 1.0e-4], [3e-5, 3e-5], "computed", "a long QR run")
