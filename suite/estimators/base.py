@@ -361,12 +361,34 @@ class GrowthAccumulator:
                                            "stderr = eps (|lambda| + 1/T) sqrt(renormalisations)"}
         if self.taper:
             meta["taper_steps"] = self.taper
+        drift = self.drift()
+        if drift is not None:
+            meta["drift"] = drift
         if cv_info is not None:
             meta["control_variates"] = cv_info
         if self._history_se:
             meta["history_stderr"] = torch.stack(self._history_se).cpu().numpy()
         return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),
                               wall_seconds=0.0, meta=meta)
+
+
+    def drift(self) -> Optional[Dict[str, Any]]:
+        """The first half of the run's (weighted) estimate minus the second half's, per exponent: its mean over
+        the trajectories, the stderr of that mean and its degrees of freedom (None for one trajectory or one
+        block).  On a stationary run its mean is 0 (the halves' boundary terms telescope to g's mean, which
+        cancels); a systematic difference says the finite-time error is not a boundary term O(1/T) (a Jordan
+        block's ln T / T, an ensemble not yet stationary).  Uncorrected by control variates."""
+        B, n = self.blocks.shape[:2]
+        if B < 2 or n < 2:
+            return None
+        half, W = n // 2, self.block_steps
+        if not (W[:half].sum() > 0 and W[half:].sum() > 0):
+            return None
+        blocks = self.blocks.cpu().numpy()
+        d = (blocks[:, :half].sum(1) / (W[:half].sum() * self.dt) - blocks[:, half:].sum(1) / (W[half:].sum()
+                                                                                               * self.dt))
+        return {"difference": d.mean(0).tolist(), "stderr": (d.std(0, ddof=1) / math.sqrt(B)).tolist(),
+                "dof": B - 1}
 
 
 def finite_growth(log_growth: torch.Tensor) -> torch.Tensor:

@@ -19,6 +19,13 @@ covers although the stopping is data-dependent: each attempt's intervals hold ev
 probability >= 1 - a_j whatever was decided before it (its data are new), so the probability that the
 returned attempt misses by more than its half-width (<= eps) is at most sum_j a_j <= alpha.
 
+Drift.  b / T assumes the finite-time error is a boundary term.  Each attempt (not of a fixed horizon) tests
+that: the first half of its run's estimate minus the second half's (``meta['drift']``) has mean 0 on a
+stationary run; where it differs from 0 (Student-t, DRIFT_LEVEL / k) the error decays otherwise (a Jordan
+block's ln T / T, an ensemble not yet stationary) and b is raised to T (DRIFT_FACTOR |D| + t se(D)) for that
+attempt and every later one.  DRIFT_FACTOR is measured: on a 2 x 2 Jordan block the error was at most 2.3
+times |D| (T = 200 steps with the automatic taper; 0.9-1.4 times beyond 3,200).
+
 Settings.  ``qr``, ``jvp_qr`` and ``two_trajectory`` named plainly get :func:`automatic_settings` per attempt
 (interval, taper, control variates); a spec or an Estimator instance is run as given.
 
@@ -66,6 +73,10 @@ GROWTH = 2.0
 PLAN_MARGIN = 0.8
 #: attempts at most
 MAX_ATTEMPTS = 12
+#: family-wise level (over the k exponents) of the drift test of an attempt (a false alarm costs a longer run,
+#: never coverage), and the multiple of the measured drift |D| that bounds the finite-time error when it fires
+DRIFT_LEVEL = 1e-3
+DRIFT_FACTOR = 3.0
 #: shares of alpha spent on attempt 0 (the pilot, sized blind, rarely enough) and attempt 1 (the first planned
 #: one); attempt j >= 2 spends the rest halved again and again, LATER_SHARE 2^-(j-1): the shares sum to 1
 PILOT_SHARE, PLANNED_SHARE = 0.2, 0.6
@@ -169,6 +180,25 @@ def half_widths(res: LyapunovResult, alpha: float, bias_nats: float) -> np.ndarr
     declared = res.declared
     return derive(stderr=res.stderr, dof=declared.stderr_dof, T=float(res.meta.get("T", declared.T)),
                   bias_nats=bias_nats, method_bias=declared.method_bias, alpha=alpha / res.exponents.size).total
+
+
+def _bias_with_drift(res: LyapunovResult, bias: float, record: Dict[str, Any]) -> float:
+    """The bias bound (nats) after an attempt's drift test (module docstring, Drift): ``bias`` where its first
+    and second halves agree, else at least T (DRIFT_FACTOR |D| + t se(D)) over the exponents that differ; the
+    test is recorded in the attempt's ``record``."""
+    drift = res.meta.get("drift")
+    if not drift:
+        return bias
+    d, se = np.abs(np.asarray(drift["difference"])), np.asarray(drift["stderr"])
+    q = t_quantile(drift["dof"], DRIFT_LEVEL / d.size)
+    differs = d > q * se
+    record["drift"] = {"difference": drift["difference"], "stderr": drift["stderr"], "t_critical": q,
+                       "differs": differs.tolist()}
+    if not differs.any():
+        return bias
+    raised = float(np.max((DRIFT_FACTOR * d + q * se)[differs])) * float(res.meta["T"])
+    record["drift"]["bias_nats"] = raised
+    return max(bias, raised)
 
 
 def _sigma2(res: LyapunovResult) -> float:
@@ -318,7 +348,10 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
                       f"would not fit max_seconds = {max_seconds:g}")
             break
         res = run(batch, steps, _attempt_seed(seed, j), spent, f"attempt {j}")
+        if not fixed:
+            bias = _bias_with_drift(res, bias, runs[-1])
         h = half_widths(res, spent, bias)
+        runs[-1]["max_half_width"] = float(np.max(h))
         sigma2, cost = _sigma2(res), batch * steps
         if best is None or np.max(h) <= np.max(best_h):
             best, best_h = res, h
