@@ -24,7 +24,7 @@ that: the first half of its run's estimate minus the second half's (``meta['drif
 stationary run; where it differs from 0 (Student-t, DRIFT_LEVEL / k) the error decays otherwise (a Jordan
 block's ln T / T, an ensemble not yet stationary) and b is raised to T (DRIFT_FACTOR |D| + t se(D)) for that
 attempt and every later one.  DRIFT_FACTOR is measured: on a 2 x 2 Jordan block the error was at most 2.3
-times |D| (T = 200 steps with the automatic taper; 0.9-1.4 times beyond 3,200).
+times |D| (T = 200 steps with the automatic taper; 0.7-1.2 times from 3,200 on).
 
 Settings.  ``qr``, ``jvp_qr`` and ``two_trajectory`` named plainly get :func:`automatic_settings` per attempt
 (interval, taper, control variates); a spec or an Estimator instance is run as given.
