@@ -291,8 +291,10 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         settings = automatic_settings(system, steps, batch, k, estimator) if automatic else {}
         attempt_est = estimators.get(estimator, **settings) if settings else est
         t_run = time.perf_counter()
-        res = attempt_est.estimate(system, steps, transient=transient, batch=batch, k=k, seed=run_seed,
-                                   device=device, dtype=dtype)
+        with warnings.catch_warnings():  # a refusal is recorded in the attempt's record below, not warned per attempt
+            warnings.filterwarnings("ignore", message="control variates refused", category=RuntimeWarning)
+            res = attempt_est.estimate(system, steps, transient=transient, batch=batch, k=k, seed=run_seed,
+                                       device=device, dtype=dtype)
         if not isinstance(res, LyapunovResult):
             raise InvalidArgumentError("estimator", estimator, f"an estimator whose estimate returns a "
                                        f"LyapunovResult (it returned {type(res).__name__})")
@@ -305,6 +307,7 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
         runs.append({"run": label, "batch": batch, "steps": steps, "transient": transient, "T": steps * dt,
                      "seed": run_seed, "alpha": spent, "seconds": round(res.wall_seconds, 3),
                      "max_half_width": float(np.max(h)), "settings": dict(settings),
+                     "control_variates_refused": (res.meta.get("control_variates") or {}).get("refused") or None,
                      "reorth_every": (res.meta.get("reorth_auto") or {}).get("interval", 1)
                      if settings.get("reorth_every") == "auto" else getattr(attempt_est, "reorth_every", None)})
         return res
