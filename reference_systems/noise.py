@@ -131,6 +131,11 @@ class TrajectoryRNG:
         return other
 
     def _bits(self, shape: tuple[int, ...]) -> torch.Tensor:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list, torch.Size)):
+            shape = tuple(shape[0])  # normal((2, 2)) as torch.randn((2, 2)) takes it
+        for i, size in enumerate(shape):
+            check_int(f"shape[{i}]", size, 0, allowed="an integer >= 0 (draw with generator.normal(d) or "
+                                                        "generator.normal(d1, d2): shape (batch, *shape))")
         n = math.prod(shape)
         if n >= (1 << 32):
             raise ValueError(f"one draw is limited to 2**32 numbers per trajectory, got {n}")

@@ -99,3 +99,18 @@ def test_a_failing_check_raises_by_default():
     with pytest.raises(AssertionError, match=r"raises.*failed 9 conformance check") as exc:
         check_estimator(Raises())
     assert "raised RuntimeError: broken on purpose" in str(exc.value)
+
+
+def test_clear_errors_for_names_and_non_estimators():
+    """A black-box test's cases: check_estimator on a name builds it, on an object without estimate() names
+    what is allowed (it raised AttributeError); a name differing in case gets 'did you mean'; a system given
+    by name says how to build it."""
+    from suite.core.errors import InvalidArgumentError, UnknownNameError
+    report = check_estimator("qr", checks=["contract"])
+    assert report.results[0][1] == "pass"
+    with pytest.raises(InvalidArgumentError, match="an object with an estimate"):
+        check_estimator(object())
+    with pytest.raises(UnknownNameError, match="Did you mean 'qr'"):
+        estimators.get("QR")
+    with pytest.raises(InvalidArgumentError, match=r"system='henon'.*reference_systems.get\('henon'\)"):
+        estimators.get("qr").estimate("henon", 10)

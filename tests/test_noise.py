@@ -1,10 +1,12 @@
 """Per-trajectory counter-based random numbers."""
 import math
 
+import pytest
 import torch
 from scipy import stats
 
 from reference_systems.noise import TrajectoryRNG, mix64, mix64_int
+from suite.core.errors import InvalidArgumentError
 
 
 def test_mix64_matches_reference_implementation():
@@ -64,3 +66,11 @@ def test_a_generator_on_another_device_is_moved_in_place_and_keeps_advancing():
     h.normal(3, 3)
     h.normal(3, 3)
     torch.testing.assert_close(g.normal(3, 3), h.normal(3, 3), rtol=0, atol=0)
+
+
+def test_a_shape_as_a_tuple_is_taken_and_a_bad_one_named():
+    """normal((2, 2)) as torch.randn((2, 2)) takes it (it raised TypeError: '>=' between tuple and int)."""
+    g = TrajectoryRNG(0, 3)
+    assert g.normal((2, 2)).shape == (3, 2, 2) and g.uniform([4]).shape == (3, 4)
+    with pytest.raises(InvalidArgumentError, match=r"shape\[0\]=2.5"):
+        g.normal(2.5)

@@ -50,6 +50,8 @@ class UnknownNameError(LyapbenchError, KeyError):
         known = sorted(known)
         self.kind, self.name, self.known = kind, name, known
         close = difflib.get_close_matches(str(name), known, n=3, cutoff=0.5)
+        folded = [k for k in known if k.lower() == str(name).lower() and k not in close]  # 'QR' for 'qr'
+        close = (folded + close)[:3]
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         listing = ", ".join(known) if known else "(none registered)"
         self.message = f"unknown {kind} {name!r}.{hint} Known {kind}s: {listing}"

@@ -48,8 +48,9 @@ class RunConfig:
 def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -> RunConfig:
     """Check the arguments of ``estimate`` and return them normalised."""
     if not isinstance(system, System):
-        raise InvalidArgumentError("system", type(system).__name__,
-                                   "a reference_systems.System (Map, Flow, or from rs.get / tasks.build)")
+        raise InvalidArgumentError("system", system if isinstance(system, str) else type(system).__name__,
+                                   "a reference_systems.System (Map, Flow, or from rs.get / tasks.build)"
+                                   + (f": reference_systems.get({system!r})" if isinstance(system, str) else ""))
     steps = check_int("steps", steps, 1)
     transient = check_int("transient", transient, 0)
     batch = check_int("batch", batch, 1)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, List, Optional
 import numpy as np
 
 import reference_systems as rs
+from suite import estimators
 from suite.core.errors import InvalidArgumentError, NotApplicableError
 from suite.core.result import LyapunovResult
 from suite.scoring.rows import score
@@ -97,6 +98,11 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
     selected = set(CHECKS) if checks is None else set(checks)
     if not selected or not selected <= set(CHECKS):
         raise InvalidArgumentError("checks", checks, f"None or a non-empty subset of {CHECKS}")
+    if isinstance(estimator, str):  # a name or spec, as the command line takes it
+        estimator = estimators.from_spec(estimator)
+    if not callable(getattr(estimator, "estimate", None)):
+        raise InvalidArgumentError("estimator", type(estimator).__name__, "an estimator: an object with an "
+                                   "estimate(system, steps, ...) method, or a name such as 'qr' or 'module:attr'")
     name = getattr(estimator, "name", type(estimator).__name__)
     report = CheckReport(name)
     est = estimator.estimate

@@ -260,7 +260,9 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     Method and why it covers: the module docstring.
     """
     if not isinstance(system, System):
-        raise InvalidArgumentError("system", type(system).__name__, "a reference_systems System")
+        raise InvalidArgumentError("system", system if isinstance(system, str) else type(system).__name__,
+                                   "a reference_systems System" + (f": reference_systems.get({system!r})"
+                                                                    if isinstance(system, str) else ""))
     check_positive("eps", eps)
     check_number("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True, allowed="a number in (0, 1)")
     check_number("max_seconds", max_seconds, low=0.0, low_open=True, allow_none=True,
