@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import fnmatch
+import warnings
 from typing import List, Optional
 
 from reference_systems import System
-from suite.core.errors import InvalidArgumentError, UnknownNameError
+from suite.core.errors import InvalidArgumentError, LyapbenchError, UnknownNameError
 from suite.core.registry import Registry
 from tasks.references import attach
 from tasks.spec import TaskSpec, optional_spec
@@ -65,13 +66,15 @@ def build(task_id: str, *, with_reference: bool = True, **params):
 
 def select(patterns: Optional[List[str]]) -> List[str]:
     """Task ids matching any of ``patterns``: an id, a glob ('rnn/*'), or 'tag:NAME'."""
+    if isinstance(patterns, str):  # one pattern, not its characters
+        patterns = [patterns]
     all_ids = names()
     if not patterns:
         return all_ids
     out: List[str] = []
     for pat in patterns:
         if pat.startswith("tag:"):
-            hits = [t for t in all_ids if pat[4:] in get(t).tags]
+            hits = [t for t in all_ids if pat[4:] in _tags(t)]
         elif any(ch in pat for ch in "*?["):
             hits = fnmatch.filter(all_ids, pat)
         else:
@@ -79,9 +82,19 @@ def select(patterns: Optional[List[str]]) -> List[str]:
             hits = [pat]
         if not hits:
             raise UnknownNameError("task pattern", pat, ["tag:" + t for t in sorted({g for i in all_ids
-                                                                                     for g in get(i).tags})])
+                                                                                     for g in _tags(i)})])
         out.extend(h for h in hits if h not in out)
     return out
+
+
+def _tags(task_id: str) -> tuple:
+    """The task's tags; a task that cannot be loaded (a third party's broken entry point) has none, with a
+    warning, so that it does not stop a selection among the others."""
+    try:
+        return tuple(get(task_id).tags)
+    except LyapbenchError as exc:
+        warnings.warn(f"task {task_id!r} skipped: {exc}", RuntimeWarning, stacklevel=3)
+        return ()
 
 
 def unregister(task_id: str) -> None:

@@ -55,3 +55,25 @@ def test_entry_point_estimator_and_system_are_discovered(tmp_path):
     df = pd.read_csv(tmp_path / "out" / "compare.csv")
     assert set(df.estimator) == {"my_qr", "qr"} and (df.status == "pass").all()
     assert set(df.system) == {"my_logistic", "henon(a=1.4, b=0.3)"}
+
+
+def test_a_broken_task_entry_point_does_not_stop_the_others(tmp_path):
+    """A third party's entry point that cannot be imported is a row of `tasks list` (exit 1) and is skipped, with
+    a warning, by a tag selection among the others; before, either failed outright (a black-box test)."""
+    (tmp_path / "my_tasks.py").write_text(textwrap.dedent('''
+        import reference_systems as rs, tasks
+        GOOD = tasks.TaskSpec("mine/logistic-v1", "map", "none", lambda spec: rs.get("logistic"), tags=("mine",))
+    '''))
+    dist = tmp_path / "my_tasks-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-tasks\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[lyapbench.tasks]\nmine/logistic-v1 = my_tasks:GOOD\n"
+                                           "mine/broken-v1 = no_such_module:TASK\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(ROOT)]))
+    code = "import tasks; print(tasks.select('tag:mine'))"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "['mine/logistic-v1']", out.stderr
+    assert "task 'mine/broken-v1' skipped" in out.stderr and "no_such_module" in out.stderr
+    res = subprocess.run([sys.executable, "-m", "suite.cli", "tasks", "list", "--tasks", "mine/*"], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 1 and "mine/logistic-v1" in res.stdout and "cannot be loaded" in res.stdout, res.stderr

@@ -8,7 +8,8 @@ from typing import List
 import tasks
 from suite.cli import compare
 from suite.cli.references import refresh
-from suite.cli.options import EXIT_OK, TASKS_HELP, add_estimators, add_run, add_tasks, set_threads
+from suite.cli.options import EXIT_FAIL, EXIT_OK, TASKS_HELP, add_estimators, add_run, add_tasks, set_threads
+from suite.core.errors import LyapbenchError
 from suite.core.specs import split_flag
 from suite.reporting.tables import atomic_write, markdown, text_table, write_csv
 from suite.reporting.task_report import FEATURE_COLUMNS, feature_rows, figures
@@ -36,15 +37,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _list(ids: List[str]) -> int:
-    rows = []
+    rows, failed = [], False
     for tid in ids:
-        row = tasks.get(tid).describe()
+        try:
+            row = tasks.get(tid).describe()
+        except LyapbenchError as exc:  # a third party's broken entry point: a row, the others still listed
+            rows.append({"id": tid, "reference": "-", "description": f"cannot be loaded: {exc}"})
+            failed = True
+            continue
         rec = tasks.read(tid)
         row["reference"] = (f"lambda_1 = {rec['values'][0]:.4g} +- {rec['uncertainty'][0]:.2g} "
                             f"({rec['k']} of {rec['dim']}; {rec['created'][:10]})" if rec else "missing")
         rows.append(row)
     print(text_table(rows, ["id", "checkpoint", "params", "reference", "description"]))
-    return EXIT_OK
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def _reference(args, ids: List[str]) -> int:
