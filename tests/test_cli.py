@@ -268,3 +268,9 @@ def test_tables_go_to_lyapbench_results_in_the_current_folder_by_default(tmp_pat
         args = build_parser().parse_args([command] + (["score"] if command == "tasks" else []))
         assert args.output_dir == "lyapbench-results", command
     assert build_parser().parse_args(["report"]).results_dir == "lyapbench-results"
+
+
+def test_compare_refuses_k_above_a_selected_system_dimension_up_front(capsys):
+    """--k 5 on Henon (d = 2) ran and wrote error rows (exit 1); it is bad usage, refused before any work."""
+    assert main(["compare", "--systems", "henon,lorenz63", "--k", "3", "--quick", "--no-write"]) == 2
+    assert "--k=3: allowed an integer in 1..2" in capsys.readouterr().err

@@ -178,6 +178,12 @@ def seeded_cells(args, systems, est_names, overrides) -> List[Cell]:
     """The validation grid once per ``--seeds`` value, with the command-line ``overrides`` applied."""
     for key in overrides:
         check_int(f"--{key}", getattr(args, key), 1, allow_none=True, allowed="an integer >= 1")
+    k = getattr(args, "k", None) if "k" in overrides else None
+    small = [s.label for s in systems if k is not None and k > s.dim]
+    if small:
+        raise InvalidArgumentError("--k", k, f"an integer in 1..{min(s.dim for s in systems)}: at most the dimension "
+                                   f"of every selected system ({', '.join(small)} "
+                                   f"{'has' if len(small) == 1 else 'have'} fewer)")
     cells = []
     for seed in seed_list(args.seeds):
         for cell in validation_cells(systems, est_names, quick=args.quick, seed=seed, device=args.device,
