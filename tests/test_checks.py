@@ -114,3 +114,34 @@ def test_clear_errors_for_names_and_non_estimators():
         estimators.get("QR")
     with pytest.raises(InvalidArgumentError, match=r"system='henon'.*reference_systems.get\('henon'\)"):
         estimators.get("qr").estimate("henon", 10)
+
+
+def test_check_system_passes_the_catalogue_and_catches_a_transposed_jacobian():
+    """Every catalogue system, task and every 4th dysts flow pass; a user's Henon with its Jacobian transposed
+    and one whose step returns the wrong shape fail, each by name; a user flow's field Jacobian, which the
+    suite turns into the exact RK4 tangent, passes."""
+    import torch
+    import reference_systems as rs
+    import tasks
+    from suite.checks import check_system
+    for system in ([rs.get(n) for n in rs.names()] + [tasks.build(t) for t in tasks.names()]
+                   + [rs.get(n) for n in rs.names("dysts/*")[::4]]):
+        report = check_system(system, raise_on_failure=False)
+        assert not report.failed, (system.label, report.failed)
+
+    def henon(x):
+        return torch.stack([1 - 1.4 * x[:, 0] ** 2 + x[:, 1], 0.3 * x[:, 0]], 1)
+
+    def jac(x):
+        J = torch.zeros(x.shape[0], 2, 2, dtype=x.dtype)
+        J[:, 0, 0], J[:, 0, 1], J[:, 1, 0] = -2.8 * x[:, 0], 1.0, 0.3
+        return J
+    start = dict(sample_initial=lambda b, g: 0.1 * g.normal(2))
+    check_system(rs.Map("henon_mine", henon, 2, jacobian=jac, **start))
+    with pytest.raises(AssertionError, match="tangent frame: tangent's frame differs"):
+        check_system(rs.Map("henon_transposed", henon, 2, jacobian=lambda x: jac(x).transpose(1, 2), **start))
+    report = check_system(rs.Map("henon_short", lambda x: henon(x)[:, :1], 2, **start), raise_on_failure=False)
+    assert [r[0] for r in report.failed] == ["step"] and "shape (4, 1)" in report.failed[0][2]
+    A = torch.tensor([[-0.1, 2.0], [-2.0, -0.1]], dtype=torch.float64)
+    euler = rs.Flow("spiral_euler", lambda x: x @ A.T, 2, 0.1, jacobian=lambda x: A.expand(x.shape[0], 2, 2))
+    check_system(euler)  # the Jacobian of the field is right: the RK4 tangent is built from it

@@ -197,4 +197,123 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
     return report
 
 
-__all__ = ["check_estimator", "CheckReport", "CHECKS"]
+def _jvp_columns(system, stream, x, V):
+    """The derivative of ``system.step`` at x along each column of V, by forward-mode autodiff."""
+    import torch
+    return [torch.func.jvp(lambda z: system.step(z, stream()), (x,), (V[:, :, j],))[1] for j in range(V.shape[2])]
+
+
+def _difference_columns(system, stream, x, V):
+    """The same by central differences, h = eps^(1/3) (1 + max |x_i|) per state (for a step autodiff cannot
+    follow: integer arithmetic, a detached part)."""
+    import torch
+    h = torch.finfo(x.dtype).eps ** (1 / 3) * (1 + x.abs().max(dim=1, keepdim=True).values)
+    return [(system.step(x + h * V[:, :, j], stream()) - system.step(x - h * V[:, :, j], stream())) / (2 * h)
+            for j in range(V.shape[2])]
+
+
+#: the checks of :func:`check_system`, in order
+SYSTEM_CHECKS = ("sample_initial", "step", "tangent state", "tangent frame")
+
+
+def check_system(system: Any, *, batch: int = 4, seed: int = 0, dtype=None, raise_on_failure: bool = True,
+                 rtol: float = 1e-7) -> CheckReport:
+    """Conformance checks of a System, the counterpart of :func:`check_estimator` for a user's own system.
+
+    On ``batch`` states from ``system.sample_initial`` (seed ``seed``; float64 unless ``dtype``), the same
+    random stream for every call of a random system:
+
+    * ``sample_initial``: a finite (B, d) tensor;
+    * ``step``: a finite (B, d) tensor of the states' dtype;
+    * ``tangent state``: ``tangent(x, V)``'s state equals ``step(x)``;
+    * ``tangent frame``: ``tangent(x, V)``'s frame equals the derivative of ``step`` along each column of V
+      by one of two routes: forward-mode autodiff (``torch.func.jvp``) of ``step``, within ``rtol`` of the
+      frame's scale, or central differences with h = eps^(1/3) (1 + |x|), within 1e3 ``rtol`` (a step that
+      autodiff cannot follow, e.g. in integer arithmetic; differences can fail across a discontinuity).  A hand-written Jacobian that is transposed, of another scheme than
+      the step (an Euler tangent beside RK4) or for other parameters fails here.
+
+    Returns a CheckReport; raises AssertionError listing the failures where ``raise_on_failure``."""
+    from reference_systems import System, TrajectoryRNG
+    import torch
+
+    if not isinstance(system, System):
+        raise InvalidArgumentError("system", type(system).__name__, "a reference_systems System (Map, Flow, "
+                                   "rs.get(...), tasks.build(...), tasks.from_module(...))")
+    dtype = torch.float64 if dtype is None else dtype
+    report = CheckReport(system.label)
+    rng = TrajectoryRNG(seed, batch)
+    state: dict = {}
+
+    def stream():
+        """The same noise for every call: a copy of the stream at the counter the states were drawn to."""
+        g = TrajectoryRNG.from_keys(rng.keys)
+        g.counter = state["counter"]
+        return g
+
+    def run(check, fn):
+        if "failed" in state:
+            report.results.append((check, "skipped", f"after {state['failed']} failed"))
+            return
+        try:
+            report.results.append((check, "pass", fn() or "ok"))
+        except AssertionError as exc:
+            report.results.append((check, "fail", str(exc)))
+            state["failed"] = check
+        except Exception as exc:  # noqa: BLE001 - a system that raises fails the check
+            report.results.append((check, "fail", f"raised {type(exc).__name__}: {exc}"))
+            state["failed"] = check
+
+    def sample():
+        x = system.sample_initial(batch, rng)
+        assert isinstance(x, torch.Tensor) and x.shape == (batch, system.dim), \
+            f"sample_initial returned {type(x).__name__} of shape {tuple(getattr(x, 'shape', ()))}"
+        assert torch.isfinite(x).all(), "sample_initial returned non-finite states"
+        state["x"], state["counter"] = x.to(dtype), rng.counter
+
+    def step():
+        y = system.step(state["x"], stream())
+        assert isinstance(y, torch.Tensor), f"step returned {type(y).__name__}, not a torch.Tensor"
+        assert y.shape == state["x"].shape, f"step returned shape {tuple(y.shape)}, not {tuple(state['x'].shape)}"
+        assert y.dtype == dtype, f"step returned {y.dtype} for {dtype} states"
+        assert torch.isfinite(y).all(), "step returned non-finite states from sample_initial's"
+        state["y"] = y
+
+    def tangent_state():
+        k = min(system.dim, 3)
+        V = torch.linalg.qr(TrajectoryRNG(seed + 1, batch).normal(system.dim, k, dtype=dtype))[0]
+        y, W = system.tangent(state["x"], V, stream())
+        assert torch.equal(y, state["y"]) or torch.allclose(y, state["y"], rtol=1e-12, atol=0), \
+            f"tangent's state differs from step's by up to {float((y - state['y']).abs().max()):.3g}"
+        assert isinstance(W, torch.Tensor) and W.shape == V.shape, \
+            f"tangent's frame has shape {tuple(getattr(W, 'shape', ()))}, not {tuple(V.shape)}"
+        state["V"], state["W"] = V, W
+
+    def tangent_frame():
+        x, V, W = state["x"], state["V"], state["W"]
+        found = []
+        for how, tol, derivative in (("autodiff (torch.func.jvp of step)", rtol, _jvp_columns),
+                                     ("central differences of step", 1e3 * rtol, _difference_columns)):
+            try:
+                expected = torch.stack(derivative(system, stream, x, V), dim=2)
+            except Exception as exc:  # noqa: BLE001 - a step this route cannot follow: the other route
+                found.append(f"{how} failed ({type(exc).__name__})")
+                continue
+            scale = float(expected.abs().max()) + 1.0
+            worst = float((W - expected).abs().max())
+            if worst <= tol * scale:
+                return f"within {worst:.2g} of {how}"
+            found.append(f"{worst:.3g} from {how} (allowed {tol * scale:.3g})")
+        raise AssertionError("tangent's frame differs from the derivative of step: " + "; ".join(found) + ". A "
+                             "transposed Jacobian, a tangent of another scheme than the step, or a Jacobian for "
+                             "other parameters")
+
+    run("sample_initial", sample)
+    run("step", step)
+    run("tangent state", tangent_state)
+    run("tangent frame", tangent_frame)
+    if raise_on_failure and report.failed:
+        raise AssertionError(f"system {system.label!r} failed {len(report.failed)} check(s):\n{report}")
+    return report
+
+
+__all__ = ["check_estimator", "check_system", "CheckReport", "CHECKS", "SYSTEM_CHECKS"]
