@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, List, Optional
 
 import numpy as np
+import torch
 
 import reference_systems as rs
 from suite import estimators
@@ -199,14 +200,12 @@ def check_estimator(estimator: Any, *, raise_on_failure: bool = True,
 
 def _jvp_columns(system, stream, x, V):
     """The derivative of ``system.step`` at x along each column of V, by forward-mode autodiff."""
-    import torch
     return [torch.func.jvp(lambda z: system.step(z, stream()), (x,), (V[:, :, j],))[1] for j in range(V.shape[2])]
 
 
 def _difference_columns(system, stream, x, V):
     """The same by central differences, h = eps^(1/3) (1 + max |x_i|) per state (for a step autodiff cannot
     follow: integer arithmetic, a detached part)."""
-    import torch
     h = torch.finfo(x.dtype).eps ** (1 / 3) * (1 + x.abs().max(dim=1, keepdim=True).values)
     return [(system.step(x + h * V[:, :, j], stream()) - system.step(x - h * V[:, :, j], stream())) / (2 * h)
             for j in range(V.shape[2])]
@@ -233,20 +232,17 @@ def check_system(system: Any, *, batch: int = 4, seed: int = 0, dtype=None, rais
       the step (an Euler tangent beside RK4) or for other parameters fails here.
 
     Returns a CheckReport; raises AssertionError listing the failures where ``raise_on_failure``."""
-    from reference_systems import System, TrajectoryRNG
-    import torch
-
-    if not isinstance(system, System):
+    if not isinstance(system, rs.System):
         raise InvalidArgumentError("system", type(system).__name__, "a reference_systems System (Map, Flow, "
                                    "rs.get(...), tasks.build(...), tasks.from_module(...))")
     dtype = torch.float64 if dtype is None else dtype
     report = CheckReport(system.label)
-    rng = TrajectoryRNG(seed, batch)
+    rng = rs.TrajectoryRNG(seed, batch)
     state: dict = {}
 
     def stream():
         """The same noise for every call: a copy of the stream at the counter the states were drawn to."""
-        g = TrajectoryRNG.from_keys(rng.keys)
+        g = rs.TrajectoryRNG.from_keys(rng.keys)
         g.counter = state["counter"]
         return g
 
@@ -280,7 +276,7 @@ def check_system(system: Any, *, batch: int = 4, seed: int = 0, dtype=None, rais
 
     def tangent_state():
         k = min(system.dim, 3)
-        V = torch.linalg.qr(TrajectoryRNG(seed + 1, batch).normal(system.dim, k, dtype=dtype))[0]
+        V = torch.linalg.qr(rs.TrajectoryRNG(seed + 1, batch).normal(system.dim, k, dtype=dtype))[0]
         y, W = system.tangent(state["x"], V, stream())
         assert torch.equal(y, state["y"]) or torch.allclose(y, state["y"], rtol=1e-12, atol=0), \
             f"tangent's state differs from step's by up to {float((y - state['y']).abs().max()):.3g}"

@@ -282,7 +282,8 @@ def measure(estimator, system: System, *, batch: int, k: Optional[int] = None, d
     if marginal and not steps:
         raise InvalidArgumentError("steps", steps, "a run length >= 1 with marginal=True")
     dev, dt_ = resolve_device(device), resolve_dtype(dtype)
-    k = system.dim if k is None else k
+    # an estimator of the largest exponent alone runs at k = 1 (it refuses more)
+    k = 1 if getattr(estimator, "largest_only", False) else system.dim if k is None else k
     estimator, note = fixed_settings(estimator, system, batch=batch, k=k, device=dev, dtype=dt_, seed=seed)
     interval = renormalisation_interval(estimator)
 
