@@ -116,3 +116,12 @@ def test_a_spread_of_zero_becomes_the_round_off_floor_and_says_so():
         np.testing.assert_allclose(res.stderr, floor, rtol=1e-12)
         assert res.meta["stderr_floor"]["exponents"] == list(range(1, res.exponents.size + 1))
         np.testing.assert_allclose(res.exponents, np.log([0.9, 0.5])[:res.exponents.size], atol=1e-12)
+
+
+def test_two_trajectory_says_the_neighbour_met_the_state_when_the_separation_is_lost():
+    """x -> 3 x: the state grows to 7e8 while d0 stays sqrt(eps) (1 + |x_0|), so the neighbour rounds onto the
+    state; the error said 'the Jacobian is singular', now what happened and what to do."""
+    from suite.core.errors import TrajectoryError
+    grow = rs.Map("grow", lambda x: 3 * x, 1, sample_initial=lambda b, g: 1 + g.uniform(1))
+    with pytest.raises(TrajectoryError, match="the neighbour and the state became equal.*give d0, or use qr"):
+        estimators.get("two_trajectory").estimate(grow, 2000, batch=2)

@@ -404,11 +404,13 @@ def trajectories_ok(system: System, x: torch.Tensor, log_growth: torch.Tensor) -
 
 
 def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Tensor],
-                 step: int, since: int, cfg: RunConfig, growth_of: str = "the tangent frame") -> None:
+                 step: int, since: int, cfg: RunConfig, growth_of: str = "the tangent frame",
+                 degenerate: Optional[str] = None) -> None:
     """Raise :class:`TrajectoryError` if a state left the domain or a frame degenerated.
 
     ``step`` counts from the start of the run (transient included); the
-    problem happened after step ``since`` and by step ``step``.
+    problem happened after step ``since`` and by step ``step``.  ``degenerate``: what a growth factor of 0
+    means for this estimator (the tangent frame's default: a singular Jacobian or under/overflow).
     """
     bad_state = ~system.in_domain(x)
     bad = bad_state if log_growth is None else bad_state | ~finite_growth(log_growth)
@@ -431,8 +433,9 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
         if any(math.isnan(v) or v == math.inf for v in lg):
             what = f"{growth_of} became non-finite (NaN or overflow in the Jacobian or the tangent vectors)"
         else:
-            what = (f"{growth_of} degenerated (a growth factor of 0, ln = -inf): the Jacobian is singular "
-                    "along the orbit, or the vectors over- or underflowed between renormalisations")
+            what = f"{growth_of} degenerated (a growth factor of 0, ln = -inf): " + (
+                degenerate or "the Jacobian is singular along the orbit, or the vectors over- or underflowed "
+                              "between renormalisations")
         msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln growth = {lg}; "
                f"state of trajectory {cfg.first + i}: {x[i].tolist()})")
     raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step)

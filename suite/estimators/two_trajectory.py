@@ -129,7 +129,10 @@ class TwoTrajectoryEstimator(Estimator):
                 sep = y - x
                 d = torch.linalg.vector_norm(sep, dim=1, keepdim=True)
                 log_growth = torch.log(d.to(torch.float64)) - log_d0
-                check_finite(system, x, log_growth, t, last, cfg, "the separation from the neighbour")
+                check_finite(system, x, log_growth, t, last, cfg, "the separation from the neighbour",
+                             "the neighbour and the state became equal: the map is singular along the orbit, or "
+                             "the separation d0 fell below the state's round-off as the state grew (give d0, or "
+                             "use qr, whose tangent has no such floor)")
                 last = t
                 step_back = sep * (d0 / d)
                 y = x + step_back
