@@ -18,19 +18,26 @@ from suite import __version__
 
 @functools.lru_cache(maxsize=None)
 def git_sha() -> str:
-    """``git describe --always --dirty`` of the lyapbench checkout, else $LYAPBENCH_GIT_SHA, else 'unknown'.
+    """``git describe --always`` of the lyapbench checkout, '-dirty' added where a tracked file outside
+    ``results/`` differs from the commit; else $LYAPBENCH_GIT_SHA, else 'unknown'.
 
-    The variable serves copies of the tree without ``.git`` (a remote GPU
-    machine, a container): set it to the commit the copy was made from.
+    ``results/`` is left out of the test because a long run rewrites the tables and records there itself, which
+    made every later record of the same run (the dysts references) say '-dirty' of the code that computed it.
+    The variable serves copies of the tree without ``.git`` (a remote GPU machine, a container): set it to the
+    commit the copy was made from.
     """
     fallback = os.environ.get("LYAPBENCH_GIT_SHA", "unknown")
     root = Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=12"], cwd=root,
+        out = subprocess.run(["git", "describe", "--always", "--abbrev=12"], cwd=root,
                              capture_output=True, text=True, timeout=10)
+        if out.returncode != 0 or not out.stdout.strip():
+            return fallback
+        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":(exclude)results"], cwd=root,
+                              capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return fallback
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else fallback
+    return out.stdout.strip() + ("-dirty" if diff.returncode == 1 else "")
 
 
 @functools.lru_cache(maxsize=None)
