@@ -274,3 +274,36 @@ def test_compare_refuses_k_above_a_selected_system_dimension_up_front(capsys):
     """--k 5 on Henon (d = 2) ran and wrote error rows (exit 1); it is bad usage, refused before any work."""
     assert main(["compare", "--systems", "henon,lorenz63", "--k", "3", "--quick", "--no-write"]) == 2
     assert "--k=3: allowed an integer in 1..2" in capsys.readouterr().err
+
+
+HENON_FILE = '''
+import torch
+import reference_systems as rs
+
+def henon(x):
+    return torch.stack([1 - 1.4 * x[:, 0] ** 2 + x[:, 1], 0.3 * x[:, 0]], 1)
+
+def jac(x):
+    J = torch.zeros(x.shape[0], 2, 2, dtype=x.dtype)
+    J[:, 0, 0], J[:, 0, 1], J[:, 1, 0] = -2.8 * x[:, 0], 1.0, 0.3
+    return J{transpose}
+
+h = rs.Map("{name}", henon, 2, jacobian=jac, sample_initial=lambda b, g: {start})
+'''
+
+
+def test_validate_warns_of_a_user_system_whose_tangent_is_not_its_step_derivative(tmp_path, capsys):
+    """A transposed Henon Jacobian gives Henon's exponents (those of the transposed cocycle), so no row can fail
+    it; check_system, run on every --system-file system, prints what is wrong. A start outside the basin (one of
+    the sum rule's 64 trajectories, seed 1) makes that run diverge: its error says so (it said only that
+    ln|det DF| was not finite)."""
+    f = tmp_path / "transposed.py"
+    f.write_text(HENON_FILE.format(transpose=".transpose(1, 2)", name="henon_t", start="0.1 * g.normal(2) * 0"))
+    main(["validate", "--system-file", str(f), "--estimators", "qr", "--quick", "--no-write", "--quiet"])
+    err = capsys.readouterr().err
+    assert "WARNING: system 'henon_t'" in err and "fails check_system's 'tangent frame'" in err
+    f = tmp_path / "far.py"
+    f.write_text(HENON_FILE.format(transpose="", name="henon_far", start="0.1 * g.normal(2)"))  # 1 of 64 leaves
+    assert main(["validate", "--system-file", str(f), "--estimators", "qr", "--quick", "--no-write", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "WARNING" not in err and "diverged" in err and "outside the attractor's basin" in err

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -25,6 +26,7 @@ from suite.grid.executors import make_executor
 from suite.grid.journal import Journal, journal_for
 from suite.grid.selection import build_systems
 from suite.reporting.tables import DEFAULT_OUTPUT
+from suite.scoring.checks import check_system
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -171,7 +173,21 @@ def prepare(args) -> Tuple[List[rs.System], List[str]]:
     systems = select_systems(args)
     est_names = split_flag(args.estimators, "--estimators") or estimators.validation_defaults()
     check_up_front(est_names, args.device, [args.dtype])
+    warn_unchecked_systems(systems)
     return systems, est_names
+
+
+def warn_unchecked_systems(systems) -> None:
+    """Run :func:`suite.checks.check_system` on the systems of ``--system-file`` (a user's, never checked by
+    our tests) and print each failure on stderr: a transposed Jacobian can pass a validation (Henon's
+    exponents are those of its transpose), never this check."""
+    for system in systems:
+        if not system.meta.get("system_file"):
+            continue
+        report = check_system(system, raise_on_failure=False)
+        for name, _, message in report.failed:
+            print(f"WARNING: system {system.label!r} ({system.meta['system_file']}) fails check_system's "
+                  f"{name!r}: {message}", file=sys.stderr)
 
 
 def seeded_cells(args, systems, est_names, overrides) -> List[Cell]:

@@ -96,7 +96,9 @@ def build_systems(systems: Optional[List[str]], system_files: Optional[List[str]
         else:
             out.extend(rs.get(name, **v) for v in rs.variants(name))
     for spec in system_files or []:
-        out.extend(load_systems(spec))
+        for system in load_systems(spec):
+            system.meta.setdefault("system_file", spec)  # a user's: `prepare` checks its tangent once
+            out.append(system)
     if task_patterns:
         out.extend(tasks.build(t) for t in tasks.select(task_patterns))
     return out

@@ -80,7 +80,12 @@ def volume_rate(system: System, steps: int, *, transient: int = 0, batch: int = 
         total += torch.linalg.slogdet(J.to(torch.float64)).logabsdet
     rates = (total / (steps * system.dt)).cpu().numpy()
     if not np.all(np.isfinite(rates)):
-        raise ArithmeticError(f"ln|det DF| is not finite along the trajectories of {system.label!r}")
+        gone = int((~torch.isfinite(x).all(dim=1)).sum())
+        raise ArithmeticError(
+            f"ln|det DF| is not finite along the trajectories of {system.label!r}" + (
+                f": {gone} of the sum rule's {batch} trajectories (seed {seed}) diverged (a non-finite state), so "
+                "sample_initial draws states outside the attractor's basin (give the system a domain, or a "
+                "sample_initial on the attractor)" if gone else ": the Jacobian is singular along them"))
     at_fp, ratio = False, 0.0
     if system.kind == "flow":
         speed = system.rhs(x).norm(dim=1)
