@@ -295,15 +295,17 @@ h = rs.Map("{name}", henon, 2, jacobian=jac, sample_initial=lambda b, g: {start}
 def test_validate_warns_of_a_user_system_whose_tangent_is_not_its_step_derivative(tmp_path, capsys):
     """A transposed Henon Jacobian gives Henon's exponents (those of the transposed cocycle), so no row can fail
     it; check_system, run on every --system-file system, prints what is wrong. A start outside the basin (one of
-    the sum rule's 64 trajectories, seed 1) makes that run diverge: its error says so (it said only that
-    ln|det DF| was not finite)."""
+    the sum rule's 64 trajectories, seed 1, from 0.1 N(0, 1)) makes that run diverge: its error says so (it said
+    only that ln|det DF| was not finite)."""
+    from suite.scoring.invariants import volume_rate
+    from suite.grid.selection import load_systems
     f = tmp_path / "transposed.py"
     f.write_text(HENON_FILE.format(transpose=".transpose(1, 2)", name="henon_t", start="0.1 * g.normal(2) * 0"))
-    main(["validate", "--system-file", str(f), "--estimators", "qr", "--quick", "--no-write", "--quiet"])
+    main(["compare", "--system-file", str(f), "--estimators", "qr", "--steps", "50", "--batch", "4", "--no-write",
+          "--quiet"])
     err = capsys.readouterr().err
     assert "WARNING: system 'henon_t'" in err and "fails check_system's 'tangent frame'" in err
     f = tmp_path / "far.py"
-    f.write_text(HENON_FILE.format(transpose="", name="henon_far", start="0.1 * g.normal(2)"))  # 1 of 64 leaves
-    assert main(["validate", "--system-file", str(f), "--estimators", "qr", "--quick", "--no-write", "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert "WARNING" not in err and "diverged" in err and "outside the attractor's basin" in err
+    f.write_text(HENON_FILE.format(transpose="", name="henon_far", start="0.1 * g.normal(2)"))
+    with pytest.raises(ArithmeticError, match=r"1 of the sum rule's 64 trajectories \(seed 1\) diverged.*basin"):
+        volume_rate(load_systems(str(f))[0], 500, transient=50, batch=64, seed=1)

@@ -50,6 +50,7 @@ def _long_cells():
     return cells
 
 
+@pytest.mark.slow  # 28 s of one worker: the default suite keeps the cluster grid test (docs/performance.md)
 def test_a_worker_killed_mid_cell_only_reruns_that_cell(cluster):
     expected = run_grid(_long_cells(), progress=None, executor=InProcess())
     before = set(cluster.worker_pids())
