@@ -1,4 +1,5 @@
-"""Refuse a user's model whose forward pass is random or changes the model: layers in training mode.
+"""Refuse a user's model whose forward pass is random or changes the model (layers in training mode), or
+that has no values to run (parameters on the meta device).
 
 A System's step must be a function of the state (and of the generator the estimator passes), so that
 the same seed gives the same numbers and two copies of a trajectory see the same map.  Dropout in
@@ -37,3 +38,13 @@ def check_eval_mode(argument: str, model: nn.Module) -> None:
                                    "masks from torch's global random state and batch normalisation uses the "
                                    "batch's statistics and updates its buffers, so a step would not be a "
                                    "function of the state")
+
+
+def check_materialised(argument: str, model: nn.Module) -> None:
+    """Raise InvalidArgumentError naming ``argument`` if a parameter or buffer of ``model`` is on the meta device
+    (shapes without values: it would build and fail only when run)."""
+    empty = [name for name, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if empty:
+        raise InvalidArgumentError(argument, f"{', '.join(empty[:4])}{', ...' if len(empty) > 4 else ''} on the "
+                                   "meta device", "a model whose parameters have values (load or initialise its "
+                                   "weights, e.g. model.to_empty(device='cpu') and then its state_dict)")

@@ -37,7 +37,7 @@ from reference_systems import Map, TrajectoryRNG
 from reference_systems.system import call_user
 from suite.core.args import check_number
 from suite.core.errors import InvalidArgumentError
-from tasks.eval_mode import check_eval_mode
+from tasks.eval_mode import check_eval_mode, check_materialised
 
 def _standard_kind(module: nn.Module) -> Optional[str]:
     """The cell kind of a torch.nn RNN/GRU/LSTM module or cell, None for a custom module."""
@@ -355,6 +355,7 @@ def from_module(module: nn.Module, inputs, *, name: Optional[str] = None, input_
             raise InvalidArgumentError("module.proj_size", module.proj_size, "0: an LSTM with projections is not "
                                        "supported (its h is a projection of the cell output)")
     check_eval_mode("module", module)
+    check_materialised("module", module)
     if name is None:
         name = type(module).__name__
     width, draw, constant = _inputs_draw(inputs, _module_input_size(module), input_noise)

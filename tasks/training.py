@@ -32,7 +32,7 @@ import torch
 from reference_systems import Map, TrajectoryRNG
 from suite.core.args import check_int, check_number, check_positive
 from suite.core.errors import InvalidArgumentError
-from tasks.eval_mode import check_eval_mode
+from tasks.eval_mode import check_eval_mode, check_materialised
 
 #: optimizer names: both are (mini-batch) gradient descent; mini-batches come from ``batch_size``
 OPTIMIZERS = ("gd", "sgd")
@@ -307,6 +307,7 @@ def training_map(model: torch.nn.Module, loss_fn: Callable, data, *, lr: float, 
     if not isinstance(model, torch.nn.Module):
         raise InvalidArgumentError("model", type(model).__name__, "a torch.nn.Module")
     check_eval_mode("model", model)
+    check_materialised("model", model)
     if not callable(loss_fn):
         raise InvalidArgumentError("loss_fn", loss_fn, "a callable (model_output, y) -> scalar tensor")
     check_positive("lr", lr)

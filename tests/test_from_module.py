@@ -404,3 +404,12 @@ def test_layers_in_training_mode_are_refused_and_fine_in_eval_mode():
     np.testing.assert_array_equal(*runs)
     tasks.from_module(DropCell(p=0.0), lambda g, b: g.normal(2))
     tasks.from_module(nn.GRU(2, 4, num_layers=2, dropout=0.3), None)
+
+
+def test_a_module_on_the_meta_device_is_refused_when_built():
+    """Parameters with shapes but no values: it built and failed only when estimated (Cannot copy out of meta
+    tensor); now refused by name, with what to do."""
+    with torch.device("meta"):
+        gru = nn.GRU(2, 4)
+    with pytest.raises(InvalidArgumentError, match=r"module='weight_ih_l0, .* on the meta device'"):
+        tasks.from_module(gru, None)
