@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 from suite.core.args import check_int
 from suite.core.errors import InvalidArgumentError
 
-_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)*-v[0-9]+$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9_.\-]*(/[a-z0-9][a-z0-9_.\-]*)+-v[0-9]+$")  # a family, then the name
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ def test_registry_ids_specs_and_selection():
         tasks.build("rnn/tanh-copy-h16-end-v1", width=3)
     with pytest.raises(InvalidArgumentError, match="family/name-vN"):
         tasks.TaskSpec("No Version", "x", "y", lambda s: None)
+    with pytest.raises(InvalidArgumentError, match="family/name-vN"):  # no family: accepted before
+        tasks.TaskSpec("nofamily-v1", "x", "y", lambda s: None)
 
 
 @pytest.mark.parametrize("task_id", tasks.names())
