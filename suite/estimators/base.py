@@ -372,7 +372,6 @@ class GrowthAccumulator:
         return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),
                               wall_seconds=0.0, meta=meta)
 
-
     def drift(self) -> Optional[Dict[str, Any]]:
         """The first half of the run's (weighted) estimate minus the second half's, per exponent: its mean over
         the trajectories, the stderr of that mean and its degrees of freedom (None for one trajectory or one

@@ -237,8 +237,9 @@ def check_system(system: Any, *, batch: int = 4, seed: int = 0, dtype=None, rais
     * ``tangent frame``: ``tangent(x, V)``'s frame equals the derivative of ``step`` along each column of V
       by one of two routes: forward-mode autodiff (``torch.func.jvp``) of ``step``, within ``rtol`` of the
       frame's scale, or central differences with h = eps^(1/3) (1 + |x|), within 1e3 ``rtol`` (a step that
-      autodiff cannot follow, e.g. in integer arithmetic; differences can fail across a discontinuity).  A hand-written Jacobian that is transposed, of another scheme than
-      the step (an Euler tangent beside RK4) or for other parameters fails here.
+      autodiff cannot follow, e.g. in integer arithmetic; differences can fail across a discontinuity).
+      A hand-written Jacobian that is transposed, of another scheme than the step (an Euler tangent beside
+      RK4) or for other parameters fails here.
 
     Returns a CheckReport; raises AssertionError listing the failures where ``raise_on_failure``."""
     if not isinstance(system, rs.System):
