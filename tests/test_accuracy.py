@@ -15,7 +15,7 @@ import reference_systems as rs
 import suite
 from suite.core.errors import InvalidArgumentError
 from suite.studies.accuracy import COVERAGE_CASES, AccuracyWarning, coverage, estimate_to_accuracy, half_widths
-from wrong_estimators import Biased
+from wrong_estimators import Biased, PlainQR
 
 
 def _covered(system, eps, seeds, estimator="qr", **kw):
@@ -271,37 +271,15 @@ def test_cli_estimate_passes_the_name_so_plain_qr_gets_its_automatic_settings(mo
     assert seen == ["qr", "qr(reorth_every=2)"]
 
 
-class _PlainQR:
-    """A plug-in that is not an Estimator subclass (README's example): QR every step, nothing in ``meta``."""
-
-    name = "plain_qr"
-
-    def estimate(self, system, steps, *, transient=0, batch=1, k=None, seed=0, device="cpu", dtype=torch.float64):
-        from suite.core.result import LyapunovResult
-        k = system.dim if k is None else k
-        rng = rs.TrajectoryRNG(seed, batch)
-        x = system.sample_initial(batch, rng).to(dtype)
-        Q = torch.eye(system.dim, k, dtype=dtype).expand(batch, -1, -1)
-        growth = torch.zeros(batch, k, dtype=torch.float64)
-        for t in range(transient + steps):
-            x, V = system.tangent(x, Q, rng)
-            Q, R = torch.linalg.qr(V)
-            if t >= transient:
-                growth += torch.diagonal(R, dim1=-2, dim2=-1).abs().log()
-        per = (growth / (steps * system.dt)).numpy()
-        mean = per.mean(0)
-        return LyapunovResult(mean, per.std(0, ddof=1) / np.sqrt(batch), per, mean[None], np.array([steps * 1.0]), 0.0)
-
-
 def test_a_plain_class_plug_in_runs_to_accuracy(tmp_path, monkeypatch, capsys):
     """An object with estimate() (not an Estimator subclass) runs in Python and by module:attr in the CLI, as in
     compare and validate; what its meta does not state is filled in from the run, its time from the call."""
-    res = estimate_to_accuracy(rs.get("henon"), 0.02, estimator=_PlainQR(), seed=1)
+    res = estimate_to_accuracy(rs.get("henon"), 0.02, estimator=PlainQR(), seed=1)
     acc = res.meta["accuracy"]
     assert acc["reached"] and np.all(np.abs(res.exponents - rs.get("henon").reference.values) <= 0.02)
     assert res.meta["batch"] == acc["runs"][-1]["batch"] and res.meta["T"] == acc["runs"][-1]["steps"]
     assert res.wall_seconds > 0
-    (tmp_path / "plain_plugin.py").write_text("from test_accuracy import _PlainQR as PlainQR\n")
+    (tmp_path / "plain_plugin.py").write_text("from wrong_estimators import PlainQR\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     from suite.cli import main
     assert main(["estimate", "--systems", "henon", "--eps", "0.02", "--estimators", "plain_plugin:PlainQR",

@@ -6,7 +6,7 @@ import pytest
 
 from suite import estimators
 from suite.scoring.checks import CHECKS, check_estimator
-from wrong_estimators import Biased, EulerTangent, FrozenJacobian, Transposed
+from wrong_estimators import Biased, EulerTangent, FrozenJacobian, PlainQR, Transposed
 from suite.core.errors import InvalidArgumentError
 from suite.estimators import QREstimator
 
@@ -151,34 +151,7 @@ def test_an_estimator_on_torchs_global_stream_and_an_inconsistent_result_fail():
     """A black-box test's cases: an initial frame from torch.randn passed 'reproducible' (the transient aligned
     it before anything was measured; now the check runs without one and moves torch's stream between calls), and
     exponents that are not the mean of per_trajectory passed 'contract'."""
-    import torch
-    import reference_systems as rs
-    from suite.core.result import LyapunovResult
-
-    class GlobalFrame:
-        name = "global_frame"
-
-        def __init__(self, shift=0.0):
-            self.shift = shift
-
-        def estimate(self, system, steps, *, transient=0, batch=1, k=None, seed=0, device="cpu",
-                     dtype=torch.float64):
-            k = system.dim if k is None else k
-            rng = rs.TrajectoryRNG(seed, batch)
-            x = system.sample_initial(batch, rng).to(dtype)
-            Q = torch.linalg.qr(torch.randn(batch, system.dim, k, dtype=dtype))[0]  # torch's global stream
-            growth = torch.zeros(batch, k, dtype=torch.float64)
-            for t in range(transient + steps):
-                x, V = system.tangent(x, Q, rng)
-                Q, R = torch.linalg.qr(V)
-                if t >= transient:
-                    growth += torch.diagonal(R, dim1=-2, dim2=-1).abs().log()
-            per = (growth / (steps * system.dt)).numpy()
-            mean = per.mean(0) + self.shift
-            return LyapunovResult(mean, per.std(0, ddof=1) / np.sqrt(batch) + 1e-9, per, mean[None],
-                                  np.array([steps * system.dt]), 0.0)
-
-    report = check_estimator(GlobalFrame(), checks=["reproducible"], raise_on_failure=False)
+    report = check_estimator(PlainQR(frame_from_torch=True), checks=["reproducible"], raise_on_failure=False)
     assert report.failed and "torch's global random state" in report.failed[0][2]
-    report = check_estimator(GlobalFrame(shift=0.01), checks=["contract"], raise_on_failure=False)
+    report = check_estimator(PlainQR(shift=0.01), checks=["contract"], raise_on_failure=False)
     assert report.failed and "not the mean of per_trajectory" in report.failed[0][2]

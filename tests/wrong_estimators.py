@@ -1,6 +1,10 @@
-"""Deliberately wrong estimators, used as plug-ins (module:attr) by the compare tests."""
+"""Deliberately wrong estimators, used as plug-ins (module:attr) by the compare tests, and a plain-class QR
+(no Estimator base) with two optional faults."""
+import numpy as np
 import torch
 
+import reference_systems as rs
+from suite.core.result import LyapunovResult
 from suite.estimators import QREstimator
 
 
@@ -90,3 +94,31 @@ class Biased(QREstimator):
         res = super().estimate(system, steps, **kw)
         return dataclasses.replace(res, exponents=res.exponents + self.BIAS,
                                    per_trajectory=res.per_trajectory + self.BIAS, history=res.history + self.BIAS)
+
+
+class PlainQR:
+    """A plug-in that is not an Estimator subclass (README's example): QR every step, nothing in ``meta``.
+    Faults on request: ``frame_from_torch`` draws the initial frame from torch's global stream (not the seed's),
+    ``shift`` adds to the exponents without moving ``per_trajectory``."""
+
+    name = "plain_qr"
+
+    def __init__(self, frame_from_torch: bool = False, shift: float = 0.0):
+        self.frame_from_torch, self.shift = frame_from_torch, shift
+
+    def estimate(self, system, steps, *, transient=0, batch=1, k=None, seed=0, device="cpu", dtype=torch.float64):
+        k = system.dim if k is None else k
+        rng = rs.TrajectoryRNG(seed, batch)
+        x = system.sample_initial(batch, rng).to(dtype)
+        Q = (torch.linalg.qr(torch.randn(batch, system.dim, k, dtype=dtype))[0] if self.frame_from_torch
+             else torch.eye(system.dim, k, dtype=dtype).expand(batch, -1, -1))
+        growth = torch.zeros(batch, k, dtype=torch.float64)
+        for t in range(transient + steps):
+            x, V = system.tangent(x, Q, rng)
+            Q, R = torch.linalg.qr(V)
+            if t >= transient:
+                growth += torch.diagonal(R, dim1=-2, dim2=-1).abs().log()
+        per = (growth / (steps * system.dt)).numpy()
+        mean = per.mean(0) + self.shift
+        return LyapunovResult(mean, per.std(0, ddof=1) / np.sqrt(batch) + 1e-9, per, mean[None],
+                              np.array([steps * system.dt]), 0.0)
