@@ -304,11 +304,10 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
             res.wall_seconds = time.perf_counter() - t_run
         fill_meta(res, system, {"steps": steps, "transient": transient, "batch": batch, "seed": run_seed},
                   device, dtype)
-        h = half_widths(res, spent, bias)
         step_cost.add(batch, res.wall_seconds, steps + transient)
         runs.append({"run": label, "batch": batch, "steps": steps, "transient": transient, "T": steps * dt,
                      "seed": run_seed, "alpha": spent, "seconds": round(res.wall_seconds, 3),
-                     "max_half_width": float(np.max(h)), "settings": dict(settings),
+                     "max_half_width": None, "settings": dict(settings),  # set after the drift test
                      "control_variates_refused": (res.meta.get("control_variates") or {}).get("refused") or None,
                      "reorth_every": (res.meta.get("reorth_auto") or {}).get("interval", 1)
                      if settings.get("reorth_every") == "auto" else getattr(attempt_est, "reorth_every", None)})
