@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 import reference_systems as rs
+from suite.checks import CHECKS, check_estimator
 from suite.cli import main
 from suite.scoring.compare import time_to_accuracy
 from suite.core.result import LyapunovResult
@@ -98,6 +99,17 @@ def test_the_readme_plugin_runs_from_the_current_directory(tmp_path, monkeypatch
     summary = pd.read_csv(tmp_path / "out" / "compare.csv").iloc[0]
     assert (summary.seed, summary["T"], summary.batch, summary.status) == (3, 2000, 64, "pass")
     assert summary.wall_seconds > 0  # the plug-in reports 0: the cell's time of the call
+
+
+
+def test_the_readme_plugin_passes_every_conformance_check(tmp_path, monkeypatch):
+    """The README's plug-in is what a user copies: it passes check_estimator, batch 1 included (its stderr
+    from the spread of time blocks there)."""
+    (tmp_path / "readme_checked.py").write_text(_readme_plugin())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "readme_checked", raising=False)
+    report = check_estimator("readme_checked:PlainQR")
+    assert [status for _, status, _ in report.results] == ["pass"] * len(CHECKS), str(report)
 
 
 RAISING = '''\
