@@ -221,6 +221,48 @@ def test_singular_jacobian_is_reported_not_averaged():
                 sample_initial=lambda batch, g: torch.zeros(batch, 1, dtype=torch.float64))
     with pytest.raises(TrajectoryError, match="degenerated"):
         QR.estimate(sq, 10, batch=1)
+    # a projection: the message counts the directions lost (exactly, or to round-off) and names the k left
+    D = torch.tensor([2.0, 0.5, 0.0], dtype=torch.float64)
+    proj = rs.Map("proj", step=lambda x: x * D, dim=3, jacobian=lambda x: torch.diag(D).expand(x.shape[0], 3, 3))
+    with pytest.raises(TrajectoryError, match=r"1 of the frame's 3 directions annihilated.*ask for k <= 2"):
+        QR.estimate(proj, 10, batch=2)
+
+
+
+def _rank_deficient_map():
+    """x -> J x with J = O diag(2, 0.5, 0) O^T, O a fixed rotation: exponents ln 2, -ln 2 and -inf, the last a
+    direction J annihilates only to round-off (its entries are rounded), as a normalisation layer's."""
+    O = torch.linalg.qr(torch.tensor([[1.0, 2.0, 0.5], [-0.3, 1.0, 2.0], [0.7, -1.2, 1.0]],
+                                     dtype=torch.float64))[0]
+    J = O @ torch.diag(torch.tensor([2.0, 0.5, 0.0], dtype=torch.float64)) @ O.T
+    return rs.Map("rank2", step=lambda x: x @ J.T.to(x.dtype), dim=3,
+                  jacobian=lambda x: J.to(x.dtype).expand(x.shape[0], 3, 3))
+
+
+def test_a_direction_at_the_round_off_floor_is_flagged_not_passed_as_dynamics():
+    """A singular direction's QR growth lands at the round-off floor (about ln eps per step: -36 in float64), not
+    at -inf, so no finite check sees it; its exponent is flagged (meta['unresolved'], a warning naming k = 2),
+    and the resolved ones are exact.  (In float32 the same map's QR may give an exact 0: TrajectoryError.)"""
+    dtype = torch.float64
+    with pytest.warns(RuntimeWarning, match=r"exponent\(s\) 3 not resolved.*k = 2 exponents"):
+        res = QR.estimate(_rank_deficient_map(), 400, transient=20, batch=2, seed=0, dtype=dtype)
+    floor = math.log(torch.finfo(dtype).eps)
+    assert res.exponents[2] < floor + math.log(estimators.base.LOST_FACTOR)  # round-off, not dynamics
+    np.testing.assert_allclose(res.exponents[:2], [math.log(2.0), math.log(0.5)], atol=1e-12)
+    record = res.meta["unresolved"]
+    assert record["exponents"] == [3] and record["frame_dtype"] == "float64"
+    assert record["limit_nats"] == pytest.approx(-math.log(16 * torch.finfo(dtype).eps))
+    # the two leading exponents alone: resolved, nothing flagged
+    assert "unresolved" not in QR.estimate(_rank_deficient_map(), 400, transient=20, batch=2, k=2).meta
+
+
+def test_the_resolution_limit_is_per_interval_and_per_dtype():
+    unresolved = estimators.base.unresolved_exponents
+    assert unresolved(np.array([0.5, -0.5, -30.0]), 1.0, torch.float64) is None  # a gap of 30.5 < 33.3
+    assert unresolved(np.array([0.5, -0.5, -30.0]), 2.0, torch.float64)["exponents"] == [3]  # 61 per interval
+    assert unresolved(np.array([0.5, -14.0]), 1.0, torch.float32)["exponents"] == [2]  # 14.5 > 13.2
+    assert unresolved(np.array([0.5]), 1.0, torch.float32) is None  # one exponent: nothing to compare with
+    assert "unresolved" not in QR.estimate(rs.get("henon"), 500, batch=2).meta
 
 
 def test_logistic_collapse_in_float32_is_reported():

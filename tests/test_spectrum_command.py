@@ -108,3 +108,16 @@ def test_a_disagreement_is_reported_not_hidden():
     assert not out.ok
     check = next(c for c in out.checks if c["check"] == "lambda_1 by two_trajectory")
     assert check["status"] == "fail" and ">" in check["message"]
+
+
+def test_a_direction_lost_to_round_off_fails_the_resolution_check():
+    """A contracting map that annihilates one direction (to round-off: its rounded Jacobian O diag(0.9, 0.5, 0)
+    O^T): the spectrum's third exponent is round-off (-inf in exact arithmetic), reported as a failed check."""
+    O = torch.linalg.qr(torch.tensor([[1.0, 2.0, 0.5], [-0.3, 1.0, 2.0], [0.7, -1.2, 1.0]], dtype=torch.float64))[0]
+    J = O @ torch.diag(torch.tensor([0.9, 0.5, 0.0], dtype=torch.float64)) @ O.T
+    system = rs.Map("projecting", lambda x: x @ J.T, 3, jacobian=lambda x: J.expand(x.shape[0], 3, 3))
+    with pytest.warns(RuntimeWarning, match="not resolved"):
+        out = measure(system, steps=400, transient=50, batch=4)
+    check = next(c for c in out.checks if c["check"] == "resolution")
+    assert check["status"] == "fail" and "exponent(s) 3 not resolved" in check["message"] and not out.ok
+    np.testing.assert_allclose(out.result.exponents[:2], [math.log(0.9), math.log(0.5)], atol=1e-12)

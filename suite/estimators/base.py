@@ -12,6 +12,7 @@ import dataclasses
 import inspect
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -153,11 +154,17 @@ class GrowthAccumulator:
     per-trajectory estimates (:mod:`suite.estimators.numerics.control_variates`);
     ``meta['control_variates']`` keeps the uncorrected values, the history
     stays uncorrected.  Formulas and measured variances: docs/estimators.md.
+
+    Resolution: given the frame's ``frame_dtype``, exponents whose mean growth per interval lies below the
+    leading one's by the dtype's resolution are flagged in ``meta['unresolved']`` with a warning
+    (:func:`unresolved_exponents`).
     """
 
     def __init__(self, batch: int, k: int, steps: int, interval: int, dt: float, device,
-                 n_history: int = 64, n_blocks: int = 20, taper: int = 0, control_variates: bool = False):
+                 n_history: int = 64, n_blocks: int = 20, taper: int = 0, control_variates: bool = False,
+                 frame_dtype: Optional[torch.dtype] = None):
         taper = check_taper(taper)
+        self.frame_dtype = frame_dtype  # the tangent frame's dtype, for the resolution check (result's meta)
         if 2 * taper > steps:
             raise InvalidArgumentError("taper", taper, f"at most steps / 2 = {steps // 2} (a taper at each end "
                                        f"of a run of {steps} steps)")
@@ -325,6 +332,8 @@ class GrowthAccumulator:
     def result(self) -> LyapunovResult:
         per_traj = (self.sums / (self.weighted_steps * self.dt)).cpu().numpy()
         B = per_traj.shape[0]
+        unresolved = None if self.frame_dtype is None else unresolved_exponents(
+            per_traj.mean(axis=0), self.steps / self._n_ends * self.dt, self.frame_dtype)
         cv_info = None
         if self.control_variates:
             if self._observed != self._n_ends + 1 or self._boundary is None or B < 4:
@@ -362,6 +371,9 @@ class GrowthAccumulator:
                                            "stderr = eps (|lambda| + 1/T) sqrt(renormalisations)"}
         if self.taper:
             meta["taper_steps"] = self.taper
+        if unresolved is not None:
+            meta["unresolved"] = unresolved
+            warnings.warn(unresolved["message"], RuntimeWarning, stacklevel=3)
         drift = self.drift()
         if drift is not None:
             meta["drift"] = drift
@@ -389,6 +401,45 @@ class GrowthAccumulator:
                                                                                                * self.dt))
         return {"difference": d.mean(0).tolist(), "stderr": (d.std(0, ddof=1) / math.sqrt(B)).tolist(),
                 "dof": B - 1}
+
+
+#: a direction whose growth over an interval is below LOST_FACTOR eps of the leading direction's carries no
+#: correct digit (a QR's R_jj has an absolute error of a few eps ||V||; for an exactly rank-deficient V it lands
+#: at 0.5-2 eps ||V|| in the median, measured in docs/estimators.md, "Singular Jacobians")
+LOST_FACTOR = 16.0
+
+
+def lost_limit(dtype: torch.dtype) -> float:
+    """ln(1 / (LOST_FACTOR eps)): how far (nats) below the leading direction's growth over an interval a
+    direction's lies at the round-off floor of a ``dtype`` frame (33.3 float64, 13.2 float32)."""
+    return math.log(1.0 / (LOST_FACTOR * torch.finfo(dtype).eps))
+
+
+def unresolved_exponents(means: np.ndarray, interval_time: float, dtype: torch.dtype) -> Optional[Dict[str, Any]]:
+    """The exponents whose mean growth per renormalisation interval (``interval_time``: steps x dt) lies more than
+    :func:`lost_limit` below the leading exponent's (33.3 nats in float64, 13.2 in float32), as a record
+    with a message; None where every exponent is resolved.  Such a direction sits at the QR's round-off floor in
+    a typical interval: the Jacobian is singular along the orbit (a normalisation's invariant direction, units
+    that are always inactive: the true exponent is -inf), or contracts it beyond the dtype's resolution within
+    one interval; either way its value is round-off, not dynamics."""
+    means = np.asarray(means, dtype=np.float64)
+    if means.size < 2:
+        return None
+    limit = lost_limit(dtype)
+    gap = (means.max() - means) * interval_time
+    lost = np.flatnonzero(gap > limit)
+    if lost.size == 0:
+        return None
+    names = ", ".join(str(int(i) + 1) for i in lost)
+    name = str(dtype).replace("torch.", "")
+    return {"exponents": [int(i) + 1 for i in lost], "gap_per_interval_nats": [float(gap[i]) for i in lost],
+            "limit_nats": limit, "frame_dtype": name,
+            "message": (f"exponent(s) {names} not resolved: their growth per renormalisation interval is "
+                        f"{float(gap[lost].min()):.1f} nats or more below the leading exponent's, beyond {name}'s "
+                        f"resolution ({limit:.1f} nats): the Jacobian is singular along the orbit (a normalisation's "
+                        "invariant direction, units that never activate: the true exponent is -inf) or contracts "
+                        "these directions beyond round-off within one interval; their values are round-off. Ask "
+                        f"for k = {int(lost.min())} exponents, or renormalise more often / run in float64")}
 
 
 def finite_growth(log_growth: torch.Tensor) -> torch.Tensor:
@@ -432,9 +483,16 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
         if any(math.isnan(v) or v == math.inf for v in lg):
             what = f"{growth_of} became non-finite (NaN or overflow in the Jacobian or the tangent vectors)"
         else:
+            top = max(lg)  # -inf where every direction was annihilated
+            floor = top - lost_limit(x.dtype)
+            zero = sum(v <= floor for v in lg) if top > -math.inf else len(lg)  # to 0 or to round-off
             what = f"{growth_of} degenerated (a growth factor of 0, ln = -inf): " + (
-                degenerate or "the Jacobian is singular along the orbit, or the vectors over- or underflowed "
-                              "between renormalisations")
+                degenerate or f"the Jacobian is singular along the orbit ({zero} of the frame's {len(lg)} "
+                              f"directions annihilated, to 0 or to round-off: its rank is at most {len(lg) - zero} "
+                              "there, and the exponents beyond are -inf; " + (
+                                  f"ask for k <= {len(lg) - zero}" if zero < len(lg) else "every exponent is -inf")
+                              + "), or the vectors over- or underflowed between renormalisations (renormalise more "
+                                "often)")
         msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln growth = {lg}; "
                f"state of trajectory {cfg.first + i}: {x[i].tolist()})")
     raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step)

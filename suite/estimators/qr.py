@@ -161,7 +161,7 @@ class QREstimator(Estimator):
             check_batch(system, cfg.k, cfg.batch)
         x, Q, rng, m, auto_info, last = self._start(system, cfg)
         acc = GrowthAccumulator(cfg.batch, cfg.k, cfg.steps, m, system.dt, cfg.device, taper=self.taper,
-                                control_variates=self.control_variates)
+                                control_variates=self.control_variates, frame_dtype=cfg.dtype)
 
         if self.control_variates:
             acc.observe(0, lambda: boundary_features(system, x, Q))

@@ -6,7 +6,8 @@ every exponent within eps of the truth with probability 0.95);
 lambda_1 confirmed by the two-trajectory estimate on independent trajectories (agreement within
 t * sqrt(s_1^2 + s_2^2) + 2/T, :func:`suite.studies.computed_references.reference_bounds`); where the
 whole spectrum is computed, the sum rule against <ln|det J|> on independent trajectories
-(:func:`suite.scoring.invariants.invariant_rows`); the Kaplan-Yorke dimension. A disagreement is
+(:func:`suite.scoring.invariants.invariant_rows`); every exponent above the round-off floor (``resolution``,
+``meta['unresolved']``); the Kaplan-Yorke dimension. A disagreement is
 reported in ``checks``, never hidden. Units: natural log, per step for maps, per unit time for flows.
 """
 from __future__ import annotations
@@ -73,6 +74,10 @@ def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, tran
         run.update(transient=transient, batch=batch)
     two = estimators.get("two_trajectory").estimate(system, steps, **dict(run, k=1, seed=seed + 1))
     out = Spectrum(res, two, eps_reached=reached, kaplan_yorke=kaplan_yorke(res.exponents, system.dim))
+    lost = res.meta.get("unresolved")  # directions at the QR's round-off floor (GrowthAccumulator)
+    out.checks.append({"check": "resolution", "status": "fail" if lost else "pass",
+                       "message": lost["message"] if lost else "every exponent above the frame dtype's round-off "
+                                                               "floor (docs/estimators.md, Singular Jacobians)"})
     allowed, _ = reference_bounds(res, two, steps * system.dt)
     diff = abs(res.exponents[0] - two.exponents[0])
     out.checks.append({"check": "lambda_1 by two_trajectory", "status": "pass" if diff <= allowed else "fail",
