@@ -121,3 +121,15 @@ def test_a_direction_lost_to_round_off_fails_the_resolution_check():
     check = next(c for c in out.checks if c["check"] == "resolution")
     assert check["status"] == "fail" and "exponent(s) 3 not resolved" in check["message"] and not out.ok
     np.testing.assert_allclose(out.result.exponents[:2], [math.log(0.9), math.log(0.5)], atol=1e-12)
+
+
+def test_a_collapsed_frame_reruns_with_the_rank_and_names_the_minus_infinite_exponents():
+    """x -> D x with D = diag(0.9, 0.5, 0): the frame collapses at step 1 (rank 2, an exact zero), so the spectrum
+    reruns with k = 2 (exact: ln 0.9, ln 0.5) and says that exponent 3 on is -inf; no error, no round-off number."""
+    D = torch.tensor([0.9, 0.5, 0.0], dtype=torch.float64)
+    system = rs.Map("inactive_unit", lambda x: x * D, 3, jacobian=lambda x: torch.diag(D).expand(x.shape[0], 3, 3))
+    out = measure(system, steps=400, transient=50, batch=4)
+    np.testing.assert_allclose(out.result.exponents, [math.log(0.9), math.log(0.5)], atol=1e-12)
+    check = next(c for c in out.checks if c["check"] == "resolution")
+    assert check["status"] == "pass" and "kept at most 2 of 3 directions" in check["message"]
+    assert "exponents 3 on are -inf" in check["message"] and out.ok

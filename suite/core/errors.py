@@ -72,12 +72,14 @@ class TrajectoryError(LyapbenchError, ArithmeticError):
     the system's domain, or the tangent frame collapses (a singular Jacobian),
     instead of letting a NaN or an infinity reach a reported exponent.
     ``trajectories`` are the offending batch indices, ``step`` the step counted
-    from the start of the run (transient included) at which it was detected.
+    from the start of the run (transient included) at which it was detected;
+    ``rank``, where the frame collapsed, the most directions the Jacobian kept
+    there (the exponents beyond it are -inf).
     """
 
     def __init__(self, message: str, *, system: str | None = None,
-                 trajectories: list[int] | None = None, step: int | None = None):
-        self.system, self.trajectories, self.step = system, trajectories, step
+                 trajectories: list[int] | None = None, step: int | None = None, rank: int | None = None):
+        self.system, self.trajectories, self.step, self.rank = system, trajectories, step, rank
         super().__init__(message)
 
 

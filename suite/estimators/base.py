@@ -470,6 +470,7 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
     traj = [cfg.first + i for i in idx]
     where = f"at step {step}" if step - since <= 1 else f"between steps {since + 1} and {step}"
     shown = ", ".join(map(str, traj[:8])) + (", ..." if len(traj) > 8 else "")
+    rank = None
     if bool(bad_state.any()):
         i = int(torch.nonzero(bad_state).flatten()[0])
         finite = bool(torch.isfinite(x[i]).all())
@@ -486,6 +487,7 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
             top = max(lg)  # -inf where every direction was annihilated
             floor = top - lost_limit(x.dtype)
             zero = sum(v <= floor for v in lg) if top > -math.inf else len(lg)  # to 0 or to round-off
+            rank = None if degenerate else len(lg) - zero
             what = f"{growth_of} degenerated (a growth factor of 0, ln = -inf): " + (
                 degenerate or f"the Jacobian is singular along the orbit ({zero} of the frame's {len(lg)} "
                               f"directions annihilated, to 0 or to round-off: its rank is at most {len(lg) - zero} "
@@ -495,4 +497,4 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
                                 "often)")
         msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln growth = {lg}; "
                f"state of trajectory {cfg.first + i}: {x[i].tolist()})")
-    raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step)
+    raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step, rank=rank)

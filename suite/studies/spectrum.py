@@ -13,12 +13,13 @@ reported in ``checks``, never hidden. Units: natural log, per step for maps, per
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 
 from reference_systems import System
 from suite import estimators
 from suite.core.args import check_int, check_positive
+from suite.core.errors import TrajectoryError
 from suite.core.result import LyapunovResult
 from suite.scoring.invariants import invariant_rows
 from suite.scoring.tolerance import t_quantile
@@ -50,6 +51,36 @@ class Spectrum:
                 for i, (e, s, w) in enumerate(zip(r.exponents, r.stderr, widths))]
 
 
+#: reruns with fewer exponents after the frame collapsed (each at most the rank the collapse showed)
+RANK_RETRIES = 4
+
+
+def _resolved_spectrum(spectrum: Callable[[int], LyapunovResult], k: int) -> Tuple[LyapunovResult, str]:
+    """``spectrum(k)``, rerun with k = the rank the Jacobian kept where the frame collapsed (a TrajectoryError
+    with ``rank``: the exponents beyond are -inf, e.g. units that are inactive at a step), or flagged where a
+    direction sat at the round-off floor (``meta['unresolved']``); and the words for the 'resolution' check
+    ('' where every exponent asked for was resolved)."""
+    notes = []
+    for _ in range(RANK_RETRIES + 1):
+        try:
+            res = spectrum(k)
+        except TrajectoryError as exc:
+            if exc.rank is None or not 1 <= exc.rank < k:
+                raise
+            notes.append(f"at step {exc.step} the Jacobian kept at most {exc.rank} of {k} directions "
+                         f"(trajectory {exc.trajectories[0]})")
+            k = exc.rank
+            continue
+        if notes:
+            notes.append(f"exponents {k + 1} on are -inf (a singular Jacobian along the orbit); the table shows "
+                         f"the {k} leading ones")
+        if "unresolved" in res.meta:
+            notes.append(res.meta["unresolved"]["message"])
+        return res, "; ".join(notes)
+    raise TrajectoryError(f"{'; '.join(notes)}: still collapsing after {RANK_RETRIES} reruns with fewer exponents",
+                          rank=k)
+
+
 def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, transient: int = 500, batch: int = 16,
             eps: Optional[float] = None, seed: int = 0, device="cpu", dtype="float64",
             max_seconds: float = 600.0) -> Spectrum:
@@ -63,21 +94,23 @@ def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, tran
     eps = check_positive("eps", eps, allow_none=True)
     run = dict(transient=transient, batch=batch, k=k, seed=seed, device=device, dtype=dtype)
     qr = estimators.get("qr")
+
+    def spectrum(k):
+        if eps is None:
+            return qr.estimate(system, steps, **dict(run, k=k))
+        return estimate_to_accuracy(system, eps, estimator="qr", k=k, seed=seed, device=device, dtype=dtype,
+                                    max_seconds=max_seconds)  # named plainly: its automatic settings
+    res, lost = _resolved_spectrum(spectrum, k if k is not None else system.dim)
     reached = None
-    if eps is None:
-        res = qr.estimate(system, steps, **run)
-    else:
-        res = estimate_to_accuracy(system, eps, estimator="qr", k=k, seed=seed, device=device, dtype=dtype,
-                                   max_seconds=max_seconds)  # named plainly: its automatic settings
+    if eps is not None:
         reached = res.meta["accuracy"]["reached"]
         steps, transient, batch = res.meta["steps"], res.meta["transient"], res.meta["batch"]
         run.update(transient=transient, batch=batch)
     two = estimators.get("two_trajectory").estimate(system, steps, **dict(run, k=1, seed=seed + 1))
     out = Spectrum(res, two, eps_reached=reached, kaplan_yorke=kaplan_yorke(res.exponents, system.dim))
-    lost = res.meta.get("unresolved")  # directions at the QR's round-off floor (GrowthAccumulator)
-    out.checks.append({"check": "resolution", "status": "fail" if lost else "pass",
-                       "message": lost["message"] if lost else "every exponent above the frame dtype's round-off "
-                                                               "floor (docs/estimators.md, Singular Jacobians)"})
+    out.checks.append({"check": "resolution", "status": "fail" if "unresolved" in res.meta else "pass",
+                       "message": lost or "every exponent above the frame dtype's round-off floor "
+                                          "(docs/estimators.md, Singular Jacobians)"})
     allowed, _ = reference_bounds(res, two, steps * system.dt)
     diff = abs(res.exponents[0] - two.exponents[0])
     out.checks.append({"check": "lambda_1 by two_trajectory", "status": "pass" if diff <= allowed else "fail",
