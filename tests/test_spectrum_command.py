@@ -133,3 +133,18 @@ def test_a_collapsed_frame_reruns_with_the_rank_and_names_the_minus_infinite_exp
     check = next(c for c in out.checks if c["check"] == "resolution")
     assert check["status"] == "pass" and "kept at most 2 of 3 directions" in check["message"]
     assert "exponents 3 on are -inf" in check["message"] and out.ok
+
+
+def test_a_drifting_estimate_fails_the_stationarity_check_and_a_stationary_one_passes():
+    """A Jordan block's finite-time error decays as ln T / T, not as a boundary term: over transient 500 and
+    T = 2,000 its first half exceeds its second by ln 3 / 1000 - ln(5/3) / 1000 = 5.9e-4, which the check sees
+    (the trajectories agree, so the standard error is round-off); Henon's halves agree."""
+    A = torch.tensor([[0.9, 1.0], [0.0, 0.9]], dtype=torch.float64)
+    jordan = rs.Map("jordan", lambda x: x @ A.T, 2, jacobian=lambda x: A.expand(x.shape[0], 2, 2))
+    out = measure(jordan, steps=2000, transient=500, batch=8)
+    check = next(c for c in out.checks if c["check"] == "stationarity")
+    assert check["status"] == "fail" and "drifts with T" in check["message"] and not out.ok
+    d = np.asarray(out.result.meta["drift"]["difference"])
+    np.testing.assert_allclose(d[0], (math.log(3.0) - math.log(5 / 3)) / 1000, rtol=0.05)
+    out = measure(rs.get("henon"), steps=2000, transient=100, batch=16)
+    assert next(c for c in out.checks if c["check"] == "stationarity")["status"] == "pass" and out.ok

@@ -389,7 +389,8 @@ class GrowthAccumulator:
         the trajectories, the stderr of that mean and its degrees of freedom (None for one trajectory or one
         block).  On a stationary run its mean is 0 (the halves' boundary terms telescope to g's mean, which
         cancels); a systematic difference says the finite-time error is not a boundary term O(1/T) (a Jordan
-        block's ln T / T, an ensemble not yet stationary).  Uncorrected by control variates."""
+        block's ln T / T, an ensemble not yet stationary).  Uncorrected by control variates; the stderr is
+        at least the halves' round-off, eps (|first| + |second| + 4 / T) sqrt(renormalisations)."""
         B, n = self.blocks.shape[:2]
         if B < 2 or n < 2:
             return None
@@ -397,10 +398,15 @@ class GrowthAccumulator:
         if not (W[:half].sum() > 0 and W[half:].sum() > 0):
             return None
         blocks = self.blocks.cpu().numpy()
-        d = (blocks[:, :half].sum(1) / (W[:half].sum() * self.dt) - blocks[:, half:].sum(1) / (W[half:].sum()
-                                                                                               * self.dt))
-        return {"difference": d.mean(0).tolist(), "stderr": (d.std(0, ddof=1) / math.sqrt(B)).tolist(),
-                "dof": B - 1}
+        first, second = blocks[:, :half].sum(1) / (W[:half].sum() * self.dt), blocks[:, half:].sum(1) / (
+            W[half:].sum() * self.dt)
+        d = first - second
+        # trajectories that agree to the last bit (a linear map) leave a spread of 0: floored, as result()'s
+        # stderr, at the halves' accumulated round-off
+        floor = np.finfo(np.float64).eps * (np.abs(first).mean(0) + np.abs(second).mean(0)
+                                            + 4.0 / (self.steps * self.dt)) * math.sqrt(self._n_ends)
+        stderr = np.maximum(d.std(0, ddof=1) / math.sqrt(B), floor)
+        return {"difference": d.mean(0).tolist(), "stderr": stderr.tolist(), "dof": B - 1}
 
 
 #: a direction whose growth over an interval is below LOST_FACTOR eps of the leading direction's carries no

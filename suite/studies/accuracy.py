@@ -182,20 +182,31 @@ def half_widths(res: LyapunovResult, alpha: float, bias_nats: float) -> np.ndarr
                   bias_nats=bias_nats, method_bias=declared.method_bias, alpha=alpha / res.exponents.size).total
 
 
-def _bias_with_drift(res: LyapunovResult, bias: float, record: Dict[str, Any]) -> float:
-    """The bias bound (nats) after an attempt's drift test (module docstring, Drift): ``bias`` where its first
-    and second halves agree, else at least T (DRIFT_FACTOR |D| + t se(D)) over the exponents that differ; the
-    test is recorded in the attempt's ``record``."""
+def drift_test(res: LyapunovResult) -> Optional[Dict[str, Any]]:
+    """The drift test of a run (module docstring, Drift): its first half's estimate minus its second half's
+    (``meta['drift']``), the Student-t critical value at DRIFT_LEVEL / k and which exponents differ from 0
+    beyond it; None where the run has no drift record (one trajectory, a fixed horizon, another estimator)."""
     drift = res.meta.get("drift")
     if not drift:
-        return bias
+        return None
     d, se = np.abs(np.asarray(drift["difference"])), np.asarray(drift["stderr"])
     q = t_quantile(drift["dof"], DRIFT_LEVEL / d.size)
-    differs = d > q * se
-    record["drift"] = {"difference": drift["difference"], "stderr": drift["stderr"], "t_critical": q,
-                       "differs": differs.tolist()}
+    return {"difference": drift["difference"], "stderr": drift["stderr"], "t_critical": q,
+            "differs": (d > q * se).tolist()}
+
+
+def _bias_with_drift(res: LyapunovResult, bias: float, record: Dict[str, Any]) -> float:
+    """The bias bound (nats) after an attempt's drift test (:func:`drift_test`): ``bias`` where its first and
+    second halves agree, else at least T (DRIFT_FACTOR |D| + t se(D)) over the exponents that differ; the
+    test is recorded in the attempt's ``record``."""
+    test = drift_test(res)
+    if test is None:
+        return bias
+    record["drift"] = test
+    differs = np.asarray(test["differs"])
     if not differs.any():
         return bias
+    d, se, q = np.abs(np.asarray(test["difference"])), np.asarray(test["stderr"]), test["t_critical"]
     raised = float(np.max((DRIFT_FACTOR * d + q * se)[differs])) * float(res.meta["T"])
     record["drift"]["bias_nats"] = raised
     return max(bias, raised)

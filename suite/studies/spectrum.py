@@ -7,7 +7,8 @@ lambda_1 confirmed by the two-trajectory estimate on independent trajectories (a
 t * sqrt(s_1^2 + s_2^2) + 2/T, :func:`suite.studies.computed_references.reference_bounds`); where the
 whole spectrum is computed, the sum rule against <ln|det J|> on independent trajectories
 (:func:`suite.scoring.invariants.invariant_rows`); every exponent above the round-off floor (``resolution``,
-``meta['unresolved']``); the Kaplan-Yorke dimension. A disagreement is
+``meta['unresolved']``); the run's first half against its second (``stationarity``, the drift test of
+:func:`suite.studies.accuracy.drift_test`); the Kaplan-Yorke dimension. A disagreement is
 reported in ``checks``, never hidden. Units: natural log, per step for maps, per unit time for flows.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 
 from reference_systems import System
 from suite import estimators
@@ -23,7 +25,7 @@ from suite.core.errors import TrajectoryError
 from suite.core.result import LyapunovResult
 from suite.scoring.invariants import invariant_rows
 from suite.scoring.tolerance import t_quantile
-from suite.studies.accuracy import estimate_to_accuracy
+from suite.studies.accuracy import drift_test, estimate_to_accuracy
 from suite.studies.computed_references import reference_bounds
 from suite.studies.features import kaplan_yorke
 
@@ -81,6 +83,27 @@ def _resolved_spectrum(spectrum: Callable[[int], LyapunovResult], k: int) -> Tup
                           rank=k)
 
 
+def _stationarity(res: LyapunovResult, to_accuracy: bool) -> Dict[str, Any]:
+    """The 'stationarity' check: the run's first half against its second (:func:`drift_test`); a drift is
+    accounted for in the half-widths of a run to an accuracy, and fails a run of fixed length."""
+    test = drift_test(res)
+    if test is None:
+        return {"check": "stationarity", "status": "pass", "message": "not tested (one trajectory)"}
+    d, se, differs = (np.asarray(test[key]) for key in ("difference", "stderr", "differs"))
+    if not differs.any():
+        return {"check": "stationarity", "status": "pass",
+                "message": f"first half minus second half within {test['t_critical']:.3g} standard errors of 0 "
+                           f"for every exponent (largest |t| {float(np.max(np.abs(d) / se)):.3g})"}  # se > 0: floored
+    which = ", ".join(f"{i + 1}: {d[i]:.3g} +- {se[i]:.2g}" for i in np.flatnonzero(differs)[:6])
+    message = (f"the estimate drifts with T: first half minus second half of exponent(s) {which}, beyond "
+               f"{test['t_critical']:.3g} standard errors (a transient not over, a slow approach to the attractor, "
+               "an error decaying slower than 1/T)")
+    if to_accuracy:
+        return {"check": "stationarity", "status": "pass", "message": message + "; the half-widths include it"}
+    return {"check": "stationarity", "status": "fail",
+            "message": message + ": lengthen --transient or --steps, or run with --eps, which bounds a drift"}
+
+
 def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, transient: int = 500, batch: int = 16,
             eps: Optional[float] = None, seed: int = 0, device="cpu", dtype="float64",
             max_seconds: float = 600.0) -> Spectrum:
@@ -111,6 +134,7 @@ def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, tran
     out.checks.append({"check": "resolution", "status": "fail" if "unresolved" in res.meta else "pass",
                        "message": lost or "every exponent above the frame dtype's round-off floor "
                                           "(docs/estimators.md, Singular Jacobians)"})
+    out.checks.append(_stationarity(res, eps is not None))
     allowed, _ = reference_bounds(res, two, steps * system.dt)
     diff = abs(res.exponents[0] - two.exponents[0])
     out.checks.append({"check": "lambda_1 by two_trajectory", "status": "pass" if diff <= allowed else "fail",
