@@ -535,8 +535,8 @@ def test_auto_compiles_only_where_the_saving_exceeds_the_predicted_compile_time(
     monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps, *ops: (1e9, "a test's guess"))
     costly = QREstimator().estimate(system, **run_)
     assert not calls and costly.meta["capture"]["mode"] == "none"  # units stepped eagerly, not even recorded
-    assert "predicted to take (a test's guess)" in costly.meta["capture"]["compile_reason"]
-    assert costly.meta["capture"]["predicted_compile_s"] == 1e9
+    assert "predicted to take (a test's guess" in costly.meta["capture"]["compile_reason"]  # x the load, if busy
+    assert costly.meta["capture"]["predicted_compile_s"] == 1e9 * costly.meta["capture"]["load_slowdown"]
     monkeypatch.setattr(compile_cost, "predicted_seconds", lambda identity, steps, *ops: (0.0, "a test's guess"))
     fast = QREstimator().estimate(system, **run_)
     assert calls and fast.meta["capture"]["mode"] == "compile"
@@ -562,15 +562,32 @@ def test_auto_predicts_a_cold_compilation_from_the_recorded_operations(monkeypat
     system = rs.get("henon")
     recorded = QREstimator().estimate(system, **run_)
     meta = recorded.meta["capture"]
-    assert not calls and meta["mode"] == "trace" and "operations)" in meta["compile_reason"]
+    assert not calls and meta["mode"] == "trace" and " operations" in meta["compile_reason"]
     operations = int(meta["predicted_compile_source"].split(" of ")[1].split()[0])
-    assert meta["predicted_compile_s"] == pytest.approx(operations * compile_cost.COLD_SECONDS_PER_OPERATION)
+    assert meta["predicted_compile_s"] == pytest.approx(operations * compile_cost.COLD_SECONDS_PER_OPERATION
+                                                        * meta["load_slowdown"])  # 1 on an idle machine
     assert meta["predicted_compile_s"] >= meta["eager_left_s"] * (1 - 1 / capture.AUTO_ASSUMED_SPEEDUP)
     monkeypatch.setattr(compile_cost, "COLD_SECONDS_PER_OPERATION", 0.0)
     compiled = QREstimator().estimate(system, **run_)
     assert calls and compiled.meta["capture"]["mode"] == "compile"
     assert_same(compiled, recorded)
 
+
+def test_auto_scales_the_predicted_compile_time_by_the_machines_load(monkeypatch):
+    """Eager steps timed on a busy machine are set against a compile time that would wait as long: the
+    prediction is scaled by the larger of the call's wall / CPU time and the load average per core."""
+    monkeypatch.setattr(capture.os, "getloadavg", lambda: (8.0, 8.0, 8.0))
+    monkeypatch.setattr(capture.os, "cpu_count", lambda: 2)
+    cpu = torch.device("cpu")
+    assert capture.load_slowdown(1.0, 1.0, cpu) == 4.0  # 8 runnable threads on 2 cores
+    assert capture.load_slowdown(1.0, 0.1, cpu) == 10.0  # the call waited 9 of its 10 s for a core
+    assert capture.load_slowdown(1.0, 0.1, torch.device("meta")) == 1.0  # off the CPU: the device's time
+    monkeypatch.setattr(capture.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert capture.load_slowdown(1.0, 2.0, cpu) == 1.0  # idle, two threads busy: never below 1
+    idle, busy = {"eager_left_s": 40.0, "load_slowdown": 1.0}, {"eager_left_s": 40.0, "load_slowdown": 3.0}
+    assert capture._repays((10.0, "a guess"), idle)  # saves 20 s of 40 against 10 s of compiling
+    assert not capture._repays((10.0, "a guess"), busy) and busy["predicted_compile_s"] == 30.0
+    assert "x 3 for the machine's load" in busy["compile_reason"]
 
 def test_compile_seconds_are_remembered_across_processes(tmp_path, monkeypatch):
     """A unit compiled here before is predicted at the seconds it took; an unseen one as a cold compilation."""

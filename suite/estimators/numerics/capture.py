@@ -34,7 +34,8 @@ Modes (the ``capture`` hyperparameter, :data:`CAPTURE_MODES`):
              on-disk cache).
 ``'auto'``   a unit is compiled where the time it would save exceeds the time compiling
              it is predicted to take (:func:`_should_compile`,
-             :mod:`suite.estimators.numerics.compile_cost`), and kept only if it timed
+             :mod:`suite.estimators.numerics.compile_cost`; scaled by the machine's load,
+             :func:`load_slowdown`), and kept only if it timed
              faster than the eager unit; otherwise a recording is replayed where it timed
              faster (:func:`race`, by :data:`AUTO_MARGIN`) in a run that would take at
              least :data:`AUTO_MIN_RUN_SECONDS` eagerly; otherwise eager.
@@ -145,6 +146,24 @@ def _timed(fn: Callable, args: Sequence[torch.Tensor]):
     return out, time.perf_counter() - t0
 
 
+def load_slowdown(wall: float, cpu: float, device: torch.device) -> float:
+    """How busy the CPU is, as a slowdown >= 1: the larger of the timed call's wall over its CPU seconds (the
+    time it waited for a core) and the 1-minute load average per core (runnable threads, this process's
+    included: about 1 for a run alone on every core); 1 off the CPU (a CUDA call's wall time is the device's).
+    'auto' scales the compile time it predicts (from an idle machine) by it, since a compilation there waits
+    too: eager steps timed 15x slow beside other jobs had been set against an idle prediction of 35 s, and
+    compiled a unit for 143 s that runs 3 s eagerly.  (Its CPU time alone does not show the load: OpenMP
+    threads spin while they wait for each other.)"""
+    if device.type != "cpu":
+        return 1.0
+    waited = wall / cpu if cpu > 0.0 else 1.0
+    try:
+        queued = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (AttributeError, OSError):  # no load average on this platform
+        queued = 1.0
+    return max(1.0, waited, queued)
+
+
 def check_device(mode: str, device: torch.device) -> None:
     """Refuse ``capture='graph'`` (a CUDA graph) on a device other than CUDA, naming the argument."""
     if mode == "graph" and device.type != "cuda":
@@ -172,14 +191,19 @@ def call(key: Any, fn: Callable, args: Sequence[torch.Tensor], rng: Optional[Tra
             start = getattr(rng, "counter", None)
             eager_left = None  # seconds the rest of the run would take eagerly (None: a long run of unknown length)
             if current.planned_steps is not None:
+                cpu0 = time.process_time()
                 out, seconds = _timed(fn, args)
+                cpu = time.process_time() - cpu0
                 left = max(0, current.planned_steps - current.calls)
                 if left * seconds / steps >= AUTO_MIN_RUN_SECONDS:  # a first call may pay one-off costs
                     if start is not None:                           # (torch.func's transforms): time it again
                         rng.counter = start
+                    cpu0 = time.process_time()
                     out, again = _timed(fn, args)
-                    seconds = min(seconds, again)
+                    if again < seconds:
+                        seconds, cpu = again, time.process_time() - cpu0
                 eager_left = left * seconds / steps
+                record.update(load_slowdown=load_slowdown(seconds, cpu, args[0].device))
                 if eager_left < AUTO_MIN_RUN_SECONDS:
                     current.steps[sig] = None
                     record.update(mode="none", reason=(
@@ -250,6 +274,9 @@ def _repays(prediction: Tuple[float, str], record: Dict[str, Any]) -> bool:
     predicted compile seconds (``prediction``: seconds and their source); the prediction, and the reason where it
     does not, recorded."""
     predicted, source = prediction
+    slowdown = record.get("load_slowdown", 1.0)
+    if slowdown > 1.0:  # the eager time left was timed on a busy machine: compiling would run as slowly
+        predicted, source = predicted * slowdown, f"{source}, x {slowdown:.3g} for the machine's load"
     eager_left = record["eager_left_s"]
     saving = eager_left * (1.0 - 1.0 / AUTO_ASSUMED_SPEEDUP)
     record.update(predicted_compile_s=predicted, predicted_compile_source=source)
@@ -525,8 +552,8 @@ def compile_recorded(recorded: Recorded, args: Sequence[torch.Tensor], rng=None,
     finally:
         if start is not None:
             rng.counter = start
-    if identity is not None:
-        compile_cost.remember(identity, seconds)
+    if identity is not None:  # as on an idle machine: a prediction is scaled by the load of its own time
+        compile_cost.remember(identity, seconds / load_slowdown(1.0, 1.0, device))
     if not difference <= bound:
         return None, (f"the compiled step differs from the recorded one by {difference:.2g} (relative) on the "
                       f"first state, more than {bound:.2g} ({COMPILE_ULPS} units of round-off, times the unit's "
