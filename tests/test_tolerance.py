@@ -99,3 +99,19 @@ def test_rule_markdown_lists_every_term():
     md = rule_markdown()
     for term in TERMS:
         assert term.formula in md
+
+
+def test_a_round_off_exponent_never_passes_a_row():
+    """An exponent the result flags as not resolved (meta['unresolved']) is 'inconclusive' where its number lies
+    within tolerance, keeps 'fail' and 'no reference', and its message says why; the others are judged as ever."""
+    henon = rs.get("henon")
+    values = henon.reference.values.copy()
+    flag = {"exponents": [2], "message": "exponent(s) 2 not resolved: round-off"}
+    res = LyapunovResult(values, np.full(2, 1e-4), np.tile(values, (4, 1)), values[None], np.array([1000.0]), 0.0,
+                         meta={"T": 1000, "steps": 1000, "batch": 4, "unresolved": flag})
+    first, second = score(henon, "qr", res)
+    assert first["status"] == "pass" and not first.get("message")
+    assert second["status"] == "inconclusive" and second["message"].startswith("exponent(s) 2 not resolved")
+    off = LyapunovResult(values + [0.0, 1.0], np.full(2, 1e-4), np.tile(values + [0.0, 1.0], (4, 1)),
+                         values[None], np.array([1000.0]), 0.0, meta=dict(res.meta))
+    assert score(henon, "qr", off)[1]["status"] == "fail"

@@ -8,7 +8,8 @@ message is kept), ``not applicable`` (the estimator cannot run on it),
 ``inconclusive`` (within tolerance, but only because the estimator's own
 stated systematic bound ``method_bias`` is wider than
 INCONCLUSIVE_FRACTION = 10% of the exponent's scale, max(|reference_i|,
-|reference_1|): such a row neither passes nor fails the estimator).
+|reference_1|): such a row neither passes nor fails the estimator; or within tolerance
+for an exponent the result flags as round-off, ``meta['unresolved']``).
 Only ``fail`` and ``error`` make a validation fail.
 
 A system with ``meta['fixed_horizon']`` (a training map: its reference is
@@ -59,7 +60,8 @@ def judge(row: Dict[str, Any], reference: float, uncertainty: float, estimate: f
 
 
 def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[str, Any]]:
-    """One row per estimated exponent, judged against ``system.reference``."""
+    """One row per estimated exponent, judged against ``system.reference``; an exponent the result flags as
+    not resolved (``meta['unresolved']``, round-off) says so in its message and never passes (inconclusive)."""
     meta, declared = result.meta, result.declared
     dof = declared.stderr_dof
     base = base_row(system, estimator, meta)
@@ -81,6 +83,7 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
                  bias_nats=ref.bias_nats, method_bias=method_bias[:n_ref],
                  exact_scale=float(np.abs(ref.values).max()), dtype=declared.dtype or "float64", dt=system.dt,
                  steps=declared.steps or 0).total if n_ref else np.zeros(0)
+    unresolved = set((meta.get("unresolved") or {}).get("exponents", ()))
     rows = []
     for i, (est, se) in enumerate(zip(result.exponents, result.stderr)):
         row = dict(base, index=i + 1, estimate=float(est), stderr=float(se))
@@ -94,6 +97,10 @@ def score(system: System, estimator: str, result: LyapunovResult) -> List[Dict[s
         else:
             row.update(status="no reference",
                        message=note or caps.note or f"{system.name} states no reference for exponent {i + 1}")
+        if i + 1 in unresolved:  # at the QR's round-off floor (GrowthAccumulator): no pass on round-off
+            if row["status"] == "pass":
+                row["status"] = "inconclusive"
+            row["message"] = meta["unresolved"]["message"] + (f"; {row['message']}" if row.get("message") else "")
         rows.append(row)
     return rows
 
