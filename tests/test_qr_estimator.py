@@ -223,9 +223,13 @@ def test_singular_jacobian_is_reported_not_averaged():
         QR.estimate(sq, 10, batch=1)
     # a projection: the message counts the directions lost (exactly, or to round-off) and names the k left
     D = torch.tensor([2.0, 0.5, 0.0], dtype=torch.float64)
-    proj = rs.Map("proj", step=lambda x: x * D, dim=3, jacobian=lambda x: torch.diag(D).expand(x.shape[0], 3, 3))
-    with pytest.raises(TrajectoryError, match=r"1 of the frame's 3 directions annihilated.*ask for k <= 2"):
+    proj = rs.Map("proj", step=lambda x: x * D.to(x.dtype), dim=3,
+                  jacobian=lambda x: torch.diag(D).to(x.dtype).expand(x.shape[0], 3, 3))
+    with pytest.raises(TrajectoryError, match=r"1 of the frame's 3 directions annihilated.*ask for k <= 2") as info:
         QR.estimate(proj, 10, batch=2)
+    assert info.value.rank == 2 and "float32" not in str(info.value)
+    with pytest.raises(TrajectoryError, match=r"the rank may be float32's: run in float64"):
+        QR.estimate(proj, 10, batch=2, dtype=torch.float32)
 
 
 

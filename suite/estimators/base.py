@@ -500,7 +500,9 @@ def check_finite(system: System, x: torch.Tensor, log_growth: Optional[torch.Ten
                               "there, and the exponents beyond are -inf; " + (
                                   f"ask for k <= {len(lg) - zero}" if zero < len(lg) else "every exponent is -inf")
                               + "), or the vectors over- or underflowed between renormalisations (renormalise more "
-                                "often)")
+                                "often)" + (" (in float32 a saturated unit's derivative, 1 - tanh^2, rounds to 0, so "
+                                           "the rank may be float32's: run in float64)"
+                                           if x.dtype in (torch.float32, torch.float16, torch.bfloat16) else ""))
         msg = (f"system {system.label!r}: trajectory {shown}: {what} {where} (ln growth = {lg}; "
                f"state of trajectory {cfg.first + i}: {x[i].tolist()})")
     raise TrajectoryError(msg, system=system.label, trajectories=traj, step=step, rank=rank)
