@@ -148,3 +148,19 @@ def test_a_drifting_estimate_fails_the_stationarity_check_and_a_stationary_one_p
     np.testing.assert_allclose(d[0], (math.log(3.0) - math.log(5 / 3)) / 1000, rtol=0.05)
     out = measure(rs.get("henon"), steps=2000, transient=100, batch=16)
     assert next(c for c in out.checks if c["check"] == "stationarity")["status"] == "pass" and out.ok
+
+
+def test_trajectories_on_different_attractors_fail_the_one_attractor_check():
+    """h -> tanh(3 h + 0.5) has two stable fixed points, with exponents ln|3 (1 - h*^2)| = -2.44 and -4.51:
+    starts drawn on (-1, 1) split between them, their mean describes neither, and the check says so; the
+    trajectories of Henon's one attractor spread as their noise allows (Q / dof 1.2 and 0.9 at seeds 0, 1)."""
+    bistable = rs.Map("bistable", lambda x: torch.tanh(3 * x + 0.5), 1,
+                      sample_initial=lambda b, g: 2 * g.uniform(1) - 1)
+    out = measure(bistable, steps=2000, transient=100, batch=16)
+    fixed = (0.9981577, -0.9853976)  # h* = tanh(3 h* + 0.5), the two stable roots (scipy's brentq, rounded)
+    per = out.result.per_trajectory[:, 0]
+    assert set(np.round(per, 2)) == {round(math.log(3 * (1 - h * h)), 2) for h in fixed}, per
+    check = next(c for c in out.checks if c["check"] == "one attractor")
+    assert check["status"] == "fail" and "do not share one exponent" in check["message"] and not out.ok
+    out = measure(rs.get("henon"), steps=2000, transient=100, batch=16)
+    assert next(c for c in out.checks if c["check"] == "one attractor")["status"] == "pass"

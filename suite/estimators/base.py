@@ -377,12 +377,36 @@ class GrowthAccumulator:
         drift = self.drift()
         if drift is not None:
             meta["drift"] = drift
+        spread = self.spread()
+        if spread is not None:
+            meta["spread"] = spread
         if cv_info is not None:
             meta["control_variates"] = cv_info
         if self._history_se:
             meta["history_stderr"] = torch.stack(self._history_se).cpu().numpy()
         return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),
                               wall_seconds=0.0, meta=meta)
+
+    def spread(self) -> Optional[Dict[str, Any]]:
+        """Whether the trajectories share one exponent: their estimates' spread against each one's own noise.
+
+        Per exponent, Q = sum_b (lambda_b - mean)^2 / (s_w^2 + (1 / T)^2), s_w^2 the pooled within-trajectory
+        variance of an estimate (each trajectory's batch means: (var of its block rates) / blocks, averaged
+        over the trajectories) and 1 / T a nat of boundary term; Q ~ chi^2(B - 1) where every trajectory
+        estimates the same exponent, larger where they settle on different attractors (several fixed points
+        of a network, regions of a mixed phase space) or still drift apart.  None for one trajectory or fewer
+        than 4 blocks (with a taper, the blocks' weighted rates: its light end blocks are noisier, which only
+        widens s_w)."""
+        B, n = self.blocks.shape[:2]
+        if B < 2 or n < 4 or not np.all(self.block_steps > 0):
+            return None
+        T = self.steps * self.dt
+        rates = self.blocks.cpu().numpy() / (self.block_steps[None, :, None] * self.dt)   # (B, n, k)
+        per = self.sums.cpu().numpy() / (self.weighted_steps * self.dt)                    # (B, k)
+        within = (rates.var(axis=1, ddof=1) / n).mean(axis=0)                               # (k,)
+        Q = ((per - per.mean(axis=0)) ** 2).sum(axis=0) / (within + 1.0 / T ** 2)
+        return {"Q": Q.tolist(), "dof": B - 1, "within_stderr": np.sqrt(within).tolist(),
+                "range": [per.min(axis=0).tolist(), per.max(axis=0).tolist()]}
 
     def drift(self) -> Optional[Dict[str, Any]]:
         """The first half of the run's (weighted) estimate minus the second half's, per exponent: its mean over

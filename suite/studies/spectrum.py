@@ -8,7 +8,8 @@ t * sqrt(s_1^2 + s_2^2) + 2/T, :func:`suite.studies.computed_references.referenc
 whole spectrum is computed, the sum rule against <ln|det J|> on independent trajectories
 (:func:`suite.scoring.invariants.invariant_rows`); every exponent above the round-off floor (``resolution``,
 ``meta['unresolved']``); the run's first half against its second (``stationarity``, the drift test of
-:func:`suite.studies.accuracy.drift_test`); the Kaplan-Yorke dimension. A disagreement is
+:func:`suite.studies.accuracy.drift_test`); the trajectories against each other (``one attractor``, their
+spread against their own noise); the Kaplan-Yorke dimension. A disagreement is
 reported in ``checks``, never hidden. Units: natural log, per step for maps, per unit time for flows.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
+from scipy import stats
 
 from reference_systems import System
 from suite import estimators
@@ -104,6 +106,36 @@ def _stationarity(res: LyapunovResult, to_accuracy: bool) -> Dict[str, Any]:
             "message": message + ": lengthen --transient or --steps, or run with --eps, which bounds a drift"}
 
 
+#: family-wise level (over the k exponents) of the 'one attractor' check's chi-square test
+SPREAD_LEVEL = 1e-3
+
+
+def _one_attractor(res: LyapunovResult) -> Dict[str, Any]:
+    """The 'one attractor' check: the trajectories' estimates spread as their own noise allows (``meta['spread']``,
+    :meth:`~suite.estimators.base.GrowthAccumulator.spread`: Q against chi^2(B - 1) at SPREAD_LEVEL / k); a
+    spread beyond it (several attractors, a mixed phase space) fails, since one mean then describes none of
+    them."""
+    spread = res.meta.get("spread")
+    if not spread:
+        return {"check": "one attractor", "status": "pass", "message": "not tested (one trajectory or few blocks)"}
+    Q, dof = np.asarray(spread["Q"]), spread["dof"]
+    critical = float(stats.chi2.isf(SPREAD_LEVEL / Q.size, dof))
+    wide = np.flatnonzero(Q > critical)
+    if wide.size == 0:
+        return {"check": "one attractor", "status": "pass",
+                "message": f"the {dof + 1} trajectories' estimates spread as their own noise allows (largest Q "
+                           f"{float(Q.max()):.3g} on {dof} dof, limit {critical:.3g})"}
+    i = int(wide[np.argmax(Q[wide])])
+    per = np.sort(res.per_trajectory[:, i])
+    return {"check": "one attractor", "status": "fail",
+            "message": f"the trajectories do not share one exponent: exponent {i + 1} ranges from {per[0]:.4g} to "
+                       f"{per[-1]:.4g} (median {float(np.median(per)):.4g}) across {per.size} trajectories, each "
+                       f"known to {spread['within_stderr'][i]:.2g} (Q {float(Q[i]):.3g} on {dof} dof, limit "
+                       f"{critical:.3g}): several attractors (fixed points or cycles of a network, regions of a mixed "
+                       "phase space) or trajectories still apart; the mean is over the starts sample_initial draws, "
+                       "so look at result.per_trajectory"}
+
+
 def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, transient: int = 500, batch: int = 16,
             eps: Optional[float] = None, seed: int = 0, device="cpu", dtype="float64",
             max_seconds: float = 600.0) -> Spectrum:
@@ -135,6 +167,7 @@ def measure(system: System, *, k: Optional[int] = None, steps: int = 2_000, tran
                        "message": lost or "every exponent above the frame dtype's round-off floor "
                                           "(docs/estimators.md, Singular Jacobians)"})
     out.checks.append(_stationarity(res, eps is not None))
+    out.checks.append(_one_attractor(res))
     allowed, _ = reference_bounds(res, two, steps * system.dt)
     diff = abs(res.exponents[0] - two.exponents[0])
     out.checks.append({"check": "lambda_1 by two_trajectory", "status": "pass" if diff <= allowed else "fail",
