@@ -400,13 +400,14 @@ class GrowthAccumulator:
         B, n = self.blocks.shape[:2]
         if B < 2 or n < 4 or not np.all(self.block_steps > 0):
             return None
-        T = self.steps * self.dt
-        rates = self.blocks.cpu().numpy() / (self.block_steps[None, :, None] * self.dt)   # (B, n, k)
-        per = self.sums.cpu().numpy() / (self.weighted_steps * self.dt)                    # (B, k)
-        within = (rates.var(axis=1, ddof=1) / n).mean(axis=0)                               # (k,)
-        Q = ((per - per.mean(axis=0)) ** 2).sum(axis=0) / (within + 1.0 / T ** 2)
-        return {"Q": Q.tolist(), "dof": B - 1, "within_stderr": np.sqrt(within).tolist(),
-                "range": [per.min(axis=0).tolist(), per.max(axis=0).tolist()]}
+        T = self.steps * self.dt  # on the accumulator's device; (k,) vectors come back
+        W = torch.as_tensor(self.block_steps, dtype=torch.float64, device=self.blocks.device)
+        rates = self.blocks / (W[None, :, None] * self.dt)                                 # (B, n, k)
+        per = self.sums / (self.weighted_steps * self.dt)                                  # (B, k)
+        within = (rates.var(dim=1) / n).mean(dim=0)                                        # (k,)
+        Q = ((per - per.mean(dim=0)) ** 2).sum(dim=0) / (within + 1.0 / T ** 2)
+        return {"Q": Q.tolist(), "dof": B - 1, "within_stderr": within.sqrt().tolist(),
+                "range": [per.amin(dim=0).tolist(), per.amax(dim=0).tolist()]}
 
     def drift(self) -> Optional[Dict[str, Any]]:
         """The first half of the run's (weighted) estimate minus the second half's, per exponent: its mean over
