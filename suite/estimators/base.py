@@ -473,14 +473,14 @@ def unresolved_exponents(means: np.ndarray, interval_time: float, dtype: torch.d
                         f"for k = {int(lost.min())} exponents, or renormalise more often / run in float64")}
 
 
-def finite_growth(log_growth: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def finite_growth(log_growth: torch.Tensor, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """(B,) bool: which trajectories' log growth (B, k) is finite, and for a float64 frame of k >= 2 directions
     also above the round-off floor (every direction within :func:`lost_limit` of the interval's largest): a
     frame that did not degenerate.  For a random 4 x 4 Gaussian matrix min R_ii / max R_ii < x with probability
     1.8 x (measured from x = 1e-3 to 2e-6 over 10^7 of them): 6e-15 at float64's 16 eps, so an interval that
     reaches the floor lost a direction (a Jacobian singular at that step, a unit inactive then: the exponents
     beyond its rank are -inf; or an interval too long); 3e-6 at float32's, which a large run meets, so only
-    the mean growth is judged there (:func:`unresolved_exponents`)."""
+    the mean growth is judged there (:func:`unresolved_exponents`).  ``dtype`` None: finiteness alone."""
     finite = torch.isfinite(log_growth).all(dim=1)
     if dtype != torch.float64 or log_growth.shape[1] < 2:
         return finite
