@@ -55,8 +55,6 @@ class Spectrum:
                 for i, (e, s, w) in enumerate(zip(r.exponents, r.stderr, widths))]
 
 
-
-
 def _resolved_spectrum(spectrum: Callable[[int], LyapunovResult], k: int) -> Tuple[LyapunovResult, str]:
     """``spectrum(k)``, rerun with k = the rank the Jacobian kept where the frame collapsed until it runs (a
     TrajectoryError with ``rank``: the exponents beyond are -inf, e.g. units that are inactive at a step), or
