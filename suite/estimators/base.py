@@ -46,12 +46,17 @@ class RunConfig:
         return TrajectoryRNG(self.seed, self.batch, first=self.first, device=self.device)
 
 
-def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -> RunConfig:
-    """Check the arguments of ``estimate`` and return them normalised."""
+def check_system_argument(system) -> None:
+    """Raise InvalidArgumentError naming ``system`` unless it is a System (a name gets the call that builds it)."""
     if not isinstance(system, System):
         raise InvalidArgumentError("system", system if isinstance(system, str) else type(system).__name__,
                                    "a reference_systems.System (Map, Flow, or from rs.get / tasks.build)"
                                    + (f": reference_systems.get({system!r})" if isinstance(system, str) else ""))
+
+
+def check_run(system: System, steps, transient, batch, k, seed, device, dtype) -> RunConfig:
+    """Check the arguments of ``estimate`` and return them normalised."""
+    check_system_argument(system)
     steps = check_int("steps", steps, 1)
     transient = check_int("transient", transient, 0)
     batch = check_int("batch", batch, 1)
@@ -361,8 +366,7 @@ class GrowthAccumulator:
         # trajectories (or blocks) that agree to the last bit (a linear map) leave a spread of 0: the standard
         # error is then the accumulation's round-off, eps (|lambda| + 1 / T) per renormalisation, summed as a
         # random walk, never a silent 0
-        T = self.steps * self.dt
-        floor = np.finfo(np.float64).eps * (np.abs(per_traj.mean(axis=0)) + 1.0 / T) * math.sqrt(self._n_ends)
+        floor = self._roundoff(np.abs(per_traj.mean(axis=0)) + 1.0 / (self.steps * self.dt))
         low = ~(stderr >= floor)
         if low.any():
             stderr = np.where(low, floor, stderr)
@@ -386,6 +390,11 @@ class GrowthAccumulator:
             meta["history_stderr"] = torch.stack(self._history_se).cpu().numpy()
         return LyapunovResult(per_traj.mean(axis=0), stderr, per_traj, history, np.asarray(self._times),
                               wall_seconds=0.0, meta=meta)
+
+    def _roundoff(self, magnitude: np.ndarray) -> np.ndarray:
+        """The accumulation's round-off in an estimate of this ``magnitude`` (per unit time): eps per
+        renormalisation, summed as a random walk, eps magnitude sqrt(renormalisations)."""
+        return np.finfo(np.float64).eps * magnitude * math.sqrt(self._n_ends)
 
     def spread(self) -> Optional[Dict[str, Any]]:
         """Whether the trajectories share one exponent: their estimates' spread against each one's own noise.
@@ -428,8 +437,7 @@ class GrowthAccumulator:
         d = first - second
         # trajectories that agree to the last bit (a linear map) leave a spread of 0: floored, as result()'s
         # stderr, at the halves' accumulated round-off
-        floor = np.finfo(np.float64).eps * (np.abs(first).mean(0) + np.abs(second).mean(0)
-                                            + 4.0 / (self.steps * self.dt)) * math.sqrt(self._n_ends)
+        floor = self._roundoff(np.abs(first).mean(0) + np.abs(second).mean(0) + 4.0 / (self.steps * self.dt))
         stderr = np.maximum(d.std(0, ddof=1) / math.sqrt(B), floor)
         return {"difference": d.mean(0).tolist(), "stderr": stderr.tolist(), "dof": B - 1}
 

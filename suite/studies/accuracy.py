@@ -58,7 +58,7 @@ from suite import estimators
 from suite.core.args import check_int, check_number, check_positive, check_seed
 from suite.core.errors import InvalidArgumentError
 from suite.core.result import LyapunovResult
-from suite.estimators.base import Estimator
+from suite.estimators.base import Estimator, check_system_argument
 from suite.estimators.numerics import control_variates, reorth
 from suite.grid.cells import fill_meta
 from suite.scoring.tolerance import DEFAULT_BIAS_NATS, derive, t_quantile
@@ -270,10 +270,7 @@ def estimate_to_accuracy(system: System, eps: float, *, estimator: Union[str, Es
     probability spent, seconds, largest half-width); an unreached accuracy also warns (AccuracyWarning).
     Method and why it covers: the module docstring.
     """
-    if not isinstance(system, System):
-        raise InvalidArgumentError("system", system if isinstance(system, str) else type(system).__name__,
-                                   "a reference_systems System" + (f": reference_systems.get({system!r})"
-                                                                    if isinstance(system, str) else ""))
+    check_system_argument(system)
     check_positive("eps", eps)
     check_number("alpha", alpha, low=0.0, high=1.0, low_open=True, high_open=True, allowed="a number in (0, 1)")
     check_number("max_seconds", max_seconds, low=0.0, low_open=True, allow_none=True,
